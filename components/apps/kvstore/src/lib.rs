@@ -1,0 +1,76 @@
+//! `kvstore`: a persistent, log-structured key-value store on the block device bound to
+//! role `storage`. See [`format`] for the on-disk layout and [`store`] for the commands:
+//!
+//! ```text
+//! kvstore fill N          append N records, commit, read each back:
+//!                         "wrote N verified M lost K corrupt C" (exit 0 iff M == N)
+//! kvstore verify          "records R valid V lost L corrupt C" (exit 0 iff L == C == 0)
+//! kvstore get KEY         the value, or "not found: KEY" (exit 1)
+//! kvstore set KEY VALUE   append, commit, read back: "ok"
+//! ```
+//! Exit codes: 0 success, 1 data or device failure, 2 bad arguments or an image that is
+//! not ours (never overwritten).
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod format;
+pub mod store;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+wit_bindgen::generate!({
+    world: "app",
+    path: "../../../wit",
+});
+
+use weft::devices::types::ErrorCode;
+use weft::devices::{block, console};
+
+fn code_name(e: ErrorCode) -> &'static str {
+    match e {
+        ErrorCode::NotFound => "not-found",
+        ErrorCode::InvalidArgument => "invalid-argument",
+        ErrorCode::ReadOnly => "read-only",
+        ErrorCode::Io => "io",
+        ErrorCode::Unsupported => "unsupported",
+    }
+}
+
+/// The `block` import as a [`store::Device`].
+struct Block(u32);
+
+impl store::Device for Block {
+    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, &'static str> {
+        block::read(self.0, start, count).map_err(code_name)
+    }
+    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), &'static str> {
+        block::write(self.0, start, data).map_err(code_name)
+    }
+    fn flush(&mut self) -> Result<(), &'static str> {
+        block::flush(self.0).map_err(code_name)
+    }
+}
+
+const ROLE: &str = "storage";
+
+fn open() -> Result<store::Store<Block>, store::Outcome> {
+    let fail = |what: String| store::Outcome { output: format!("error: {what}\n").into_bytes(), code: 1 };
+    let dev = block::open(ROLE).map_err(|e| fail(format!("open {ROLE}: {}", code_name(e))))?;
+    let g = block::info(dev).map_err(|e| fail(format!("info {ROLE}: {}", code_name(e))))?;
+    store::Store::open(Block(dev), g.sector_size, g.sector_count, g.read_only)
+}
+
+struct Kvstore;
+
+impl Guest for Kvstore {
+    fn run(args: Vec<String>) -> u8 {
+        let out = store::run(&args, open);
+        console::write(&out.output);
+        out.code
+    }
+}
+
+export!(Kvstore);

@@ -1,0 +1,584 @@
+//! The kvstore's commands over any [`Device`]. The bindings implement `Device` for the
+//! real `block` import; the tests implement it over memory, with dropped writes and
+//! flipped bits.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use weft_guest::Rng;
+
+use crate::format::{
+    Decoded, MAX_CALL_BYTES, Superblock, SuperblockState, decode_record, encode_record, record_sectors,
+};
+
+/// A device call that failed, as `error: <op> sector S: <code>`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DevError {
+    pub op: &'static str,
+    /// `None` for `flush`, which has no sector.
+    pub sector: Option<u64>,
+    pub code: &'static str,
+}
+
+/// The three block calls the store makes; errors are the `error-code` names.
+pub trait Device {
+    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, &'static str>;
+    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), &'static str>;
+    fn flush(&mut self) -> Result<(), &'static str>;
+}
+
+impl<T: Device + ?Sized> Device for &mut T {
+    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, &'static str> {
+        (**self).read(start, count)
+    }
+    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), &'static str> {
+        (**self).write(start, data)
+    }
+    fn flush(&mut self) -> Result<(), &'static str> {
+        (**self).flush()
+    }
+}
+
+/// What a command prints and its exit code.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub output: Vec<u8>,
+    pub code: u8,
+}
+
+impl Outcome {
+    fn line(s: String, code: u8) -> Outcome {
+        let mut output = s.into_bytes();
+        output.push(b'\n');
+        Outcome { output, code }
+    }
+}
+
+impl From<DevError> for Outcome {
+    fn from(e: DevError) -> Outcome {
+        match e.sector {
+            Some(s) => Outcome::line(format!("error: {} sector {s}: {}", e.op, e.code), 1),
+            None => Outcome::line(format!("error: {}: {}", e.op, e.code), 1),
+        }
+    }
+}
+
+pub const USAGE: &str = "usage: kvstore fill N | verify | get KEY | set KEY VALUE";
+
+/// Largest read the scanner issues (a device MAY refuse more than 1 MiB per call).
+const CHUNK_BYTES: u64 = MAX_CALL_BYTES;
+
+pub struct Store<D: Device> {
+    dev: D,
+    ss: u64,
+    sector_count: u64,
+    sb: Superblock,
+    /// Read-ahead window: `window` holds sectors `window_start..` as last read.
+    window: Vec<u8>,
+    window_start: u64,
+}
+
+/// Counts from one pass over the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    pub records: u64,
+    pub valid: u64,
+    pub lost: u64,
+    pub corrupt: u64,
+}
+
+impl<D: Device> Store<D> {
+    /// Open the store on `dev`: read the superblock, format a blank device (unless it is
+    /// read-only), refuse anything else.
+    pub fn open(mut dev: D, sector_size: u32, sector_count: u64, read_only: bool) -> Result<Store<D>, Outcome> {
+        if sector_size < 512 || !sector_size.is_power_of_two() || sector_size as u64 > MAX_CALL_BYTES {
+            return Err(Outcome::line(format!("error: unsupported sector size {sector_size}"), 2));
+        }
+        if sector_count < 2 {
+            return Err(Outcome::line(format!("error: storage has {sector_count} sectors; kvstore needs at least 2"), 2));
+        }
+        let sector0 = dev.read(0, 1).map_err(|code| DevError { op: "read", sector: Some(0), code })?;
+        let sb = match Superblock::decode(&sector0) {
+            SuperblockState::Valid(sb) => {
+                if sb.sector_size != sector_size {
+                    return Err(Outcome::line(
+                        format!(
+                            "error: storage was formatted with {}-byte sectors but the device has {sector_size}-byte sectors; refusing to use it",
+                            sb.sector_size
+                        ),
+                        2,
+                    ));
+                }
+                if sb.head > sector_count {
+                    return Err(Outcome::line(
+                        format!(
+                            "error: superblock head {} is past the device end ({sector_count} sectors); refusing to use it",
+                            sb.head
+                        ),
+                        2,
+                    ));
+                }
+                sb
+            }
+            SuperblockState::Blank => {
+                let sb = Superblock::fresh(sector_size);
+                if !read_only {
+                    dev.write(0, &sb.encode()).map_err(|code| DevError { op: "write", sector: Some(0), code })?;
+                    dev.flush().map_err(|code| DevError { op: "flush", sector: None, code })?;
+                }
+                sb
+            }
+            SuperblockState::Foreign(why) => {
+                return Err(Outcome::line(
+                    format!("error: storage is not a weft kvstore image (bad superblock: {why}); refusing to overwrite it"),
+                    2,
+                ));
+            }
+        };
+        Ok(Store { dev, ss: sector_size as u64, sector_count, sb, window: Vec::new(), window_start: 0 })
+    }
+
+    pub fn into_device(self) -> D {
+        self.dev
+    }
+
+    /// Sectors `start..start + count`, through the read-ahead window. `count` sectors fit
+    /// in one call (records are at most 1 MiB).
+    fn sectors(&mut self, start: u64, count: u64) -> Result<&[u8], DevError> {
+        let ws = self.window_start;
+        let wn = self.window.len() as u64 / self.ss;
+        if !(start >= ws && start + count <= ws + wn) {
+            let n = (CHUNK_BYTES / self.ss).max(count).min(self.sector_count - start);
+            self.window = self.dev.read(start, n as u32).map_err(|code| DevError { op: "read", sector: Some(start), code })?;
+            self.window_start = start;
+        }
+        let off = ((start - self.window_start) * self.ss) as usize;
+        Ok(&self.window[off..off + (count * self.ss) as usize])
+    }
+
+    fn forget_window(&mut self) {
+        self.window = Vec::new();
+    }
+
+    /// Decode the record at `sector`, reading as many sectors as its header asks for.
+    fn record_at(&mut self, sector: u64) -> Result<Decoded<'_>, DevError> {
+        let ss = self.ss;
+        let first = decode_record(self.sectors(sector, 1)?, ss);
+        let n = match first {
+            Decoded::NeedSectors(n) => n,
+            // Re-borrow to return the decoded record (the window may have moved).
+            _ => 1,
+        };
+        if sector + n > self.sector_count {
+            return Ok(Decoded::Corrupt { seq: 0 });
+        }
+        Ok(decode_record(self.sectors(sector, n)?, ss))
+    }
+
+    /// Walk the log from sector 1. Up to the superblock's head every sector is accounted
+    /// for: a valid record, a corrupt one (record magic, bad checksum: resync one sector
+    /// on), or a hole. Past head the walk goes on while records follow in sequence — they
+    /// were written and flushed but the superblock write that covered them was lost — and
+    /// stops at the first sector that is not the next record.
+    ///
+    /// `lost` counts sequence numbers with no record at all: gaps between valid records,
+    /// and numbers below the superblock's `next-seq` never seen. A corrupt record whose
+    /// claimed sequence number is exactly the one expected is counted only as corrupt.
+    ///
+    /// Returns the counts and `(head, next_seq)` after rolling forward.
+    pub fn scan(&mut self, mut visit: impl FnMut(u64, &[u8], &[u8])) -> Result<(Scan, u64, u64), DevError> {
+        let mut s = Scan::default();
+        let mut expected = 1u64;
+        let mut cursor = 1u64;
+        let mut past_head = false;
+        while cursor < self.sector_count {
+            if !past_head && cursor >= self.sb.head {
+                past_head = true;
+                if self.sb.next_seq > expected {
+                    s.lost += self.sb.next_seq - expected;
+                    expected = self.sb.next_seq;
+                }
+            }
+            match self.record_at(cursor)? {
+                Decoded::Valid(rec) => {
+                    if past_head && rec.seq != expected {
+                        break;
+                    }
+                    s.records += 1;
+                    s.valid += 1;
+                    if rec.seq >= expected {
+                        s.lost += rec.seq - expected;
+                        expected = rec.seq + 1;
+                    }
+                    let sectors = rec.sectors;
+                    visit(rec.seq, rec.key, rec.value);
+                    cursor += sectors;
+                }
+                _ if past_head => break,
+                Decoded::Corrupt { seq } => {
+                    s.records += 1;
+                    s.corrupt += 1;
+                    if seq == expected {
+                        expected += 1;
+                    }
+                    cursor += 1;
+                }
+                Decoded::NotRecord | Decoded::NeedSectors(_) => cursor += 1,
+            }
+        }
+        if !past_head && self.sb.next_seq > expected {
+            s.lost += self.sb.next_seq - expected;
+            expected = self.sb.next_seq;
+        }
+        Ok((s, cursor.max(self.sb.head), expected))
+    }
+
+    /// Move head past records that follow it in sequence (written and flushed, but the
+    /// superblock write that should have covered them was lost), so new records do not
+    /// overwrite them.
+    fn roll_forward(&mut self) -> Result<(), DevError> {
+        let mut cursor = self.sb.head;
+        let mut next_seq = self.sb.next_seq;
+        while cursor < self.sector_count {
+            match self.record_at(cursor)? {
+                Decoded::Valid(rec) if rec.seq == next_seq => {
+                    cursor += rec.sectors;
+                    next_seq += 1;
+                }
+                _ => break,
+            }
+        }
+        self.sb.head = cursor;
+        self.sb.next_seq = next_seq;
+        self.forget_window();
+        Ok(())
+    }
+
+    /// Append `records` (one write call each), then the superblock, then flush.
+    /// Returns where each record went: `(sector, seq)`.
+    fn commit(&mut self, records: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>, count: u64, sectors: u64) -> Result<Vec<(u64, u64)>, Outcome> {
+        if self.sb.head + sectors > self.sector_count {
+            return Err(Outcome::line(
+                format!(
+                    "error: storage full: {count} records need {sectors} sectors at sector {}, device has {}",
+                    self.sb.head, self.sector_count
+                ),
+                1,
+            ));
+        }
+        let mut placed = Vec::with_capacity(count as usize);
+        for (key, value) in records {
+            let seq = self.sb.next_seq;
+            let rec = encode_record(seq, &key, &value, self.ss).expect("size checked by caller");
+            let at = self.sb.head;
+            self.dev.write(at, &rec).map_err(|code| DevError { op: "write", sector: Some(at), code })?;
+            placed.push((at, seq));
+            self.sb.head += rec.len() as u64 / self.ss;
+            self.sb.next_seq += 1;
+        }
+        self.dev.write(0, &self.sb.encode()).map_err(|code| DevError { op: "write", sector: Some(0), code })?;
+        self.dev.flush().map_err(|code| DevError { op: "flush", sector: None, code })?;
+        self.forget_window();
+        Ok(placed)
+    }
+
+    /// How the record at `sector` compares with what was written there.
+    fn check(&mut self, sector: u64, seq: u64, key: &[u8], value: &[u8]) -> Result<Check, DevError> {
+        Ok(match self.record_at(sector)? {
+            Decoded::Valid(r) if r.seq == seq && r.key == key && r.value == value => Check::Ok,
+            // Our sequence number but other contents: damaged in a way the CRC missed.
+            Decoded::Valid(r) if r.seq == seq => Check::Corrupt,
+            // Some other (older) record, or no record at all.
+            Decoded::Valid(_) | Decoded::NotRecord => Check::Lost,
+            Decoded::Corrupt { .. } | Decoded::NeedSectors(_) => Check::Corrupt,
+        })
+    }
+
+    pub fn fill(&mut self, n: u64) -> Result<Outcome, Outcome> {
+        self.roll_forward()?;
+        let first_seq = self.sb.next_seq;
+        let mut sectors = 0;
+        for i in 0..n {
+            sectors += record_sectors(fill_key(i).len() as u64, FILL_VALUE_LEN as u64, self.ss).unwrap();
+        }
+        let mut records = (0..n).map(|i| (fill_key(i), fill_value(first_seq + i)));
+        let placed = self.commit(&mut records, n, sectors)?;
+        let (mut verified, mut lost, mut corrupt) = (0, 0, 0);
+        for (i, &(sector, seq)) in placed.iter().enumerate() {
+            match self.check(sector, seq, &fill_key(i as u64), &fill_value(seq))? {
+                Check::Ok => verified += 1,
+                Check::Lost => lost += 1,
+                Check::Corrupt => corrupt += 1,
+            }
+        }
+        let line = format!("wrote {n} verified {verified} lost {lost} corrupt {corrupt}");
+        Ok(Outcome::line(line, if verified == n { 0 } else { 1 }))
+    }
+
+    pub fn verify(&mut self) -> Result<Outcome, Outcome> {
+        let (s, _, _) = self.scan(|_, _, _| {})?;
+        let line = format!("records {} valid {} lost {} corrupt {}", s.records, s.valid, s.lost, s.corrupt);
+        Ok(Outcome::line(line, if s.lost == 0 && s.corrupt == 0 { 0 } else { 1 }))
+    }
+
+    pub fn get(&mut self, key: &str) -> Result<Outcome, Outcome> {
+        // The last valid record for the key in log order wins.
+        let mut found: Option<Vec<u8>> = None;
+        self.scan(|_, k, v| {
+            if k == key.as_bytes() {
+                found = Some(v.to_vec());
+            }
+        })?;
+        Ok(match found {
+            Some(mut v) => {
+                v.push(b'\n');
+                Outcome { output: v, code: 0 }
+            }
+            None => Outcome::line(format!("not found: {key}"), 1),
+        })
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) -> Result<Outcome, Outcome> {
+        let Some(sectors) = record_sectors(key.len() as u64, value.len() as u64, self.ss) else {
+            return Err(Outcome::line(
+                format!("error: record for {key} is larger than one 1 MiB write; refusing it"),
+                2,
+            ));
+        };
+        self.roll_forward()?;
+        let mut one = core::iter::once((key.as_bytes().to_vec(), value.as_bytes().to_vec()));
+        let placed = self.commit(&mut one, 1, sectors)?;
+        let (sector, seq) = placed[0];
+        // Never claim a record is stored that cannot be read back.
+        Ok(match self.check(sector, seq, key.as_bytes(), value.as_bytes())? {
+            Check::Ok => Outcome::line(String::from("ok"), 0),
+            _ => Outcome::line(format!("error: record for {key} not readable after flush"), 1),
+        })
+    }
+}
+
+enum Check {
+    Ok,
+    Lost,
+    Corrupt,
+}
+
+const FILL_VALUE_LEN: usize = 100;
+
+fn fill_key(i: u64) -> Vec<u8> {
+    format!("key-{i:06}").into_bytes()
+}
+
+/// 100 bytes determined by the record's sequence number.
+fn fill_value(seq: u64) -> Vec<u8> {
+    let mut v = alloc::vec![0u8; FILL_VALUE_LEN];
+    Rng::new(seq).fill(&mut v);
+    v
+}
+
+/// Parse `args` and run one command. A leading program name (`kvstore`) is skipped.
+pub fn run<D: Device>(args: &[String], open: impl FnOnce() -> Result<Store<D>, Outcome>) -> Outcome {
+    let mut args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    const COMMANDS: [&str; 4] = ["fill", "verify", "get", "set"];
+    if args.len() > 1 && !COMMANDS.contains(&args[0]) && COMMANDS.contains(&args[1]) {
+        args.remove(0);
+    }
+    enum Cmd<'a> {
+        Fill(u64),
+        Verify,
+        Get(&'a str),
+        Set(&'a str, &'a str),
+    }
+    let cmd = match args.as_slice() {
+        ["fill", n] => match weft_guest::parse::parse_u64(n) {
+            Ok(n) => Cmd::Fill(n),
+            Err(e) => return Outcome::line(format!("bad N for fill: {e}\n{USAGE}"), 2),
+        },
+        ["verify"] => Cmd::Verify,
+        ["get", key] => Cmd::Get(key),
+        ["set", key, value] => Cmd::Set(key, value),
+        _ => return Outcome::line(String::from(USAGE), 2),
+    };
+    let mut store = match open() {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let r = match cmd {
+        Cmd::Fill(n) => store.fill(n),
+        Cmd::Verify => store.verify(),
+        Cmd::Get(k) => store.get(k),
+        Cmd::Set(k, v) => store.set(k, v),
+    };
+    r.unwrap_or_else(|e| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    /// A memory device that can drop chosen writes (counting from 1), flip a bit in
+    /// every read, or fail flush.
+    struct Mem {
+        ss: usize,
+        data: Vec<u8>,
+        writes: u64,
+        drop_writes: Vec<u64>,
+        flip_reads: bool,
+        fail_flush: bool,
+    }
+
+    impl Mem {
+        fn new(ss: usize, sectors: usize) -> Mem {
+            Mem { ss, data: vec![0; ss * sectors], writes: 0, drop_writes: vec![], flip_reads: false, fail_flush: false }
+        }
+        fn cmd(&mut self, args: &[&str]) -> (String, u8) {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            let (ss, n) = (self.ss as u32, (self.data.len() / self.ss) as u64);
+            let o = run(&args, || Store::open(&mut *self, ss, n, false));
+            (String::from_utf8_lossy(&o.output).into_owned(), o.code)
+        }
+    }
+
+    impl Device for Mem {
+        fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, &'static str> {
+            let a = start as usize * self.ss;
+            let b = a + count as usize * self.ss;
+            if count == 0 || b > self.data.len() || b - a > 1 << 20 {
+                return Err("invalid-argument");
+            }
+            let mut v = self.data[a..b].to_vec();
+            if self.flip_reads && start >= 1 {
+                // Inside the first record's key, past the magic.
+                v[30] ^= 4;
+            }
+            Ok(v)
+        }
+        fn write(&mut self, start: u64, data: &[u8]) -> Result<(), &'static str> {
+            let a = start as usize * self.ss;
+            if data.is_empty() || data.len() % self.ss != 0 || a + data.len() > self.data.len() || data.len() > 1 << 20 {
+                return Err("invalid-argument");
+            }
+            self.writes += 1;
+            if self.drop_writes.contains(&self.writes) {
+                return Ok(());
+            }
+            self.data[a..a + data.len()].copy_from_slice(data);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), &'static str> {
+            if self.fail_flush { Err("io") } else { Ok(()) }
+        }
+    }
+
+    #[test]
+    fn fill_verify_get_set() {
+        for ss in [512, 4096] {
+            let mut m = Mem::new(ss, 4096);
+            assert_eq!(m.cmd(&["fill", "50"]), ("wrote 50 verified 50 lost 0 corrupt 0\n".into(), 0));
+            assert_eq!(m.cmd(&["verify"]), ("records 50 valid 50 lost 0 corrupt 0\n".into(), 0));
+            assert_eq!(m.cmd(&["fill", "10"]), ("wrote 10 verified 10 lost 0 corrupt 0\n".into(), 0));
+            assert_eq!(m.cmd(&["verify"]), ("records 60 valid 60 lost 0 corrupt 0\n".into(), 0));
+            assert_eq!(m.cmd(&["get", "nope"]), ("not found: nope\n".into(), 1));
+            assert_eq!(m.cmd(&["set", "colour", "blue"]), ("ok\n".into(), 0));
+            assert_eq!(m.cmd(&["set", "colour", "green"]), ("ok\n".into(), 0));
+            assert_eq!(m.cmd(&["get", "colour"]), ("green\n".into(), 0));
+            // A program name in front is tolerated.
+            assert_eq!(m.cmd(&["kvstore", "get", "colour"]), ("green\n".into(), 0));
+            let long = "x".repeat(5000);
+            assert_eq!(m.cmd(&["set", "big", &long]), ("ok\n".into(), 0));
+            assert_eq!(m.cmd(&["get", "big"]), (alloc::format!("{long}\n"), 0));
+            assert_eq!(m.cmd(&["verify"]), ("records 63 valid 63 lost 0 corrupt 0\n".into(), 0));
+        }
+    }
+
+    #[test]
+    fn usage_errors() {
+        let mut m = Mem::new(512, 64);
+        for args in [&[][..], &["fill"], &["fill", "x"], &["get"], &["set", "k"], &["frob"]] {
+            let (out, code) = m.cmd(args);
+            assert_eq!(code, 2, "{args:?}");
+            assert!(out.contains("usage: kvstore"), "{out}");
+        }
+        // Nothing was touched by bad args.
+        assert!(m.data.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn dropped_record_write_is_lost() {
+        let mut m = Mem::new(512, 4096);
+        m.cmd(&["verify"]); // formats: write #1
+        m.drop_writes = vec![1 + 5]; // the 5th record of the fill
+        assert_eq!(m.cmd(&["fill", "20"]), ("wrote 20 verified 19 lost 1 corrupt 0\n".into(), 1));
+        assert_eq!(m.cmd(&["verify"]), ("records 19 valid 19 lost 1 corrupt 0\n".into(), 1));
+    }
+
+    #[test]
+    fn dropped_last_record_write_is_lost() {
+        let mut m = Mem::new(512, 4096);
+        m.cmd(&["verify"]);
+        m.drop_writes = vec![1 + 20];
+        assert_eq!(m.cmd(&["fill", "20"]), ("wrote 20 verified 19 lost 1 corrupt 0\n".into(), 1));
+        // The superblock's next-seq shows the missing tail record.
+        assert_eq!(m.cmd(&["verify"]), ("records 19 valid 19 lost 1 corrupt 0\n".into(), 1));
+    }
+
+    #[test]
+    fn dropped_superblock_write_rolls_forward() {
+        let mut m = Mem::new(512, 4096);
+        m.cmd(&["fill", "3"]); // writes: format sb, 3 records, sb
+        m.drop_writes = vec![5 + 4 + 1]; // the superblock write of the next fill
+        assert_eq!(m.cmd(&["fill", "4"]), ("wrote 4 verified 4 lost 0 corrupt 0\n".into(), 0));
+        assert_eq!(m.cmd(&["verify"]), ("records 7 valid 7 lost 0 corrupt 0\n".into(), 0));
+        // The next append goes after the rolled-forward records, not over them.
+        assert_eq!(m.cmd(&["set", "k", "v"]), ("ok\n".into(), 0));
+        assert_eq!(m.cmd(&["verify"]), ("records 8 valid 8 lost 0 corrupt 0\n".into(), 0));
+        assert_eq!(m.cmd(&["get", "key-000003"]).1, 0);
+    }
+
+    #[test]
+    fn set_that_cannot_be_read_back_fails() {
+        let mut m = Mem::new(512, 64);
+        m.cmd(&["verify"]);
+        m.drop_writes = vec![2];
+        assert_eq!(m.cmd(&["set", "k", "v"]), ("error: record for k not readable after flush\n".into(), 1));
+        assert_eq!(m.cmd(&["get", "k"]), ("not found: k\n".into(), 1));
+    }
+
+    #[test]
+    fn corrupt_reads_are_counted() {
+        let mut m = Mem::new(512, 64);
+        m.cmd(&["verify"]);
+        // Every read from sector 1 on flips a bit in the first record it returns.
+        m.flip_reads = true;
+        assert_eq!(m.cmd(&["fill", "5"]), ("wrote 5 verified 4 lost 0 corrupt 1\n".into(), 1));
+        assert_eq!(m.cmd(&["verify"]), ("records 5 valid 4 lost 0 corrupt 1\n".into(), 1));
+        m.flip_reads = false;
+        assert_eq!(m.cmd(&["verify"]), ("records 5 valid 5 lost 0 corrupt 0\n".into(), 0));
+    }
+
+    #[test]
+    fn foreign_image_is_refused_and_untouched() {
+        let mut m = Mem::new(512, 64);
+        m.data[10] = 0x42;
+        let before = m.data.clone();
+        let (out, code) = m.cmd(&["fill", "1"]);
+        assert_eq!(code, 2);
+        assert_eq!(out, "error: storage is not a weft kvstore image (bad superblock: no superblock magic); refusing to overwrite it\n");
+        assert_eq!(m.data, before);
+    }
+
+    #[test]
+    fn device_errors_are_reported() {
+        let mut m = Mem::new(512, 64);
+        m.cmd(&["verify"]);
+        m.fail_flush = true;
+        assert_eq!(m.cmd(&["set", "k", "v"]), ("error: flush: io\n".into(), 1));
+        m.fail_flush = false;
+        let mut tiny = Mem::new(512, 4);
+        assert_eq!(tiny.cmd(&["fill", "10"]).1, 1);
+        assert!(tiny.cmd(&["fill", "10"]).0.starts_with("error: storage full"));
+    }
+}

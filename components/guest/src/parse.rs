@@ -1,0 +1,170 @@
+//! Parsers for filter config values.
+//!
+//! The runtime hands each value over as its TOML text: numbers as written (`100`, `0.5`,
+//! `1_000`), strings without quotes (`-2h`, `5ms`). A value that still carries a pair of
+//! surrounding double quotes is accepted too. Errors are short phrases ("expected ...")
+//! that [`crate::Config`] prefixes with the key.
+
+use alloc::format;
+use alloc::string::String;
+
+/// Remove surrounding whitespace and one pair of surrounding double quotes.
+pub fn unquote(s: &str) -> &str {
+    let s = s.trim();
+    s.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(s)
+}
+
+/// A non-negative integer; TOML's `_` digit separators are allowed between digits.
+pub fn parse_u64(s: &str) -> Result<u64, String> {
+    let t = unquote(s);
+    let t = t.strip_prefix('+').unwrap_or(t);
+    let bad = || format!("expected a non-negative integer, got `{s}`");
+    if t.is_empty() || t.starts_with('_') || t.ends_with('_') || t.contains("__") {
+        return Err(bad());
+    }
+    let mut v: u64 = 0;
+    for c in t.chars() {
+        if c == '_' {
+            continue;
+        }
+        let d = c.to_digit(10).ok_or_else(bad)?;
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(d as u64))
+            .ok_or_else(|| format!("`{s}` is too large"))?;
+    }
+    Ok(v)
+}
+
+/// A finite float (`1`, `0.5`, `-2.5e-1`, `1_000.5`).
+pub fn parse_f64(s: &str) -> Result<f64, String> {
+    let t = unquote(s);
+    let cleaned: String = t.chars().filter(|&c| c != '_').collect();
+    match cleaned.parse::<f64>() {
+        Ok(v) if v.is_finite() && !cleaned.is_empty() => Ok(v),
+        _ => Err(format!("expected a number, got `{s}`")),
+    }
+}
+
+/// A probability in `0..=1`.
+pub fn parse_probability(s: &str) -> Result<f64, String> {
+    match parse_f64(s) {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("expected a probability between 0 and 1, got `{s}`")),
+    }
+}
+
+/// A duration as one number and a unit: `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`, with an
+/// optional sign and an optional decimal fraction (`1.5ms`). A bare `0` needs no unit.
+/// Returns nanoseconds (truncated toward zero below 1 ns).
+pub fn parse_duration_ns(s: &str) -> Result<i64, String> {
+    let t = unquote(s);
+    let bad = || {
+        format!("expected a duration such as `250us`, `5ms`, `2s`, `-2h` (units ns, us, ms, s, m, h), got `{s}`")
+    };
+    let (neg, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let split = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(body.len());
+    let (num, unit) = body.split_at(split);
+    if num.is_empty() || num.starts_with('.') && num.len() == 1 {
+        return Err(bad());
+    }
+    let unit_ns: u128 = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "" => 0,
+        _ => return Err(bad()),
+    };
+    let (int_part, frac_part) = match num.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (num, ""),
+    };
+    if frac_part.contains('.') {
+        return Err(bad());
+    }
+    let int: u128 = if int_part.is_empty() { 0 } else { parse_u64(int_part).map_err(|_| bad())? as u128 };
+    let mut frac_num: u128 = 0;
+    let mut frac_den: u128 = 1;
+    for c in frac_part.chars().filter(|&c| c != '_') {
+        let d = c.to_digit(10).ok_or_else(bad)? as u128;
+        if frac_den < 1_000_000_000_000_000_000 {
+            frac_num = frac_num * 10 + d;
+            frac_den *= 10;
+        }
+    }
+    if unit_ns == 0 {
+        // Only a plain zero may omit its unit.
+        return if int == 0 && frac_num == 0 { Ok(0) } else { Err(bad()) };
+    }
+    let total = int
+        .checked_mul(unit_ns)
+        .map(|v| v + frac_num * unit_ns / frac_den)
+        .filter(|&v| v <= i64::MAX as u128)
+        .ok_or_else(|| format!("duration `{s}` is too large (at most about 292 years)"))?;
+    Ok(if neg { -(total as i64) } else { total as i64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers() {
+        assert_eq!(parse_u64("100"), Ok(100));
+        assert_eq!(parse_u64("1_000"), Ok(1000));
+        assert_eq!(parse_u64(" 7 "), Ok(7));
+        assert_eq!(parse_u64("\"7\""), Ok(7));
+        assert_eq!(parse_u64("+3"), Ok(3));
+        assert_eq!(parse_u64("18446744073709551615"), Ok(u64::MAX));
+        for bad in ["", "-1", "1.5", "abc", "_1", "1_", "1__0", "0x10", "18446744073709551616"] {
+            assert!(parse_u64(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn floats_and_probabilities() {
+        assert_eq!(parse_f64("0.5"), Ok(0.5));
+        assert_eq!(parse_f64("-2"), Ok(-2.0));
+        assert_eq!(parse_f64("1e-3"), Ok(0.001));
+        assert_eq!(parse_f64("1_000.5"), Ok(1000.5));
+        assert!(parse_f64("inf").is_err());
+        assert!(parse_f64("nan").is_err());
+        assert!(parse_f64("").is_err());
+        assert_eq!(parse_probability("0"), Ok(0.0));
+        assert_eq!(parse_probability("1"), Ok(1.0));
+        assert_eq!(parse_probability("0.01"), Ok(0.01));
+        assert!(parse_probability("1.01").is_err());
+        assert!(parse_probability("-0.1").is_err());
+        assert!(parse_probability("half").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ns("5ms"), Ok(5_000_000));
+        assert_eq!(parse_duration_ns("250us"), Ok(250_000));
+        assert_eq!(parse_duration_ns("250µs"), Ok(250_000));
+        assert_eq!(parse_duration_ns("7ns"), Ok(7));
+        assert_eq!(parse_duration_ns("2s"), Ok(2_000_000_000));
+        assert_eq!(parse_duration_ns("3m"), Ok(180_000_000_000));
+        assert_eq!(parse_duration_ns("-2h"), Ok(-7_200_000_000_000));
+        assert_eq!(parse_duration_ns("+1s"), Ok(1_000_000_000));
+        assert_eq!(parse_duration_ns("1.5ms"), Ok(1_500_000));
+        assert_eq!(parse_duration_ns("0.25s"), Ok(250_000_000));
+        assert_eq!(parse_duration_ns(".5s"), Ok(500_000_000));
+        assert_eq!(parse_duration_ns("0"), Ok(0));
+        assert_eq!(parse_duration_ns("\"5ms\""), Ok(5_000_000));
+        assert_eq!(parse_duration_ns("1_000ms"), Ok(1_000_000_000));
+        for bad in ["", "5", "ms", "5 ms", "5min", "1m30s", "5xs", "-", ".s", "1.2.3s", "1e3ms", "100000000h"] {
+            assert!(parse_duration_ns(bad).is_err(), "{bad}");
+        }
+    }
+}
