@@ -14,11 +14,13 @@
 
 extern crate alloc;
 
+pub mod cell;
 pub mod config;
 pub mod fmt;
 pub mod parse;
 pub mod rng;
 
+pub use cell::Global;
 pub use config::Config;
 pub use rng::Rng;
 
