@@ -41,14 +41,23 @@ impl<'a> Config<'a> {
 
     /// The raw text of `key`, if present.
     pub fn raw(&self, key: &str) -> Option<&'a str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Parse `key` with `f`; an error names the key.
-    pub fn get<T>(&self, key: &str, f: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, String> {
+    pub fn get<T>(
+        &self,
+        key: &str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
         match self.raw(key) {
             None => Ok(None),
-            Some(v) => f(v).map(Some).map_err(|e| format!("bad value for `{key}`: {e}")),
+            Some(v) => f(v)
+                .map(Some)
+                .map_err(|e| format!("bad value for `{key}`: {e}")),
         }
     }
 
@@ -96,14 +105,21 @@ mod tests {
     use super::*;
 
     fn pairs(kv: &[(&str, &str)]) -> Vec<(String, String)> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn unknown_key_lists_known() {
         let p = pairs(&[("drop-every", "3"), ("foo", "1")]);
-        let err = Config::new(&p, &["drop-every", "drop-chance", "seed"]).err().unwrap();
-        assert_eq!(err, "unknown key `foo` (known: drop-every, drop-chance, seed)");
+        let err = Config::new(&p, &["drop-every", "drop-chance", "seed"])
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            "unknown key `foo` (known: drop-every, drop-chance, seed)"
+        );
         let err = Config::new(&p[1..], &[]).err().unwrap();
         assert_eq!(err, "unknown key `foo` (this filter takes no config keys)");
     }
@@ -111,7 +127,12 @@ mod tests {
     #[test]
     fn duplicate_key() {
         let p = pairs(&[("seed", "3"), ("seed", "4")]);
-        assert!(Config::new(&p, &["seed"]).err().unwrap().contains("more than once"));
+        assert!(
+            Config::new(&p, &["seed"])
+                .err()
+                .unwrap()
+                .contains("more than once")
+        );
     }
 
     #[test]
@@ -124,12 +145,24 @@ mod tests {
             ("offset", "-2h"),
             ("rate", "0.5"),
         ]);
-        let known = ["drop-every", "drop-chance", "latency", "seed", "offset", "rate", "jitter"];
+        let known = [
+            "drop-every",
+            "drop-chance",
+            "latency",
+            "seed",
+            "offset",
+            "rate",
+            "jitter",
+        ];
         let c = Config::new(&p, &known).unwrap();
         assert_eq!(c.u64("drop-every"), Ok(Some(0)));
         let e = c.positive("drop-every").unwrap_err();
         assert!(e.starts_with("bad value for `drop-every`"), "{e}");
-        assert!(c.probability("drop-chance").unwrap_err().contains("`drop-chance`"));
+        assert!(
+            c.probability("drop-chance")
+                .unwrap_err()
+                .contains("`drop-chance`")
+        );
         assert_eq!(c.duration_ns("latency"), Ok(Some(5_000_000)));
         assert_eq!(c.u64("seed"), Ok(Some(9)));
         assert_eq!(c.duration_ns("offset"), Ok(Some(-7_200_000_000_000)));

@@ -59,7 +59,11 @@ mod rt {
                 }
                 alloc(Layout::from_size_align_unchecked(new_len, align))
             } else {
-                realloc(old_ptr, Layout::from_size_align_unchecked(old_len, align), new_len)
+                realloc(
+                    old_ptr,
+                    Layout::from_size_align_unchecked(old_len, align),
+                    new_len,
+                )
             }
         };
         if ptr.is_null() {
@@ -80,7 +84,12 @@ mod rt {
     pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
         let mut i = 0;
         while i < n {
-            let (x, y) = unsafe { (core::ptr::read_volatile(a.add(i)), core::ptr::read_volatile(b.add(i))) };
+            let (x, y) = unsafe {
+                (
+                    core::ptr::read_volatile(a.add(i)),
+                    core::ptr::read_volatile(b.add(i)),
+                )
+            };
             if x != y {
                 return x as i32 - y as i32;
             }

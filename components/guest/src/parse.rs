@@ -11,7 +11,9 @@ use alloc::string::String;
 /// Remove surrounding whitespace and one pair of surrounding double quotes.
 pub fn unquote(s: &str) -> &str {
     let s = s.trim();
-    s.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(s)
+    s.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(s)
 }
 
 /// A non-negative integer; TOML's `_` digit separators are allowed between digits.
@@ -60,7 +62,9 @@ pub fn parse_probability(s: &str) -> Result<f64, String> {
 pub fn parse_duration_ns(s: &str) -> Result<i64, String> {
     let t = unquote(s);
     let bad = || {
-        format!("expected a duration such as `250us`, `5ms`, `2s`, `-2h` (units ns, us, ms, s, m, h), got `{s}`")
+        format!(
+            "expected a duration such as `250us`, `5ms`, `2s`, `-2h` (units ns, us, ms, s, m, h), got `{s}`"
+        )
     };
     let (neg, body) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
@@ -91,7 +95,11 @@ pub fn parse_duration_ns(s: &str) -> Result<i64, String> {
     if frac_part.contains('.') {
         return Err(bad());
     }
-    let int: u128 = if int_part.is_empty() { 0 } else { parse_u64(int_part).map_err(|_| bad())? as u128 };
+    let int: u128 = if int_part.is_empty() {
+        0
+    } else {
+        parse_u64(int_part).map_err(|_| bad())? as u128
+    };
     let mut frac_num: u128 = 0;
     let mut frac_den: u128 = 1;
     for c in frac_part.chars().filter(|&c| c != '_') {
@@ -103,7 +111,11 @@ pub fn parse_duration_ns(s: &str) -> Result<i64, String> {
     }
     if unit_ns == 0 {
         // Only a plain zero may omit its unit.
-        return if int == 0 && frac_num == 0 { Ok(0) } else { Err(bad()) };
+        return if int == 0 && frac_num == 0 {
+            Ok(0)
+        } else {
+            Err(bad())
+        };
     }
     let total = int
         .checked_mul(unit_ns)
@@ -125,7 +137,17 @@ mod tests {
         assert_eq!(parse_u64("\"7\""), Ok(7));
         assert_eq!(parse_u64("+3"), Ok(3));
         assert_eq!(parse_u64("18446744073709551615"), Ok(u64::MAX));
-        for bad in ["", "-1", "1.5", "abc", "_1", "1_", "1__0", "0x10", "18446744073709551616"] {
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "abc",
+            "_1",
+            "1_",
+            "1__0",
+            "0x10",
+            "18446744073709551616",
+        ] {
             assert!(parse_u64(bad).is_err(), "{bad}");
         }
     }
@@ -163,7 +185,20 @@ mod tests {
         assert_eq!(parse_duration_ns("0"), Ok(0));
         assert_eq!(parse_duration_ns("\"5ms\""), Ok(5_000_000));
         assert_eq!(parse_duration_ns("1_000ms"), Ok(1_000_000_000));
-        for bad in ["", "5", "ms", "5 ms", "5min", "1m30s", "5xs", "-", ".s", "1.2.3s", "1e3ms", "100000000h"] {
+        for bad in [
+            "",
+            "5",
+            "ms",
+            "5 ms",
+            "5min",
+            "1m30s",
+            "5xs",
+            "-",
+            ".s",
+            "1.2.3s",
+            "1e3ms",
+            "100000000h",
+        ] {
             assert!(parse_duration_ns(bad).is_err(), "{bad}");
         }
     }

@@ -35,7 +35,11 @@ const CRC_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         table[i] = c;
@@ -90,7 +94,11 @@ pub enum SuperblockState {
 
 impl Superblock {
     pub fn fresh(sector_size: u32) -> Superblock {
-        Superblock { sector_size, head: 1, next_seq: 1 }
+        Superblock {
+            sector_size,
+            head: 1,
+            next_seq: 1,
+        }
     }
 
     /// One whole sector.
@@ -171,7 +179,9 @@ pub enum Decoded<'a> {
     NeedSectors(u64),
     /// Record magic, but the lengths are impossible or the checksum does not match.
     /// `seq` is what the header claims, which may itself be damaged.
-    Corrupt { seq: u64 },
+    Corrupt {
+        seq: u64,
+    },
     Valid(Record<'a>),
 }
 
@@ -191,11 +201,19 @@ pub fn decode_record(buf: &[u8], sector_size: u64) -> Decoded<'_> {
     }
     let key_end = REC_HEADER_LEN + key_len as usize;
     let end = key_end + value_len as usize;
-    let crc = Crc32::new().update(&buf[0..24]).update(&buf[REC_HEADER_LEN..end]).finish();
+    let crc = Crc32::new()
+        .update(&buf[0..24])
+        .update(&buf[REC_HEADER_LEN..end])
+        .finish();
     if crc != u32_at(buf, 24) {
         return Decoded::Corrupt { seq };
     }
-    Decoded::Valid(Record { seq, key: &buf[REC_HEADER_LEN..key_end], value: &buf[key_end..end], sectors })
+    Decoded::Valid(Record {
+        seq,
+        key: &buf[REC_HEADER_LEN..key_end],
+        value: &buf[key_end..end],
+        sectors,
+    })
 }
 
 #[cfg(test)]
@@ -206,13 +224,20 @@ mod tests {
     fn crc32_check_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
-        assert_eq!(Crc32::new().update(b"1234").update(b"56789").finish(), 0xCBF4_3926);
+        assert_eq!(
+            Crc32::new().update(b"1234").update(b"56789").finish(),
+            0xCBF4_3926
+        );
     }
 
     #[test]
     fn superblock_roundtrip() {
         for ss in [512u32, 4096] {
-            let sb = Superblock { sector_size: ss, head: 77, next_seq: 12 };
+            let sb = Superblock {
+                sector_size: ss,
+                head: 77,
+                next_seq: 12,
+            };
             let bytes = sb.encode();
             assert_eq!(bytes.len(), ss as usize);
             assert_eq!(Superblock::decode(&bytes), SuperblockState::Valid(sb));
@@ -220,10 +245,16 @@ mod tests {
         assert_eq!(Superblock::decode(&[0u8; 512]), SuperblockState::Blank);
         let mut bytes = Superblock::fresh(512).encode();
         bytes[20] ^= 1;
-        assert!(matches!(Superblock::decode(&bytes), SuperblockState::Foreign(_)));
+        assert!(matches!(
+            Superblock::decode(&bytes),
+            SuperblockState::Foreign(_)
+        ));
         let mut junk = [0u8; 512];
         junk[100] = 1;
-        assert!(matches!(Superblock::decode(&junk), SuperblockState::Foreign(_)));
+        assert!(matches!(
+            Superblock::decode(&junk),
+            SuperblockState::Foreign(_)
+        ));
     }
 
     #[test]
@@ -249,7 +280,10 @@ mod tests {
         let r = encode_record(1, b"k", &value, 512).unwrap();
         assert_eq!(r.len(), 1024);
         assert_eq!(decode_record(&r[..512], 512), Decoded::NeedSectors(2));
-        assert!(matches!(decode_record(&r, 512), Decoded::Valid(Record { sectors: 2, .. })));
+        assert!(matches!(
+            decode_record(&r, 512),
+            Decoded::Valid(Record { sectors: 2, .. })
+        ));
     }
 
     #[test]
@@ -260,7 +294,10 @@ mod tests {
             let mut bad = r.clone();
             bad[byte] ^= 0x10;
             assert!(
-                matches!(decode_record(&bad, 512), Decoded::Corrupt { .. } | Decoded::NeedSectors(_)),
+                matches!(
+                    decode_record(&bad, 512),
+                    Decoded::Corrupt { .. } | Decoded::NeedSectors(_)
+                ),
                 "byte {byte}"
             );
         }

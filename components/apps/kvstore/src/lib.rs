@@ -57,7 +57,10 @@ impl store::Device for Block {
 const ROLE: &str = "storage";
 
 fn open() -> Result<store::Store<Block>, store::Outcome> {
-    let fail = |what: String| store::Outcome { output: format!("error: {what}\n").into_bytes(), code: 1 };
+    let fail = |what: String| store::Outcome {
+        output: format!("error: {what}\n").into_bytes(),
+        code: 1,
+    };
     let dev = block::open(ROLE).map_err(|e| fail(format!("open {ROLE}: {}", code_name(e))))?;
     let g = block::info(dev).map_err(|e| fail(format!("info {ROLE}: {}", code_name(e))))?;
     store::Store::open(Block(dev), g.sector_size, g.sector_count, g.read_only)

@@ -9,7 +9,8 @@ use alloc::vec::Vec;
 use weft_guest::Rng;
 
 use crate::format::{
-    Decoded, MAX_CALL_BYTES, Superblock, SuperblockState, decode_record, encode_record, record_sectors,
+    Decoded, MAX_CALL_BYTES, Superblock, SuperblockState, decode_record, encode_record,
+    record_sectors,
 };
 
 /// A device call that failed, as `error: <op> sector S: <code>`.
@@ -91,14 +92,32 @@ pub struct Scan {
 impl<D: Device> Store<D> {
     /// Open the store on `dev`: read the superblock, format a blank device (unless it is
     /// read-only), refuse anything else.
-    pub fn open(mut dev: D, sector_size: u32, sector_count: u64, read_only: bool) -> Result<Store<D>, Outcome> {
-        if sector_size < 512 || !sector_size.is_power_of_two() || sector_size as u64 > MAX_CALL_BYTES {
-            return Err(Outcome::line(format!("error: unsupported sector size {sector_size}"), 2));
+    pub fn open(
+        mut dev: D,
+        sector_size: u32,
+        sector_count: u64,
+        read_only: bool,
+    ) -> Result<Store<D>, Outcome> {
+        if sector_size < 512
+            || !sector_size.is_power_of_two()
+            || sector_size as u64 > MAX_CALL_BYTES
+        {
+            return Err(Outcome::line(
+                format!("error: unsupported sector size {sector_size}"),
+                2,
+            ));
         }
         if sector_count < 2 {
-            return Err(Outcome::line(format!("error: storage has {sector_count} sectors; kvstore needs at least 2"), 2));
+            return Err(Outcome::line(
+                format!("error: storage has {sector_count} sectors; kvstore needs at least 2"),
+                2,
+            ));
         }
-        let sector0 = dev.read(0, 1).map_err(|code| DevError { op: "read", sector: Some(0), code })?;
+        let sector0 = dev.read(0, 1).map_err(|code| DevError {
+            op: "read",
+            sector: Some(0),
+            code,
+        })?;
         let sb = match Superblock::decode(&sector0) {
             SuperblockState::Valid(sb) => {
                 if sb.sector_size != sector_size {
@@ -124,19 +143,36 @@ impl<D: Device> Store<D> {
             SuperblockState::Blank => {
                 let sb = Superblock::fresh(sector_size);
                 if !read_only {
-                    dev.write(0, &sb.encode()).map_err(|code| DevError { op: "write", sector: Some(0), code })?;
-                    dev.flush().map_err(|code| DevError { op: "flush", sector: None, code })?;
+                    dev.write(0, &sb.encode()).map_err(|code| DevError {
+                        op: "write",
+                        sector: Some(0),
+                        code,
+                    })?;
+                    dev.flush().map_err(|code| DevError {
+                        op: "flush",
+                        sector: None,
+                        code,
+                    })?;
                 }
                 sb
             }
             SuperblockState::Foreign(why) => {
                 return Err(Outcome::line(
-                    format!("error: storage is not a weft kvstore image (bad superblock: {why}); refusing to overwrite it"),
+                    format!(
+                        "error: storage is not a weft kvstore image (bad superblock: {why}); refusing to overwrite it"
+                    ),
                     2,
                 ));
             }
         };
-        Ok(Store { dev, ss: sector_size as u64, sector_count, sb, window: Vec::new(), window_start: 0 })
+        Ok(Store {
+            dev,
+            ss: sector_size as u64,
+            sector_count,
+            sb,
+            window: Vec::new(),
+            window_start: 0,
+        })
     }
 
     pub fn into_device(self) -> D {
@@ -149,8 +185,14 @@ impl<D: Device> Store<D> {
         let ws = self.window_start;
         let wn = self.window.len() as u64 / self.ss;
         if !(start >= ws && start + count <= ws + wn) {
-            let n = (CHUNK_BYTES / self.ss).max(count).min(self.sector_count - start);
-            self.window = self.dev.read(start, n as u32).map_err(|code| DevError { op: "read", sector: Some(start), code })?;
+            let n = (CHUNK_BYTES / self.ss)
+                .max(count)
+                .min(self.sector_count - start);
+            self.window = self.dev.read(start, n as u32).map_err(|code| DevError {
+                op: "read",
+                sector: Some(start),
+                code,
+            })?;
             self.window_start = start;
         }
         let off = ((start - self.window_start) * self.ss) as usize;
@@ -187,7 +229,10 @@ impl<D: Device> Store<D> {
     /// claimed sequence number is exactly the one expected is counted only as corrupt.
     ///
     /// Returns the counts and `(head, next_seq)` after rolling forward.
-    pub fn scan(&mut self, mut visit: impl FnMut(u64, &[u8], &[u8])) -> Result<(Scan, u64, u64), DevError> {
+    pub fn scan(
+        &mut self,
+        mut visit: impl FnMut(u64, &[u8], &[u8]),
+    ) -> Result<(Scan, u64, u64), DevError> {
         let mut s = Scan::default();
         let mut expected = 1u64;
         let mut cursor = 1u64;
@@ -257,7 +302,12 @@ impl<D: Device> Store<D> {
 
     /// Append `records` (one write call each), then the superblock, then flush.
     /// Returns where each record went: `(sector, seq)`.
-    fn commit(&mut self, records: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>, count: u64, sectors: u64) -> Result<Vec<(u64, u64)>, Outcome> {
+    fn commit(
+        &mut self,
+        records: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>,
+        count: u64,
+        sectors: u64,
+    ) -> Result<Vec<(u64, u64)>, Outcome> {
         if self.sb.head + sectors > self.sector_count {
             return Err(Outcome::line(
                 format!(
@@ -272,19 +322,39 @@ impl<D: Device> Store<D> {
             let seq = self.sb.next_seq;
             let rec = encode_record(seq, &key, &value, self.ss).expect("size checked by caller");
             let at = self.sb.head;
-            self.dev.write(at, &rec).map_err(|code| DevError { op: "write", sector: Some(at), code })?;
+            self.dev.write(at, &rec).map_err(|code| DevError {
+                op: "write",
+                sector: Some(at),
+                code,
+            })?;
             placed.push((at, seq));
             self.sb.head += rec.len() as u64 / self.ss;
             self.sb.next_seq += 1;
         }
-        self.dev.write(0, &self.sb.encode()).map_err(|code| DevError { op: "write", sector: Some(0), code })?;
-        self.dev.flush().map_err(|code| DevError { op: "flush", sector: None, code })?;
+        self.dev
+            .write(0, &self.sb.encode())
+            .map_err(|code| DevError {
+                op: "write",
+                sector: Some(0),
+                code,
+            })?;
+        self.dev.flush().map_err(|code| DevError {
+            op: "flush",
+            sector: None,
+            code,
+        })?;
         self.forget_window();
         Ok(placed)
     }
 
     /// How the record at `sector` compares with what was written there.
-    fn check(&mut self, sector: u64, seq: u64, key: &[u8], value: &[u8]) -> Result<Check, DevError> {
+    fn check(
+        &mut self,
+        sector: u64,
+        seq: u64,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Check, DevError> {
         Ok(match self.record_at(sector)? {
             Decoded::Valid(r) if r.seq == seq && r.key == key && r.value == value => Check::Ok,
             // Our sequence number but other contents: damaged in a way the CRC missed.
@@ -300,7 +370,8 @@ impl<D: Device> Store<D> {
         let first_seq = self.sb.next_seq;
         let mut sectors = 0;
         for i in 0..n {
-            sectors += record_sectors(fill_key(i).len() as u64, FILL_VALUE_LEN as u64, self.ss).unwrap();
+            sectors +=
+                record_sectors(fill_key(i).len() as u64, FILL_VALUE_LEN as u64, self.ss).unwrap();
         }
         let mut records = (0..n).map(|i| (fill_key(i), fill_value(first_seq + i)));
         let placed = self.commit(&mut records, n, sectors)?;
@@ -318,8 +389,14 @@ impl<D: Device> Store<D> {
 
     pub fn verify(&mut self) -> Result<Outcome, Outcome> {
         let (s, _, _) = self.scan(|_, _, _| {})?;
-        let line = format!("records {} valid {} lost {} corrupt {}", s.records, s.valid, s.lost, s.corrupt);
-        Ok(Outcome::line(line, if s.lost == 0 && s.corrupt == 0 { 0 } else { 1 }))
+        let line = format!(
+            "records {} valid {} lost {} corrupt {}",
+            s.records, s.valid, s.lost, s.corrupt
+        );
+        Ok(Outcome::line(
+            line,
+            if s.lost == 0 && s.corrupt == 0 { 0 } else { 1 },
+        ))
     }
 
     pub fn get(&mut self, key: &str) -> Result<Outcome, Outcome> {
@@ -351,10 +428,15 @@ impl<D: Device> Store<D> {
         let placed = self.commit(&mut one, 1, sectors)?;
         let (sector, seq) = placed[0];
         // Never claim a record is stored that cannot be read back.
-        Ok(match self.check(sector, seq, key.as_bytes(), value.as_bytes())? {
-            Check::Ok => Outcome::line(String::from("ok"), 0),
-            _ => Outcome::line(format!("error: record for {key} not readable after flush"), 1),
-        })
+        Ok(
+            match self.check(sector, seq, key.as_bytes(), value.as_bytes())? {
+                Check::Ok => Outcome::line(String::from("ok"), 0),
+                _ => Outcome::line(
+                    format!("error: record for {key} not readable after flush"),
+                    1,
+                ),
+            },
+        )
     }
 }
 
@@ -378,7 +460,10 @@ fn fill_value(seq: u64) -> Vec<u8> {
 }
 
 /// Parse `args` and run one command. A leading program name (`kvstore`) is skipped.
-pub fn run<D: Device>(args: &[String], open: impl FnOnce() -> Result<Store<D>, Outcome>) -> Outcome {
+pub fn run<D: Device>(
+    args: &[String],
+    open: impl FnOnce() -> Result<Store<D>, Outcome>,
+) -> Outcome {
     let mut args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     const COMMANDS: [&str; 4] = ["fill", "verify", "get", "set"];
     if args.len() > 1 && !COMMANDS.contains(&args[0]) && COMMANDS.contains(&args[1]) {
@@ -432,7 +517,14 @@ mod tests {
 
     impl Mem {
         fn new(ss: usize, sectors: usize) -> Mem {
-            Mem { ss, data: vec![0; ss * sectors], writes: 0, drop_writes: vec![], flip_reads: false, fail_flush: false }
+            Mem {
+                ss,
+                data: vec![0; ss * sectors],
+                writes: 0,
+                drop_writes: vec![],
+                flip_reads: false,
+                fail_flush: false,
+            }
         }
         fn cmd(&mut self, args: &[&str]) -> (String, u8) {
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -458,7 +550,11 @@ mod tests {
         }
         fn write(&mut self, start: u64, data: &[u8]) -> Result<(), &'static str> {
             let a = start as usize * self.ss;
-            if data.is_empty() || data.len() % self.ss != 0 || a + data.len() > self.data.len() || data.len() > 1 << 20 {
+            if data.is_empty()
+                || data.len() % self.ss != 0
+                || a + data.len() > self.data.len()
+                || data.len() > 1 << 20
+            {
                 return Err("invalid-argument");
             }
             self.writes += 1;
@@ -477,10 +573,22 @@ mod tests {
     fn fill_verify_get_set() {
         for ss in [512, 4096] {
             let mut m = Mem::new(ss, 4096);
-            assert_eq!(m.cmd(&["fill", "50"]), ("wrote 50 verified 50 lost 0 corrupt 0\n".into(), 0));
-            assert_eq!(m.cmd(&["verify"]), ("records 50 valid 50 lost 0 corrupt 0\n".into(), 0));
-            assert_eq!(m.cmd(&["fill", "10"]), ("wrote 10 verified 10 lost 0 corrupt 0\n".into(), 0));
-            assert_eq!(m.cmd(&["verify"]), ("records 60 valid 60 lost 0 corrupt 0\n".into(), 0));
+            assert_eq!(
+                m.cmd(&["fill", "50"]),
+                ("wrote 50 verified 50 lost 0 corrupt 0\n".into(), 0)
+            );
+            assert_eq!(
+                m.cmd(&["verify"]),
+                ("records 50 valid 50 lost 0 corrupt 0\n".into(), 0)
+            );
+            assert_eq!(
+                m.cmd(&["fill", "10"]),
+                ("wrote 10 verified 10 lost 0 corrupt 0\n".into(), 0)
+            );
+            assert_eq!(
+                m.cmd(&["verify"]),
+                ("records 60 valid 60 lost 0 corrupt 0\n".into(), 0)
+            );
             assert_eq!(m.cmd(&["get", "nope"]), ("not found: nope\n".into(), 1));
             assert_eq!(m.cmd(&["set", "colour", "blue"]), ("ok\n".into(), 0));
             assert_eq!(m.cmd(&["set", "colour", "green"]), ("ok\n".into(), 0));
@@ -490,14 +598,24 @@ mod tests {
             let long = "x".repeat(5000);
             assert_eq!(m.cmd(&["set", "big", &long]), ("ok\n".into(), 0));
             assert_eq!(m.cmd(&["get", "big"]), (alloc::format!("{long}\n"), 0));
-            assert_eq!(m.cmd(&["verify"]), ("records 63 valid 63 lost 0 corrupt 0\n".into(), 0));
+            assert_eq!(
+                m.cmd(&["verify"]),
+                ("records 63 valid 63 lost 0 corrupt 0\n".into(), 0)
+            );
         }
     }
 
     #[test]
     fn usage_errors() {
         let mut m = Mem::new(512, 64);
-        for args in [&[][..], &["fill"], &["fill", "x"], &["get"], &["set", "k"], &["frob"]] {
+        for args in [
+            &[][..],
+            &["fill"],
+            &["fill", "x"],
+            &["get"],
+            &["set", "k"],
+            &["frob"],
+        ] {
             let (out, code) = m.cmd(args);
             assert_eq!(code, 2, "{args:?}");
             assert!(out.contains("usage: kvstore"), "{out}");
@@ -511,8 +629,14 @@ mod tests {
         let mut m = Mem::new(512, 4096);
         m.cmd(&["verify"]); // formats: write #1
         m.drop_writes = vec![1 + 5]; // the 5th record of the fill
-        assert_eq!(m.cmd(&["fill", "20"]), ("wrote 20 verified 19 lost 1 corrupt 0\n".into(), 1));
-        assert_eq!(m.cmd(&["verify"]), ("records 19 valid 19 lost 1 corrupt 0\n".into(), 1));
+        assert_eq!(
+            m.cmd(&["fill", "20"]),
+            ("wrote 20 verified 19 lost 1 corrupt 0\n".into(), 1)
+        );
+        assert_eq!(
+            m.cmd(&["verify"]),
+            ("records 19 valid 19 lost 1 corrupt 0\n".into(), 1)
+        );
     }
 
     #[test]
@@ -520,9 +644,15 @@ mod tests {
         let mut m = Mem::new(512, 4096);
         m.cmd(&["verify"]);
         m.drop_writes = vec![1 + 20];
-        assert_eq!(m.cmd(&["fill", "20"]), ("wrote 20 verified 19 lost 1 corrupt 0\n".into(), 1));
+        assert_eq!(
+            m.cmd(&["fill", "20"]),
+            ("wrote 20 verified 19 lost 1 corrupt 0\n".into(), 1)
+        );
         // The superblock's next-seq shows the missing tail record.
-        assert_eq!(m.cmd(&["verify"]), ("records 19 valid 19 lost 1 corrupt 0\n".into(), 1));
+        assert_eq!(
+            m.cmd(&["verify"]),
+            ("records 19 valid 19 lost 1 corrupt 0\n".into(), 1)
+        );
     }
 
     #[test]
@@ -530,11 +660,20 @@ mod tests {
         let mut m = Mem::new(512, 4096);
         m.cmd(&["fill", "3"]); // writes: format sb, 3 records, sb
         m.drop_writes = vec![5 + 4 + 1]; // the superblock write of the next fill
-        assert_eq!(m.cmd(&["fill", "4"]), ("wrote 4 verified 4 lost 0 corrupt 0\n".into(), 0));
-        assert_eq!(m.cmd(&["verify"]), ("records 7 valid 7 lost 0 corrupt 0\n".into(), 0));
+        assert_eq!(
+            m.cmd(&["fill", "4"]),
+            ("wrote 4 verified 4 lost 0 corrupt 0\n".into(), 0)
+        );
+        assert_eq!(
+            m.cmd(&["verify"]),
+            ("records 7 valid 7 lost 0 corrupt 0\n".into(), 0)
+        );
         // The next append goes after the rolled-forward records, not over them.
         assert_eq!(m.cmd(&["set", "k", "v"]), ("ok\n".into(), 0));
-        assert_eq!(m.cmd(&["verify"]), ("records 8 valid 8 lost 0 corrupt 0\n".into(), 0));
+        assert_eq!(
+            m.cmd(&["verify"]),
+            ("records 8 valid 8 lost 0 corrupt 0\n".into(), 0)
+        );
         assert_eq!(m.cmd(&["get", "key-000003"]).1, 0);
     }
 
@@ -543,7 +682,10 @@ mod tests {
         let mut m = Mem::new(512, 64);
         m.cmd(&["verify"]);
         m.drop_writes = vec![2];
-        assert_eq!(m.cmd(&["set", "k", "v"]), ("error: record for k not readable after flush\n".into(), 1));
+        assert_eq!(
+            m.cmd(&["set", "k", "v"]),
+            ("error: record for k not readable after flush\n".into(), 1)
+        );
         assert_eq!(m.cmd(&["get", "k"]), ("not found: k\n".into(), 1));
     }
 
@@ -553,10 +695,19 @@ mod tests {
         m.cmd(&["verify"]);
         // Every read from sector 1 on flips a bit in the first record it returns.
         m.flip_reads = true;
-        assert_eq!(m.cmd(&["fill", "5"]), ("wrote 5 verified 4 lost 0 corrupt 1\n".into(), 1));
-        assert_eq!(m.cmd(&["verify"]), ("records 5 valid 4 lost 0 corrupt 1\n".into(), 1));
+        assert_eq!(
+            m.cmd(&["fill", "5"]),
+            ("wrote 5 verified 4 lost 0 corrupt 1\n".into(), 1)
+        );
+        assert_eq!(
+            m.cmd(&["verify"]),
+            ("records 5 valid 4 lost 0 corrupt 1\n".into(), 1)
+        );
         m.flip_reads = false;
-        assert_eq!(m.cmd(&["verify"]), ("records 5 valid 5 lost 0 corrupt 0\n".into(), 0));
+        assert_eq!(
+            m.cmd(&["verify"]),
+            ("records 5 valid 5 lost 0 corrupt 0\n".into(), 0)
+        );
     }
 
     #[test]
@@ -566,7 +717,10 @@ mod tests {
         let before = m.data.clone();
         let (out, code) = m.cmd(&["fill", "1"]);
         assert_eq!(code, 2);
-        assert_eq!(out, "error: storage is not a weft kvstore image (bad superblock: no superblock magic); refusing to overwrite it\n");
+        assert_eq!(
+            out,
+            "error: storage is not a weft kvstore image (bad superblock: no superblock magic); refusing to overwrite it\n"
+        );
         assert_eq!(m.data, before);
     }
 
@@ -579,6 +733,10 @@ mod tests {
         m.fail_flush = false;
         let mut tiny = Mem::new(512, 4);
         assert_eq!(tiny.cmd(&["fill", "10"]).1, 1);
-        assert!(tiny.cmd(&["fill", "10"]).0.starts_with("error: storage full"));
+        assert!(
+            tiny.cmd(&["fill", "10"])
+                .0
+                .starts_with("error: storage full")
+        );
     }
 }

@@ -75,7 +75,11 @@ pub enum Verdict {
     /// Return `io` without calling the device (`fail-every`).
     Fail { n: u64 },
     /// Return ok without calling the device; `cause` is the config key.
-    Drop { n: u64, write: u64, cause: &'static str },
+    Drop {
+        n: u64,
+        write: u64,
+        cause: &'static str,
+    },
     /// Call the device. For a read, `corrupt` says to flip a bit in a successful result.
     Pass { n: u64, corrupt: bool },
 }
@@ -89,7 +93,12 @@ pub struct Faults {
 
 impl Faults {
     pub fn new(plan: Plan) -> Faults {
-        Faults { rng: Rng::new(plan.seed), plan, ops: 0, writes: 0 }
+        Faults {
+            rng: Rng::new(plan.seed),
+            plan,
+            ops: 0,
+            writes: 0,
+        }
     }
 
     /// Decide the fate of the next operation. `droppable` is false for a write whose
@@ -110,15 +119,24 @@ impl Faults {
             Op::Write if droppable => {
                 let w = self.writes;
                 if self.plan.drop_every.is_some_and(|d| w % d == 0) {
-                    return Verdict::Drop { n, write: w, cause: "drop-every" };
+                    return Verdict::Drop {
+                        n,
+                        write: w,
+                        cause: "drop-every",
+                    };
                 }
                 if self.plan.drop_chance > 0.0 && self.rng.chance(self.plan.drop_chance) {
-                    return Verdict::Drop { n, write: w, cause: "drop-chance" };
+                    return Verdict::Drop {
+                        n,
+                        write: w,
+                        cause: "drop-chance",
+                    };
                 }
                 Verdict::Pass { n, corrupt: false }
             }
             Op::Read => {
-                let corrupt = self.plan.corrupt_chance > 0.0 && self.rng.chance(self.plan.corrupt_chance);
+                let corrupt =
+                    self.plan.corrupt_chance > 0.0 && self.rng.chance(self.plan.corrupt_chance);
                 Verdict::Pass { n, corrupt }
             }
             _ => Verdict::Pass { n, corrupt: false },
@@ -144,18 +162,41 @@ mod tests {
     use alloc::vec::Vec;
 
     fn plan(kv: &[(&str, &str)]) -> Result<Plan, String> {
-        let pairs: Vec<(String, String)> = kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pairs: Vec<(String, String)> = kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Plan::from_config(&pairs)
     }
 
     #[test]
     fn config_errors_name_the_key() {
-        assert!(plan(&[("drop-evry", "3")]).unwrap_err().starts_with("unknown key `drop-evry` (known: drop-every, "));
-        assert!(plan(&[("drop-every", "0")]).unwrap_err().contains("`drop-every`"));
-        assert!(plan(&[("drop-chance", "1.5")]).unwrap_err().contains("`drop-chance`"));
+        assert!(
+            plan(&[("drop-evry", "3")])
+                .unwrap_err()
+                .starts_with("unknown key `drop-evry` (known: drop-every, ")
+        );
+        assert!(
+            plan(&[("drop-every", "0")])
+                .unwrap_err()
+                .contains("`drop-every`")
+        );
+        assert!(
+            plan(&[("drop-chance", "1.5")])
+                .unwrap_err()
+                .contains("`drop-chance`")
+        );
         assert!(plan(&[("latency", "5")]).unwrap_err().contains("`latency`"));
-        assert!(plan(&[("latency", "-5ms")]).unwrap_err().contains("`latency`"));
-        assert!(plan(&[("hang-after", "x")]).unwrap_err().contains("`hang-after`"));
+        assert!(
+            plan(&[("latency", "-5ms")])
+                .unwrap_err()
+                .contains("`latency`")
+        );
+        assert!(
+            plan(&[("hang-after", "x")])
+                .unwrap_err()
+                .contains("`hang-after`")
+        );
         let p = plan(&[("latency", "5ms"), ("hang-after", "0"), ("seed", "9")]).unwrap();
         assert_eq!(p.latency_ns, 5_000_000);
         assert_eq!(p.hang_after, Some(0));
@@ -175,27 +216,56 @@ mod tests {
         assert_eq!(dropped, [(2, 3), (5, 6), (8, 9), (11, 12)]);
         // An invalid write is never dropped, but still counts.
         let mut f = Faults::new(plan(&[("drop-every", "1")]).unwrap());
-        assert_eq!(f.decide(Op::Write, false), Verdict::Pass { n: 1, corrupt: false });
-        assert!(matches!(f.decide(Op::Write, true), Verdict::Drop { write: 2, .. }));
+        assert_eq!(
+            f.decide(Op::Write, false),
+            Verdict::Pass {
+                n: 1,
+                corrupt: false
+            }
+        );
+        assert!(matches!(
+            f.decide(Op::Write, true),
+            Verdict::Drop { write: 2, .. }
+        ));
     }
 
     #[test]
     fn fail_every_counts_all_ops_and_hang_after() {
         let mut f = Faults::new(plan(&[("fail-every", "2"), ("hang-after", "5")]).unwrap());
-        let v: Vec<Verdict> = [Op::Read, Op::Write, Op::Flush, Op::Read, Op::Write, Op::Read]
-            .into_iter()
-            .map(|op| f.decide(op, true))
-            .collect();
+        let v: Vec<Verdict> = [
+            Op::Read,
+            Op::Write,
+            Op::Flush,
+            Op::Read,
+            Op::Write,
+            Op::Read,
+        ]
+        .into_iter()
+        .map(|op| f.decide(op, true))
+        .collect();
         assert_eq!(v[1], Verdict::Fail { n: 2 });
         assert_eq!(v[3], Verdict::Fail { n: 4 });
-        assert_eq!(v[4], Verdict::Pass { n: 5, corrupt: false });
+        assert_eq!(
+            v[4],
+            Verdict::Pass {
+                n: 5,
+                corrupt: false
+            }
+        );
         assert_eq!(v[5], Verdict::Hang { n: 6 });
     }
 
     #[test]
     fn chances_are_seeded() {
         let run = |seed: &str| {
-            let mut f = Faults::new(plan(&[("drop-chance", "0.1"), ("corrupt-chance", "0.5"), ("seed", seed)]).unwrap());
+            let mut f = Faults::new(
+                plan(&[
+                    ("drop-chance", "0.1"),
+                    ("corrupt-chance", "0.5"),
+                    ("seed", seed),
+                ])
+                .unwrap(),
+            );
             (0..1000)
                 .map(|i| f.decide(if i % 2 == 0 { Op::Write } else { Op::Read }, true))
                 .collect::<Vec<_>>()
@@ -203,8 +273,14 @@ mod tests {
         assert_eq!(run("7"), run("7"));
         assert_ne!(run("7"), run("8"));
         let v = run("7");
-        let drops = v.iter().filter(|v| matches!(v, Verdict::Drop { .. })).count();
-        let corrupt = v.iter().filter(|v| matches!(v, Verdict::Pass { corrupt: true, .. })).count();
+        let drops = v
+            .iter()
+            .filter(|v| matches!(v, Verdict::Drop { .. }))
+            .count();
+        let corrupt = v
+            .iter()
+            .filter(|v| matches!(v, Verdict::Pass { corrupt: true, .. }))
+            .count();
         assert!((25..80).contains(&drops), "{drops}");
         assert!((200..300).contains(&corrupt), "{corrupt}");
     }

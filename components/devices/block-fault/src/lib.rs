@@ -48,7 +48,10 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
         // A device call before `configure` breaks the filter contract; behave as a plain
         // pass-through rather than trap.
         let s = s.get_or_insert_with(|| State {
-            faults: Faults::new(Plan { seed: 1, ..Plan::default() }),
+            faults: Faults::new(Plan {
+                seed: 1,
+                ..Plan::default()
+            }),
             role: String::from("?"),
             handles: Vec::new(),
         });
@@ -58,7 +61,11 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 
 impl State {
     fn name(&self, dev: Handle) -> &str {
-        self.handles.iter().find(|h| h.0 == dev).map(|h| h.1.as_str()).unwrap_or(&self.role)
+        self.handles
+            .iter()
+            .find(|h| h.0 == dev)
+            .map(|h| h.1.as_str())
+            .unwrap_or(&self.role)
     }
 
     fn geometry(&mut self, dev: Handle) -> Option<block::Geometry> {
@@ -78,7 +85,8 @@ impl State {
         let entry = match self.handles.iter().position(|h| h.0 == dev) {
             Some(i) => &mut self.handles[i],
             None => {
-                self.handles.push((dev, name.unwrap_or(&role).to_string(), None));
+                self.handles
+                    .push((dev, name.unwrap_or(&role).to_string(), None));
                 self.handles.last_mut().unwrap()
             }
         };
@@ -95,7 +103,12 @@ impl State {
         let v = self.faults.decide(op, droppable);
         if let Verdict::Hang { n } = v {
             let after = self.faults.plan.hang_after.unwrap_or(0);
-            let msg = format!("hanging {} #{n}{} on {} (hang-after {after})", op.name(), span_text(span), self.name(dev));
+            let msg = format!(
+                "hanging {} #{n}{} on {} (hang-after {after})",
+                op.name(),
+                span_text(span),
+                self.name(dev)
+            );
             emit("hang", op, span, n, msg, &[]);
             // Never return: the host's run timeout is what stops this.
             #[allow(clippy::empty_loop)]
@@ -109,7 +122,12 @@ impl State {
         }
         if let Verdict::Fail { n } = v {
             let every = self.faults.plan.fail_every.unwrap_or(0);
-            let msg = format!("failed {} #{n}{} on {}: io (fail-every {every})", op.name(), span_text(span), self.name(dev));
+            let msg = format!(
+                "failed {} #{n}{} on {}: io (fail-every {every})",
+                op.name(),
+                span_text(span),
+                self.name(dev)
+            );
             emit("fail", op, span, n, msg, &[]);
         }
         v
@@ -124,8 +142,18 @@ fn span_text(span: Option<(u64, u64)>) -> String {
 }
 
 /// One log event for one injected fault.
-fn emit(fault: &str, op: Op, span: Option<(u64, u64)>, n: u64, message: String, extra: &[(&str, String)]) {
-    let mut fields = vec![("fault".to_string(), fault.to_string()), ("op".to_string(), op.name().to_string())];
+fn emit(
+    fault: &str,
+    op: Op,
+    span: Option<(u64, u64)>,
+    n: u64,
+    message: String,
+    extra: &[(&str, String)],
+) {
+    let mut fields = vec![
+        ("fault".to_string(), fault.to_string()),
+        ("op".to_string(), op.name().to_string()),
+    ];
     if let Some((sector, count)) = span {
         fields.push(("sector".to_string(), sector.to_string()));
         fields.push(("count".to_string(), count.to_string()));
@@ -142,7 +170,13 @@ struct BlockFault;
 impl FilterGuest for BlockFault {
     fn configure(device: String, config: Vec<(String, String)>) -> Result<(), String> {
         let plan = Plan::from_config(&config)?;
-        STATE.with(|s| *s = Some(State { faults: Faults::new(plan), role: device, handles: Vec::new() }));
+        STATE.with(|s| {
+            *s = Some(State {
+                faults: Faults::new(plan),
+                role: device,
+                handles: Vec::new(),
+            })
+        });
         Ok(())
     }
 }
@@ -157,7 +191,11 @@ impl BlockGuest for BlockFault {
     fn info(dev: Handle) -> Result<Geometry, ErrorCode> {
         let g = block::info(dev)?;
         with_state(|s| s.remember(dev, None, Some(g)));
-        Ok(Geometry { sector_size: g.sector_size, sector_count: g.sector_count, read_only: g.read_only })
+        Ok(Geometry {
+            sector_size: g.sector_size,
+            sector_count: g.sector_count,
+            read_only: g.read_only,
+        })
     }
 
     fn read(dev: Handle, start: u64, count: u32) -> Result<Vec<u8>, ErrorCode> {
@@ -173,7 +211,14 @@ impl BlockGuest for BlockFault {
                                 "corrupted read #{n} sector {start} count {count} on {}: flipped bit {bit} of byte {byte}",
                                 s.name(dev)
                             );
-                            emit("corrupt", Op::Read, span, n, msg, &[("byte", byte.to_string()), ("bit", bit.to_string())]);
+                            emit(
+                                "corrupt",
+                                Op::Read,
+                                span,
+                                n,
+                                msg,
+                                &[("byte", byte.to_string()), ("bit", bit.to_string())],
+                            );
                         }
                     }
                     Ok(data)
@@ -194,7 +239,9 @@ impl BlockGuest for BlockFault {
                     let count = data.len() as u64 / ss;
                     let valid = !data.is_empty()
                         && data.len() as u64 % ss == 0
-                        && start.checked_add(count).is_some_and(|end| end <= g.sector_count)
+                        && start
+                            .checked_add(count)
+                            .is_some_and(|end| end <= g.sector_count)
                         && !g.read_only;
                     (count, valid)
                 }
@@ -204,9 +251,19 @@ impl BlockGuest for BlockFault {
             match s.begin(Op::Write, dev, span, valid) {
                 Verdict::Fail { .. } => Err(ErrorCode::Io),
                 Verdict::Drop { n, write, cause } => {
-                    let msg = format!("dropped write #{write} sector {start} count {count} on {} ({cause})", s.name(dev));
+                    let msg = format!(
+                        "dropped write #{write} sector {start} count {count} on {} ({cause})",
+                        s.name(dev)
+                    );
                     // `n` is the write's number, as in the message; `op-n` counts all operations.
-                    emit("drop", Op::Write, span, write, msg, &[("op-n", n.to_string()), ("cause", cause.to_string())]);
+                    emit(
+                        "drop",
+                        Op::Write,
+                        span,
+                        write,
+                        msg,
+                        &[("op-n", n.to_string()), ("cause", cause.to_string())],
+                    );
                     Ok(())
                 }
                 Verdict::Pass { .. } => block::write(dev, start, &data),

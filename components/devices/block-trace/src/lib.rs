@@ -46,7 +46,10 @@ struct State {
     handles: Vec<(Handle, String, Option<u32>)>,
 }
 
-static STATE: Global<State> = Global::new(State { role: None, handles: Vec::new() });
+static STATE: Global<State> = Global::new(State {
+    role: None,
+    handles: Vec::new(),
+});
 
 impl State {
     fn name(&self, dev: Handle) -> String {
@@ -96,9 +99,23 @@ fn result_name<T>(r: &Result<T, ErrorCode>) -> &'static str {
 
 /// One event per operation. `what` is the message's subject (`write storage sector 12
 /// count 1`), `outcome` what follows the arrow.
-fn emit(op: &str, what: String, outcome: String, name: String, result: &str, ns: u64, mut extra: Vec<(String, String)>) {
-    let message = format!("{what} -> {outcome} ({})", weft_guest::fmt::duration(ns as i64));
-    let mut fields = vec![("op".to_string(), op.to_string()), ("device".to_string(), name)];
+fn emit(
+    op: &str,
+    what: String,
+    outcome: String,
+    name: String,
+    result: &str,
+    ns: u64,
+    mut extra: Vec<(String, String)>,
+) {
+    let message = format!(
+        "{what} -> {outcome} ({})",
+        weft_guest::fmt::duration(ns as i64)
+    );
+    let mut fields = vec![
+        ("op".to_string(), op.to_string()),
+        ("device".to_string(), name),
+    ];
     fields.append(&mut extra);
     fields.push(("result".to_string(), result.to_string()));
     fields.push(("duration-ns".to_string(), ns.to_string()));
@@ -106,7 +123,10 @@ fn emit(op: &str, what: String, outcome: String, name: String, result: &str, ns:
 }
 
 fn span_fields(sector: u64, count: u64) -> Vec<(String, String)> {
-    vec![("sector".to_string(), sector.to_string()), ("count".to_string(), count.to_string())]
+    vec![
+        ("sector".to_string(), sector.to_string()),
+        ("count".to_string(), count.to_string()),
+    ]
 }
 
 struct BlockTrace;
@@ -125,11 +145,22 @@ impl BlockGuest for BlockTrace {
         let (outcome, extra) = match r {
             Ok(h) => {
                 STATE.with(|s| s.entry(h).1 = name.clone());
-                (format!("handle {h}"), vec![("handle".to_string(), h.to_string())])
+                (
+                    format!("handle {h}"),
+                    vec![("handle".to_string(), h.to_string())],
+                )
             }
             Err(e) => (code_name(e).to_string(), vec![]),
         };
-        emit("open", format!("open {name}"), outcome, name.clone(), result_name(&r), ns, extra);
+        emit(
+            "open",
+            format!("open {name}"),
+            outcome,
+            name.clone(),
+            result_name(&r),
+            ns,
+            extra,
+        );
         r
     }
 
@@ -157,8 +188,20 @@ impl BlockGuest for BlockTrace {
             ),
             Err(e) => (code_name(*e).to_string(), vec![]),
         };
-        emit("info", format!("info {name}"), outcome, name, result_name(&r), ns, extra);
-        r.map(|g| Geometry { sector_size: g.sector_size, sector_count: g.sector_count, read_only: g.read_only })
+        emit(
+            "info",
+            format!("info {name}"),
+            outcome,
+            name,
+            result_name(&r),
+            ns,
+            extra,
+        );
+        r.map(|g| Geometry {
+            sector_size: g.sector_size,
+            sector_count: g.sector_count,
+            read_only: g.read_only,
+        })
     }
 
     fn read(dev: Handle, start: u64, count: u32) -> Result<Vec<u8>, ErrorCode> {
@@ -166,7 +209,15 @@ impl BlockGuest for BlockTrace {
         let name = STATE.with(|s| s.name(dev));
         let res = result_name(&r);
         let what = format!("read {name} sector {start} count {count}");
-        emit("read", what, res.to_string(), name, res, ns, span_fields(start, count as u64));
+        emit(
+            "read",
+            what,
+            res.to_string(),
+            name,
+            res,
+            ns,
+            span_fields(start, count as u64),
+        );
         r
     }
 
@@ -190,7 +241,15 @@ impl BlockGuest for BlockTrace {
         let (r, ns) = timed(|| block::flush(dev));
         let name = STATE.with(|s| s.name(dev));
         let res = result_name(&r);
-        emit("flush", format!("flush {name}"), res.to_string(), name, res, ns, vec![]);
+        emit(
+            "flush",
+            format!("flush {name}"),
+            res.to_string(),
+            name,
+            res,
+            ns,
+            vec![],
+        );
         r
     }
 }

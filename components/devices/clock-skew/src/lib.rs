@@ -39,7 +39,12 @@ fn with_skew<R>(f: impl FnOnce(&mut Skew) -> R) -> R {
     STATE.with(|s| {
         // A reading before `configure` breaks the filter contract; act as no skew.
         let s = s.get_or_insert_with(|| {
-            let plan = Plan { offset_ns: 0, rate: 1.0, jitter_ns: 0, seed: 1 };
+            let plan = Plan {
+                offset_ns: 0,
+                rate: 1.0,
+                jitter_ns: 0,
+                seed: 1,
+            };
             Skew::new(plan, clock::monotonic_now(), clock::wall_now())
         });
         f(s)

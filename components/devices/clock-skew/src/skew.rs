@@ -49,7 +49,12 @@ pub enum Wait {
 
 impl Skew {
     pub fn new(plan: Plan, base_mono: u64, base_wall: i64) -> Skew {
-        Skew { rng: Rng::new(plan.seed), plan, base_mono, base_wall }
+        Skew {
+            rng: Rng::new(plan.seed),
+            plan,
+            base_mono,
+            base_wall,
+        }
     }
 
     /// `elapsed` real nanoseconds scaled by the rate.
@@ -118,7 +123,10 @@ mod tests {
     use alloc::vec::Vec;
 
     fn plan(kv: &[(&str, &str)]) -> Plan {
-        let pairs: Vec<(String, String)> = kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pairs: Vec<(String, String)> = kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Plan::from_config(&pairs).unwrap()
     }
 
@@ -126,13 +134,36 @@ mod tests {
 
     #[test]
     fn config() {
-        let p = plan(&[("offset", "-2h"), ("rate", "0.5"), ("jitter", "1ms"), ("seed", "3")]);
-        assert_eq!(p, Plan { offset_ns: -7200 * S as i64, rate: 0.5, jitter_ns: 1_000_000, seed: 3 });
-        assert_eq!(plan(&[]), Plan { offset_ns: 0, rate: 1.0, jitter_ns: 0, seed: 1 });
-        let bad = |k: &str, v: &str| {
-            Plan::from_config(&[(k.to_string(), v.to_string())]).unwrap_err()
-        };
-        assert!(bad("ofset", "1s").starts_with("unknown key `ofset` (known: offset, rate, jitter, seed)"));
+        let p = plan(&[
+            ("offset", "-2h"),
+            ("rate", "0.5"),
+            ("jitter", "1ms"),
+            ("seed", "3"),
+        ]);
+        assert_eq!(
+            p,
+            Plan {
+                offset_ns: -7200 * S as i64,
+                rate: 0.5,
+                jitter_ns: 1_000_000,
+                seed: 3
+            }
+        );
+        assert_eq!(
+            plan(&[]),
+            Plan {
+                offset_ns: 0,
+                rate: 1.0,
+                jitter_ns: 0,
+                seed: 1
+            }
+        );
+        let bad =
+            |k: &str, v: &str| Plan::from_config(&[(k.to_string(), v.to_string())]).unwrap_err();
+        assert!(
+            bad("ofset", "1s")
+                .starts_with("unknown key `ofset` (known: offset, rate, jitter, seed)")
+        );
         assert!(bad("rate", "fast").contains("`rate`"));
         assert!(bad("jitter", "-1ms").contains("`jitter`"));
         assert!(bad("offset", "2 hours").contains("`offset`"));
