@@ -1,1 +1,35 @@
+//! weft's runtime: the linker both hosts share.
+//!
+//! ```text
+//! manifest ──plan──▶ Wiring + leaves ──Unikernel::new──▶ InstancePre per component
+//!                                       ──instantiate──▶ linked instances ──run──▶ exit code
+//! ```
+//!
+//! The core (`devices`, `link`, `fault`, `engine`) is `#![no_std]` + `alloc`
+//! so the bare-metal kernel links bundles with the same code. The `std`
+//! feature adds what only a full OS host does: parsing manifests
+//! (`manifest`), compiling components and the on-disk AOT cache (`cache`).
+
 #![no_std]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod devices;
+pub mod engine;
+pub mod fault;
+pub mod link;
+pub mod names;
+
+pub use devices::{BlockDevice, Clock, Console, ErrorCode, Geometry, Log, Random};
+pub use fault::{Failure, Stop, Who};
+pub use link::{App, Device, Filter, Host, Leaves, Limits, Unikernel, Wiring};
+pub mod units;
+
+#[cfg(feature = "std")]
+pub mod cache;
+#[cfg(feature = "std")]
+pub mod manifest;
+#[cfg(feature = "std")]
+pub mod plan;

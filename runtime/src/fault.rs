@@ -1,0 +1,70 @@
+//! What stops a run other than the app returning: a trap, the timeout, the
+//! memory limit — and which component it happened in.
+
+use alloc::string::{String, ToString};
+
+/// Which part of the unikernel a failure belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    /// An instance, by id (filters in instantiation order, the app last).
+    Component(usize),
+    /// The runtime or a leaf device.
+    Host,
+}
+
+/// Errors the runtime raises inside a run to stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The run's `timeout` passed.
+    Timeout,
+    /// A component tried to grow a memory past the `memory` limit.
+    Memory { desired: usize, limit: usize },
+}
+
+impl core::fmt::Display for Stop {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Stop::Timeout => f.write_str("the run's timeout passed"),
+            Stop::Memory { desired, limit } => write!(
+                f,
+                "memory limit hit: tried to grow a linear memory to {desired} bytes, limit is {limit}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for Stop {}
+
+/// How a run failed, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// A wasm trap (`unreachable`, out-of-bounds access, a panic in a guest…).
+    Trap { who: Who, message: String },
+    /// A component was still running (or waiting) when the timeout passed.
+    Timeout { who: Who },
+    /// A component asked for more memory than `limits.memory`.
+    Memory { who: Who, desired: usize, limit: usize },
+}
+
+impl Failure {
+    /// Classifies an error raised while `who` was running.
+    pub fn from_error(who: Who, e: &wasmtime::Error) -> Failure {
+        if let Some(stop) = e.downcast_ref::<Stop>() {
+            return match *stop {
+                Stop::Timeout => Failure::Timeout { who },
+                Stop::Memory { desired, limit } => Failure::Memory { who, desired, limit },
+            };
+        }
+        match e.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => Failure::Timeout { who },
+            Some(t) => Failure::Trap { who, message: t.to_string() },
+            None => Failure::Trap { who, message: alloc::format!("{e}") },
+        }
+    }
+
+    pub fn who(&self) -> Who {
+        match self {
+            Failure::Trap { who, .. } | Failure::Timeout { who } | Failure::Memory { who, .. } => *who,
+        }
+    }
+}

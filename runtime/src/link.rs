@@ -1,0 +1,575 @@
+//! The linker: instantiates a unikernel's components and links them by typed
+//! forwarding in one `Store`.
+//!
+//! Every component gets its own `Linker`, whose host functions know who the
+//! caller is (`me`). A call is routed to its *provider*: a host leaf
+//! (`Provider::Leaf`) or an exported function of another component
+//! (`Provider::Filter`), called in the same store. Providers are instantiated
+//! first — for each device its filters innermost-first — and the app last, so
+//! a provider always exists before its consumer.
+//!
+//! Handles (`weft:devices/types.handle`) are per-consumer: `open` allocates a
+//! slot in the caller's table that remembers the provider and the provider's
+//! own handle. This is the one place handles are mapped, for every hop.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use wasmtime::component::{
+    Component, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, TypedFunc,
+};
+use wasmtime::{AsContextMut, Engine, Result, Store, StoreContextMut};
+
+use crate::devices::{
+    BlockDevice, Clock, Console, ErrorCode, Geometry, Log, MAX_RANDOM, Random, check_range,
+};
+use crate::fault::{Failure, Stop, Who};
+use crate::names;
+
+/// The wiring the linker builds: a validated plan, minus everything
+/// host-specific (paths, backends). Built by `plan` on Linux and read from the
+/// bundle on bare metal.
+#[derive(Clone, Debug, Default)]
+pub struct Wiring {
+    /// The app's display name (`kvstore`).
+    pub app: String,
+    /// Block devices by role, in the order of the leaves passed to `Host::new`.
+    pub blocks: Vec<Device>,
+    /// Filters on the clock, innermost first.
+    pub clock_filters: Vec<Filter>,
+}
+
+/// One device: its role and filter chain.
+#[derive(Clone, Debug, Default)]
+pub struct Device {
+    pub role: String,
+    /// Innermost (wrapping the leaf) first.
+    pub filters: Vec<Filter>,
+}
+
+/// One filter of a chain.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Component name (`block-fault`).
+    pub name: String,
+    /// The manifest's `config` table, values in TOML syntax.
+    pub config: Vec<(String, String)>,
+    /// Where it was declared, for error messages (`weft.toml:14`).
+    pub origin: String,
+}
+
+/// The host's leaf devices for one run.
+pub struct Leaves {
+    /// One per `Wiring::blocks`, same order.
+    pub blocks: Vec<Box<dyn BlockDevice>>,
+    pub clock: Box<dyn Clock>,
+    pub console: Box<dyn Console>,
+    pub random: Box<dyn Random>,
+    pub log: Box<dyn Log>,
+}
+
+/// Per-run limits enforced by the store.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest linear memory (bytes) any component may have.
+    pub memory: usize,
+    /// Wall-clock budget of the whole run, in ns of the leaf clock.
+    pub timeout: Option<u64>,
+    /// Period of the host's epoch ticker, in ns (0 = no ticker).
+    pub epoch_tick: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Provider {
+    Leaf(usize),
+    Filter(usize),
+}
+
+/// The store's data: leaves, the links between instances and the fault record.
+pub struct Host {
+    leaves: Leaves,
+    geometry: Vec<Geometry>,
+    /// Exports of each instantiated filter, by instance id.
+    filters: Vec<FilterExports>,
+    /// Routing of each consumer's imports, by instance id (the app is last).
+    links: Vec<Link>,
+    names: Vec<String>,
+    limits: Limits,
+    deadline: Option<u64>,
+    failure: Option<Failure>,
+}
+
+#[derive(Default)]
+struct Link {
+    blocks: Vec<(String, Provider)>,
+    clock: Option<Provider>,
+    handles: Vec<(Provider, u32)>,
+}
+
+#[derive(Default)]
+struct FilterExports {
+    block: Option<BlockFns>,
+    clock: Option<ClockFns>,
+}
+
+struct BlockFns {
+    open: TypedFunc<(String,), (Result<u32, ErrorCode>,)>,
+    info: TypedFunc<(u32,), (Result<Geometry, ErrorCode>,)>,
+    read: TypedFunc<(u32, u64, u32), (Result<Vec<u8>, ErrorCode>,)>,
+    write: TypedFunc<(u32, u64, Vec<u8>), (Result<(), ErrorCode>,)>,
+    flush: TypedFunc<(u32,), (Result<(), ErrorCode>,)>,
+}
+
+struct ClockFns {
+    monotonic_now: TypedFunc<(), (u64,)>,
+    wall_now: TypedFunc<(), (i64,)>,
+    wait_until: TypedFunc<(u64,), (u64,)>,
+}
+
+impl Host {
+    pub fn new(leaves: Leaves, limits: Limits) -> Self {
+        let geometry = leaves.blocks.iter().map(|b| b.geometry()).collect();
+        Host {
+            leaves,
+            geometry,
+            filters: Vec::new(),
+            links: Vec::new(),
+            names: Vec::new(),
+            limits,
+            deadline: None,
+            failure: None,
+        }
+    }
+
+    /// What stopped the run, once it has failed.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_ref()
+    }
+
+    /// Display name of an instance.
+    pub fn name(&self, who: Who) -> &str {
+        match who {
+            Who::Component(i) => self.names.get(i).map_or("?", |s| s.as_str()),
+            Who::Host => "host",
+        }
+    }
+
+    /// The leaves back, after the run (to flush or inspect them).
+    pub fn into_leaves(self) -> Leaves {
+        self.leaves
+    }
+
+    fn blame(&mut self, failure: Failure) {
+        if self.failure.is_none() {
+            self.failure = Some(failure);
+        }
+    }
+
+    fn handle(&self, me: usize, h: u32) -> Option<(Provider, u32)> {
+        self.links[me].handles.get(h as usize).copied()
+    }
+
+    fn block_fns(&self, f: usize) -> &BlockFns {
+        self.filters[f].block.as_ref().expect("a block provider exports block")
+    }
+
+    fn clock_fns(&self, f: usize) -> &ClockFns {
+        self.filters[f].clock.as_ref().expect("a clock provider exports clock")
+    }
+}
+
+impl wasmtime::ResourceLimiter for Host {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+        if desired > self.limits.memory {
+            // The component being grown is the innermost one running; the
+            // forwarding closures attribute it as the error unwinds.
+            return Err(wasmtime::Error::new(Stop::Memory { desired, limit: self.limits.memory }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// Calls a provider's export; on failure records the provider as culprit
+/// (the innermost failing component wins, since it records first).
+fn call<P, R>(cx: &mut StoreContextMut<'_, Host>, who: usize, f: TypedFunc<P, R>, p: P) -> Result<R>
+where
+    P: ComponentNamedList + Lower,
+    R: ComponentNamedList + Lift,
+{
+    f.call(&mut *cx, p).inspect_err(|e| {
+        let failure = Failure::from_error(Who::Component(who), e);
+        cx.data_mut().blame(failure);
+    })
+}
+
+fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
+    let mut i = l.instance(names::BLOCK)?;
+    i.func_wrap("open", move |mut cx, (name,): (String,)| {
+        let host = cx.data();
+        let Some(&(_, p)) = host.links[me].blocks.iter().find(|(r, _)| *r == name) else {
+            return Ok((Err(ErrorCode::NotFound),));
+        };
+        let r = match p {
+            Provider::Leaf(_) => Ok(0),
+            Provider::Filter(f) => {
+                let func = host.block_fns(f).open;
+                call(&mut cx, f, func, (name,))?.0
+            }
+        };
+        let handles = &mut cx.data_mut().links[me].handles;
+        Ok((r.map(|h| {
+            handles.push((p, h));
+            (handles.len() - 1) as u32
+        }),))
+    })?;
+    i.func_wrap("info", move |mut cx, (h,): (u32,)| {
+        let Some((p, h)) = cx.data().handle(me, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        Ok((match p {
+            Provider::Leaf(d) => Ok(cx.data().geometry[d]),
+            Provider::Filter(f) => {
+                let func = cx.data().block_fns(f).info;
+                call(&mut cx, f, func, (h,))?.0
+            }
+        },))
+    })?;
+    i.func_wrap("read", move |mut cx, (h, start, count): (u32, u64, u32)| {
+        let Some((p, h)) = cx.data().handle(me, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        Ok((match p {
+            Provider::Leaf(d) => {
+                let host = cx.data_mut();
+                check_range(&host.geometry[d], start, count.into())
+                    .and_then(|()| host.leaves.blocks[d].read(start, count))
+            }
+            Provider::Filter(f) => {
+                let func = cx.data().block_fns(f).read;
+                call(&mut cx, f, func, (h, start, count))?.0
+            }
+        },))
+    })?;
+    i.func_wrap("write", move |mut cx, (h, start, data): (u32, u64, Vec<u8>)| {
+        let Some((p, h)) = cx.data().handle(me, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        Ok((match p {
+            Provider::Leaf(d) => {
+                let host = cx.data_mut();
+                let g = host.geometry[d];
+                let size = u64::from(g.sector_size);
+                let len = data.len() as u64;
+                if g.read_only {
+                    Err(ErrorCode::ReadOnly)
+                } else if len % size != 0 {
+                    Err(ErrorCode::InvalidArgument)
+                } else {
+                    check_range(&g, start, len / size)
+                        .and_then(|()| host.leaves.blocks[d].write(start, &data))
+                }
+            }
+            Provider::Filter(f) => {
+                let func = cx.data().block_fns(f).write;
+                call(&mut cx, f, func, (h, start, data))?.0
+            }
+        },))
+    })?;
+    i.func_wrap("flush", move |mut cx, (h,): (u32,)| {
+        let Some((p, h)) = cx.data().handle(me, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        Ok((match p {
+            Provider::Leaf(d) => cx.data_mut().leaves.blocks[d].flush(),
+            Provider::Filter(f) => {
+                let func = cx.data().block_fns(f).flush;
+                call(&mut cx, f, func, (h,))?.0
+            }
+        },))
+    })?;
+    Ok(())
+}
+
+fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
+    let mut i = l.instance(names::CLOCK)?;
+    i.func_wrap("monotonic-now", move |mut cx, (): ()| match cx.data().links[me].clock {
+        Some(Provider::Filter(f)) => {
+            let func = cx.data().clock_fns(f).monotonic_now;
+            call(&mut cx, f, func, ())
+        }
+        _ => Ok((cx.data().leaves.clock.monotonic_now(),)),
+    })?;
+    i.func_wrap("wall-now", move |mut cx, (): ()| match cx.data().links[me].clock {
+        Some(Provider::Filter(f)) => {
+            let func = cx.data().clock_fns(f).wall_now;
+            call(&mut cx, f, func, ())
+        }
+        _ => Ok((cx.data().leaves.clock.wall_now(),)),
+    })?;
+    i.func_wrap("wait-until", move |mut cx, (deadline,): (u64,)| match cx.data().links[me].clock {
+        Some(Provider::Filter(f)) => {
+            let func = cx.data().clock_fns(f).wait_until;
+            call(&mut cx, f, func, (deadline,))
+        }
+        _ => {
+            let host = cx.data_mut();
+            match host.deadline {
+                // Waiting past the run's deadline: sleep until it, then stop
+                // the run with the waiting component as the one that hung.
+                Some(end) if deadline >= end => {
+                    host.leaves.clock.wait_until(end);
+                    host.blame(Failure::Timeout { who: Who::Component(me) });
+                    Err(wasmtime::Error::new(Stop::Timeout))
+                }
+                _ => {
+                    host.leaves.clock.wait_until(deadline);
+                    Ok((host.leaves.clock.monotonic_now(),))
+                }
+            }
+        }
+    })?;
+    Ok(())
+}
+
+fn leaf_linker(l: &mut Linker<Host>) -> Result<()> {
+    l.instance(names::TYPES)?;
+    l.instance(names::CONSOLE)?.func_wrap("write", |mut cx, (bytes,): (Vec<u8>,)| {
+        cx.data_mut().leaves.console.write(&bytes);
+        Ok(())
+    })?;
+    l.instance(names::RANDOM)?.func_wrap("fill", |mut cx, (len,): (u32,)| {
+        if len > MAX_RANDOM {
+            return Err(wasmtime::Error::msg(format!(
+                "random.fill({len}) breaks the contract: at most {MAX_RANDOM} bytes per call"
+            )));
+        }
+        let mut buf = alloc::vec![0; len as usize];
+        cx.data_mut().leaves.random.fill(&mut buf);
+        Ok((buf,))
+    })?;
+    l.instance(names::LOG)?.func_wrap(
+        "append",
+        |mut cx, (topic, message, fields): (String, String, Vec<(String, String)>)| {
+            cx.data_mut().leaves.log.append(&topic, &message, &fields);
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
+/// A unikernel ready to instantiate: every component type-checked against
+/// the linker that will serve it. Cheap to instantiate many times.
+pub struct Unikernel {
+    wiring: Wiring,
+    /// Filters in instantiation order, then the app.
+    pres: Vec<InstancePre<Host>>,
+    /// For each instance: (kind of device it filters, its routing).
+    plan: Vec<Slot>,
+}
+
+#[derive(Clone)]
+struct Slot {
+    name: String,
+    kind: Option<FilterKind>,
+    config: Vec<(String, String)>,
+    origin: String,
+    blocks: Vec<(String, Provider)>,
+    clock: Option<Provider>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FilterKind {
+    Block,
+    Clock,
+}
+
+/// A filter whose `configure` rejected its manifest config.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub filter: String,
+    pub origin: String,
+    pub message: String,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: filter `{}` rejected its config: {}", self.origin, self.filter, self.message)
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+impl Unikernel {
+    /// `app` and `filters` (flattened: each block device's chain in
+    /// `wiring.blocks` order, then the clock chain) are compiled components.
+    pub fn new(engine: &Engine, wiring: Wiring, app: &Component, filters: &[Component]) -> Result<Self> {
+        let mut plan = Vec::new();
+        // Leaf routing for filters' side imports (clock, log): never through a
+        // chain, so chains cannot form cycles and traces time real time.
+        let leaf_clock = Some(Provider::Leaf(0));
+        let mut app_blocks = Vec::new();
+        for (d, dev) in wiring.blocks.iter().enumerate() {
+            let mut below = Provider::Leaf(d);
+            for f in &dev.filters {
+                plan.push(Slot {
+                    name: format!("{} (filter of device `{}`)", f.name, dev.role),
+                    kind: Some(FilterKind::Block),
+                    config: f.config.clone(),
+                    origin: f.origin.clone(),
+                    blocks: alloc::vec![(dev.role.clone(), below)],
+                    clock: leaf_clock,
+                });
+                below = Provider::Filter(plan.len() - 1);
+            }
+            app_blocks.push((dev.role.clone(), below));
+        }
+        let mut clock = Provider::Leaf(0);
+        for f in &wiring.clock_filters {
+            plan.push(Slot {
+                name: format!("{} (filter of device `clock`)", f.name),
+                kind: Some(FilterKind::Clock),
+                config: f.config.clone(),
+                origin: f.origin.clone(),
+                blocks: Vec::new(),
+                clock: Some(clock),
+            });
+            clock = Provider::Filter(plan.len() - 1);
+        }
+        plan.push(Slot {
+            name: format!("{} (app)", wiring.app),
+            kind: None,
+            config: Vec::new(),
+            origin: String::new(),
+            blocks: app_blocks,
+            clock: Some(clock),
+        });
+        if filters.len() + 1 != plan.len() {
+            wasmtime::bail!("{} filter components given for {} filters", filters.len(), plan.len() - 1);
+        }
+        let mut pres = Vec::with_capacity(plan.len());
+        for (me, component) in filters.iter().chain([app]).enumerate() {
+            let mut linker = Linker::new(engine);
+            leaf_linker(&mut linker)?;
+            block_linker(&mut linker, me)?;
+            clock_linker(&mut linker, me)?;
+            let pre = linker
+                .instantiate_pre(component)
+                .map_err(|e| e.context(format!("cannot link {}", plan[me].name)))?;
+            pres.push(pre);
+        }
+        Ok(Unikernel { wiring, pres, plan })
+    }
+
+    pub fn wiring(&self) -> &Wiring {
+        &self.wiring
+    }
+
+    /// Sets up `store` for a run: limits, deadline, and every instance linked
+    /// and configured. Returns the app, ready to `run`.
+    pub fn instantiate(&self, store: &mut Store<Host>) -> Result<App> {
+        store.limiter(|h| h as &mut dyn wasmtime::ResourceLimiter);
+        let limits = store.data().limits;
+        if let Some(t) = limits.timeout {
+            let now = store.data().leaves.clock.monotonic_now();
+            store.data_mut().deadline = Some(now.saturating_add(t));
+            if limits.epoch_tick > 0 {
+                store.set_epoch_deadline(t.div_ceil(limits.epoch_tick).max(1));
+                store.epoch_deadline_trap();
+            }
+        } else {
+            store.set_epoch_deadline(u64::MAX);
+        }
+        let host = store.data_mut();
+        host.names = self.plan.iter().map(|s| s.name.clone()).collect();
+        host.links = self
+            .plan
+            .iter()
+            .map(|s| Link { blocks: s.blocks.clone(), clock: s.clock, handles: Vec::new() })
+            .collect();
+        host.filters.clear();
+        let last = self.pres.len() - 1;
+        for (me, pre) in self.pres.iter().enumerate() {
+            let instance = pre.instantiate(&mut *store).inspect_err(|e| {
+                let f = Failure::from_error(Who::Component(me), e);
+                store.data_mut().blame(f);
+            })?;
+            if me == last {
+                let run = instance.get_typed_func::<(Vec<String>,), (u8,)>(&mut *store, "run")?;
+                return Ok(App { run, who: me });
+            }
+            let slot = &self.plan[me];
+            let exports = FilterExports {
+                block: match slot.kind {
+                    Some(FilterKind::Block) => Some(block_fns(&instance, &mut *store)?),
+                    _ => None,
+                },
+                clock: match slot.kind {
+                    Some(FilterKind::Clock) => Some(clock_fns(&instance, &mut *store)?),
+                    _ => None,
+                },
+            };
+            store.data_mut().filters.push(exports);
+            let configure = typed::<(String, Vec<(String, String)>), (Result<(), String>,)>(
+                &instance,
+                &mut *store,
+                names::FILTER,
+                "configure",
+            )?;
+            let role = slot.blocks.first().map_or("clock", |(r, _)| r.as_str()).to_string();
+            let mut cx = store.as_context_mut();
+            if let Err(message) = call(&mut cx, me, configure, (role, slot.config.clone()))?.0 {
+                let name = slot.name.split(' ').next().unwrap_or_default().to_string();
+                return Err(wasmtime::Error::new(ConfigError { filter: name, origin: slot.origin.clone(), message }));
+            }
+        }
+        unreachable!("the app is the last instance")
+    }
+}
+
+fn typed<P, R>(instance: &Instance, mut store: impl AsContextMut, iface: &str, func: &str) -> Result<TypedFunc<P, R>>
+where
+    P: ComponentNamedList + Lower,
+    R: ComponentNamedList + Lift,
+{
+    let i = instance
+        .get_export_index(&mut store, None, iface)
+        .ok_or_else(|| wasmtime::format_err!("component does not export `{iface}`"))?;
+    let f = instance
+        .get_export_index(&mut store, Some(&i), func)
+        .ok_or_else(|| wasmtime::format_err!("component does not export `{iface}#{func}`"))?;
+    instance
+        .get_typed_func(&mut store, &f)
+        .map_err(|e| e.context(format!("`{iface}#{func}` has the wrong type")))
+}
+
+fn block_fns(i: &Instance, mut s: impl AsContextMut) -> Result<BlockFns> {
+    let b = names::BLOCK;
+    Ok(BlockFns {
+        open: typed(i, &mut s, b, "open")?,
+        info: typed(i, &mut s, b, "info")?,
+        read: typed(i, &mut s, b, "read")?,
+        write: typed(i, &mut s, b, "write")?,
+        flush: typed(i, &mut s, b, "flush")?,
+    })
+}
+
+fn clock_fns(i: &Instance, mut s: impl AsContextMut) -> Result<ClockFns> {
+    let c = names::CLOCK;
+    Ok(ClockFns {
+        monotonic_now: typed(i, &mut s, c, "monotonic-now")?,
+        wall_now: typed(i, &mut s, c, "wall-now")?,
+        wait_until: typed(i, &mut s, c, "wait-until")?,
+    })
+}
+
+/// The app instance of a linked unikernel.
+pub struct App {
+    run: TypedFunc<(Vec<String>,), (u8,)>,
+    who: usize,
+}
+
+impl App {
+    /// Runs the app to completion. On error, `store.data().failure()` names
+    /// the component that failed and how.
+    pub fn run(&self, store: &mut Store<Host>, args: Vec<String>) -> Result<u8> {
+        let mut cx = store.as_context_mut();
+        Ok(call(&mut cx, self.who, self.run, (args,))?.0)
+    }
+}

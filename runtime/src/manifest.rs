@@ -1,0 +1,724 @@
+//! `weft.toml`: parsing and validation of everything that can be checked
+//! from the text alone. Problems are collected, not thrown: the user sees
+//! all of them at once, each with file, line, key and a fix.
+
+use std::path::{Component as PathPart, Path, PathBuf};
+use std::string::{String, ToString};
+use std::vec::Vec;
+use std::{format, vec};
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::units::{parse_duration, parse_size};
+
+/// The device kinds of `weft:devices`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Block,
+    Clock,
+    Console,
+    Random,
+    Log,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [Kind::Block, Kind::Clock, Kind::Console, Kind::Random, Kind::Log];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Block => "block",
+            Kind::Clock => "clock",
+            Kind::Console => "console",
+            Kind::Random => "random",
+            Kind::Log => "log",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Backends a host offers for this kind; the first is the default.
+    pub fn backends(self) -> &'static [&'static str] {
+        match self {
+            Kind::Block => &["file", "memory"],
+            Kind::Clock => &["system"],
+            Kind::Console => &["stdio"],
+            Kind::Random => &["os", "seeded"],
+            Kind::Log => &["stderr"],
+        }
+    }
+
+    /// Whether one device of this kind serves the whole unikernel.
+    pub fn singleton(self) -> bool {
+        self != Kind::Block
+    }
+
+    /// The filter world for this kind, if filters exist for it.
+    pub fn filter_world(self) -> Option<&'static str> {
+        match self {
+            Kind::Block => Some("block-filter"),
+            Kind::Clock => Some("clock-filter"),
+            _ => None,
+        }
+    }
+}
+
+/// Where a component comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A component shipped with weft, by name (`kvstore`).
+    Shipped(String),
+    /// A file, relative to the manifest's folder.
+    File(PathBuf),
+}
+
+impl core::fmt::Display for Source {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Source::Shipped(n) => f.write_str(n),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AppSpec {
+    pub component: Source,
+    pub args: Vec<String>,
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Backend {
+    /// A file-backed disk (`path` relative to the manifest's folder).
+    File { path: PathBuf, size: Option<u64>, read_only: bool },
+    /// A disk in memory, zeroed at start, gone at exit.
+    Memory { size: u64, read_only: bool },
+    System,
+    Stdio,
+    Os,
+    /// Deterministic random bytes from a seed (for reproducible tests).
+    Seeded { seed: u64 },
+    Stderr,
+}
+
+#[derive(Clone, Debug)]
+pub struct FilterSpec {
+    pub component: Source,
+    pub config: Vec<(String, String)>,
+    pub line: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeviceSpec {
+    pub role: String,
+    pub kind: Kind,
+    pub backend: Backend,
+    pub filters: Vec<FilterSpec>,
+    /// Line of `[devices.<role>]`; 0 when bound by default.
+    pub line: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct LimitsSpec {
+    pub memory: u64,
+    pub timeout: Option<u64>,
+}
+
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
+pub const SECTOR_SIZE: u64 = 512;
+
+/// A parsed, text-level-valid manifest.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    /// The manifest file as the user named it.
+    pub path: PathBuf,
+    /// Its folder: every relative path is resolved inside it.
+    pub dir: PathBuf,
+    pub app: AppSpec,
+    /// Declared devices in role order, then defaults for undeclared kinds.
+    pub devices: Vec<DeviceSpec>,
+    pub limits: LimitsSpec,
+}
+
+/// Problems found in a manifest, each already a complete message.
+#[derive(Debug, Clone, Default)]
+pub struct Problems(pub Vec<String>);
+
+impl core::fmt::Display for Problems {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "error: {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for Problems {}
+
+/// Collects problems against one source text.
+pub struct Report<'a> {
+    file: String,
+    src: &'a str,
+    pub problems: Vec<String>,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(file: &Path, src: &'a str) -> Self {
+        Report { file: file.display().to_string(), src, problems: Vec::new() }
+    }
+
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.src[..offset.min(self.src.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    }
+
+    /// A problem at byte `offset`, about `key`.
+    pub fn at(&mut self, offset: usize, key: &str, msg: impl core::fmt::Display) {
+        let line = self.line_of(offset);
+        self.problems.push(format!("{}:{line}: `{key}`: {msg}", self.file));
+    }
+
+    /// A problem at a known line (0 = the file as a whole).
+    pub fn at_line(&mut self, line: usize, key: &str, msg: impl core::fmt::Display) {
+        match line {
+            0 => self.problems.push(format!("{}: `{key}`: {msg}", self.file)),
+            _ => self.problems.push(format!("{}:{line}: `{key}`: {msg}", self.file)),
+        }
+    }
+
+    pub fn finish(self) -> Result<(), Problems> {
+        if self.problems.is_empty() { Ok(()) } else { Err(Problems(self.problems)) }
+    }
+}
+
+type Table<'i> = DeTable<'i>;
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// Checks a table's keys against `known`; reports the unknown ones.
+fn check_keys(r: &mut Report, t: &Table, prefix: &str, known: &[&str]) {
+    for (k, _) in t.iter() {
+        if !known.contains(&k.get_ref().as_ref()) {
+            let key = join(prefix, k.get_ref());
+            let hint = match known {
+                [] => "remove it".to_string(),
+                _ => format!("remove it or use one of: {}", known.join(", ")),
+            };
+            r.at(k.span().start, &key, format!("unknown key; {hint}"));
+        }
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
+}
+
+fn get<'t, 'i>(t: &'t Table<'i>, key: &str) -> Option<&'t Value<'i>> {
+    t.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)
+}
+
+fn string<'t>(r: &mut Report, v: &'t Value, key: &str) -> Option<&'t str> {
+    match v.get_ref().as_str() {
+        Some(s) => Some(s),
+        None => {
+            r.at(v.span().start, key, format!("expected a string, found {}", v.get_ref().type_str()));
+            None
+        }
+    }
+}
+
+fn integer(v: &DeValue) -> Option<i64> {
+    let i = v.as_integer()?;
+    i64::from_str_radix(i.as_str(), i.radix()).ok()
+}
+
+/// A size written as `"16MiB"` or as a plain integer of bytes.
+fn size(r: &mut Report, v: &Value, key: &str) -> Option<u64> {
+    let parsed = match v.get_ref() {
+        DeValue::String(s) => parse_size(s),
+        other => integer(other).and_then(|i| u64::try_from(i).ok()),
+    };
+    if parsed.is_none() {
+        r.at(v.span().start, key, "expected a size like \"16MiB\", \"512KiB\" or a number of bytes");
+    }
+    parsed
+}
+
+fn duration(r: &mut Report, v: &Value, key: &str) -> Option<i64> {
+    let parsed = v.get_ref().as_str().and_then(parse_duration);
+    if parsed.is_none() {
+        r.at(v.span().start, key, "expected a duration like \"30s\", \"500ms\" or \"1m30s\"");
+    }
+    parsed
+}
+
+/// Renders a config value in TOML syntax (strings unquoted), as the
+/// `filter.configure` contract says.
+fn config_value(v: &DeValue) -> String {
+    match v {
+        DeValue::String(s) => s.to_string(),
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => n.to_string(),
+            Err(_) => i.as_str().to_string(),
+        },
+        DeValue::Float(f) => f.as_str().to_string(),
+        DeValue::Boolean(b) => b.to_string(),
+        DeValue::Datetime(d) => d.to_string(),
+        DeValue::Array(a) => {
+            let items: Vec<String> = a.iter().map(|x| config_value(x.get_ref())).collect();
+            format!("[{}]", items.join(", "))
+        }
+        DeValue::Table(t) => {
+            let items: Vec<String> =
+                t.iter().map(|(k, x)| format!("{} = {}", k.get_ref(), config_value(x.get_ref()))).collect();
+            format!("{{ {} }}", items.join(", "))
+        }
+    }
+}
+
+/// Parses `component = "…"`: a path (contains `/` or ends in `.wasm`) that
+/// must stay inside the manifest's folder, or a shipped component's name.
+fn source(r: &mut Report, v: &Value, key: &str) -> Option<Source> {
+    let s = string(r, v, key)?;
+    if s.is_empty() {
+        r.at(v.span().start, key, "empty component name; give a shipped component's name or a path to a .wasm file");
+        return None;
+    }
+    if !(s.contains('/') || s.ends_with(".wasm")) {
+        return Some(Source::Shipped(s.to_string()));
+    }
+    let p = confined(r, v, key, s)?;
+    Some(Source::File(p))
+}
+
+/// A relative path that stays inside the manifest's folder (the host opens
+/// it through a cap-std `Dir`, which enforces the same rule).
+fn confined(r: &mut Report, v: &Value, key: &str, s: &str) -> Option<PathBuf> {
+    let p = Path::new(s);
+    let escapes = p.is_absolute()
+        || p.components().try_fold(0i32, |depth, c| {
+            let d = match c {
+                PathPart::ParentDir => depth - 1,
+                PathPart::Normal(_) => depth + 1,
+                _ => depth,
+            };
+            (d >= 0).then_some(d)
+        }).is_none();
+    if escapes {
+        r.at(
+            v.span().start,
+            key,
+            format!("path {s:?} leaves the manifest's folder; paths are relative to the manifest and must stay inside it (copy or link the file there)"),
+        );
+        return None;
+    }
+    Some(p.to_path_buf())
+}
+
+impl Manifest {
+    /// Parses and validates `src`, the contents of the manifest at `path`.
+    pub fn parse(path: &Path, src: &str) -> Result<Manifest, Problems> {
+        let mut r = Report::new(path, src);
+        let doc = match DeTable::parse(src) {
+            Ok(d) => d,
+            Err(e) => {
+                let at = e.span().map_or(0, |s| s.start);
+                let line = r.line_of(at);
+                let msg = e.message().trim().to_string();
+                return Err(Problems(vec![format!("{}:{line}: invalid TOML: {msg}", path.display())]));
+            }
+        };
+        let doc = doc.get_ref();
+        check_keys(&mut r, doc, "", &["app", "devices", "limits"]);
+
+        let app = Self::app(&mut r, doc);
+        let mut devices = Self::devices(&mut r, doc);
+        let limits = Self::limits(&mut r, doc);
+
+        // Kinds with one obvious default are bound to it when left out.
+        for kind in Kind::ALL.into_iter().filter(|k| k.singleton()) {
+            if !devices.iter().any(|d| d.kind == kind) {
+                let backend = match kind {
+                    Kind::Clock => Backend::System,
+                    Kind::Console => Backend::Stdio,
+                    Kind::Random => Backend::Os,
+                    _ => Backend::Stderr,
+                };
+                devices.push(DeviceSpec { role: kind.name().into(), kind, backend, filters: vec![], line: 0 });
+            }
+        }
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        r.finish()?;
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            dir: if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir },
+            app: app.expect("no problems means [app] parsed"),
+            devices,
+            limits,
+        })
+    }
+
+    fn app(r: &mut Report, doc: &Table) -> Option<AppSpec> {
+        let Some(v) = get(doc, "app") else {
+            r.at_line(0, "app", "missing [app] table; add:\n  [app]\n  component = \"hello\"");
+            return None;
+        };
+        let line = r.line_of(v.span().start);
+        let Some(t) = v.get_ref().as_table() else {
+            r.at(v.span().start, "app", "expected a table: [app]");
+            return None;
+        };
+        check_keys(r, t, "app", &["component", "args"]);
+        let component = match get(t, "component") {
+            Some(c) => source(r, c, "app.component"),
+            None => {
+                r.at_line(line, "app.component", "missing; name a shipped component (\"hello\") or a .wasm file");
+                None
+            }
+        };
+        let mut args = Vec::new();
+        if let Some(a) = get(t, "args") {
+            match a.get_ref().as_array() {
+                Some(items) => {
+                    for item in items.iter() {
+                        match item.get_ref() {
+                            DeValue::String(s) => args.push(s.to_string()),
+                            DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
+                                args.push(config_value(item.get_ref()))
+                            }
+                            other => r.at(item.span().start, "app.args", format!("expected strings, found {}", other.type_str())),
+                        }
+                    }
+                }
+                None => r.at(a.span().start, "app.args", "expected an array of strings: args = [\"fill\", \"1000\"]"),
+            }
+        }
+        Some(AppSpec { component: component?, args, line })
+    }
+
+    fn devices(r: &mut Report, doc: &Table) -> Vec<DeviceSpec> {
+        let mut out: Vec<DeviceSpec> = Vec::new();
+        let Some(v) = get(doc, "devices") else { return out };
+        let Some(t) = v.get_ref().as_table() else {
+            r.at(v.span().start, "devices", "expected a table of devices: [devices.<role>]");
+            return out;
+        };
+        for (role, dv) in t.iter() {
+            let role_name = role.get_ref().to_string();
+            let prefix = format!("devices.{role_name}");
+            let line = r.line_of(role.span().start);
+            if !valid_role(&role_name) {
+                r.at(role.span().start, &prefix, "a role name is lowercase letters, digits and '-', starting with a letter");
+            }
+            let Some(dt) = dv.get_ref().as_table() else {
+                r.at(dv.span().start, &prefix, "expected a table: [devices.<role>] with kind and backend");
+                continue;
+            };
+            let kind = match get(dt, "kind") {
+                None => {
+                    r.at_line(line, &format!("{prefix}.kind"), "missing; one of: block, clock, console, random, log");
+                    None
+                }
+                Some(k) => {
+                    let s = string(r, k, &format!("{prefix}.kind"));
+                    let kind = s.and_then(Kind::parse);
+                    if s.is_some() && kind.is_none() {
+                        r.at(k.span().start, &format!("{prefix}.kind"), format!("unknown kind {:?}; one of: block, clock, console, random, log", s.unwrap_or_default()));
+                    }
+                    kind
+                }
+            };
+            let Some(kind) = kind else {
+                continue;
+            };
+            if kind.singleton() {
+                if let Some(other) = out.iter().find(|d| d.kind == kind) {
+                    r.at(role.span().start, &prefix, format!("a unikernel has one {} device, already declared as `devices.{}`", kind.name(), other.role));
+                }
+            }
+            let mut known = vec!["kind", "backend", "filters"];
+            let backend = Self::backend(r, dt, &prefix, kind, line, &mut known);
+            check_keys(r, dt, &prefix, &known);
+            let filters = Self::filters(r, dt, &prefix, kind);
+            if let Some(backend) = backend {
+                out.push(DeviceSpec { role: role_name, kind, backend, filters, line });
+            }
+        }
+        out
+    }
+
+    fn backend(r: &mut Report, dt: &Table, prefix: &str, kind: Kind, line: usize, known: &mut Vec<&'static str>) -> Option<Backend> {
+        let key = format!("{prefix}.backend");
+        let choices = kind.backends().join(" | ");
+        let name = match get(dt, "backend") {
+            Some(b) => {
+                let s = string(r, b, &key)?;
+                if !kind.backends().contains(&s) {
+                    r.at(b.span().start, &key, format!("unknown {} backend {s:?}; use one of: {choices}", kind.name()));
+                    return None;
+                }
+                s
+            }
+            None if kind == Kind::Block => {
+                r.at_line(line, &key, format!("missing; a block device needs a backend: {choices}"));
+                return None;
+            }
+            None => kind.backends()[0],
+        };
+        let read_only = |r: &mut Report| match get(dt, "read-only") {
+            Some(v) => match v.get_ref().as_bool() {
+                Some(b) => b,
+                None => {
+                    r.at(v.span().start, &format!("{prefix}.read-only"), "expected true or false");
+                    false
+                }
+            },
+            None => false,
+        };
+        let sized = |r: &mut Report| -> Option<u64> {
+            let v = get(dt, "size")?;
+            let n = size(r, v, &format!("{prefix}.size"))?;
+            if n == 0 || n % SECTOR_SIZE != 0 {
+                r.at(v.span().start, &format!("{prefix}.size"), format!("{n} bytes is not a positive whole number of {SECTOR_SIZE}-byte sectors"));
+                return None;
+            }
+            Some(n)
+        };
+        Some(match name {
+            "file" => {
+                known.extend(["path", "size", "read-only"]);
+                let Some(p) = get(dt, "path") else {
+                    r.at_line(line, &format!("{prefix}.path"), "missing; the disk image file, relative to the manifest (created with `size` if missing)");
+                    return None;
+                };
+                let s = string(r, p, &format!("{prefix}.path"))?;
+                let path = confined(r, p, &format!("{prefix}.path"), s)?;
+                Backend::File { path, size: sized(r), read_only: read_only(r) }
+            }
+            "memory" => {
+                known.extend(["size", "read-only"]);
+                let Some(size) = sized(r) else {
+                    if get(dt, "size").is_none() {
+                        r.at_line(line, &format!("{prefix}.size"), "missing; a memory disk needs a size, e.g. size = \"16MiB\"");
+                    }
+                    return None;
+                };
+                Backend::Memory { size, read_only: read_only(r) }
+            }
+            "seeded" => {
+                known.push("seed");
+                let seed = match get(dt, "seed") {
+                    Some(v) => match integer(v.get_ref()).and_then(|i| u64::try_from(i).ok()) {
+                        Some(s) => s,
+                        None => {
+                            r.at(v.span().start, &format!("{prefix}.seed"), "expected a non-negative integer");
+                            return None;
+                        }
+                    },
+                    None => 0,
+                };
+                Backend::Seeded { seed }
+            }
+            "system" => Backend::System,
+            "stdio" => Backend::Stdio,
+            "os" => Backend::Os,
+            _ => Backend::Stderr,
+        })
+    }
+
+    fn filters(r: &mut Report, dt: &Table, prefix: &str, kind: Kind) -> Vec<FilterSpec> {
+        let mut out = Vec::new();
+        let Some(fv) = get(dt, "filters") else { return out };
+        let key = format!("{prefix}.filters");
+        if kind.filter_world().is_none() {
+            r.at(fv.span().start, &key, format!("{} devices take no filters (filter worlds exist for block and clock)", kind.name()));
+            return out;
+        }
+        let Some(items) = fv.get_ref().as_array() else {
+            r.at(fv.span().start, &key, "expected an array: filters = [{ component = \"block-trace\" }]");
+            return out;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let ikey = format!("{key}[{i}]");
+            let Some(t) = item.get_ref().as_table() else {
+                r.at(item.span().start, &ikey, "expected an inline table: { component = \"…\", config = { … } }");
+                continue;
+            };
+            check_keys(r, t, &ikey, &["component", "config"]);
+            let component = match get(t, "component") {
+                Some(c) => source(r, c, &format!("{ikey}.component")),
+                None => {
+                    r.at(item.span().start, &format!("{ikey}.component"), "missing; name the filter component");
+                    None
+                }
+            };
+            let mut config = Vec::new();
+            if let Some(c) = get(t, "config") {
+                match c.get_ref().as_table() {
+                    Some(ct) => {
+                        for (k, v) in ct.iter() {
+                            config.push((k.get_ref().to_string(), config_value(v.get_ref())));
+                        }
+                    }
+                    None => r.at(c.span().start, &format!("{ikey}.config"), "expected a table: config = { key = value }"),
+                }
+            }
+            if let Some(component) = component {
+                out.push(FilterSpec { component, config, line: r.line_of(item.span().start) });
+            }
+        }
+        out
+    }
+
+    fn limits(r: &mut Report, doc: &Table) -> LimitsSpec {
+        let mut l = LimitsSpec { memory: DEFAULT_MEMORY, timeout: None };
+        let Some(v) = get(doc, "limits") else { return l };
+        let Some(t) = v.get_ref().as_table() else {
+            r.at(v.span().start, "limits", "expected a table: [limits]");
+            return l;
+        };
+        check_keys(r, t, "limits", &["memory", "timeout"]);
+        if let Some(m) = get(t, "memory") {
+            match size(r, m, "limits.memory") {
+                Some(n) if n < 64 << 10 => r.at(m.span().start, "limits.memory", "at least 64KiB (one wasm page)"),
+                Some(n) => l.memory = n,
+                None => {}
+            }
+        }
+        if let Some(d) = get(t, "timeout") {
+            match duration(r, d, "limits.timeout") {
+                Some(ns) if ns <= 0 => r.at(d.span().start, "limits.timeout", "must be positive"),
+                Some(ns) => l.timeout = Some(ns as u64),
+                None => {}
+            }
+        }
+        l
+    }
+}
+
+fn valid_role(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Manifest, Problems> {
+        Manifest::parse(Path::new("dir/weft.toml"), src)
+    }
+
+    fn errors(src: &str) -> String {
+        parse(src).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn app_alone_binds_defaults() {
+        let m = parse("[app]\ncomponent = \"hello\"\n").unwrap();
+        assert_eq!(m.app.component, Source::Shipped("hello".into()));
+        let kinds: Vec<_> = m.devices.iter().map(|d| (d.kind, d.backend.clone())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Kind::Clock, Backend::System),
+                (Kind::Console, Backend::Stdio),
+                (Kind::Random, Backend::Os),
+                (Kind::Log, Backend::Stderr)
+            ]
+        );
+        assert_eq!(m.dir, PathBuf::from("dir"));
+    }
+
+    #[test]
+    fn full_example() {
+        let m = parse(
+            r#"
+[app]
+component = "kvstore.wasm"
+args = ["fill", "1000"]
+
+[devices.storage]
+kind = "block"
+backend = "file"
+path = "disk.img"
+size = "16MiB"
+filters = [
+  { component = "block-fault", config = { drop-every = 100 } },
+  { component = "block-trace" },
+]
+
+[devices.clock]
+kind = "clock"
+backend = "system"
+filters = [{ component = "clock-skew", config = { offset = "-2h", rate = 0.5 } }]
+
+[limits]
+memory = "256MiB"
+timeout = "30s"
+"#,
+        )
+        .unwrap();
+        assert_eq!(m.app.component, Source::File("kvstore.wasm".into()));
+        assert_eq!(m.app.args, ["fill", "1000"]);
+        let s = &m.devices[1];
+        assert_eq!(s.role, "storage");
+        assert_eq!(s.backend, Backend::File { path: "disk.img".into(), size: Some(16 << 20), read_only: false });
+        assert_eq!(s.filters.len(), 2);
+        assert_eq!(s.filters[0].config, [("drop-every".to_string(), "100".to_string())]);
+        assert_eq!(s.filters[0].line, 11);
+        let c = &m.devices[0];
+        assert_eq!(c.filters[0].config, [("offset".into(), "-2h".into()), ("rate".into(), "0.5".into())]);
+        assert_eq!(m.limits.timeout, Some(30_000_000_000));
+    }
+
+    #[test]
+    fn every_problem_at_once() {
+        let e = errors(
+            "[app]\ncomponent = \"hello\"\ncolour = 1\n\n[devices.storage]\nkind = \"block\"\nbackend = \"fil\"\n\n[devices.d2]\nkind = \"block\"\nbackend = \"file\"\npath = \"../etc/passwd\"\n\n[limits]\ntimeout = \"soon\"\n",
+        );
+        assert!(e.contains("dir/weft.toml:3: `app.colour`: unknown key"), "{e}");
+        assert!(e.contains("dir/weft.toml:7: `devices.storage.backend`: unknown block backend \"fil\"; use one of: file | memory"), "{e}");
+        assert!(e.contains("dir/weft.toml:12: `devices.d2.path`: path \"../etc/passwd\" leaves the manifest's folder"), "{e}");
+        assert!(e.contains("dir/weft.toml:15: `limits.timeout`: expected a duration"), "{e}");
+        assert_eq!(e.lines().filter(|l| l.starts_with("error: ")).count(), 4, "{e}");
+    }
+
+    #[test]
+    fn bad_toml_names_the_line() {
+        let e = errors("[app]\ncomponent = \"hello\n");
+        assert!(e.starts_with("error: dir/weft.toml:2: invalid TOML"), "{e}");
+    }
+
+    #[test]
+    fn missing_pieces() {
+        let e = errors("[devices.storage]\nkind = \"block\"\n");
+        assert!(e.contains("`app`: missing [app] table"), "{e}");
+        assert!(e.contains("dir/weft.toml:1: `devices.storage.backend`: missing"), "{e}");
+        let e = errors("[app]\ncomponent = \"hello\"\n[devices.a]\nkind = \"clock\"\n[devices.b]\nkind = \"clock\"\n");
+        assert!(e.contains("one clock device, already declared as `devices.a`"), "{e}");
+        let e = errors("[app]\ncomponent = \"hello\"\n[devices.c]\nkind = \"console\"\nfilters = []\n");
+        assert!(e.contains("console devices take no filters"), "{e}");
+    }
+
+    #[test]
+    fn path_rules() {
+        assert!(parse("[app]\ncomponent = \"sub/../app.wasm\"\n").is_ok());
+        let e = errors("[app]\ncomponent = \"/tmp/app.wasm\"\n");
+        assert!(e.contains("leaves the manifest's folder"), "{e}");
+        let e = errors("[app]\ncomponent = \"a/../../app.wasm\"\n");
+        assert!(e.contains("leaves the manifest's folder"), "{e}");
+    }
+
+    #[test]
+    fn sizes_must_be_sectors() {
+        let e = errors("[app]\ncomponent = \"x\"\n[devices.s]\nkind = \"block\"\nbackend = \"memory\"\nsize = 1000\n");
+        assert!(e.contains("1000 bytes is not a positive whole number of 512-byte sectors"), "{e}");
+        let e = errors("[app]\ncomponent = \"x\"\n[devices.s]\nkind = \"block\"\nbackend = \"memory\"\n");
+        assert!(e.contains("`devices.s.size`: missing"), "{e}");
+    }
+}

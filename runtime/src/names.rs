@@ -1,0 +1,19 @@
+//! Import/export names of the `weft:devices` package.
+
+pub const PACKAGE: &str = "weft:devices";
+pub const VERSION: &str = "0.1.0";
+pub const TYPES: &str = "weft:devices/types@0.1.0";
+pub const BLOCK: &str = "weft:devices/block@0.1.0";
+pub const CLOCK: &str = "weft:devices/clock@0.1.0";
+pub const CONSOLE: &str = "weft:devices/console@0.1.0";
+pub const RANDOM: &str = "weft:devices/random@0.1.0";
+pub const LOG: &str = "weft:devices/log@0.1.0";
+pub const FILTER: &str = "weft:devices/filter@0.1.0";
+
+/// Splits `ns:pkg/iface@version` into (`ns:pkg/iface`, version).
+pub fn split_version(name: &str) -> (&str, Option<&str>) {
+    match name.rsplit_once('@') {
+        Some((base, v)) => (base, Some(v)),
+        None => (name, None),
+    }
+}

@@ -1,0 +1,325 @@
+//! The validated plan: a manifest whose every component is loaded, compiled
+//! and checked against the device it is bound to. Built before anything is
+//! instantiated; every problem is reported at once.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::string::{String, ToString};
+use std::vec::Vec;
+use std::{format, vec};
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+use crate::cache::{hex, sha256, Cache, Origin};
+use crate::engine::Target;
+use crate::link::{Device, Filter, Wiring};
+use crate::manifest::{Backend, DeviceSpec, FilterSpec, Kind, Manifest, Problems, Report, Source};
+use crate::names;
+use crate::units::{format_duration, format_size};
+
+/// How the host finds component bytes: files relative to the manifest
+/// (through a capability-confined directory) and shipped components by name.
+pub trait Loader {
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>>;
+    fn shipped(&self, name: &str) -> Option<&[u8]>;
+    fn shipped_names(&self) -> Vec<&str>;
+}
+
+/// A component resolved from the manifest.
+pub struct Resolved {
+    pub name: String,
+    pub source: Source,
+    pub sha256: [u8; 32],
+    pub size: usize,
+    pub component: Component,
+    pub origin: Origin,
+}
+
+/// A manifest with all components compiled and checked.
+pub struct Plan {
+    pub manifest: Manifest,
+    pub app: Resolved,
+    /// Each block device's chain innermost-first in `wiring.blocks` order,
+    /// then the clock chain: the order `Unikernel::new` takes.
+    pub filters: Vec<Resolved>,
+    pub wiring: Wiring,
+}
+
+impl Plan {
+    pub fn build(manifest: Manifest, loader: &dyn Loader, engine: &Engine, cache: &Cache) -> Result<Plan, Problems> {
+        let src = std::fs::read_to_string(&manifest.path).unwrap_or_default();
+        let mut r = Report::new(&manifest.path, &src);
+        let app = resolve(&mut r, loader, engine, cache, &manifest.app.component, manifest.app.line, "app.component");
+        if let Some(app) = &app {
+            check_app(&mut r, &manifest, app, engine);
+        }
+        let mut filters = Vec::new();
+        let mut wiring = Wiring { app: app.as_ref().map(|a| a.name.clone()).unwrap_or_default(), ..Wiring::default() };
+        let mut missing = false;
+        for dev in &manifest.devices {
+            let mut chain = Vec::new();
+            for (i, f) in dev.filters.iter().enumerate() {
+                let key = format!("devices.{}.filters[{i}]", dev.role);
+                match resolve(&mut r, loader, engine, cache, &f.component, f.line, &key) {
+                    Some(c) => {
+                        check_filter(&mut r, dev, f, &c, engine, &key);
+                        chain.push(filter(&manifest, f, &c));
+                        filters.push(c);
+                    }
+                    None => missing = true,
+                }
+            }
+            match dev.kind {
+                Kind::Block => wiring.blocks.push(Device { role: dev.role.clone(), filters: chain }),
+                Kind::Clock => wiring.clock_filters = chain,
+                _ => {}
+            }
+        }
+        r.finish()?;
+        assert!(!missing, "a missing component is reported as a problem");
+        Ok(Plan { manifest, app: app.expect("reported when missing"), filters, wiring })
+    }
+
+    /// The block devices in `wiring.blocks` order.
+    pub fn block_devices(&self) -> impl Iterator<Item = &DeviceSpec> {
+        self.manifest.devices.iter().filter(|d| d.kind == Kind::Block)
+    }
+
+    fn device(&self, kind: Kind) -> Option<&DeviceSpec> {
+        self.manifest.devices.iter().find(|d| d.kind == kind)
+    }
+
+    /// The plan as `weft check` prints it: the wiring from the app down to each
+    /// backend, every component with its hash, and what a run will create.
+    /// `exists(path)` tells whether a file backend's image is already there.
+    pub fn describe(&self, exists: &dyn Fn(&Path) -> bool) -> String {
+        let m = &self.manifest;
+        let mut out = String::new();
+        let _ = writeln!(out, "manifest  {}", m.path.display());
+        let args: Vec<String> = m.app.args.iter().map(|a| format!("{a:?}")).collect();
+        let _ = writeln!(out, "app       {}  args [{}]", self.app.name, args.join(", "));
+        let _ = writeln!(out, "devices");
+        let mut filters = self.filters.iter();
+        let mut creates = Vec::new();
+        for d in &m.devices {
+            let chain: Vec<&Resolved> = filters.by_ref().take(d.filters.len()).collect();
+            let mut path = vec!["app".to_string()];
+            path.extend(chain.iter().rev().map(|c| c.name.clone()));
+            path.push(backend_text(&d.backend));
+            let default = if d.line == 0 { "  (default)" } else { "" };
+            let _ = writeln!(out, "  {:<9} {:<8} {}{default}", d.role, d.kind.name(), path.join(" -> "));
+            for (f, c) in d.filters.iter().zip(&chain) {
+                let cfg: Vec<String> = f.config.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                if !cfg.is_empty() {
+                    let _ = writeln!(out, "  {:<9} {:<8}   {}: {}", "", "", c.name, cfg.join(", "));
+                }
+            }
+            if let Backend::File { path, size, .. } = &d.backend {
+                if !exists(&m.dir.join(path)) {
+                    let size = size.map_or("(no size given: the run will fail)".to_string(), format_size);
+                    creates.push(format!("{} ({size}, zero-filled)", path.display()));
+                }
+            }
+        }
+        let _ = writeln!(out, "components");
+        for c in core::iter::once(&self.app).chain(&self.filters) {
+            let from = match &c.source {
+                Source::Shipped(_) => "shipped".to_string(),
+                Source::File(p) => p.display().to_string(),
+            };
+            let _ = writeln!(out, "  {:<12} sha256:{}  {:>9}  {from}", c.name, &hex(&c.sha256)[..16], format_size_approx(c.size));
+        }
+        let _ = writeln!(out, "creates   {}", if creates.is_empty() { "nothing".to_string() } else { creates.join(", ") });
+        let timeout = m.limits.timeout.map_or("none".to_string(), |t| format_duration(t as i64));
+        let _ = writeln!(out, "limits    memory {} per component, timeout {timeout}", format_size(m.limits.memory));
+        out
+    }
+
+    /// The wiring as a Graphviz digraph: an edge from each consumer to the
+    /// provider its calls go to.
+    pub fn graph(&self) -> String {
+        let mut out = String::from("digraph weft {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+        let _ = writeln!(out, "  app [label=\"{} (app)\", style=bold];", self.app.name);
+        let mut filters = self.filters.iter();
+        for d in &self.manifest.devices {
+            let chain: Vec<&Resolved> = filters.by_ref().take(d.filters.len()).collect();
+            let leaf = format!("\"{}.backend\"", d.role);
+            let _ = writeln!(out, "  {leaf} [label=\"{}\\n{} {}\", shape=cylinder];", esc(&backend_text(&d.backend)), d.role, d.kind.name());
+            let mut above = "app".to_string();
+            for (i, c) in chain.iter().enumerate().rev() {
+                let node = format!("\"{}.{i}\"", d.role);
+                let _ = writeln!(out, "  {node} [label=\"{}\\n{} filter {i}\"];", esc(&c.name), d.role);
+                let _ = writeln!(out, "  {above} -> {node} [label=\"{}\"];", d.kind.name());
+                above = node;
+            }
+            let _ = writeln!(out, "  {above} -> {leaf} [label=\"{}\"];", d.kind.name());
+            // A filter's side imports (clock, log) go to the host's leaves.
+            for (i, _) in chain.iter().enumerate() {
+                for side in ["clock", "log"] {
+                    if let Some(s) = self.device(if side == "clock" { Kind::Clock } else { Kind::Log }) {
+                        let _ = writeln!(out, "  \"{}.{i}\" -> \"{}.backend\" [style=dashed, label=\"{side}\"];", d.role, s.role);
+                    }
+                }
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn format_size_approx(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    }
+}
+
+fn backend_text(b: &Backend) -> String {
+    match b {
+        Backend::File { path, size, read_only } => {
+            let size = size.map(|s| format!(", {}", format_size(s))).unwrap_or_default();
+            format!("file {:?}{size}{}", path.display().to_string(), if *read_only { ", read-only" } else { "" })
+        }
+        Backend::Memory { size, read_only } => {
+            format!("memory {}{}", format_size(*size), if *read_only { ", read-only" } else { "" })
+        }
+        Backend::System => "system".into(),
+        Backend::Stdio => "stdio".into(),
+        Backend::Os => "os".into(),
+        Backend::Seeded { seed } => format!("seeded {seed}"),
+        Backend::Stderr => "stderr".into(),
+    }
+}
+
+fn filter(m: &Manifest, f: &FilterSpec, c: &Resolved) -> Filter {
+    Filter { name: c.name.clone(), config: f.config.clone(), origin: format!("{}:{}", m.path.display(), f.line) }
+}
+
+fn display_name(s: &Source) -> String {
+    match s {
+        Source::Shipped(n) => n.clone(),
+        Source::File(p) => p.file_stem().map_or("component".into(), |s| s.to_string_lossy().into_owned()),
+    }
+}
+
+fn resolve(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cache, s: &Source, line: usize, key: &str) -> Option<Resolved> {
+    let bytes = match s {
+        Source::Shipped(name) => match loader.shipped(name) {
+            Some(b) => b.to_vec(),
+            None => {
+                let known = loader.shipped_names().join(", ");
+                r.at_line(line, key, format!("no shipped component named {name:?}; shipped: {known}; or give a path ending in .wasm"));
+                return None;
+            }
+        },
+        Source::File(p) => match loader.read(p) {
+            Ok(b) => b,
+            Err(e) => {
+                r.at_line(line, key, format!("cannot read {}: {e}; paths are relative to the manifest's folder", p.display()));
+                return None;
+            }
+        },
+    };
+    if !bytes.starts_with(b"\0asm") {
+        r.at_line(line, key, format!("{s} is not a WebAssembly file (no \\0asm header)"));
+        return None;
+    }
+    // Layer byte: 0x01 = core module, 0x0d = component.
+    if bytes.get(6..8) == Some(&[0x01, 0x00]) {
+        r.at_line(line, key, format!("{s} is a core wasm module, not a component; build it for wasm32-wasip2 or wrap it with `wasm-tools component new`"));
+        return None;
+    }
+    match cache.load(engine, Target::Native, &bytes) {
+        Ok((component, origin)) => Some(Resolved {
+            name: display_name(s),
+            source: s.clone(),
+            sha256: sha256(&bytes),
+            size: bytes.len(),
+            component,
+            origin,
+        }),
+        Err(e) => {
+            r.at_line(line, key, format!("{s} is not a valid component: {e:#}"));
+            None
+        }
+    }
+}
+
+/// The weft interface an import/export names (`block`, `types`…), if any.
+fn weft_iface(name: &str) -> Option<&str> {
+    let (base, version) = names::split_version(name);
+    let iface = base.strip_prefix(names::PACKAGE)?.strip_prefix('/')?;
+    // Semver-compatible with 0.1.0: the linker matches any 0.1.x.
+    match version {
+        Some(v) if v.starts_with("0.1.") => Some(iface),
+        _ => None,
+    }
+}
+
+fn check_app(r: &mut Report, m: &Manifest, app: &Resolved, engine: &Engine) {
+    let ty = app.component.component_type();
+    let mut foreign = Vec::new();
+    for (name, _) in ty.imports(engine) {
+        let kind = match weft_iface(name) {
+            Some("types") => continue,
+            Some(i) => Kind::ALL.into_iter().find(|k| k.name() == i),
+            None => None,
+        };
+        match kind {
+            Some(Kind::Block) if !m.devices.iter().any(|d| d.kind == Kind::Block) => r.at_line(
+                m.app.line,
+                "app.component",
+                format!("{} imports `{name}` but the manifest declares no block device; add one:\n  [devices.storage]\n  kind = \"block\"\n  backend = \"file\"\n  path = \"disk.img\"\n  size = \"16MiB\"", app.name),
+            ),
+            Some(_) => {}
+            None => foreign.push(name.to_string()),
+        }
+    }
+    if !foreign.is_empty() {
+        r.at_line(
+            m.app.line,
+            "app.component",
+            format!(
+                "{} imports interfaces no weft device provides: {}; an app may import only weft:devices@0.1.x (block, clock, console, random, log)",
+                app.name,
+                foreign.join(", ")
+            ),
+        );
+    }
+    let runs = ty.exports(engine).any(|(n, item)| n == "run" && matches!(item.ty, ComponentItem::ComponentFunc(_)));
+    if !runs {
+        r.at_line(m.app.line, "app.component", format!("{} does not export `run`; an app targets the world weft:devices/app", app.name));
+    }
+}
+
+fn check_filter(r: &mut Report, dev: &DeviceSpec, f: &FilterSpec, c: &Resolved, engine: &Engine, key: &str) {
+    let ty = c.component.component_type();
+    let exported: Vec<&str> = ty.exports(engine).filter_map(|(n, _)| weft_iface(n)).collect();
+    let want = dev.kind.name();
+    let world = dev.kind.filter_world().unwrap_or("?");
+    if !exported.contains(&want) || !exported.contains(&"filter") {
+        let is = Kind::ALL.into_iter().find(|k| exported.contains(&k.name()) && k.filter_world().is_some());
+        let what = match is {
+            Some(k) if exported.contains(&"filter") => format!("is a {} filter", k.name()),
+            _ => "is not a filter (it exports neither a device interface nor weft:devices/filter)".into(),
+        };
+        r.at_line(f.line, key, format!("{} {what}, but `{}` is a {want} device: use a component built for the world weft:devices/{world}", c.name, dev.role));
+        return;
+    }
+    let foreign: Vec<String> = ty
+        .imports(engine)
+        .map(|(n, _)| n)
+        .filter(|n| !matches!(weft_iface(n), Some(i) if i == want || ["types", "clock", "log"].contains(&i)))
+        .map(ToString::to_string)
+        .collect();
+    if !foreign.is_empty() {
+        r.at_line(f.line, key, format!("{} imports {}, which a {world} cannot have (only {want}, clock, log)", c.name, foreign.join(", ")));
+    }
+}
