@@ -1,1 +1,85 @@
-fn main() {}
+//! `weft`: run WebAssembly-component unikernels as Linux processes.
+
+mod backends;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes of `weft` itself; an app's own code passes through unchanged.
+pub mod exit {
+    /// A bad manifest, component, disk image or filter config: nothing ran.
+    pub const INVALID: u8 = 2;
+    /// A component trapped.
+    pub const TRAP: u8 = 70;
+    /// `limits.timeout` passed.
+    pub const TIMEOUT: u8 = 124;
+    /// A component hit `limits.memory`.
+    pub const MEMORY: u8 = 125;
+}
+
+#[derive(Parser)]
+#[command(name = "weft", version, about = "Run WebAssembly-component unikernels", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the app; its console goes to stdout, the exit code is the app's.
+    Run {
+        /// The manifest (`weft.toml`) or the folder holding it.
+        manifest: PathBuf,
+    },
+    /// Validate the manifest and print the resolved plan.
+    Check { manifest: PathBuf },
+    /// Print the wiring as Graphviz DOT.
+    Graph { manifest: PathBuf },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("RUST_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => match e.downcast_ref::<run::Exit>() {
+            Some(x) => {
+                eprintln!("{}", x.message);
+                ExitCode::from(x.code)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<u8> {
+    let engine = run::engine()?;
+    match command {
+        Command::Run { manifest } => {
+            let (plan, dir) = run::plan(&run::manifest_path(&manifest), &engine)?;
+            run::run(&plan, &dir, &engine)
+        }
+        Command::Check { manifest } => {
+            let (plan, dir) = run::plan(&run::manifest_path(&manifest), &engine)?;
+            let exists = |p: &std::path::Path| {
+                p.strip_prefix(&plan.manifest.dir).is_ok_and(|rel| dir.exists(rel))
+            };
+            print!("{}", plan.describe(&exists));
+            Ok(0)
+        }
+        Command::Graph { manifest } => {
+            let (plan, _) = run::plan(&run::manifest_path(&manifest), &engine)?;
+            print!("{}", plan.graph());
+            Ok(0)
+        }
+    }
+}

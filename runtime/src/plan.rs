@@ -231,8 +231,8 @@ fn resolve(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cache, 
         r.at_line(line, key, format!("{s} is not a WebAssembly file (no \\0asm header)"));
         return None;
     }
-    // Layer byte: 0x01 = core module, 0x0d = component.
-    if bytes.get(6..8) == Some(&[0x01, 0x00]) {
+    // Version and layer: 01 00 00 00 is a core module, 0d 00 01 00 a component.
+    if bytes.get(4..8) == Some(&[0x01, 0x00, 0x00, 0x00]) {
         r.at_line(line, key, format!("{s} is a core wasm module, not a component; build it for wasm32-wasip2 or wrap it with `wasm-tools component new`"));
         return None;
     }

@@ -1,0 +1,255 @@
+//! Linux leaf devices: `FileBlock` (cap-std), `MemoryBlock`, `SystemClock`,
+//! `StdioConsole`, `OsRandom`, `SeededRandom`, `StderrLog`.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use cap_std::fs::{Dir, OpenOptions};
+use weft_runtime::devices::{BlockDevice, Clock, Console, ErrorCode, Geometry, Log, Random};
+use weft_runtime::manifest::SECTOR_SIZE;
+
+/// A disk image file, opened through the manifest folder's capability.
+pub struct FileBlock {
+    file: File,
+    geometry: Geometry,
+}
+
+impl FileBlock {
+    /// Opens `path` inside `dir`, creating it zero-filled with `size` bytes
+    /// when it does not exist. An existing image keeps its size; one that is
+    /// not a whole number of sectors is refused untouched.
+    pub fn open(dir: &Dir, path: &Path, size: Option<u64>, read_only: bool, role: &str) -> Result<FileBlock> {
+        let shown = path.display();
+        let file = match dir.open_with(path, OpenOptions::new().read(true).write(!read_only)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let Some(size) = size else {
+                    bail!("device `{role}`: disk image {shown} does not exist; create it or add `size = \"16MiB\"` to [devices.{role}] so weft creates it");
+                };
+                if read_only {
+                    bail!("device `{role}`: disk image {shown} does not exist and the device is read-only, so weft will not create it");
+                }
+                let f = dir
+                    .open_with(path, OpenOptions::new().read(true).write(true).create_new(true))
+                    .with_context(|| format!("device `{role}`: creating disk image {shown}"))?;
+                f.set_len(size).with_context(|| format!("device `{role}`: sizing disk image {shown}"))?;
+                f
+            }
+            Err(e) => return Err(e).with_context(|| format!("device `{role}`: opening disk image {shown}")),
+        };
+        let file = file.into_std();
+        let meta = file.metadata().with_context(|| format!("device `{role}`: reading {shown}"))?;
+        if !meta.is_file() {
+            bail!("device `{role}`: {shown} is not a regular file");
+        }
+        let len = meta.len();
+        if len == 0 || len % SECTOR_SIZE != 0 {
+            bail!("device `{role}`: disk image {shown} is {len} bytes, not a whole number of {SECTOR_SIZE}-byte sectors; refusing to use it (it was not modified)");
+        }
+        let geometry = Geometry { sector_size: SECTOR_SIZE as u32, sector_count: len / SECTOR_SIZE, read_only };
+        Ok(FileBlock { file, geometry })
+    }
+}
+
+impl BlockDevice for FileBlock {
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, ErrorCode> {
+        let mut buf = vec![0; count as usize * self.geometry.sector_size as usize];
+        let off = start * u64::from(self.geometry.sector_size);
+        self.file.read_exact_at(&mut buf, off).map_err(|_| ErrorCode::Io)?;
+        Ok(buf)
+    }
+
+    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), ErrorCode> {
+        let off = start * u64::from(self.geometry.sector_size);
+        self.file.write_all_at(data, off).map_err(|_| ErrorCode::Io)
+    }
+
+    fn flush(&mut self) -> Result<(), ErrorCode> {
+        self.file.sync_data().map_err(|_| ErrorCode::Io)
+    }
+}
+
+/// A zeroed disk in memory, gone at exit.
+pub struct MemoryBlock {
+    data: Vec<u8>,
+    geometry: Geometry,
+}
+
+impl MemoryBlock {
+    pub fn new(size: u64, read_only: bool) -> MemoryBlock {
+        let geometry = Geometry { sector_size: SECTOR_SIZE as u32, sector_count: size / SECTOR_SIZE, read_only };
+        MemoryBlock { data: vec![0; size as usize], geometry }
+    }
+
+    fn range(&self, start: u64, len: usize) -> std::ops::Range<usize> {
+        let off = (start * u64::from(self.geometry.sector_size)) as usize;
+        off..off + len
+    }
+}
+
+impl BlockDevice for MemoryBlock {
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, ErrorCode> {
+        let r = self.range(start, count as usize * self.geometry.sector_size as usize);
+        Ok(self.data[r].to_vec())
+    }
+
+    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), ErrorCode> {
+        let r = self.range(start, data.len());
+        self.data[r].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ErrorCode> {
+        Ok(())
+    }
+}
+
+/// The system clock: `Instant` for monotonic time, `SystemTime` for wall.
+pub struct SystemClock {
+    start: Instant,
+}
+
+impl SystemClock {
+    pub fn new() -> SystemClock {
+        SystemClock { start: Instant::now() }
+    }
+}
+
+impl Clock for SystemClock {
+    fn monotonic_now(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    fn wall_now(&self) -> i64 {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i64,
+            Err(e) => -(e.duration().as_nanos() as i64),
+        }
+    }
+
+    fn wait_until(&mut self, deadline: u64) {
+        let now = self.monotonic_now();
+        if deadline > now {
+            std::thread::sleep(Duration::from_nanos(deadline - now));
+        }
+    }
+}
+
+/// The console on stdout.
+pub struct StdioConsole;
+
+impl Console for StdioConsole {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (a pipe whose reader left) is not the app's fault.
+        let _ = out.write_all(bytes).and_then(|()| out.flush());
+    }
+}
+
+/// Random bytes from the OS.
+pub struct OsRandom;
+
+impl Random for OsRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        getrandom::fill(buf).expect("the OS random source failed");
+    }
+}
+
+/// Deterministic bytes (splitmix64) for reproducible runs.
+pub struct SeededRandom(pub u64);
+
+impl Random for SeededRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// The event log on stderr: one line per event,
+/// `[topic] message | key=value …`.
+pub struct StderrLog;
+
+impl Log for StderrLog {
+    fn append(&mut self, topic: &str, message: &str, fields: &[(String, String)]) {
+        let mut line = format!("[{topic}] {}", message.replace('\n', " "));
+        if !fields.is_empty() {
+            line.push_str(" |");
+            for (k, v) in fields {
+                line.push_str(&format!(" {k}={v}"));
+            }
+        }
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cap_std::ambient_authority;
+
+    fn tmpdir() -> (std::path::PathBuf, Dir) {
+        let p = std::env::temp_dir().join(format!("weft-backends-{}-{:?}", std::process::id(), std::thread::current().id()));
+        std::fs::create_dir_all(&p).unwrap();
+        let d = Dir::open_ambient_dir(&p, ambient_authority()).unwrap();
+        (p, d)
+    }
+
+    #[test]
+    fn file_block_creates_reads_writes() {
+        let (p, dir) = tmpdir();
+        let _ = std::fs::remove_file(p.join("a.img"));
+        let mut b = FileBlock::open(&dir, Path::new("a.img"), Some(8192), false, "s").unwrap();
+        assert_eq!(b.geometry().sector_count, 16);
+        b.write(3, &[7u8; 1024]).unwrap();
+        b.flush().unwrap();
+        assert_eq!(b.read(3, 2).unwrap(), vec![7u8; 1024]);
+        assert_eq!(b.read(5, 1).unwrap(), vec![0u8; 512]);
+        drop(b);
+        // Reopened: the size given now is ignored, the data is there.
+        let mut b = FileBlock::open(&dir, Path::new("a.img"), Some(4096), false, "s").unwrap();
+        assert_eq!(b.geometry().sector_count, 16);
+        assert_eq!(b.read(4, 1).unwrap(), vec![7u8; 512]);
+    }
+
+    #[test]
+    fn file_block_refuses_bad_images_untouched() {
+        let (p, dir) = tmpdir();
+        std::fs::write(p.join("odd.img"), [1u8; 1000]).unwrap();
+        let e = FileBlock::open(&dir, Path::new("odd.img"), None, false, "s").err().unwrap().to_string();
+        assert!(e.contains("1000 bytes, not a whole number of 512-byte sectors"), "{e}");
+        assert_eq!(std::fs::read(p.join("odd.img")).unwrap(), vec![1u8; 1000]);
+        let e = FileBlock::open(&dir, Path::new("none.img"), None, false, "s").err().unwrap().to_string();
+        assert!(e.contains("does not exist; create it or add `size"), "{e}");
+        let e = FileBlock::open(&dir, Path::new("../x.img"), Some(512), false, "s").err().unwrap();
+        assert!(format!("{e:#}").contains("outside") || format!("{e:#}").contains("escape"), "{e:#}");
+    }
+
+    #[test]
+    fn seeded_random_is_deterministic() {
+        let (mut a, mut b) = (SeededRandom(7), SeededRandom(7));
+        let (mut x, mut y) = ([0u8; 13], [0u8; 13]);
+        a.fill(&mut x);
+        b.fill(&mut y);
+        assert_eq!(x, y);
+        assert_ne!(x, [0u8; 13]);
+    }
+}

@@ -1,0 +1,190 @@
+//! From a manifest to a finished run: plan, leaves, store, report.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use wasmtime::{Engine, Store};
+use weft_runtime::cache::{Cache, Origin};
+use weft_runtime::engine::{self, Target};
+use weft_runtime::link::{Host, Leaves, Limits, Unikernel};
+use weft_runtime::manifest::{Backend, Manifest, Problems};
+use weft_runtime::plan::{Loader, Plan};
+use weft_runtime::units::{format_duration, format_size};
+use weft_runtime::{BlockDevice, Failure};
+
+use crate::backends::*;
+use crate::exit;
+
+include!(concat!(env!("OUT_DIR"), "/shipped.rs"));
+
+/// Reads components through the manifest folder's capability, so a path
+/// cannot reach outside it even through a symlink.
+pub struct DirLoader {
+    pub dir: Dir,
+}
+
+impl Loader for DirLoader {
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.dir.read(path)
+    }
+    fn shipped(&self, name: &str) -> Option<&[u8]> {
+        SHIPPED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+    }
+    fn shipped_names(&self) -> Vec<&str> {
+        SHIPPED.iter().map(|(n, _)| *n).collect()
+    }
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn invalid(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Exit { code: exit::INVALID, message: message.into() })
+}
+
+pub fn engine() -> Result<Engine> {
+    Engine::new(&engine::config(Target::Native)).map_err(anyhow::Error::from)
+}
+
+/// Parses and plans `manifest`: every problem at once, as one error.
+pub fn plan(manifest: &Path, engine: &Engine) -> Result<(Plan, Dir)> {
+    let src = std::fs::read_to_string(manifest)
+        .map_err(|e| invalid(format!("error: cannot read manifest {}: {e}", manifest.display())))?;
+    let m = Manifest::parse(manifest, &src).map_err(|p| invalid(p.to_string()))?;
+    let dir = Dir::open_ambient_dir(&m.dir, ambient_authority())
+        .map_err(|e| invalid(format!("error: cannot open the manifest's folder {}: {e}", m.dir.display())))?;
+    let loader = DirLoader { dir };
+    let cache = Cache::from_env();
+    let t = Instant::now();
+    let plan = Plan::build(m, &loader, engine, &cache).map_err(|p: Problems| invalid(p.to_string()))?;
+    for c in std::iter::once(&plan.app).chain(&plan.filters) {
+        let how = if c.origin == Origin::Cached { "cache hit" } else { "compiled" };
+        tracing::debug!(component = %c.name, "{how}");
+    }
+    tracing::debug!(elapsed = ?t.elapsed(), "planned");
+    Ok((plan, loader.dir))
+}
+
+fn leaves(plan: &Plan, dir: &Dir) -> Result<Leaves> {
+    let mut blocks: Vec<Box<dyn BlockDevice>> = Vec::new();
+    for d in plan.block_devices() {
+        let b: Box<dyn BlockDevice> = match &d.backend {
+            Backend::File { path, size, read_only } => {
+                Box::new(FileBlock::open(dir, path, *size, *read_only, &d.role).map_err(|e| invalid(format!("error: {}: {e:#}", plan.manifest.path.display())))?)
+            }
+            Backend::Memory { size, read_only } => Box::new(MemoryBlock::new(*size, *read_only)),
+            other => unreachable!("validated: {other:?} is not a block backend"),
+        };
+        blocks.push(b);
+    }
+    let mut leaves = Leaves {
+        blocks,
+        clock: Box::new(SystemClock::new()),
+        console: Box::new(StdioConsole),
+        random: Box::new(OsRandom),
+        log: Box::new(StderrLog),
+    };
+    for d in &plan.manifest.devices {
+        if let Backend::Seeded { seed } = d.backend {
+            leaves.random = Box::new(SeededRandom(seed));
+        }
+    }
+    Ok(leaves)
+}
+
+/// Ticks the engine's epoch so `limits.timeout` can interrupt guests.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+pub fn start_ticker(engine: &Engine) {
+    let engine = engine.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(EPOCH_TICK);
+            engine.increment_epoch();
+        }
+    });
+}
+
+/// Runs the planned unikernel; returns the app's exit code.
+pub fn run(plan: &Plan, dir: &Dir, engine: &Engine) -> Result<u8> {
+    let unikernel = Unikernel::new(engine, plan.wiring.clone(), &plan.app.component, &components(plan))
+        .map_err(|e| invalid(format!("error: {}: {e:#}", plan.manifest.path.display())))?;
+    let limits = Limits {
+        memory: plan.manifest.limits.memory as usize,
+        timeout: plan.manifest.limits.timeout,
+        epoch_tick: EPOCH_TICK.as_nanos() as u64,
+    };
+    let mut store = Store::new(engine, Host::new(leaves(plan, dir)?, limits));
+    start_ticker(engine);
+    let t = Instant::now();
+    let result = unikernel
+        .instantiate(&mut store)
+        .inspect(|_| tracing::debug!(elapsed = ?t.elapsed(), "instantiated"))
+        .and_then(|app| app.run(&mut store, plan.manifest.app.args.clone()));
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => Err(report(plan, store.data(), e)),
+    }
+}
+
+pub fn components(plan: &Plan) -> Vec<wasmtime::component::Component> {
+    plan.filters.iter().map(|f| f.component.clone()).collect()
+}
+
+/// Turns a failed run into a message naming the component and an exit code.
+fn report(plan: &Plan, host: &Host, e: wasmtime::Error) -> anyhow::Error {
+    let m = &plan.manifest;
+    let file = m.path.display();
+    if let Some(c) = e.downcast_ref::<weft_runtime::link::ConfigError>() {
+        return invalid(format!("error: {c}"));
+    }
+    let backtrace = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|b| format!("\nwasm backtrace:\n{b}"))
+        .unwrap_or_default();
+    let (code, message) = match host.failure() {
+        Some(Failure::Timeout { who }) => (
+            exit::TIMEOUT,
+            format!(
+                "error: {} did not finish within the timeout ({}, `limits.timeout` in {file})",
+                host.name(*who),
+                m.limits.timeout.map_or("?".into(), |t| format_duration(t as i64))
+            ),
+        ),
+        Some(Failure::Memory { who, desired, .. }) => (
+            exit::MEMORY,
+            format!(
+                "error: {} hit the memory limit: it asked for a {} linear memory, the limit is {} (`limits.memory` in {file})",
+                host.name(*who),
+                format_size(*desired as u64),
+                format_size(m.limits.memory)
+            ),
+        ),
+        Some(Failure::Trap { who, message }) => {
+            (exit::TRAP, format!("error: {} trapped: {message}{backtrace}", host.name(*who)))
+        }
+        None => (exit::TRAP, format!("error: {e:#}{backtrace}")),
+    };
+    anyhow::Error::new(Exit { code, message })
+}
+
+/// `--manifest` may name the file or its folder.
+pub fn manifest_path(p: &Path) -> PathBuf {
+    if p.is_dir() { p.join("weft.toml") } else { p.to_path_buf() }
+}
+
