@@ -1,0 +1,98 @@
+//! Helpers for tests that drive the `weft` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A fresh folder under the target dir, unique per call.
+pub fn scratch(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = root()
+        .join("target/test-scratch")
+        .join(format!("{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A copy of `examples/<name>` in a scratch folder (so disk images never
+/// land in the source tree).
+pub fn example(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    for e in std::fs::read_dir(root().join("examples").join(name)).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() && e.path().extension().is_none_or(|x| x != "img") {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+    }
+    dir
+}
+
+/// A scratch folder holding `weft.toml` with `manifest`.
+pub fn manifest(name: &str, manifest: &str) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::write(dir.join("weft.toml"), manifest).unwrap();
+    dir
+}
+
+/// Copies a test component (built by the host crate's build script) into `dir`.
+pub fn test_component(dir: &Path, artifact: &str, as_name: &str) {
+    let src = root().join("components/target/wasm32-wasip2/release").join(format!("{artifact}.wasm"));
+    std::fs::copy(&src, dir.join(as_name)).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+    pub fn stdout_has(&self, s: &str) -> &Self {
+        assert!(self.stdout.contains(s), "stdout lacks {s:?}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+    pub fn stderr_has(&self, s: &str) -> &Self {
+        assert!(self.stderr.contains(s), "stderr lacks {s:?}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+fn cache_dir() -> PathBuf {
+    root().join("target/test-scratch/cache")
+}
+
+pub fn weft_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
+    c.args(args).env("WEFT_CACHE_DIR", cache_dir()).env_remove("RUST_LOG");
+    c
+}
+
+pub fn weft(args: &[&str]) -> Run {
+    output(weft_cmd(args).output().unwrap())
+}
+
+pub fn output(o: Output) -> Run {
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+pub fn run(dir: &Path) -> Run {
+    weft(&["run", dir.to_str().unwrap()])
+}
