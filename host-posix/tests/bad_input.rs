@@ -1,0 +1,177 @@
+//! Negative tests: every kind of bad input gets a clear message naming the
+//! file, key or component, a distinct non-zero exit, and loses nothing.
+
+mod common;
+use common::*;
+
+const INVALID: i32 = 2;
+const TRAP: i32 = 70;
+const TIMEOUT: i32 = 124;
+const MEMORY: i32 = 125;
+
+#[test]
+fn bad_toml_names_file_and_line() {
+    let dir = manifest("bad-toml", "[app]\ncomponent = \"hello\"\nargs = [\"a\",\n");
+    run(&dir).code(INVALID).stderr_has("weft.toml:").stderr_has("invalid TOML");
+}
+
+#[test]
+fn unknown_keys_are_errors_all_reported_at_once() {
+    let dir = manifest(
+        "unknown-key",
+        "[app]\ncomponent = \"hello\"\ncolor = \"red\"\n\n[limits]\ntimeout = \"3s\"\ncpu = 2\n",
+    );
+    let r = run(&dir);
+    r.code(INVALID)
+        .stderr_has("weft.toml:3: `app.color`: unknown key; remove it or use one of: component, args")
+        .stderr_has("weft.toml:7: `limits.cpu`: unknown key; remove it or use one of: memory, timeout");
+}
+
+#[test]
+fn missing_component_file() {
+    let dir = manifest("missing-file", "[app]\ncomponent = \"nothere.wasm\"\n");
+    run(&dir).code(INVALID).stderr_has("`app.component`: cannot read nothere.wasm");
+}
+
+#[test]
+fn unknown_shipped_component_lists_the_shipped_ones() {
+    let dir = manifest("unknown-shipped", "[app]\ncomponent = \"helo\"\n");
+    run(&dir).code(INVALID).stderr_has("no shipped component named \"helo\"; shipped: hello, kvstore");
+}
+
+#[test]
+fn paths_cannot_leave_the_manifest_folder() {
+    let dir = manifest(
+        "escape",
+        "[app]\ncomponent = \"../../hello.wasm\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"/etc/passwd\"\n",
+    );
+    run(&dir)
+        .code(INVALID)
+        .stderr_has("`app.component`: path \"../../hello.wasm\" leaves the manifest's folder")
+        .stderr_has("`devices.storage.path`: path \"/etc/passwd\" leaves the manifest's folder");
+}
+
+#[test]
+fn symlinks_cannot_leave_the_manifest_folder_either() {
+    let dir = manifest("symlink-escape", "[app]\ncomponent = \"app.wasm\"\n");
+    let outside = scratch("outside");
+    test_component(&outside, "misbehave", "app.wasm");
+    std::os::unix::fs::symlink(outside.join("app.wasm"), dir.join("app.wasm")).unwrap();
+    run(&dir).code(INVALID).stderr_has("cannot read app.wasm");
+}
+
+#[test]
+fn a_filter_for_the_wrong_device_kind() {
+    let dir = manifest(
+        "wrong-world",
+        "[app]\ncomponent = \"kvstore\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [{ component = \"clock-skew\" }]\n",
+    );
+    run(&dir).code(INVALID).stderr_has(
+        "weft.toml:8: `devices.storage.filters[0]`: clock-skew is a clock filter, but `storage` is a block device: use a component built for the world weft:devices/block-filter",
+    );
+}
+
+#[test]
+fn an_app_used_as_a_filter() {
+    let dir = manifest(
+        "app-as-filter",
+        "[app]\ncomponent = \"hello\"\n\n[devices.clock]\nkind = \"clock\"\nfilters = [{ component = \"kvstore\" }]\n",
+    );
+    run(&dir).code(INVALID).stderr_has("kvstore is not a filter");
+}
+
+#[test]
+fn not_a_component() {
+    let dir = manifest("not-a-component", "[app]\ncomponent = \"junk.wasm\"\n");
+    std::fs::write(dir.join("junk.wasm"), b"#!/bin/sh\necho hi\n").unwrap();
+    run(&dir).code(INVALID).stderr_has("junk.wasm is not a WebAssembly file");
+    // A core module (the header of one) is named as such.
+    std::fs::write(dir.join("junk.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    run(&dir).code(INVALID).stderr_has("junk.wasm is a core wasm module, not a component");
+    // A truncated component.
+    let good = std::fs::read(root().join("components/target/wasm32-wasip2/release/hello.wasm")).unwrap();
+    std::fs::write(dir.join("junk.wasm"), &good[..good.len() / 2]).unwrap();
+    run(&dir).code(INVALID).stderr_has("junk.wasm is not a valid component");
+}
+
+#[test]
+fn an_app_needing_a_device_the_manifest_lacks() {
+    let dir = manifest("no-block", "[app]\ncomponent = \"kvstore\"\n");
+    run(&dir)
+        .code(INVALID)
+        .stderr_has("kvstore imports `weft:devices/block@0.1.0` but the manifest declares no block device; add one:");
+}
+
+#[test]
+fn filter_config_errors_name_the_key_and_the_line() {
+    let dir = manifest(
+        "bad-config",
+        "[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"1\"]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [\n  { component = \"block-fault\", config = { drop-evry = 3 } },\n]\n",
+    );
+    run(&dir)
+        .code(INVALID)
+        .stderr_has("weft.toml:10: filter `block-fault` rejected its config:")
+        .stderr_has("drop-evry");
+}
+
+#[test]
+fn a_disk_image_that_is_not_whole_sectors_is_refused_untouched() {
+    let dir = example("kvstore");
+    let junk: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+    std::fs::write(dir.join("disk.img"), &junk).unwrap();
+    run(&dir).code(INVALID).stderr_has("disk image disk.img is 1000 bytes, not a whole number of 512-byte sectors");
+    assert_eq!(std::fs::read(dir.join("disk.img")).unwrap(), junk);
+}
+
+#[test]
+fn a_disk_image_that_is_not_a_kvstore_is_not_overwritten() {
+    let dir = example("kvstore");
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i * 13 + 1) as u8).collect();
+    std::fs::write(dir.join("disk.img"), &junk).unwrap();
+    run(&dir).code(2).stdout_has("not a weft kvstore image");
+    assert_eq!(std::fs::read(dir.join("disk.img")).unwrap(), junk);
+}
+
+fn misbehave(name: &str, args: &str, limits: &str) -> Run {
+    let dir = manifest(name, &format!("[app]\ncomponent = \"misbehave.wasm\"\nargs = {args}\n\n[limits]\n{limits}\n"));
+    test_component(&dir, "misbehave", "misbehave.wasm");
+    run(&dir)
+}
+
+#[test]
+fn a_trap_names_the_component_and_prints_a_backtrace() {
+    misbehave("trap", r#"["trap"]"#, "")
+        .code(TRAP)
+        .stderr_has("error: misbehave (app) trapped: wasm trap: wasm `unreachable` instruction executed")
+        .stderr_has("wasm backtrace:");
+    misbehave("panic", r#"["panic"]"#, "").code(TRAP).stderr_has("misbehave (app) trapped");
+}
+
+#[test]
+fn a_hang_is_stopped_by_the_timeout() {
+    let t = std::time::Instant::now();
+    misbehave("spin", r#"["spin"]"#, "timeout = \"500ms\"")
+        .code(TIMEOUT)
+        .stderr_has("error: misbehave (app) did not finish within the timeout (500ms");
+    assert!(t.elapsed() < std::time::Duration::from_secs(15));
+}
+
+#[test]
+fn a_memory_bomb_hits_the_limit() {
+    misbehave("oom", r#"["oom"]"#, "memory = \"64MiB\"")
+        .code(MEMORY)
+        .stdout_has("grew 16 MiB")
+        .stderr_has("error: misbehave (app) hit the memory limit")
+        .stderr_has("the limit is 64 MiB (`limits.memory`");
+}
+
+#[test]
+fn the_app_exit_code_passes_through() {
+    misbehave("exit", r#"["exit", "42"]"#, "").code(42);
+    misbehave("ok", r#"["ok"]"#, "").ok().stdout_has("ok");
+}
+
+#[test]
+fn a_missing_manifest() {
+    weft(&["run", "/nonexistent/weft.toml"]).code(INVALID).stderr_has("cannot read manifest /nonexistent/weft.toml");
+}
