@@ -12,7 +12,7 @@ use weft_runtime::engine::{self, Target};
 use weft_runtime::link::{Host, Leaves, Limits, Unikernel};
 use weft_runtime::manifest::{Backend, Manifest, Problems};
 use weft_runtime::plan::{Loader, Plan};
-use weft_runtime::units::{format_duration, format_size};
+use weft_runtime::units::{format_duration, format_size, format_size_approx};
 use weft_runtime::{BlockDevice, Failure};
 
 use crate::backends::*;
@@ -155,7 +155,7 @@ fn report(plan: &Plan, host: &Host, e: wasmtime::Error) -> anyhow::Error {
     }
     let backtrace = e
         .downcast_ref::<wasmtime::WasmBacktrace>()
-        .map(|b| format!("\nwasm backtrace:\n{b}"))
+        .map(|b| format!("\n{b}"))
         .unwrap_or_default();
     let (code, message) = match host.failure() {
         Some(Failure::Timeout { who }) => (
@@ -171,7 +171,7 @@ fn report(plan: &Plan, host: &Host, e: wasmtime::Error) -> anyhow::Error {
             format!(
                 "error: {} hit the memory limit: it asked for a {} linear memory, the limit is {} (`limits.memory` in {file})",
                 host.name(*who),
-                format_size(*desired as u64),
+                format_size_approx(*desired as u64),
                 format_size(m.limits.memory)
             ),
         ),

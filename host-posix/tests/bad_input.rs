@@ -143,7 +143,7 @@ fn a_trap_names_the_component_and_prints_a_backtrace() {
     misbehave("trap", r#"["trap"]"#, "")
         .code(TRAP)
         .stderr_has("error: misbehave (app) trapped: wasm trap: wasm `unreachable` instruction executed")
-        .stderr_has("wasm backtrace:");
+        .stderr_has("wasm backtrace:\n    0: ");
     misbehave("panic", r#"["panic"]"#, "").code(TRAP).stderr_has("misbehave (app) trapped");
 }
 

@@ -17,7 +17,7 @@ use crate::engine::Target;
 use crate::link::{Device, Filter, Wiring};
 use crate::manifest::{Backend, DeviceSpec, FilterSpec, Kind, Manifest, Problems, Report, Source};
 use crate::names;
-use crate::units::{format_duration, format_size};
+use crate::units::{format_duration, format_size, format_size_approx};
 
 /// How the host finds component bytes: files relative to the manifest
 /// (through a capability-confined directory) and shipped components by name.
@@ -129,7 +129,7 @@ impl Plan {
                 Source::Shipped(_) => "shipped".to_string(),
                 Source::File(p) => p.display().to_string(),
             };
-            let _ = writeln!(out, "  {:<12} sha256:{}  {:>9}  {from}", c.name, &hex(&c.sha256)[..16], format_size_approx(c.size));
+            let _ = writeln!(out, "  {:<12} sha256:{}  {:>9}  {from}", c.name, &hex(&c.sha256)[..16], format_size_approx(c.size as u64));
         }
         let _ = writeln!(out, "creates   {}", if creates.is_empty() { "nothing".to_string() } else { creates.join(", ") });
         let timeout = m.limits.timeout.map_or("none".to_string(), |t| format_duration(t as i64));
@@ -171,14 +171,6 @@ impl Plan {
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
-}
-
-fn format_size_approx(n: usize) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
-    } else {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    }
 }
 
 fn backend_text(b: &Backend) -> String {

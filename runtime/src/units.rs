@@ -69,6 +69,15 @@ pub fn format_size(n: u64) -> alloc::string::String {
     alloc::format!("{n} B")
 }
 
+/// Formats a byte count to one decimal (`17.1 KiB`, `65.4 MiB`).
+pub fn format_size_approx(n: u64) -> alloc::string::String {
+    match n {
+        0..1024 => alloc::format!("{n} B"),
+        1024..1048576 => alloc::format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => alloc::format!("{:.1} MiB", n as f64 / 1048576.0),
+    }
+}
+
 /// Formats nanoseconds compactly (`30s`, `5ms`, `1.5s`).
 pub fn format_duration(ns: i64) -> alloc::string::String {
     let a = ns.unsigned_abs();
