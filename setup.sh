@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Sets up whatever this machine is missing, builds weft and runs the hello
+# unikernel end to end. Safe to run again: each step checks before it acts.
+#   ./setup.sh            set up, build, run examples/hello
+#   ./setup.sh --deps     only install what is missing (used by test.sh)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Rust targets: rust-toolchain.toml names them, but RUSTUP_AUTO_INSTALL=0
+# machines do not install them on their own.
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup toolchain list | grep -q "^$toolchain"; then
+  say "installing Rust $toolchain"
+  rustup toolchain install "$toolchain" --profile minimal
+fi
+for t in wasm32-wasip2 x86_64-unknown-none; do
+  if ! rustup +"$toolchain" target list --installed | grep -qx "$t"; then
+    say "installing Rust target $t"
+    rustup +"$toolchain" target add "$t"
+  fi
+done
+
+# Debian packages the tests and examples use.
+packages=(git)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}"
+fi
+
+[ "${1:-}" = "--deps" ] && exit 0
+
+say "building weft and its components (the first build compiles wasmtime: ~7 minutes on 2 cores)"
+cargo build --release -p weft
+say "running examples/hello"
+./target/release/weft run examples/hello

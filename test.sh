@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test: the host workspace (unit, integration, golden and
+# negative tests, which drive the real `weft` binary over every example),
+# the guest crates' unit tests on the host, and a no_std build of the
+# runtime core for the bare-metal target.
+set -euo pipefail
+cd "$(dirname "$0")"
+./setup.sh --deps
+
+echo "==> host workspace tests" >&2
+cargo test --workspace
+
+echo "==> guest unit tests (on the host)" >&2
+cargo test --manifest-path components/Cargo.toml --target x86_64-unknown-linux-gnu -p weft-guest -p kvstore
