@@ -3,10 +3,19 @@
 use alloc::format;
 use alloc::string::String;
 
-/// A duration for humans: `850ns`, `3.2us`, `1.5ms`, `2.0s` (one decimal above 1 us).
+/// A duration for humans: `850ns`, `3.2us`, `1.5ms`, `2.0s` (one decimal above 1 us);
+/// whole minutes and hours as `3m`, `-2h`.
 pub fn duration(ns: i64) -> String {
     let sign = if ns < 0 { "-" } else { "" };
     let n = ns.unsigned_abs();
+    const MIN: u64 = 60_000_000_000;
+    if n >= MIN && n % MIN == 0 {
+        return if n % (60 * MIN) == 0 {
+            format!("{sign}{}h", n / (60 * MIN))
+        } else {
+            format!("{sign}{}m", n / MIN)
+        };
+    }
     let (unit, div) = match n {
         0..1_000 => return format!("{sign}{n}ns"),
         1_000..1_000_000 => ("us", 1_000),
@@ -74,6 +83,9 @@ mod tests {
         assert_eq!(duration(1_500_000), "1.5ms");
         assert_eq!(duration(2_000_000_000), "2.0s");
         assert_eq!(duration(-5_000_000), "-5.0ms");
+        assert_eq!(duration(-7_200_000_000_000), "-2h");
+        assert_eq!(duration(90_000_000_000), "90.0s");
+        assert_eq!(duration(180_000_000_000), "3m");
         assert_eq!(duration(i64::MIN), "-9223372036.9s");
     }
 

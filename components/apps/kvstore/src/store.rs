@@ -185,9 +185,15 @@ impl<D: Device> Store<D> {
         let ws = self.window_start;
         let wn = self.window.len() as u64 / self.ss;
         if !(start >= ws && start + count <= ws + wn) {
-            let n = (CHUNK_BYTES / self.ss)
-                .max(count)
-                .min(self.sector_count - start);
+            // Read ahead up to 1 MiB, but only within the committed log: past head the
+            // scan looks at a few sectors only, and reading empty space would just give a
+            // fault filter more bytes to spend its faults on.
+            let ahead = self
+                .sb
+                .head
+                .saturating_sub(start)
+                .min(CHUNK_BYTES / self.ss);
+            let n = ahead.max(count).min(self.sector_count - start);
             self.window = self.dev.read(start, n as u32).map_err(|code| DevError {
                 op: "read",
                 sector: Some(start),
