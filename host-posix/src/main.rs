@@ -1,24 +1,11 @@
 //! `weft`: run WebAssembly-component unikernels as Linux processes.
 
-mod backends;
-mod run;
+use weft::run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Exit codes of `weft` itself; an app's own code passes through unchanged.
-pub mod exit {
-    /// A bad manifest, component, disk image or filter config: nothing ran.
-    pub const INVALID: u8 = 2;
-    /// A component trapped.
-    pub const TRAP: u8 = 70;
-    /// `limits.timeout` passed.
-    pub const TIMEOUT: u8 = 124;
-    /// A component hit `limits.memory`.
-    pub const MEMORY: u8 = 125;
-}
 
 #[derive(Parser)]
 #[command(name = "weft", version, about = "Run WebAssembly-component unikernels", long_about = None)]

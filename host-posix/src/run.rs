@@ -80,7 +80,8 @@ pub fn plan(manifest: &Path, engine: &Engine) -> Result<(Plan, Dir)> {
     Ok((plan, loader.dir))
 }
 
-fn leaves(plan: &Plan, dir: &Dir) -> Result<Leaves> {
+/// The Linux leaf devices the plan asks for.
+pub fn leaves(plan: &Plan, dir: &Dir) -> Result<Leaves> {
     let mut blocks: Vec<Box<dyn BlockDevice>> = Vec::new();
     for d in plan.block_devices() {
         let b: Box<dyn BlockDevice> = match &d.backend {

@@ -466,15 +466,18 @@ impl Unikernel {
     pub fn instantiate(&self, store: &mut Store<Host>) -> Result<App> {
         store.limiter(|h| h as &mut dyn wasmtime::ResourceLimiter);
         let limits = store.data().limits;
+        // Epoch ticks until the run is interrupted. wasmtime adds this to the
+        // engine's current epoch, so "never" must leave room for that sum.
+        const NEVER: u64 = 1 << 62;
+        let ticks = match limits.timeout {
+            Some(t) if limits.epoch_tick > 0 => t.div_ceil(limits.epoch_tick).max(1),
+            _ => NEVER,
+        };
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
         if let Some(t) = limits.timeout {
             let now = store.data().leaves.clock.monotonic_now();
             store.data_mut().deadline = Some(now.saturating_add(t));
-            if limits.epoch_tick > 0 {
-                store.set_epoch_deadline(t.div_ceil(limits.epoch_tick).max(1));
-                store.epoch_deadline_trap();
-            }
-        } else {
-            store.set_epoch_deadline(u64::MAX);
         }
         let host = store.data_mut();
         host.names = self.plan.iter().map(|s| s.name.clone()).collect();

@@ -670,7 +670,7 @@ timeout = "30s"
         assert_eq!(s.backend, Backend::File { path: "disk.img".into(), size: Some(16 << 20), read_only: false });
         assert_eq!(s.filters.len(), 2);
         assert_eq!(s.filters[0].config, [("drop-every".to_string(), "100".to_string())]);
-        assert_eq!(s.filters[0].line, 11);
+        assert_eq!(s.filters[0].line, 12);
         let c = &m.devices[0];
         assert_eq!(c.filters[0].config, [("offset".into(), "-2h".into()), ("rate".into(), "0.5".into())]);
         assert_eq!(m.limits.timeout, Some(30_000_000_000));

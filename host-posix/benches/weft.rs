@@ -1,0 +1,262 @@
+//! weft's benchmarks, each against a baseline measured in the same run (this
+//! machine is shared and noisy: compare ratios, not absolute numbers).
+//!
+//!     cargo bench -p weft --bench weft            # all, prints a markdown table
+//!     cargo bench -p weft --bench weft -- calls   # one group: calls | kvstore | start
+//!
+//! Results and the command are recorded in docs/benchmarks.md.
+
+extern crate alloc;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::{Engine, Store};
+use weft::run;
+use weft_runtime::link::{Host, Limits, Unikernel};
+use weft_runtime::plan::Plan;
+
+/// The kvstore's own format and store logic, compiled natively: the
+/// baseline writes exactly the records the component writes.
+#[path = "../../components/apps/kvstore/src/format.rs"]
+#[allow(dead_code)]
+mod format;
+#[path = "../../components/apps/kvstore/src/store.rs"]
+#[allow(dead_code)]
+mod store;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = root().join("target/bench-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A console that keeps what the app wrote.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl weft_runtime::Console for Capture {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+    }
+}
+
+struct Fixture {
+    engine: Engine,
+    plan: Plan,
+    dir: cap_std::fs::Dir,
+    unikernel: Unikernel,
+}
+
+impl Fixture {
+    fn new(name: &str, manifest: &str, files: &[&str]) -> Fixture {
+        let d = scratch(name);
+        std::fs::write(d.join("weft.toml"), manifest).unwrap();
+        for f in files {
+            let src = root().join("components/target/wasm32-wasip2/release").join(f);
+            std::fs::copy(&src, d.join(f)).unwrap();
+        }
+        let engine = run::engine().unwrap();
+        run::start_ticker(&engine);
+        let (plan, dir) = run::plan(&d.join("weft.toml"), &engine).unwrap();
+        let unikernel = Unikernel::new(&engine, plan.wiring.clone(), &plan.app.component, &run::components(&plan)).unwrap();
+        Fixture { engine, plan, dir, unikernel }
+    }
+
+    fn store(&self, console: &Capture) -> Store<Host> {
+        let mut leaves = run::leaves(&self.plan, &self.dir).unwrap();
+        leaves.console = Box::new(console.clone());
+        leaves.log = Box::new(Quiet);
+        let limits = Limits { memory: 1 << 30, timeout: None, epoch_tick: 0 };
+        Store::new(&self.engine, Host::new(leaves, limits))
+    }
+
+    /// Instantiates and runs once; returns the console output.
+    fn run(&self, args: &[&str]) -> String {
+        let console = Capture::default();
+        let mut store = self.store(&console);
+        let app = self.unikernel.instantiate(&mut store).unwrap();
+        let code = app.run(&mut store, args.iter().map(|s| s.to_string()).collect()).unwrap();
+        let out = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(code, 0, "{out}");
+        out
+    }
+}
+
+struct Quiet;
+impl weft_runtime::Log for Quiet {
+    fn append(&mut self, _: &str, _: &str, _: &[(String, String)]) {}
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn chain_manifest(filters: usize) -> String {
+    let f: Vec<&str> = (0..filters).map(|_| "{ component = \"block-fault\" }").collect();
+    format!(
+        "[app]\ncomponent = \"callbench.wasm\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"16MiB\"\nfilters = [{}]\n",
+        f.join(", ")
+    )
+}
+
+/// ns per call measured inside the app, median of 5 runs.
+fn per_call(fx: &Fixture, what: &str, n: u64) -> f64 {
+    let runs = (0..5)
+        .map(|_| {
+            let out = fx.run(&[what, &n.to_string()]);
+            out.trim().strip_prefix("ns/call ").unwrap().parse::<f64>().unwrap()
+        })
+        .collect();
+    median(runs)
+}
+
+fn calls() {
+    println!("\n### Device call cost (app -> block, through N passthrough `block-fault` filters)\n");
+    println!("| filters | 4 KiB read ns/call | per hop | small call (`info`) ns/call | per hop |");
+    println!("|---:|---:|---:|---:|---:|");
+    let mut base = (0.0, 0.0);
+    for n in [0usize, 1, 2, 4] {
+        let fx = Fixture::new(&format!("calls-{n}"), &chain_manifest(n), &["callbench.wasm"]);
+        let read = per_call(&fx, "read", 100_000);
+        let small = per_call(&fx, "small", 1_000_000);
+        if n == 0 {
+            base = (read, small);
+            println!("| 0 (direct) | {read:.0} | baseline | {small:.1} | baseline |");
+        } else {
+            let hr = (read - base.0) / n as f64;
+            let hs = (small - base.1) / n as f64;
+            println!("| {n} | {read:.0} ({:.2}x) | {hr:.0} | {small:.1} ({:.2}x) | {hs:.1} |", read / base.0, small / base.1);
+        }
+    }
+}
+
+/// A file as the kvstore's `Device`, the way a native program would write it.
+struct NativeFile(std::fs::File);
+
+impl store::Device for NativeFile {
+    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, &'static str> {
+        use std::os::unix::fs::FileExt;
+        let mut b = vec![0; count as usize * 512];
+        self.0.read_exact_at(&mut b, start * 512).map_err(|_| "io")?;
+        Ok(b)
+    }
+    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), &'static str> {
+        use std::os::unix::fs::FileExt;
+        self.0.write_all_at(data, start * 512).map_err(|_| "io")
+    }
+    fn flush(&mut self) -> Result<(), &'static str> {
+        self.0.sync_data().map_err(|_| "io")
+    }
+}
+
+fn kvstore() {
+    const N: u64 = 20_000;
+    const SIZE: u64 = 64 << 20;
+    println!("\n### kvstore `fill {N}` on a file (fresh 64 MiB image each run; includes fsync and read-back)\n");
+    let manifest = format!(
+        "[app]\ncomponent = \"kvstore\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"{}MiB\"\n",
+        SIZE >> 20
+    );
+    let fx = Fixture::new("kvstore", &manifest, &[]);
+    let img = root().join("target/bench-scratch/kvstore/disk.img");
+    let fresh = || {
+        let _ = std::fs::remove_file(&img);
+        let f = std::fs::OpenOptions::new().read(true).write(true).create(true).open(&img).unwrap();
+        f.set_len(SIZE).unwrap();
+        f
+    };
+    let mut weft_t = Vec::new();
+    let mut native_t = Vec::new();
+    for _ in 0..5 {
+        drop(fresh());
+        let t = Instant::now();
+        let out = fx.run(&["fill", &N.to_string()]);
+        weft_t.push(t.elapsed().as_secs_f64());
+        assert_eq!(out.trim(), format!("wrote {N} verified {N} lost 0 corrupt 0"));
+
+        let f = fresh();
+        let t = Instant::now();
+        let mut s = store::Store::open(NativeFile(f), 512, SIZE / 512, false).unwrap_or_else(|o| panic!("{:?}", String::from_utf8_lossy(&o.output)));
+        let out = s.fill(N).unwrap_or_else(|o| o);
+        native_t.push(t.elapsed().as_secs_f64());
+        assert_eq!(String::from_utf8_lossy(&out.output).trim(), format!("wrote {N} verified {N} lost 0 corrupt 0"));
+    }
+    let (w, n) = (median(weft_t), median(native_t));
+    println!("| program | records/s | time | ratio |");
+    println!("|---|---:|---:|---:|");
+    println!("| native Rust, same store code, same file (baseline) | {:.0} | {:.1} ms | 1.00 |", N as f64 / n, n * 1e3);
+    println!("| weft: kvstore component -> `file` backend | {:.0} | {:.1} ms | {:.2}x throughput |", N as f64 / w, w * 1e3, n / w);
+}
+
+/// Time from spawning a process to the first byte on its stdout.
+fn first_output(cmd: &mut Command) -> Duration {
+    let t = Instant::now();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut b = [0u8; 1];
+    child.stdout.as_mut().unwrap().read_exact(&mut b).unwrap();
+    let d = t.elapsed();
+    child.wait().unwrap();
+    d
+}
+
+fn start() {
+    println!("\n### Start-up\n");
+    let weft = root().join("target/release/weft");
+    assert!(weft.exists(), "build it first: cargo build --release -p weft");
+    let cache = root().join("target/bench-scratch/cache");
+    let hello = root().join("examples/hello");
+    let run = || first_output(Command::new(&weft).arg("run").arg(&hello).env("WEFT_CACHE_DIR", &cache));
+    run(); // warm the cache
+    let weft_ms: Vec<f64> = (0..30).map(|_| run().as_secs_f64() * 1e3).collect();
+    let base_ms: Vec<f64> =
+        (0..30).map(|_| first_output(Command::new(&weft).arg("--version")).as_secs_f64() * 1e3).collect();
+    let (w, b) = (median(weft_ms), median(base_ms));
+    println!("| measurement | median | baseline | ratio |");
+    println!("|---|---:|---:|---:|");
+    println!("| `weft run examples/hello`, warm cache: spawn to first output | {w:.1} ms | `weft --version` {b:.1} ms | {:.1}x |", w / b);
+
+    // Instantiate: app + 2 filters vs the app alone, on prepared InstancePres.
+    let two = Fixture::new("inst-2", &chain_manifest(2).replace("callbench.wasm", "callbench.wasm"), &["callbench.wasm"]);
+    let zero = Fixture::new("inst-0", &chain_manifest(0), &["callbench.wasm"]);
+    let time = |fx: &Fixture| {
+        let console = Capture::default();
+        let v: Vec<f64> = (0..2000)
+            .map(|_| {
+                let mut store = fx.store(&console);
+                let t = Instant::now();
+                let app = fx.unikernel.instantiate(&mut store).unwrap();
+                let d = t.elapsed();
+                std::hint::black_box(app);
+                d.as_secs_f64() * 1e6
+            })
+            .collect();
+        median(v)
+    };
+    let (z, t) = (time(&zero), time(&two));
+    println!("| instantiate app + 2 filters (incl. `configure`) | {t:.1} us | app alone {z:.1} us | {:.2}x |", t / z);
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let want = |g: &str| filter.is_empty() || filter.iter().any(|f| f == g);
+    println!("weft benchmarks ({}; {} cores)", env!("CARGO_PKG_VERSION"), std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if want("calls") {
+        calls();
+    }
+    if want("kvstore") {
+        kvstore();
+    }
+    if want("start") {
+        start();
+    }
+}

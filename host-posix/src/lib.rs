@@ -1,0 +1,18 @@
+//! weft on Linux: the leaf devices (`backends`) and the path from a manifest
+//! to a finished run (`run`). The `weft` binary is a thin CLI over this.
+
+pub mod backends;
+pub mod run;
+
+/// Exit codes of `weft` itself; an app's own code passes through unchanged.
+pub mod exit {
+    /// A bad manifest, component, disk image or filter config: nothing ran.
+    pub const INVALID: u8 = 2;
+    /// A component trapped.
+    pub const TRAP: u8 = 70;
+    /// `limits.timeout` passed.
+    pub const TIMEOUT: u8 = 124;
+    /// A component hit `limits.memory`.
+    pub const MEMORY: u8 = 125;
+}
+
