@@ -17,7 +17,8 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use wasmtime::component::{
-    Component, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, TypedFunc,
+    Component, ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower,
+    TypedFunc,
 };
 use wasmtime::{AsContextMut, Engine, Result, Store, StoreContextMut};
 
@@ -362,6 +363,8 @@ pub struct Unikernel {
     pres: Vec<InstancePre<Host>>,
     /// For each instance: (kind of device it filters, its routing).
     plan: Vec<Slot>,
+    /// For each instance: its export indices.
+    indices: Vec<Indices>,
 }
 
 #[derive(Clone)]
@@ -444,7 +447,11 @@ impl Unikernel {
             wasmtime::bail!("{} filter components given for {} filters", filters.len(), plan.len() - 1);
         }
         let mut pres = Vec::with_capacity(plan.len());
+        let mut indices = Vec::with_capacity(plan.len());
         for (me, component) in filters.iter().chain([app]).enumerate() {
+            let x = Indices::new(component, plan[me].kind)
+                .map_err(|e| e.context(format!("cannot link {}", plan[me].name)))?;
+            indices.push(x);
             let mut linker = Linker::new(engine);
             leaf_linker(&mut linker)?;
             block_linker(&mut linker, me)?;
@@ -454,7 +461,7 @@ impl Unikernel {
                 .map_err(|e| e.context(format!("cannot link {}", plan[me].name)))?;
             pres.push(pre);
         }
-        Ok(Unikernel { wiring, pres, plan })
+        Ok(Unikernel { wiring, pres, plan, indices })
     }
 
     pub fn wiring(&self) -> &Wiring {
@@ -493,28 +500,25 @@ impl Unikernel {
                 let f = Failure::from_error(Who::Component(me), e);
                 store.data_mut().blame(f);
             })?;
+            let x = &self.indices[me];
             if me == last {
-                let run = instance.get_typed_func::<(Vec<String>,), (u8,)>(&mut *store, "run")?;
+                let run = typed::<(Vec<String>,), (u8,)>(&instance, &mut *store, &x.entry)?;
                 return Ok(App { run, who: me });
             }
             let slot = &self.plan[me];
             let exports = FilterExports {
                 block: match slot.kind {
-                    Some(FilterKind::Block) => Some(block_fns(&instance, &mut *store)?),
+                    Some(FilterKind::Block) => Some(block_fns(&instance, &mut *store, x)?),
                     _ => None,
                 },
                 clock: match slot.kind {
-                    Some(FilterKind::Clock) => Some(clock_fns(&instance, &mut *store)?),
+                    Some(FilterKind::Clock) => Some(clock_fns(&instance, &mut *store, x)?),
                     _ => None,
                 },
             };
             store.data_mut().filters.push(exports);
-            let configure = typed::<(String, Vec<(String, String)>), (Result<(), String>,)>(
-                &instance,
-                &mut *store,
-                names::FILTER,
-                "configure",
-            )?;
+            let configure =
+                typed::<(String, Vec<(String, String)>), (Result<(), String>,)>(&instance, &mut *store, &x.entry)?;
             let role = slot.blocks.first().map_or("clock", |(r, _)| r.as_str()).to_string();
             let mut cx = store.as_context_mut();
             if let Err(message) = call(&mut cx, me, configure, (role, slot.config.clone()))?.0 {
@@ -526,39 +530,72 @@ impl Unikernel {
     }
 }
 
-fn typed<P, R>(instance: &Instance, mut store: impl AsContextMut, iface: &str, func: &str) -> Result<TypedFunc<P, R>>
+/// Finds `iface#func` (or the root function `func`) in a compiled component,
+/// once, so instantiation does no name lookups.
+fn export_index(c: &Component, iface: Option<&str>, func: &str) -> Result<ComponentExportIndex> {
+    let parent = match iface {
+        Some(i) => Some(
+            c.get_export_index(None, i)
+                .ok_or_else(|| wasmtime::format_err!("component does not export `{i}`"))?,
+        ),
+        None => None,
+    };
+    c.get_export_index(parent.as_ref(), func)
+        .ok_or_else(|| wasmtime::format_err!("component does not export `{}#{func}`", iface.unwrap_or("")))
+}
+
+fn typed<P, R>(instance: &Instance, mut store: impl AsContextMut, idx: &ComponentExportIndex) -> Result<TypedFunc<P, R>>
 where
     P: ComponentNamedList + Lower,
     R: ComponentNamedList + Lift,
 {
-    let i = instance
-        .get_export_index(&mut store, None, iface)
-        .ok_or_else(|| wasmtime::format_err!("component does not export `{iface}`"))?;
     let f = instance
-        .get_export_index(&mut store, Some(&i), func)
-        .ok_or_else(|| wasmtime::format_err!("component does not export `{iface}#{func}`"))?;
-    instance
-        .get_typed_func(&mut store, &f)
-        .map_err(|e| e.context(format!("`{iface}#{func}` has the wrong type")))
+        .get_func(&mut store, idx)
+        .ok_or_else(|| wasmtime::format_err!("an indexed export is missing from its instance"))?;
+    f.typed(&mut store).map_err(|e| e.context("a device export has the wrong type"))
 }
 
-fn block_fns(i: &Instance, mut s: impl AsContextMut) -> Result<BlockFns> {
-    let b = names::BLOCK;
+const BLOCK_FNS: [&str; 5] = ["open", "info", "read", "write", "flush"];
+const CLOCK_FNS: [&str; 3] = ["monotonic-now", "wall-now", "wait-until"];
+
+/// Export indices of one instance, resolved when the unikernel is built.
+#[derive(Clone)]
+struct Indices {
+    /// The device interface's functions (`BLOCK_FNS` or `CLOCK_FNS` order).
+    device: Vec<ComponentExportIndex>,
+    /// `filter#configure` for filters, root `run` for the app.
+    entry: ComponentExportIndex,
+}
+
+impl Indices {
+    fn new(c: &Component, kind: Option<FilterKind>) -> Result<Indices> {
+        let (iface, fns): (&str, &[&str]) = match kind {
+            Some(FilterKind::Block) => (names::BLOCK, &BLOCK_FNS),
+            Some(FilterKind::Clock) => (names::CLOCK, &CLOCK_FNS),
+            None => return Ok(Indices { device: Vec::new(), entry: export_index(c, None, "run")? }),
+        };
+        let device = fns.iter().map(|f| export_index(c, Some(iface), f)).collect::<Result<_>>()?;
+        Ok(Indices { device, entry: export_index(c, Some(names::FILTER), "configure")? })
+    }
+}
+
+fn block_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices) -> Result<BlockFns> {
+    let d = &x.device;
     Ok(BlockFns {
-        open: typed(i, &mut s, b, "open")?,
-        info: typed(i, &mut s, b, "info")?,
-        read: typed(i, &mut s, b, "read")?,
-        write: typed(i, &mut s, b, "write")?,
-        flush: typed(i, &mut s, b, "flush")?,
+        open: typed(i, &mut s, &d[0])?,
+        info: typed(i, &mut s, &d[1])?,
+        read: typed(i, &mut s, &d[2])?,
+        write: typed(i, &mut s, &d[3])?,
+        flush: typed(i, &mut s, &d[4])?,
     })
 }
 
-fn clock_fns(i: &Instance, mut s: impl AsContextMut) -> Result<ClockFns> {
-    let c = names::CLOCK;
+fn clock_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices) -> Result<ClockFns> {
+    let d = &x.device;
     Ok(ClockFns {
-        monotonic_now: typed(i, &mut s, c, "monotonic-now")?,
-        wall_now: typed(i, &mut s, c, "wall-now")?,
-        wait_until: typed(i, &mut s, c, "wait-until")?,
+        monotonic_now: typed(i, &mut s, &d[0])?,
+        wall_now: typed(i, &mut s, &d[1])?,
+        wait_until: typed(i, &mut s, &d[2])?,
     })
 }
 
