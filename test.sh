@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 ./setup.sh --deps
 
 echo "==> host workspace tests" >&2
-cargo test --workspace
+cargo test
 
 echo "==> guest unit tests (on the host)" >&2
 cargo test --manifest-path components/Cargo.toml --target x86_64-unknown-linux-gnu -p weft-guest -p kvstore -p block-fault -p block-trace -p clock-skew
