@@ -1,6 +1,9 @@
 //! The one engine configuration both hosts use. An artifact precompiled by
 //! `weft` is only loadable by an engine built from the same settings, so
-//! every setting that changes generated code lives here.
+//! every setting that changes generated code lives here: `weft build`
+//! compiles with `config(Target::BareMetal)` and the kernel loads with the
+//! same call (it adds only hooks that do not change code: where code memory
+//! comes from and how CPU features are probed).
 
 use wasmtime::Config;
 
@@ -9,7 +12,36 @@ use wasmtime::Config;
 pub enum Target {
     /// This Linux process (`weft run`).
     Native,
+    /// The `host-baremetal` kernel on x86_64 (`weft boot`), native code.
+    BareMetal,
+    /// The `host-baremetal` kernel built with its `pulley` feature: Pulley
+    /// bytecode, interpreted (slower, but needs no executable memory).
+    BareMetalPulley,
 }
+
+impl Target {
+    /// Stable name, written into bundles.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Native => "native",
+            Target::BareMetal => "x86_64-unknown-none",
+            Target::BareMetalPulley => "pulley64",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Target> {
+        [Target::Native, Target::BareMetal, Target::BareMetalPulley].into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// Bumped whenever a setting below changes for a bare-metal target, so a
+/// bundle built by an older `weft` is refused with a clear message before
+/// wasmtime's own (less friendly) compatibility check.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The x86 features bare-metal code is compiled for: what `-cpu max` offers
+/// under TCG (qemu64 lacks ssse3). The kernel checks them with cpuid.
+pub const BAREMETAL_X86_FLAGS: [&str; 4] = ["has_sse3", "has_ssse3", "has_sse41", "has_sse42"];
 
 /// Engine settings for `target`.
 pub fn config(target: Target) -> Config {
@@ -17,10 +49,39 @@ pub fn config(target: Target) -> Config {
     // `component-model-async` is off at compile time; the rest of the
     // component model is what weft is made of.
     c.wasm_component_model(true);
-    // The run's `timeout` interrupts guests that never return.
+    // The run's `timeout` interrupts guests that never return (on bare
+    // metal the timer interrupt advances the epoch).
     c.epoch_interruption(true);
     match target {
         Target::Native => {}
+        Target::BareMetal | Target::BareMetalPulley => {
+            // No virtual memory tricks in the kernel: bounds checks are
+            // explicit, memories are plain heap allocations.
+            c.signals_based_traps(false);
+            c.memory_init_cow(false);
+            c.memory_reservation(0);
+            c.memory_guard_size(0);
+            c.memory_reservation_for_growth(1 << 20);
+            // SAFETY: the kernel is soft-float; wasm code uses SSE. Host
+            // calls pass no floats (weft's WIT has none).
+            unsafe {
+                c.x86_float_abi_ok(true);
+            }
+            #[cfg(feature = "std")]
+            {
+                let triple = target.name();
+                c.target(triple).expect("a target cranelift knows");
+                if target == Target::BareMetal {
+                    for flag in BAREMETAL_X86_FLAGS {
+                        // SAFETY: the kernel refuses code whose flags its CPU
+                        // lacks (`Config::detect_host_feature`).
+                        unsafe {
+                            c.cranelift_flag_enable(flag);
+                        }
+                    }
+                }
+            }
+        }
     }
     c
 }

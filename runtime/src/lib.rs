@@ -5,7 +5,7 @@
 //!                                       ──instantiate──▶ linked instances ──run──▶ exit code
 //! ```
 //!
-//! The core (`devices`, `link`, `fault`, `engine`) is `#![no_std]` + `alloc`
+//! The core (`devices`, `link`, `fault`, `engine`, `bundle`) is `#![no_std]` + `alloc`
 //! so the bare-metal kernel links bundles with the same code. The `std`
 //! feature adds what only a full OS host does: parsing manifests
 //! (`manifest`), compiling components and the on-disk AOT cache (`cache`).
@@ -16,6 +16,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod bundle;
 pub mod devices;
 pub mod engine;
 pub mod fault;

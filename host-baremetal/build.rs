@@ -1,0 +1,16 @@
+//! Links the kernel at 1 MiB with `link.ld`. The path is absolute: in a
+//! workspace the linker runs in another directory.
+
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    let target = std::env::var("TARGET").unwrap_or_default();
+    println!("cargo:rerun-if-changed={dir}/link.ld");
+    if target == "x86_64-unknown-none" {
+        println!("cargo:rustc-link-arg-bins=-T{dir}/link.ld");
+        // The target defaults to a static PIE; the boot stub runs before
+        // anything could relocate it, so link a plain executable.
+        println!("cargo:rustc-link-arg-bins=--no-pie");
+        println!("cargo:rustc-link-arg-bins=-znoexecstack");
+        println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
+    }
+}

@@ -1,0 +1,150 @@
+//! The kernel's leaf devices: `SerialConsole`, `TscClock`, `RdRandom`,
+//! `SeededRandom`, `MemoryBlock`, `SerialLog` (and `virtio::VirtioBlk`).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::arch::asm;
+
+use weft_runtime::{BlockDevice, Clock, Console, ErrorCode, Geometry, Log, Random};
+
+use crate::arch;
+use crate::clock::Tsc;
+use crate::serial;
+
+pub struct SerialConsole;
+
+impl Console for SerialConsole {
+    fn write(&mut self, bytes: &[u8]) {
+        serial::console(bytes);
+    }
+}
+
+pub struct TscClock(pub &'static Tsc);
+
+impl Clock for TscClock {
+    fn monotonic_now(&self) -> u64 {
+        self.0.monotonic_now()
+    }
+
+    fn wall_now(&self) -> i64 {
+        self.0.wall_now()
+    }
+
+    fn wait_until(&mut self, deadline: u64) {
+        // The 1 kHz timer wakes `hlt`; the last stretch spins for precision.
+        loop {
+            let now = self.0.monotonic_now();
+            if now >= deadline {
+                return;
+            }
+            if deadline - now > 1_000_000 {
+                arch::halt();
+            } else {
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// The CPU's hardware random source.
+pub struct RdRandom {
+    seed: bool,
+}
+
+impl RdRandom {
+    /// `None` when the CPU has neither RDSEED nor RDRAND.
+    pub fn new() -> Option<RdRandom> {
+        let (_, ebx7, _, _) = arch::cpuid(7, 0);
+        let (_, _, ecx1, _) = arch::cpuid(1, 0);
+        let rdseed = ebx7 & (1 << 18) != 0;
+        let rdrand = ecx1 & (1 << 30) != 0;
+        (rdseed || rdrand).then_some(RdRandom { seed: rdseed && !rdrand })
+    }
+
+    fn next(&self) -> u64 {
+        // RDRAND may transiently fail (CF = 0); the Intel guidance is to retry.
+        for _ in 0..1000 {
+            let (v, ok): (u64, u8);
+            // SAFETY: the instruction exists (checked by cpuid in `new`).
+            unsafe {
+                if self.seed {
+                    asm!("rdseed {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack));
+                } else {
+                    asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack));
+                }
+            }
+            if ok == 1 {
+                return v;
+            }
+        }
+        crate::fatal(format_args!("the CPU's random source failed 1000 times in a row"))
+    }
+}
+
+impl Random for RdRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next().to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// Deterministic bytes (splitmix64): the same sequence as host-posix's
+/// `SeededRandom`, so a seeded app prints the same on both targets.
+pub struct SeededRandom(pub u64);
+
+impl Random for SeededRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// A zeroed disk in kernel memory (the `memory` backend).
+pub struct MemoryBlock {
+    data: Vec<u8>,
+    geometry: Geometry,
+}
+
+impl MemoryBlock {
+    pub fn new(size: u64, read_only: bool) -> MemoryBlock {
+        let geometry = Geometry { sector_size: 512, sector_count: size / 512, read_only };
+        MemoryBlock { data: alloc::vec![0; size as usize], geometry }
+    }
+}
+
+impl BlockDevice for MemoryBlock {
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, ErrorCode> {
+        let off = start as usize * 512;
+        Ok(self.data[off..off + count as usize * 512].to_vec())
+    }
+
+    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), ErrorCode> {
+        let off = start as usize * 512;
+        self.data[off..off + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ErrorCode> {
+        Ok(())
+    }
+}
+
+/// Events as frames on the serial line (see `serial`).
+pub struct SerialLog;
+
+impl Log for SerialLog {
+    fn append(&mut self, topic: &str, message: &str, fields: &[(String, String)]) {
+        serial::event(topic, message, fields);
+    }
+}

@@ -1,0 +1,328 @@
+//! The weft kernel: boots under QEMU (PVH), takes a bundle from the boot
+//! module (`-initrd`), links its precompiled components with the same
+//! `weft_runtime::Unikernel` as `weft run` on Linux, runs the app and exits
+//! QEMU with the app's exit code.
+//!
+//! ```text
+//! boot (asm: page tables, SSE, long mode) → kmain: serial, heap, PIT + TSC,
+//! interrupts → bundle → engine → leaves (virtio-blk, …) → link → run → exit
+//! ```
+//! The kernel provides only the leaf devices, as Solo5's tenders do.
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod boot;
+mod clock;
+mod leaves;
+mod platform;
+mod serial;
+mod virtio;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use talc::{ErrOnOom, Span, Talc, Talck};
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store};
+use weft_runtime::bundle::{BlockBackend, Bundle, RandomBackend};
+use weft_runtime::engine::{self, Target};
+use weft_runtime::link::{ConfigError, Host, Leaves, Limits, Unikernel};
+use weft_runtime::units::{format_duration, format_size, format_size_approx};
+use weft_runtime::{BlockDevice, Failure};
+
+use crate::clock::Tsc;
+
+/// Exit codes, as `weft run`'s (host-posix `exit`), plus a kernel failure.
+mod exit {
+    pub const INVALID: u8 = 2;
+    pub const TRAP: u8 = 70;
+    pub const KERNEL: u8 = 71;
+    pub const TIMEOUT: u8 = 124;
+    pub const MEMORY: u8 = 125;
+}
+
+#[global_allocator]
+static ALLOCATOR: Talck<talc::locking::AssumeUnlockable, ErrOnOom> = Talc::new(ErrOnOom).lock();
+
+#[cfg(not(feature = "pulley"))]
+const TARGET: Target = Target::BareMetal;
+#[cfg(feature = "pulley")]
+const TARGET: Target = Target::BareMetalPulley;
+
+/// The engine whose epoch the timer interrupt advances.
+static EPOCH_ENGINE: AtomicPtr<Engine> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Called from the timer interrupt.
+pub fn on_tick() {
+    let e = EPOCH_ENGINE.load(Ordering::Relaxed);
+    if !e.is_null() {
+        // SAFETY: set once to a leaked `Engine` that lives forever;
+        // `increment_epoch` is a single atomic add.
+        unsafe { (*e).increment_epoch() };
+    }
+}
+
+/// Ends the run with a kernel failure (CPU exception, panic, broken boot).
+pub fn fatal(args: fmt::Arguments<'_>) -> ! {
+    serial::message(format_args!("weft kernel: fatal: {args}"));
+    finish(exit::KERNEL)
+}
+
+fn finish(code: u8) -> ! {
+    serial::exit_frame(code);
+    arch::qemu_exit(code)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    fatal(format_args!("kernel panic: {info}"))
+}
+
+/// PVH `hvm_start_info` (version 1).
+#[repr(C)]
+struct StartInfo {
+    magic: u32,
+    version: u32,
+    flags: u32,
+    nr_modules: u32,
+    modlist_paddr: u64,
+    cmdline_paddr: u64,
+    rsdp_paddr: u64,
+    memmap_paddr: u64,
+    memmap_entries: u32,
+    reserved: u32,
+}
+
+#[repr(C)]
+struct Module {
+    paddr: u64,
+    size: u64,
+    cmdline_paddr: u64,
+    reserved: u64,
+}
+
+#[repr(C)]
+struct MemMapEntry {
+    addr: u64,
+    size: u64,
+    kind: u32,
+    reserved: u32,
+}
+
+unsafe extern "C" {
+    static __kernel_end: u8;
+}
+
+/// The identity map covers 4 GiB.
+const MAPPED: u64 = 4 << 30;
+
+/// Hands the RAM after the kernel to the allocator, leaving out the boot
+/// module (the bundle, read in place).
+fn init_heap(info: &StartInfo, module: (u64, u64)) -> u64 {
+    // SAFETY: the linker script defines the symbol; only its address is used.
+    let kernel_end = core::ptr::addr_of!(__kernel_end) as u64;
+    let entries = if info.version >= 1 && info.memmap_paddr != 0 {
+        // SAFETY: QEMU's PVH loader put the memory map there.
+        unsafe { core::slice::from_raw_parts(info.memmap_paddr as *const MemMapEntry, info.memmap_entries as usize) }
+    } else {
+        &[]
+    };
+    let Some(ram) = entries.iter().find(|e| e.kind == 1 && e.addr <= kernel_end && kernel_end < e.addr + e.size) else {
+        fatal(format_args!("no RAM region holds the kernel in the PVH memory map"));
+    };
+    let end = (ram.addr + ram.size).min(MAPPED);
+    let start = kernel_end;
+    // The largest stretch of [start, end) that avoids the module.
+    let (m0, m1) = (module.0 & !0xFFF, (module.0 + module.1 + 0xFFF) & !0xFFF);
+    let (lo, hi) = if m1 <= start || m0 >= end {
+        (start, end)
+    } else if m0.saturating_sub(start) >= end.saturating_sub(m1) {
+        (start, m0)
+    } else {
+        (m1, end)
+    };
+    // SAFETY: RAM nothing else uses: past the kernel image and its stack,
+    // not the module, inside the identity map.
+    unsafe {
+        ALLOCATOR
+            .lock()
+            .claim(Span::from_base_size(lo as *mut u8, (hi - lo) as usize))
+            .unwrap_or_else(|()| fatal(format_args!("cannot claim heap {lo:#x}..{hi:#x}")));
+    }
+    hi - lo
+}
+
+/// A failure to report: message (may be multi-line) and exit code.
+struct Exit {
+    code: u8,
+    message: String,
+}
+
+fn invalid(message: impl Into<String>) -> Exit {
+    Exit { code: exit::INVALID, message: message.into() }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn kmain(start_info: u32) -> ! {
+    serial::init();
+    // SAFETY: `ebx` at the PVH entry; QEMU keeps the structure in low RAM.
+    let info = unsafe { &*(start_info as usize as *const StartInfo) };
+    if info.magic != 0x336E_C578 {
+        fatal(format_args!("not booted through PVH (start info magic {:#x})", info.magic));
+    }
+    let module = if info.nr_modules >= 1 {
+        // SAFETY: QEMU's PVH loader wrote the module list.
+        let m = unsafe { &*(info.modlist_paddr as *const Module) };
+        (m.paddr, m.size)
+    } else {
+        (0, 0)
+    };
+    let heap = init_heap(info, module);
+    let reload = arch::init_pit();
+    let tsc: &'static Tsc = Box::leak(Box::new(Tsc::calibrate(reload)));
+    arch::init_interrupts();
+    if module.1 == 0 {
+        serial::message(format_args!("error: no bundle: boot this kernel with the bundle as its initrd (`weft boot`)"));
+        finish(exit::INVALID);
+    }
+    // SAFETY: the module stays where QEMU loaded it; the heap excludes it.
+    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(module.0 as *const u8, module.1 as usize) };
+    let code = match run(bytes, tsc, heap) {
+        Ok(code) => code,
+        Err(e) => {
+            serial::message(format_args!("{}", e.message));
+            e.code
+        }
+    };
+    finish(code)
+}
+
+fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
+    let bundle = Bundle::decode(bytes, Some(TARGET)).map_err(|e| invalid(alloc::format!("error: {e}")))?;
+    let mut config = engine::config(TARGET);
+    // SAFETY: `has_feature` answers from cpuid.
+    unsafe {
+        config.detect_host_feature(arch::has_feature);
+    }
+    config.with_custom_code_memory(Some(alloc::sync::Arc::new(platform::IdentityCode)));
+    let engine = Engine::new(&config).map_err(|e| invalid(alloc::format!("error: engine: {e:#}")))?;
+    EPOCH_ENGINE.store(Box::leak(Box::new(engine.clone())), Ordering::Relaxed);
+
+    let mut components = Vec::with_capacity(bundle.components.len());
+    for blob in &bundle.components {
+        // SAFETY: the bundle's checksum matched, and it was written by
+        // `weft build` from components compiled for this target and engine
+        // config; wasmtime checks the artifact's header, target and flags.
+        let c = unsafe { Component::deserialize(&engine, blob.bytes) }.map_err(|e| {
+            invalid(alloc::format!(
+                "error: component `{}` in the bundle cannot be loaded by this kernel: {e:#}; rebuild the bundle with this weft",
+                blob.name
+            ))
+        })?;
+        components.push(c);
+    }
+    let leaves = leaves(&bundle, tsc)?;
+    let file = bundle.manifest.as_str();
+    let unikernel = Unikernel::new(&engine, bundle.wiring.clone(), &components[0], &components[1..])
+        .map_err(|e| invalid(alloc::format!("error: {file}: {e:#}")))?;
+    if (bundle.memory as u128) * 2 > heap as u128 {
+        serial::message(format_args!(
+            "weft kernel: warning: heap {} is less than twice limits.memory {} (memory.grow copies); give QEMU more memory",
+            format_size_approx(heap),
+            format_size(bundle.memory)
+        ));
+    }
+    let limits = Limits {
+        memory: bundle.memory as usize,
+        timeout: bundle.timeout,
+        epoch_tick: 1_000_000_000 / u64::from(arch::TICK_HZ),
+    };
+    let mut store = Store::new(&engine, Host::new(leaves, limits));
+    let result = unikernel.instantiate(&mut store).and_then(|app| app.run(&mut store, bundle.args.clone()));
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => Err(report(&bundle, store.data(), e)),
+    }
+}
+
+fn leaves(bundle: &Bundle<'_>, tsc: &'static Tsc) -> Result<Leaves, Exit> {
+    let mut drives = if bundle.blocks.iter().any(|b| matches!(b, BlockBackend::File { .. })) {
+        virtio::drives(virtio::machine())
+    } else {
+        Vec::new()
+    };
+    let mut blocks: Vec<Box<dyn BlockDevice>> = Vec::new();
+    for (dev, backend) in bundle.wiring.blocks.iter().zip(&bundle.blocks) {
+        match backend {
+            BlockBackend::File { path, read_only, .. } => {
+                let Some(i) = drives.iter().position(|(serial, _)| *serial == dev.role) else {
+                    return Err(invalid(alloc::format!(
+                        "error: device `{}` (file {path}): no virtio-blk drive with serial `{}` is attached; `weft boot` attaches one per file device",
+                        dev.role, dev.role
+                    )));
+                };
+                let (_, mut drive) = drives.swap_remove(i);
+                if *read_only {
+                    drive.set_read_only();
+                }
+                blocks.push(drive);
+            }
+            BlockBackend::Memory { size, read_only } => blocks.push(Box::new(leaves::MemoryBlock::new(*size, *read_only))),
+        }
+    }
+    let random: Box<dyn weft_runtime::Random> = match bundle.random {
+        RandomBackend::Seeded(seed) => Box::new(leaves::SeededRandom(seed)),
+        RandomBackend::Os => match leaves::RdRandom::new() {
+            Some(r) => Box::new(r),
+            None => {
+                return Err(invalid(
+                    "error: this CPU has neither RDRAND nor RDSEED, so the `os` random device has no source; boot with `-cpu max` or use `backend = \"seeded\"`",
+                ));
+            }
+        },
+    };
+    Ok(Leaves {
+        blocks,
+        clock: Box::new(leaves::TscClock(tsc)),
+        console: Box::new(leaves::SerialConsole),
+        random,
+        log: Box::new(leaves::SerialLog),
+    })
+}
+
+/// The same messages and exit codes as `weft run` (host-posix `run::report`).
+fn report(bundle: &Bundle<'_>, host: &Host, e: wasmtime::Error) -> Exit {
+    let file = bundle.manifest.as_str();
+    if let Some(c) = e.downcast_ref::<ConfigError>() {
+        return invalid(alloc::format!("error: {c}"));
+    }
+    let (code, message) = match host.failure() {
+        Some(Failure::Timeout { who }) => (
+            exit::TIMEOUT,
+            alloc::format!(
+                "error: {} did not finish within the timeout ({}, `limits.timeout` in {file})",
+                host.name(*who),
+                bundle.timeout.map_or("?".into(), |t| format_duration(t as i64))
+            ),
+        ),
+        Some(Failure::Memory { who, desired, .. }) => (
+            exit::MEMORY,
+            alloc::format!(
+                "error: {} hit the memory limit: it asked for a {} linear memory, the limit is {} (`limits.memory` in {file})",
+                host.name(*who),
+                format_size_approx(*desired as u64),
+                format_size(bundle.memory)
+            ),
+        ),
+        Some(Failure::Trap { who, message }) => (exit::TRAP, alloc::format!("error: {} trapped: {message}", host.name(*who))),
+        None => (exit::TRAP, alloc::format!("error: {e:#}")),
+    };
+    Exit { code, message }
+}
