@@ -2,6 +2,7 @@
 //! to a finished run (`run`). The `weft` binary is a thin CLI over this.
 
 pub mod backends;
+pub mod boot;
 pub mod run;
 
 /// Exit codes of `weft` itself; an app's own code passes through unchanged.
@@ -10,6 +11,9 @@ pub mod exit {
     pub const INVALID: u8 = 2;
     /// A component trapped.
     pub const TRAP: u8 = 70;
+    /// The bare-metal kernel failed (CPU exception, kernel panic) or QEMU
+    /// stopped without the kernel reporting an exit code.
+    pub const KERNEL: u8 = 71;
     /// `limits.timeout` passed.
     pub const TIMEOUT: u8 = 124;
     /// A component hit `limits.memory`.

@@ -1,6 +1,6 @@
 //! `weft`: run WebAssembly-component unikernels as Linux processes.
 
-use weft::run;
+use weft::{boot, run};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,29 @@ enum Command {
     Check { manifest: PathBuf },
     /// Print the wiring as Graphviz DOT.
     Graph { manifest: PathBuf },
+    /// Build a bundle: the plan plus every component precompiled for a target.
+    Build {
+        manifest: PathBuf,
+        /// Only `baremetal` (the weft kernel under QEMU).
+        #[arg(long, value_parser = ["baremetal"])]
+        target: String,
+        /// Where to write the bundle.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Boot a manifest or bundle as a bare-metal unikernel under QEMU.
+    Boot {
+        /// A manifest (or its folder) or a bundle from `weft build`.
+        input: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        machine: boot::Machine,
+        /// Use KVM instead of TCG (nested KVM without EPT is slower than TCG).
+        #[arg(long)]
+        kvm: bool,
+        /// Kill QEMU after this many seconds (default: the timeout limit + 30).
+        #[arg(long)]
+        qemu_timeout: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +72,18 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Build { manifest, target: _, output } => {
+            let bytes = boot::build(&manifest)?;
+            std::fs::write(&output, &bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", output.display()))?;
+            return Ok(0);
+        }
+        Command::Boot { input, machine, kvm, qemu_timeout } => {
+            let opts = boot::BootOptions { machine, kvm, qemu_timeout: qemu_timeout.map(std::time::Duration::from_secs) };
+            return boot::boot(&input, &opts);
+        }
+        _ => {}
+    }
     let engine = run::engine()?;
     match command {
         Command::Run { manifest } => {
@@ -68,5 +103,6 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             print!("{}", plan.graph());
             Ok(0)
         }
+        Command::Build { .. } | Command::Boot { .. } => unreachable!("dispatched above"),
     }
 }

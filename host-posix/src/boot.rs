@@ -1,0 +1,498 @@
+//! `weft build --target baremetal` and `weft boot`: the bundle and the QEMU
+//! side of the bare-metal target.
+//!
+//! A bundle is the plan plus every component precompiled for the kernel
+//! (`weft_runtime::bundle`). `boot` starts `qemu-system-x86_64` with the
+//! prebuilt kernel (`-kernel`) and the bundle as its initrd, attaches each
+//! `file` block device as a virtio-blk drive whose serial is the device's
+//! role, and demultiplexes the serial line: console bytes to stdout, log
+//! events and kernel messages (frames, see `host-baremetal/src/serial.rs`)
+//! to stderr, and the exit frame to our exit code.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use wasmtime::Engine;
+use weft_runtime::bundle::{BlockBackend, Blob, Bundle, RandomBackend};
+use weft_runtime::cache::Cache;
+use weft_runtime::engine::{self, Target};
+use weft_runtime::manifest::{Backend, Kind, SECTOR_SIZE};
+use weft_runtime::plan::Loader;
+
+use crate::exit;
+use crate::run::{self, DirLoader, Exit};
+
+/// The QEMU machine model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Machine {
+    /// Minimal machine with virtio-mmio: boots fastest.
+    #[default]
+    Microvm,
+    /// PCIe machine (SeaBIOS, virtio-blk-pci).
+    Q35,
+}
+
+/// How to boot.
+#[derive(Clone, Debug, Default)]
+pub struct BootOptions {
+    pub machine: Machine,
+    pub kvm: bool,
+    /// Kill QEMU after this long (default: the bundle's timeout + 30 s, or
+    /// 10 minutes without one).
+    pub qemu_timeout: Option<Duration>,
+}
+
+fn invalid(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Exit { code: exit::INVALID, message: message.into() })
+}
+
+/// The engine `weft build` precompiles with: the kernel's config, with a
+/// compiler.
+pub fn baremetal_engine() -> Result<Engine> {
+    Engine::new(&engine::config(Target::BareMetal)).map_err(anyhow::Error::from)
+}
+
+/// Precompiles `bytes` for the kernel, through the AOT cache (keyed by the
+/// bare-metal engine and target, so it never collides with native entries).
+fn precompile(engine: &Engine, cache: &Cache, bytes: &[u8]) -> Result<Vec<u8>> {
+    let path = cache.dir().map(|d| d.join(format!("{}.cwasm", Cache::key(engine, Target::BareMetal, bytes))));
+    if let Some(p) = &path {
+        if let Ok(b) = std::fs::read(p) {
+            return Ok(b);
+        }
+    }
+    let out = engine.precompile_component(bytes)?;
+    if let Some(p) = &path {
+        let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+        let _ = std::fs::create_dir_all(p.parent().unwrap())
+            .and_then(|()| std::fs::write(&tmp, &out))
+            .and_then(|()| std::fs::rename(&tmp, p));
+    }
+    Ok(out)
+}
+
+/// Builds the bundle for `manifest` (a `weft.toml` or its folder).
+pub fn build(manifest: &Path) -> Result<Vec<u8>> {
+    let native = run::engine()?;
+    let manifest = run::manifest_path(manifest);
+    let (plan, dir) = run::plan(&manifest, &native)?;
+    let loader = DirLoader { dir };
+    let m = &plan.manifest;
+    for d in &m.devices {
+        qemu_mapping(d.kind, &d.role, &d.backend)?;
+    }
+    let engine = baremetal_engine()?;
+    let cache = Cache::from_env();
+    let mut compiled = Vec::new();
+    for c in std::iter::once(&plan.app).chain(&plan.filters) {
+        let bytes = match &c.source {
+            weft_runtime::manifest::Source::Shipped(n) => loader.shipped(n).expect("planned").to_vec(),
+            weft_runtime::manifest::Source::File(p) => loader.dir.read(p)?,
+        };
+        let code = precompile(&engine, &cache, &bytes)
+            .with_context(|| format!("precompiling {} for the bare-metal kernel", c.name))?;
+        compiled.push((c.name.clone(), code));
+    }
+    let blocks = plan
+        .block_devices()
+        .map(|d| match &d.backend {
+            Backend::File { path, size, read_only } => {
+                BlockBackend::File { path: path.display().to_string(), size: *size, read_only: *read_only }
+            }
+            Backend::Memory { size, read_only } => BlockBackend::Memory { size: *size, read_only: *read_only },
+            other => unreachable!("validated: {other:?} is not a block backend"),
+        })
+        .collect();
+    let random = m
+        .devices
+        .iter()
+        .find_map(|d| match d.backend {
+            Backend::Seeded { seed } => Some(RandomBackend::Seeded(seed)),
+            _ => None,
+        })
+        .unwrap_or(RandomBackend::Os);
+    let path = std::fs::canonicalize(&m.path).unwrap_or_else(|_| m.path.clone());
+    let bundle = Bundle {
+        target: Target::BareMetal,
+        manifest: path.display().to_string(),
+        wiring: plan.wiring.clone(),
+        args: m.app.args.clone(),
+        memory: m.limits.memory,
+        timeout: m.limits.timeout,
+        blocks,
+        random,
+        components: compiled.iter().map(|(name, code)| Blob { name: name.clone(), bytes: code }).collect(),
+    };
+    Ok(bundle.encode())
+}
+
+/// How a manifest device appears in QEMU; an error for one that has none.
+fn qemu_mapping(kind: Kind, role: &str, backend: &Backend) -> Result<()> {
+    match (kind, backend) {
+        (Kind::Block, Backend::File { .. }) => {
+            // The role travels as the virtio-blk serial (the ID string is
+            // 20 bytes) and inside a QEMU option.
+            if role.len() > 20 || !role.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(invalid(format!(
+                    "error: device `{role}`: a file disk is attached as a virtio-blk drive named by its role, which must be at most 20 letters, digits, `-` or `_`; rename the device"
+                )));
+            }
+            Ok(())
+        }
+        (Kind::Block, Backend::Memory { .. })
+        | (Kind::Clock, Backend::System)
+        | (Kind::Console, Backend::Stdio)
+        | (Kind::Random, Backend::Os | Backend::Seeded { .. })
+        | (Kind::Log, Backend::Stderr) => Ok(()),
+        (k, b) => Err(invalid(format!(
+            "error: device `{role}` ({} backend {b:?}) has no QEMU mapping on the bare-metal target",
+            k.name()
+        ))),
+    }
+}
+
+/// Where the prebuilt kernel is: `$WEFT_KERNEL`, else next to this `weft`
+/// in the cargo target dir, else the source tree's target dir.
+pub fn kernel_path() -> PathBuf {
+    if let Some(k) = std::env::var_os("WEFT_KERNEL") {
+        return PathBuf::from(k);
+    }
+    let rel = "x86_64-unknown-none/release/weft-kernel";
+    if let Ok(exe) = std::env::current_exe() {
+        // target/release/weft (or target/debug/deps/test-…) → target/
+        for up in exe.ancestors().skip(1).take(3) {
+            let k = up.join(rel);
+            if k.exists() {
+                return k;
+            }
+        }
+    }
+    source_root().join("target").join(rel)
+}
+
+fn source_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Builds the kernel with cargo when it is missing (the first `weft boot`).
+fn ensure_kernel() -> Result<PathBuf> {
+    let k = kernel_path();
+    if k.exists() {
+        return Ok(k);
+    }
+    let root = source_root();
+    if !root.join("host-baremetal/Cargo.toml").exists() {
+        anyhow::bail!("the weft kernel {} is missing and the source tree is not here to build it; set WEFT_KERNEL", k.display());
+    }
+    eprintln!("weft: building the kernel (first time: several minutes): cargo build -p weft-baremetal --target x86_64-unknown-none --release");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", "weft-baremetal", "--target", "x86_64-unknown-none", "--release"])
+        .current_dir(&root)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .stdout(Stdio::null())
+        .status()
+        .context("running cargo to build the kernel")?;
+    let built = root.join("target/x86_64-unknown-none/release/weft-kernel");
+    if !status.success() || !built.exists() {
+        anyhow::bail!("building the kernel failed");
+    }
+    Ok(built)
+}
+
+/// A bundle file to boot: read from `input` when it is one, else built from
+/// the manifest `input` names into a temp file.
+pub fn bundle_for(input: &Path) -> Result<(Vec<u8>, PathBuf, Option<TempFile>)> {
+    if input.is_file() {
+        let mut head = [0u8; 8];
+        let is_bundle = std::fs::File::open(input).and_then(|mut f| f.read_exact(&mut head)).is_ok()
+            && head == weft_runtime::bundle::MAGIC;
+        if is_bundle {
+            let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+            return Ok((bytes, input.to_path_buf(), None));
+        }
+    }
+    let bytes = build(input)?;
+    let tmp = TempFile::new("bundle", &bytes)?;
+    Ok((bytes, tmp.0.clone(), Some(tmp)))
+}
+
+/// A file removed on drop.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    fn new(what: &str, bytes: &[u8]) -> Result<TempFile> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!("weft-{what}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
+        Ok(TempFile(p))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A file disk image, checked (and created if the manifest gives a size)
+/// the way `FileBlock::open` does on Linux.
+fn disk_image(dir: &Path, role: &str, path: &str, size: Option<u64>, read_only: bool) -> Result<PathBuf> {
+    let p = dir.join(path);
+    let shown = path;
+    if !p.exists() {
+        let Some(size) = size else {
+            return Err(invalid(format!(
+                "error: device `{role}`: disk image {shown} does not exist; create it or add `size = \"16MiB\"` to [devices.{role}] so weft creates it"
+            )));
+        };
+        if read_only {
+            return Err(invalid(format!(
+                "error: device `{role}`: disk image {shown} does not exist and the device is read-only, so weft will not create it"
+            )));
+        }
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .map_err(|e| invalid(format!("error: device `{role}`: creating disk image {}: {e}", p.display())))?;
+        f.set_len(size)?;
+    }
+    let meta = std::fs::metadata(&p)?;
+    let len = meta.len();
+    if !meta.is_file() || len == 0 || len % SECTOR_SIZE != 0 {
+        return Err(invalid(format!(
+            "error: device `{role}`: disk image {shown} is {len} bytes, not a whole number of {SECTOR_SIZE}-byte sectors; refusing to use it (it was not modified)"
+        )));
+    }
+    Ok(p)
+}
+
+/// QEMU option values escape `,` by doubling it.
+fn qemu_escape(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+/// The QEMU command line for `bundle` (already decoded from `bundle_file`).
+pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts: &BootOptions) -> Result<Command> {
+    let dir = Path::new(&bundle.manifest).parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut c = Command::new("qemu-system-x86_64");
+    let (machine, blk) = match opts.machine {
+        Machine::Microvm => ("microvm,x-option-roms=off,rtc=on,pit=on,pic=on", "virtio-blk-device"),
+        Machine::Q35 => ("q35", "virtio-blk-pci"),
+    };
+    // RAM: the heap must hold twice the largest linear memory (growth
+    // copies), plus memory disks, plus the kernel and components.
+    let disks: u64 = bundle
+        .blocks
+        .iter()
+        .map(|b| match b {
+            BlockBackend::Memory { size, .. } => *size,
+            BlockBackend::File { .. } => 0,
+        })
+        .sum();
+    let mib = ((2 * bundle.memory + disks) >> 20) + 128;
+    c.args(["-M", machine, "-cpu", "max", "-m"]).arg(format!("{mib}M"));
+    c.args(["-smp", "1", "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", "-serial", "stdio"]);
+    c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    c.args(["-accel", if opts.kvm { "kvm" } else { "tcg" }]);
+    c.arg("-kernel").arg(kernel).arg("-initrd").arg(bundle_file);
+    for (i, (d, b)) in bundle.wiring.blocks.iter().zip(&bundle.blocks).enumerate() {
+        if let BlockBackend::File { path, size, read_only } = b {
+            let img = disk_image(&dir, &d.role, path, *size, *read_only)?;
+            let ro = if *read_only { ",readonly=on" } else { "" };
+            c.arg("-drive").arg(format!("file={},format=raw,if=none,id=d{i},cache=writeback{ro}", qemu_escape(&img)));
+            c.arg("-device").arg(format!("{blk},drive=d{i},serial={}", d.role));
+        }
+    }
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    Ok(c)
+}
+
+/// What the serial line said.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The exit frame's code, if the kernel got that far.
+    pub code: Option<u8>,
+    /// Time from spawning QEMU to the first console byte.
+    pub first_output: Option<Duration>,
+}
+
+/// Splits the serial stream (see the module docs) as it arrives.
+struct Demux<O: Write, E: Write> {
+    out: O,
+    err: E,
+    /// Inside a frame: its bytes so far.
+    frame: Option<Vec<u8>>,
+    outcome: Outcome,
+    start: Instant,
+}
+
+fn unescape(s: &[u8]) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&s[i + 1..i + 3]), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl<O: Write, E: Write> Demux<O, E> {
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut plain = Vec::new();
+        for &b in bytes {
+            match &mut self.frame {
+                Some(f) if b == b'\n' => {
+                    let f = std::mem::take(f);
+                    self.frame = None;
+                    self.frame_done(&f, &mut plain);
+                }
+                Some(f) => f.push(b),
+                None if b == 0x1E => self.frame = Some(Vec::new()),
+                None => plain.push(b),
+            }
+        }
+        self.console(&plain);
+    }
+
+    fn console(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.outcome.first_output.is_none() {
+            self.outcome.first_output = Some(self.start.elapsed());
+        }
+        let _ = self.out.write_all(bytes).and_then(|()| self.out.flush());
+    }
+
+    fn frame_done(&mut self, f: &[u8], plain: &mut Vec<u8>) {
+        let Some((&kind, body)) = f.split_first() else { return };
+        match kind {
+            b'c' => plain.push(0x1E),
+            b'E' => {
+                // Console bytes before the event go out first, as on Linux.
+                self.console(&std::mem::take(plain));
+                let mut parts = body.split(|&b| b == 0x1F).map(unescape);
+                let topic = parts.next().unwrap_or_default();
+                let message = parts.next().unwrap_or_default();
+                let mut line = format!("[{topic}] {}", message.replace('\n', " "));
+                let rest: Vec<String> = parts.collect();
+                if !rest.is_empty() {
+                    line.push_str(" |");
+                    for kv in rest.chunks(2) {
+                        line.push_str(&format!(" {}={}", kv[0], kv.get(1).map_or("", |v| v.as_str())));
+                    }
+                }
+                let _ = writeln!(self.err, "{line}");
+            }
+            b'M' => {
+                self.console(&std::mem::take(plain));
+                let _ = writeln!(self.err, "{}", String::from_utf8_lossy(body));
+            }
+            b'X' => {
+                self.outcome.code = std::str::from_utf8(body).ok().and_then(|s| s.trim().parse().ok());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs QEMU to completion, streaming its serial line to `out` (console)
+/// and `err` (events, kernel messages). Returns what the kernel reported,
+/// QEMU's exit status and its stderr.
+pub fn run_qemu<O, E>(mut cmd: Command, timeout: Duration, out: O, err: E) -> Result<(Outcome, Option<i32>, String)>
+where
+    O: Write + Send + 'static,
+    E: Write + Send + 'static,
+{
+    let start = Instant::now();
+    let mut child: Child = cmd.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!("qemu-system-x86_64 not found; install it (Debian: apt-get install qemu-system-x86)")
+        } else {
+            anyhow::Error::from(e).context("starting qemu-system-x86_64")
+        }
+    })?;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let errs = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let reader = std::thread::spawn(move || {
+        let mut demux = Demux { out, err, frame: None, outcome: Outcome::default(), start };
+        let mut buf = [0u8; 8192];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => demux.feed(&buf[..n]),
+            }
+        }
+        demux.outcome
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break Some(s);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let outcome = reader.join().map_err(|_| anyhow::anyhow!("the serial reader panicked"))?;
+    let qemu_err = errs.join().unwrap_or_default();
+    let Some(status) = status else {
+        return Err(anyhow::Error::new(Exit {
+            code: exit::TIMEOUT,
+            message: format!("error: QEMU did not stop within {}s; killed it", timeout.as_secs()),
+        }));
+    };
+    Ok((outcome, status.code(), qemu_err))
+}
+
+/// `weft boot`: returns the exit code.
+pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
+    let input = if input.is_dir() { run::manifest_path(input) } else { input.to_path_buf() };
+    if !input.exists() {
+        return Err(invalid(format!("error: {} does not exist", input.display())));
+    }
+    let (bytes, file, _tmp) = bundle_for(&input)?;
+    let bundle = Bundle::decode(&bytes, Some(Target::BareMetal))
+        .map_err(|e| invalid(format!("error: {}: {e}", input.display())))?;
+    let kernel = ensure_kernel()?;
+    let cmd = qemu_command(&kernel, &file, &bundle, opts)?;
+    let timeout = opts.qemu_timeout.unwrap_or_else(|| match bundle.timeout {
+        Some(t) => Duration::from_nanos(t) + Duration::from_secs(30),
+        None => Duration::from_secs(600),
+    });
+    tracing::debug!(?cmd, "starting QEMU");
+    let (outcome, status, qemu_err) = run_qemu(cmd, timeout, std::io::stdout(), std::io::stderr())?;
+    tracing::debug!(first_output = ?outcome.first_output, "QEMU finished");
+    match outcome.code {
+        Some(code) => Ok(code),
+        None => Err(anyhow::Error::new(Exit {
+            code: exit::KERNEL,
+            message: format!(
+                "error: the kernel stopped without reporting an exit code (QEMU exit status {}){}",
+                status.map_or("none (killed by a signal)".into(), |s| s.to_string()),
+                if qemu_err.trim().is_empty() { String::new() } else { format!("\nQEMU: {}", qemu_err.trim()) }
+            ),
+        })),
+    }
+}
