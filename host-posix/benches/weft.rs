@@ -101,11 +101,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// callbench with `filters` passthrough filters on the block device (and
+/// as many on the clock, for the `now` calls).
 fn chain_manifest(filters: usize) -> String {
-    let f: Vec<&str> = (0..filters).map(|_| "{ component = \"block-fault\" }").collect();
+    let chain = |c: &str| vec![format!("{{ component = \"{c}\" }}"); filters].join(", ");
     format!(
-        "[app]\ncomponent = \"callbench.wasm\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"16MiB\"\nfilters = [{}]\n",
-        f.join(", ")
+        "[app]\ncomponent = \"callbench.wasm\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [{}]\n\n[devices.clock]\nkind = \"clock\"\nfilters = [{}]\n",
+        chain("block-fault"),
+        chain("clock-skew"),
     )
 }
 
@@ -121,21 +124,19 @@ fn per_call(fx: &Fixture, what: &str, n: u64) -> f64 {
 }
 
 fn calls() {
-    println!("\n### Device call cost (app -> block, through N passthrough `block-fault` filters)\n");
-    println!("| filters | 4 KiB read ns/call | per hop | small call (`info`) ns/call | per hop |");
-    println!("|---:|---:|---:|---:|---:|");
-    let mut base = (0.0, 0.0);
+    println!("\n### Device call cost: app -> device through N passthrough filters (`block-fault` on block, `clock-skew` at rate 1 on clock)\n");
+    println!("| filters | block.read 4 KiB ns/call | per hop | block.info ns/call | per hop | clock.monotonic-now ns/call | per hop |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let mut base = [0.0; 3];
     for n in [0usize, 1, 2, 4] {
         let fx = Fixture::new(&format!("calls-{n}"), &chain_manifest(n), &["callbench.wasm"]);
-        let read = per_call(&fx, "read", 100_000);
-        let small = per_call(&fx, "small", 1_000_000);
+        let v = [per_call(&fx, "read", 100_000), per_call(&fx, "small", 1_000_000), per_call(&fx, "now", 1_000_000)];
         if n == 0 {
-            base = (read, small);
-            println!("| 0 (direct) | {read:.0} | baseline | {small:.1} | baseline |");
+            base = v;
+            println!("| 0 (direct) | {:.0} | baseline | {:.1} | baseline | {:.1} | baseline |", v[0], v[1], v[2]);
         } else {
-            let hr = (read - base.0) / n as f64;
-            let hs = (small - base.1) / n as f64;
-            println!("| {n} | {read:.0} ({:.2}x) | {hr:.0} | {small:.1} ({:.2}x) | {hs:.1} |", read / base.0, small / base.1);
+            let cell = |i: usize| format!("{:.0} ({:.2}x) | {:.0}", v[i], v[i] / base[i], (v[i] - base[i]) / n as f64);
+            println!("| {n} | {} | {} | {} |", cell(0), cell(1), cell(2));
         }
     }
 }

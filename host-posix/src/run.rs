@@ -72,7 +72,7 @@ pub fn plan(manifest: &Path, engine: &Engine) -> Result<(Plan, Dir)> {
     let cache = Cache::from_env();
     let t = Instant::now();
     let plan = Plan::build(m, &loader, engine, &cache).map_err(|p: Problems| invalid(p.to_string()))?;
-    for c in std::iter::once(&plan.app).chain(&plan.filters) {
+    for c in plan.components() {
         let how = if c.origin == Origin::Cached { "cache hit" } else { "compiled" };
         tracing::debug!(component = %c.name, "{how}");
     }
@@ -144,7 +144,7 @@ pub fn run(plan: &Plan, dir: &Dir, engine: &Engine) -> Result<u8> {
 }
 
 pub fn components(plan: &Plan) -> Vec<wasmtime::component::Component> {
-    plan.filters.iter().map(|f| f.component.clone()).collect()
+    plan.filters_in_link_order().map(|f| f.component.clone()).collect()
 }
 
 /// Turns a failed run into a message naming the component and an exit code.

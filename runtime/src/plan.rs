@@ -41,9 +41,9 @@ pub struct Resolved {
 pub struct Plan {
     pub manifest: Manifest,
     pub app: Resolved,
-    /// Each block device's chain innermost-first in `wiring.blocks` order,
-    /// then the clock chain: the order `Unikernel::new` takes.
-    pub filters: Vec<Resolved>,
+    /// Each device's filter chain, innermost first, parallel to
+    /// `manifest.devices`.
+    pub chains: Vec<Vec<Resolved>>,
     pub wiring: Wiring,
 }
 
@@ -55,22 +55,24 @@ impl Plan {
         if let Some(app) = &app {
             check_app(&mut r, &manifest, app, engine);
         }
-        let mut filters = Vec::new();
+        let mut chains = Vec::new();
         let mut wiring = Wiring { app: app.as_ref().map(|a| a.name.clone()).unwrap_or_default(), ..Wiring::default() };
         let mut missing = false;
         for dev in &manifest.devices {
             let mut chain = Vec::new();
+            let mut resolved = Vec::new();
             for (i, f) in dev.filters.iter().enumerate() {
                 let key = format!("devices.{}.filters[{i}]", dev.role);
                 match resolve(&mut r, loader, engine, cache, &f.component, f.line, &key) {
                     Some(c) => {
                         check_filter(&mut r, dev, f, &c, engine, &key);
                         chain.push(filter(&manifest, f, &c));
-                        filters.push(c);
+                        resolved.push(c);
                     }
                     None => missing = true,
                 }
             }
+            chains.push(resolved);
             match dev.kind {
                 Kind::Block => wiring.blocks.push(Device { role: dev.role.clone(), filters: chain }),
                 Kind::Clock => wiring.clock_filters = chain,
@@ -79,7 +81,20 @@ impl Plan {
         }
         r.finish()?;
         assert!(!missing, "a missing component is reported as a problem");
-        Ok(Plan { manifest, app: app.expect("reported when missing"), filters, wiring })
+        Ok(Plan { manifest, app: app.expect("reported when missing"), chains, wiring })
+    }
+
+    /// Every filter in the order `Unikernel::new` instantiates them: each
+    /// block device's chain in `wiring.blocks` order, then the clock chain.
+    pub fn filters_in_link_order(&self) -> impl Iterator<Item = &Resolved> {
+        let devices = || self.manifest.devices.iter().zip(&self.chains);
+        let of = move |kind: Kind| devices().filter(move |(d, _)| d.kind == kind).flat_map(|(_, c)| c);
+        of(Kind::Block).chain(of(Kind::Clock))
+    }
+
+    /// The app, then every filter.
+    pub fn components(&self) -> impl Iterator<Item = &Resolved> {
+        core::iter::once(&self.app).chain(self.chains.iter().flatten())
     }
 
     /// The block devices in `wiring.blocks` order.
@@ -101,16 +116,14 @@ impl Plan {
         let args: Vec<String> = m.app.args.iter().map(|a| format!("{a:?}")).collect();
         let _ = writeln!(out, "app       {}  args [{}]", self.app.name, args.join(", "));
         let _ = writeln!(out, "devices");
-        let mut filters = self.filters.iter();
         let mut creates = Vec::new();
-        for d in &m.devices {
-            let chain: Vec<&Resolved> = filters.by_ref().take(d.filters.len()).collect();
+        for (d, chain) in m.devices.iter().zip(&self.chains) {
             let mut path = vec!["app".to_string()];
             path.extend(chain.iter().rev().map(|c| c.name.clone()));
             path.push(backend_text(&d.backend));
             let default = if d.line == 0 { "  (default)" } else { "" };
             let _ = writeln!(out, "  {:<9} {:<8} {}{default}", d.role, d.kind.name(), path.join(" -> "));
-            for (f, c) in d.filters.iter().zip(&chain) {
+            for (f, c) in d.filters.iter().zip(chain) {
                 let cfg: Vec<String> = f.config.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                 if !cfg.is_empty() {
                     let _ = writeln!(out, "  {:<9} {:<8}   {}: {}", "", "", c.name, cfg.join(", "));
@@ -124,7 +137,7 @@ impl Plan {
             }
         }
         let _ = writeln!(out, "components");
-        for c in core::iter::once(&self.app).chain(&self.filters) {
+        for c in self.components() {
             let from = match &c.source {
                 Source::Shipped(_) => "shipped".to_string(),
                 Source::File(p) => p.display().to_string(),
@@ -142,9 +155,7 @@ impl Plan {
     pub fn graph(&self) -> String {
         let mut out = String::from("digraph weft {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
         let _ = writeln!(out, "  app [label=\"{} (app)\", style=bold];", self.app.name);
-        let mut filters = self.filters.iter();
-        for d in &self.manifest.devices {
-            let chain: Vec<&Resolved> = filters.by_ref().take(d.filters.len()).collect();
+        for (d, chain) in self.manifest.devices.iter().zip(&self.chains) {
             let leaf = format!("\"{}.backend\"", d.role);
             let _ = writeln!(out, "  {leaf} [label=\"{}\\n{} {}\", shape=cylinder];", esc(&backend_text(&d.backend)), d.role, d.kind.name());
             let mut above = "app".to_string();

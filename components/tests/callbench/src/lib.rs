@@ -2,7 +2,8 @@
 //!
 //! `callbench read N` does N 4 KiB reads (8 sectors) of device `storage`;
 //! `callbench small N` does N `block.info` calls (a small call: a handle in,
-//! a 3-field record out). Prints `ns/call <float>` timed with the monotonic
+//! a 3-field record out); `callbench now N` does N `clock.monotonic-now`
+//! calls (no arguments, one u64 back: the smallest call there is). Prints `ns/call <float>` timed with the monotonic
 //! clock around the loop, so the host-side harness can compare chains.
 #![no_std]
 
@@ -37,13 +38,18 @@ impl Guest for CallBench {
                     core::hint::black_box(data);
                 }
             }
+            Some("now") => {
+                for _ in 0..n {
+                    core::hint::black_box(clock::monotonic_now());
+                }
+            }
             Some("small") => {
                 for _ in 0..n {
                     core::hint::black_box(block::info(dev).expect("info"));
                 }
             }
             _ => {
-                console::write(b"usage: callbench read|small N\n");
+                console::write(b"usage: callbench read|small|now N\n");
                 return 2;
             }
         }
