@@ -86,13 +86,14 @@ struct Gate {
     hi: u64,
 }
 
-static mut IDT: [Gate; 48] = [Gate { lo: 0, hi: 0 }; 48];
+static mut IDT: [Gate; 256] = [Gate { lo: 0, hi: 0 }; 256];
 
 unsafe extern "C" {
     static exception_stubs: [u64; 32];
     fn irq_timer();
     fn irq_other_master();
     fn irq_other_slave();
+    fn irq_spurious();
 }
 
 fn gate(handler: u64) -> Gate {
@@ -127,7 +128,10 @@ pub fn init_interrupts() {
         for v in 40..48 {
             idt[v] = gate(irq_other_slave as *const () as u64);
         }
-        let ptr = IdtPtr { limit: (core::mem::size_of::<[Gate; 48]>() - 1) as u16, base: idt.as_ptr() as u64 };
+        for g in &mut idt[48..] {
+            *g = gate(irq_spurious as *const () as u64);
+        }
+        let ptr = IdtPtr { limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16, base: idt.as_ptr() as u64 };
         asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack));
     }
     // 8259: ICW1..4, master at 32, slave at 40, cascade on IRQ 2.
@@ -136,6 +140,14 @@ pub fn init_interrupts() {
     }
     outb(0x21, 0xFE);
     outb(0xA1, 0xFF);
+    // The local APIC in virtual-wire mode: the PIC's INTR reaches the CPU
+    // through LINT0 as ExtINT. Firmware does this on q35 (SeaBIOS); on
+    // microvm nobody does, and without it no timer interrupt ever arrives.
+    const LAPIC: usize = 0xFEE0_0000;
+    for (reg, v) in [(0xF0, 0x1FFu32), (0x350, 0x700), (0x360, 0x400)] {
+        // SAFETY: the LAPIC's MMIO page is identity-mapped.
+        unsafe { core::ptr::write_volatile((LAPIC + reg) as *mut u32, v) }
+    }
     // SAFETY: the IDT is in place.
     unsafe { asm!("sti", options(nomem, nostack)) }
 }
@@ -211,6 +223,10 @@ irq_timer:
     cld
     call timer_tick
     RESTORE
+    iretq
+
+    .global irq_spurious
+irq_spurious:
     iretq
 
     .global irq_other_master
