@@ -87,7 +87,7 @@ pub fn build(manifest: &Path) -> Result<Vec<u8>> {
     let engine = baremetal_engine()?;
     let cache = Cache::from_env();
     let mut compiled = Vec::new();
-    for c in std::iter::once(&plan.app).chain(&plan.filters) {
+    for c in std::iter::once(&plan.app).chain(plan.filters_in_link_order()) {
         let bytes = match &c.source {
             weft_runtime::manifest::Source::Shipped(n) => loader.shipped(n).expect("planned").to_vec(),
             weft_runtime::manifest::Source::File(p) => loader.dir.read(p)?,
