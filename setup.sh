@@ -22,8 +22,8 @@ for t in wasm32-wasip2 x86_64-unknown-none; do
   fi
 done
 
-# Debian packages the tests and examples use.
-packages=(git)
+# Debian packages the tests and examples use (QEMU boots the bare-metal kernel).
+packages=(git qemu-system-x86)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,7 +32,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
   $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 [ "${1:-}" = "--deps" ] && exit 0

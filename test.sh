@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test: the host workspace (unit, integration, golden and
-# negative tests, which drive the real `weft` binary over every example),
+# negative tests, which drive the real `weft` binary over every example,
+# on Linux and booted as bare-metal kernels under QEMU),
 # the guest crates' unit tests on the host, and a no_std build of the
 # runtime core for the bare-metal target.
 set -euo pipefail
 cd "$(dirname "$0")"
 ./setup.sh --deps
+
+echo "==> bare-metal kernel (its tests boot it under QEMU)" >&2
+cargo build -p weft-baremetal --target x86_64-unknown-none --release
 
 echo "==> host workspace tests" >&2
 cargo test
