@@ -321,8 +321,10 @@ fn report(bundle: &Bundle<'_>, host: &Host, e: wasmtime::Error) -> Exit {
                 format_size(bundle.memory)
             ),
         ),
-        Some(Failure::Trap { who, message }) => (exit::TRAP, alloc::format!("error: {} trapped: {message}", host.name(*who))),
-        None => (exit::TRAP, alloc::format!("error: {e:#}")),
+        Some(Failure::Trap { who, message }) => {
+            (exit::TRAP, alloc::format!("error: {} trapped: {message}{backtrace}", host.name(*who)))
+        }
+        None => (exit::TRAP, alloc::format!("error: {e:#}{backtrace}")),
     };
     Exit { code, message }
 }
