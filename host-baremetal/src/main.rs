@@ -304,6 +304,10 @@ fn report(bundle: &Bundle<'_>, host: &Host, e: wasmtime::Error) -> Exit {
         return invalid(alloc::format!("error: {c}"));
     }
     let (code, message) = match host.failure() {
+    let backtrace = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|b| alloc::format!("\n{b}"))
+        .unwrap_or_default();
         Some(Failure::Timeout { who }) => (
             exit::TIMEOUT,
             alloc::format!(
