@@ -1,0 +1,184 @@
+//! The `[stack]` keys as `filter.configure` hands them over.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use weft_guest::Config;
+use weft_guest::parse::unquote;
+
+pub const KEYS: &[&str] = &[
+    "ip",
+    "gateway",
+    "tcp-rx-buffer",
+    "tcp-tx-buffer",
+    "udp-buffer",
+    "backlog",
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackConfig {
+    pub ip: [u8; 4],
+    pub prefix: u8,
+    pub gateway: Option<[u8; 4]>,
+    /// Bytes of receive / transmit buffer per TCP socket.
+    pub tcp_rx: usize,
+    pub tcp_tx: usize,
+    /// Bytes of payload buffer per UDP socket (each direction).
+    pub udp_buf: usize,
+    /// Listening sockets kept ready per listened port: how many handshakes can be in
+    /// flight (or established and not yet accepted) before SYNs are refused.
+    pub backlog: usize,
+}
+
+impl StackConfig {
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<StackConfig, String> {
+        let cfg = Config::new(pairs, KEYS)?;
+        let (ip, prefix) = match cfg.get("ip", parse_cidr)? {
+            Some(v) => v,
+            None => return Err(String::from("missing key `ip` (e.g. ip = \"10.0.0.2/24\")")),
+        };
+        let gateway = cfg.get("gateway", parse_ipv4)?;
+        if let Some(gw) = gateway {
+            if !same_subnet(ip, gw, prefix) {
+                return Err(format!(
+                    "bad value for `gateway`: {} is not in {}/{prefix}",
+                    fmt_ip(gw),
+                    fmt_ip(ip)
+                ));
+            }
+        }
+        let size = |key: &str, default: usize, min: u64, max: u64| -> Result<usize, String> {
+            match cfg.u64(key)? {
+                None => Ok(default),
+                Some(v) if (min..=max).contains(&v) => Ok(v as usize),
+                Some(v) => Err(format!(
+                    "bad value for `{key}`: {v} is outside {min}..={max}"
+                )),
+            }
+        };
+        Ok(StackConfig {
+            ip,
+            prefix,
+            gateway,
+            tcp_rx: size("tcp-rx-buffer", 64 * 1024, 1024, 1 << 24)?,
+            tcp_tx: size("tcp-tx-buffer", 64 * 1024, 1024, 1 << 24)?,
+            udp_buf: size("udp-buffer", 16 * 1024, 1024, 1 << 24)?,
+            backlog: size("backlog", 8, 1, 256)?,
+        })
+    }
+}
+
+pub fn parse_ipv4(s: &str) -> Result<[u8; 4], String> {
+    let t = unquote(s);
+    let bad = || format!("expected an IPv4 address such as 10.0.0.1, got `{s}`");
+    let parts: Vec<&str> = t.split('.').collect();
+    if parts.len() != 4 {
+        return Err(bad());
+    }
+    let mut ip = [0u8; 4];
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        ip[i] = p.parse::<u8>().map_err(|_| bad())?;
+    }
+    Ok(ip)
+}
+
+pub fn parse_cidr(s: &str) -> Result<([u8; 4], u8), String> {
+    let t = unquote(s);
+    let bad = || format!("expected an address with a prefix length such as 10.0.0.2/24, got `{s}`");
+    let (addr, prefix) = t.split_once('/').ok_or_else(bad)?;
+    let ip = parse_ipv4(addr).map_err(|_| bad())?;
+    if prefix.is_empty() || prefix.len() > 2 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    if prefix > 32 {
+        return Err(bad());
+    }
+    if ip == [0; 4] || ip[0] >= 224 || ip[0] == 127 {
+        return Err(format!("`{s}` is not a usable host address"));
+    }
+    Ok((ip, prefix))
+}
+
+pub fn same_subnet(a: [u8; 4], b: [u8; 4], prefix: u8) -> bool {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix as u32)
+    };
+    u32::from_be_bytes(a) & mask == u32::from_be_bytes(b) & mask
+}
+
+pub fn fmt_ip(ip: [u8; 4]) -> String {
+    format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
+}
+
+pub fn fmt_mac(mac: [u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn full_config() {
+        let c = StackConfig::from_pairs(&pairs(&[
+            ("ip", "10.0.0.2/24"),
+            ("gateway", "\"10.0.0.1\""),
+            ("backlog", "16"),
+        ]))
+        .unwrap();
+        assert_eq!(c.ip, [10, 0, 0, 2]);
+        assert_eq!(c.prefix, 24);
+        assert_eq!(c.gateway, Some([10, 0, 0, 1]));
+        assert_eq!(c.backlog, 16);
+        assert_eq!(c.tcp_rx, 65536);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = StackConfig::from_pairs(&pairs(&[("gateway", "10.0.0.1")])).unwrap_err();
+        assert!(e.contains("`ip`"), "{e}");
+        let e =
+            StackConfig::from_pairs(&pairs(&[("ip", "10.0.0.2/24"), ("mtu", "1500")])).unwrap_err();
+        assert!(e.contains("unknown key `mtu`"), "{e}");
+        for bad in [
+            "10.0.0.2",
+            "10.0.0/24",
+            "10.0.0.256/24",
+            "10.0.0.2/33",
+            "x",
+            "0.0.0.0/8",
+        ] {
+            let e = StackConfig::from_pairs(&pairs(&[("ip", bad)])).unwrap_err();
+            assert!(e.contains("`ip`") || e.contains(bad), "{bad}: {e}");
+        }
+        let e = StackConfig::from_pairs(&pairs(&[("ip", "10.0.0.2/24"), ("gateway", "10.1.0.1")]))
+            .unwrap_err();
+        assert!(e.contains("`gateway`"), "{e}");
+        let e = StackConfig::from_pairs(&pairs(&[("ip", "10.0.0.2/24"), ("backlog", "0")]))
+            .unwrap_err();
+        assert!(e.contains("`backlog`"), "{e}");
+    }
+
+    #[test]
+    fn subnets() {
+        assert!(same_subnet([10, 0, 0, 2], [10, 0, 0, 200], 24));
+        assert!(!same_subnet([10, 0, 0, 2], [10, 0, 1, 2], 24));
+        assert!(same_subnet([10, 0, 0, 2], [192, 168, 0, 1], 0));
+    }
+}
