@@ -14,6 +14,9 @@ const SHIPPED: &[(&str, &str)] = &[
     ("clock-skew", "clock_skew"),
 ];
 
+/// Test apps built alongside (tests copy them next to their manifests).
+const TEST_APPS: &[(&str, &str)] = &[("misbehave", "misbehave"), ("callbench", "callbench")];
+
 fn main() {
     let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = here.parent().unwrap().to_path_buf();
@@ -27,7 +30,13 @@ fn main() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(components.join("Cargo.toml"))
+        .arg(components.join("Cargo.toml"));
+    // Only what weft ships and tests with: a guest crate in progress in the
+    // workspace must not break the host build.
+    for (_, artifact) in SHIPPED.iter().chain(TEST_APPS) {
+        cmd.args(["-p", &artifact.replace('_', "-")]);
+    }
+    cmd
         .env("CARGO_TARGET_DIR", &target_dir);
     // Settings meant for the host build must not leak into the guest build.
     for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER", "CARGO_PROFILE_RELEASE_DEBUG"] {

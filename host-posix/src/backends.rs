@@ -117,13 +117,16 @@ impl BlockDevice for MemoryBlock {
 }
 
 /// The system clock: `Instant` for monotonic time, `SystemTime` for wall.
+/// Its waits end early when a network device or host socket has input
+/// (Solo5's `yield`: one way to wait, for time and devices alike).
 pub struct SystemClock {
     start: Instant,
+    readiness: crate::net::Readiness,
 }
 
 impl SystemClock {
-    pub fn new() -> SystemClock {
-        SystemClock { start: Instant::now() }
+    pub fn new(readiness: crate::net::Readiness) -> SystemClock {
+        SystemClock { start: Instant::now(), readiness }
     }
 }
 
@@ -142,7 +145,7 @@ impl Clock for SystemClock {
     fn wait_until(&mut self, deadline: u64) {
         let now = self.monotonic_now();
         if deadline > now {
-            std::thread::sleep(Duration::from_nanos(deadline - now));
+            self.readiness.wait(Duration::from_nanos(deadline - now));
         }
     }
 }

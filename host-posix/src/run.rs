@@ -16,6 +16,9 @@ use weft_runtime::units::{format_duration, format_size, format_size_approx};
 use weft_runtime::{BlockDevice, Failure};
 
 use crate::backends::*;
+use crate::net::{HostSockets, PcapCapture, Readiness, TapNet, UdpNet};
+use std::sync::Arc;
+use weft_runtime::devices::NetDevice;
 use crate::exit;
 
 include!(concat!(env!("OUT_DIR"), "/shipped.rs"));
@@ -93,13 +96,31 @@ pub fn leaves(plan: &Plan, dir: &Dir) -> Result<Leaves> {
         };
         blocks.push(b);
     }
-    let mut leaves = Leaves {
+    let readiness = Readiness::default();
+    let mut leaves = Leaves::new(
         blocks,
-        clock: Box::new(SystemClock::new()),
-        console: Box::new(StdioConsole),
-        random: Box::new(OsRandom),
-        log: Box::new(StderrLog),
-    };
+        Box::new(SystemClock::new(readiness.clone())),
+        Box::new(StdioConsole),
+        Box::new(OsRandom),
+        Box::new(StderrLog),
+    );
+    let fail = |e: anyhow::Error| invalid(format!("error: {}: {e:#}", plan.manifest.path.display()));
+    let shared = Arc::new(dir.try_clone().map_err(|e| fail(e.into()))?);
+    for d in plan.net_devices() {
+        let n: Box<dyn NetDevice> = match &d.backend {
+            Backend::Tap { device } => Box::new(TapNet::open(device, &d.role, &readiness).map_err(fail)?),
+            Backend::Udp { local, remote } => Box::new(UdpNet::open(local, remote, &d.role, &readiness).map_err(fail)?),
+            other => unreachable!("validated: {other:?} is not a net backend"),
+        };
+        leaves.nets.push(n);
+        for f in &d.filters {
+            let path = f.capture.clone().unwrap_or_else(|| format!("{}.pcap", d.role).into());
+            leaves.captures.push(Box::new(PcapCapture::new(shared.clone(), path)));
+        }
+    }
+    if plan.manifest.stack.as_ref().is_some_and(|s| s.component.is_none()) {
+        leaves.sockets = Some(Box::new(HostSockets::new(readiness.clone())));
+    }
     for d in &plan.manifest.devices {
         if let Backend::Seeded { seed } = d.backend {
             leaves.random = Box::new(SeededRandom(seed));

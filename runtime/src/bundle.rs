@@ -396,6 +396,7 @@ mod tests {
                 app: "kvstore".into(),
                 blocks: vec![Device { role: "storage".into(), filters: vec![f] }],
                 clock_filters: vec![],
+                ..Wiring::default()
             },
             args: vec!["fill".into(), "10".into()],
             memory: 1 << 28,

@@ -122,3 +122,84 @@ mod tests {
         assert_eq!(check_range(&big, 0, 2049), Err(ErrorCode::InvalidArgument));
     }
 }
+
+/// `weft:devices/net.net-info`.
+#[derive(ComponentType, Lift, Lower, Clone, Copy, Debug, PartialEq, Eq)]
+#[component(record)]
+pub struct NetInfo {
+    pub mac: (u8, u8, u8, u8, u8, u8),
+    pub mtu: u32,
+}
+
+/// Largest number of frames one `net.receive` returns.
+pub const MAX_FRAMES: u32 = 256;
+
+/// A network device backend: `TapNet`, `UdpNet`, `VirtioNet`.
+pub trait NetDevice: Send {
+    fn info(&self) -> NetInfo;
+    /// Queue frames (already checked: 14..=14+mtu bytes); returns how many
+    /// were taken from the front.
+    fn send(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode>;
+    /// Up to `max` pending frames; never blocks.
+    fn receive(&mut self, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode>;
+}
+
+/// `weft:devices/capture.direction`.
+#[derive(ComponentType, Lift, Lower, Clone, Copy, Debug, PartialEq, Eq)]
+#[component(enum)]
+#[repr(u8)]
+pub enum Direction {
+    #[component(name = "inbound")]
+    Inbound,
+    #[component(name = "outbound")]
+    Outbound,
+}
+
+/// Where a capturing filter's frames go (a pcap file on Linux).
+pub trait Capture: Send {
+    fn frame(&mut self, at: u64, direction: Direction, data: &[u8]);
+}
+
+/// `weft:devices/sockets.endpoint`.
+#[derive(ComponentType, Lift, Lower, Clone, Copy, Debug, PartialEq, Eq)]
+#[component(record)]
+pub struct Endpoint {
+    pub addr: (u8, u8, u8, u8),
+    pub port: u16,
+}
+
+/// `weft:devices/sockets.socket-error`.
+#[derive(ComponentType, Lift, Lower, Clone, Copy, Debug, PartialEq, Eq)]
+#[component(enum)]
+#[repr(u8)]
+pub enum SocketError {
+    #[component(name = "would-block")]
+    WouldBlock,
+    #[component(name = "address-in-use")]
+    AddressInUse,
+    #[component(name = "connection-reset")]
+    ConnectionReset,
+    #[component(name = "not-connected")]
+    NotConnected,
+    #[component(name = "invalid-argument")]
+    InvalidArgument,
+    #[component(name = "unreachable")]
+    Unreachable,
+    #[component(name = "no-buffers")]
+    NoBuffers,
+}
+
+/// The host's own TCP/IP stack as a `sockets` provider (`[stack] backend =
+/// "host"`). Same contract as `weft:devices/sockets`.
+pub trait Sockets: Send {
+    fn tcp_listen(&mut self, port: u16) -> Result<u32, SocketError>;
+    fn tcp_accept(&mut self, listener: u32) -> Result<(u32, Endpoint), SocketError>;
+    fn tcp_connect(&mut self, remote: Endpoint) -> Result<u32, SocketError>;
+    fn tcp_send(&mut self, s: u32, data: &[u8]) -> Result<u32, SocketError>;
+    fn tcp_recv(&mut self, s: u32, max: u32) -> Result<Vec<u8>, SocketError>;
+    fn tcp_shutdown(&mut self, s: u32) -> Result<(), SocketError>;
+    fn udp_bind(&mut self, port: u16) -> Result<u32, SocketError>;
+    fn udp_send_to(&mut self, s: u32, data: &[u8], to: Endpoint) -> Result<(), SocketError>;
+    fn udp_recv_from(&mut self, s: u32, max: u32) -> Result<(Vec<u8>, Endpoint), SocketError>;
+    fn close(&mut self, s: u32);
+}

@@ -23,7 +23,8 @@ use wasmtime::component::{
 use wasmtime::{AsContextMut, Engine, Result, Store, StoreContextMut};
 
 use crate::devices::{
-    BlockDevice, Clock, Console, ErrorCode, Geometry, Log, MAX_RANDOM, Random, check_range,
+    BlockDevice, Capture, Clock, Console, Direction, Endpoint, ErrorCode, Geometry, Log, MAX_FRAMES,
+    MAX_RANDOM, NetDevice, NetInfo, Random, SocketError, Sockets, check_range,
 };
 use crate::fault::{Failure, Stop, Who};
 use crate::names;
@@ -37,8 +38,20 @@ pub struct Wiring {
     pub app: String,
     /// Block devices by role, in the order of the leaves passed to `Host::new`.
     pub blocks: Vec<Device>,
+    /// Net devices by role, in the order of `Leaves::nets`.
+    pub nets: Vec<Device>,
     /// Filters on the clock, innermost first.
     pub clock_filters: Vec<Filter>,
+    /// The TCP/IP stack component serving the app's `sockets`, if any.
+    pub stack: Option<Stack>,
+}
+
+/// A stack component: its name/config (`[stack]` keys) and the net device
+/// (index into `Wiring::nets`) it drives.
+#[derive(Clone, Debug, Default)]
+pub struct Stack {
+    pub filter: Filter,
+    pub net: usize,
 }
 
 /// One device: its role and filter chain.
@@ -68,6 +81,26 @@ pub struct Leaves {
     pub console: Box<dyn Console>,
     pub random: Box<dyn Random>,
     pub log: Box<dyn Log>,
+    /// One per `Wiring::nets`, same order.
+    pub nets: Vec<Box<dyn NetDevice>>,
+    /// One per net filter, in link order (each net chain innermost first);
+    /// only filters that import `capture` write to theirs.
+    pub captures: Vec<Box<dyn Capture>>,
+    /// The host's own stack, when `[stack] backend = "host"`.
+    pub sockets: Option<Box<dyn Sockets>>,
+}
+
+impl Leaves {
+    /// Leaves for a unikernel without networking.
+    pub fn new(
+        blocks: Vec<Box<dyn BlockDevice>>,
+        clock: Box<dyn Clock>,
+        console: Box<dyn Console>,
+        random: Box<dyn Random>,
+        log: Box<dyn Log>,
+    ) -> Leaves {
+        Leaves { blocks, clock, console, random, log, nets: Vec::new(), captures: Vec::new(), sockets: None }
+    }
 }
 
 /// Per-run limits enforced by the store.
@@ -91,6 +124,7 @@ enum Provider {
 pub struct Host {
     leaves: Leaves,
     geometry: Vec<Geometry>,
+    net_info: Vec<NetInfo>,
     /// Exports of each instantiated filter, by instance id.
     filters: Vec<FilterExports>,
     /// Routing of each consumer's imports, by instance id (the app is last).
@@ -101,17 +135,52 @@ pub struct Host {
     failure: Option<Failure>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandleKind {
+    Block,
+    Net,
+}
+
 #[derive(Default)]
 struct Link {
     blocks: Vec<(String, Provider)>,
+    nets: Vec<(String, Provider)>,
     clock: Option<Provider>,
-    handles: Vec<(Provider, u32)>,
+    sockets: Option<Provider>,
+    /// Index into `Leaves::captures` (net filters only).
+    capture: Option<usize>,
+    handles: Vec<(HandleKind, Provider, u32)>,
 }
 
 #[derive(Default)]
 struct FilterExports {
     block: Option<BlockFns>,
     clock: Option<ClockFns>,
+    net: Option<NetFns>,
+    sockets: Option<SocketFns>,
+}
+
+struct NetFns {
+    open: TypedFunc<(String,), (Result<u32, ErrorCode>,)>,
+    info: TypedFunc<(u32,), (Result<NetInfo, ErrorCode>,)>,
+    send: TypedFunc<(u32, Vec<Vec<u8>>), (Result<u32, ErrorCode>,)>,
+    receive: TypedFunc<(u32, u32), (Result<Vec<Vec<u8>>, ErrorCode>,)>,
+}
+
+type SockResult<T> = (Result<T, SocketError>,);
+
+struct SocketFns {
+    tcp_listen: TypedFunc<(u16,), SockResult<u32>>,
+    tcp_accept: TypedFunc<(u32,), SockResult<(u32, Endpoint)>>,
+    tcp_connect: TypedFunc<(Endpoint,), SockResult<u32>>,
+    tcp_send: TypedFunc<(u32, Vec<u8>), SockResult<u32>>,
+    tcp_recv: TypedFunc<(u32, u32), SockResult<Vec<u8>>>,
+    tcp_shutdown: TypedFunc<(u32,), SockResult<()>>,
+    udp_bind: TypedFunc<(u16,), SockResult<u32>>,
+    udp_send_to: TypedFunc<(u32, Vec<u8>, Endpoint), SockResult<()>>,
+    udp_recv_from: TypedFunc<(u32, u32), SockResult<(Vec<u8>, Endpoint)>>,
+    close: TypedFunc<(u32,), ()>,
+    next_deadline: TypedFunc<(), (Option<u64>,)>,
 }
 
 struct BlockFns {
@@ -131,9 +200,11 @@ struct ClockFns {
 impl Host {
     pub fn new(leaves: Leaves, limits: Limits) -> Self {
         let geometry = leaves.blocks.iter().map(|b| b.geometry()).collect();
+        let net_info = leaves.nets.iter().map(|n| n.info()).collect();
         Host {
             leaves,
             geometry,
+            net_info,
             filters: Vec::new(),
             links: Vec::new(),
             names: Vec::new(),
@@ -167,8 +238,17 @@ impl Host {
         }
     }
 
-    fn handle(&self, me: usize, h: u32) -> Option<(Provider, u32)> {
-        self.links[me].handles.get(h as usize).copied()
+    fn handle(&self, me: usize, kind: HandleKind, h: u32) -> Option<(Provider, u32)> {
+        match self.links[me].handles.get(h as usize) {
+            Some(&(k, p, h)) if k == kind => Some((p, h)),
+            _ => None,
+        }
+    }
+
+    fn open_handle(&mut self, me: usize, kind: HandleKind, p: Provider, h: u32) -> u32 {
+        let handles = &mut self.links[me].handles;
+        handles.push((kind, p, h));
+        (handles.len() - 1) as u32
     }
 
     fn block_fns(&self, f: usize) -> &BlockFns {
@@ -177,6 +257,14 @@ impl Host {
 
     fn clock_fns(&self, f: usize) -> &ClockFns {
         self.filters[f].clock.as_ref().expect("a clock provider exports clock")
+    }
+
+    fn net_fns(&self, f: usize) -> &NetFns {
+        self.filters[f].net.as_ref().expect("a net provider exports net")
+    }
+
+    fn socket_fns(&self, f: usize) -> &SocketFns {
+        self.filters[f].sockets.as_ref().expect("a sockets provider exports sockets")
     }
 }
 
@@ -222,14 +310,10 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 call(&mut cx, f, func, (name,))?.0
             }
         };
-        let handles = &mut cx.data_mut().links[me].handles;
-        Ok((r.map(|h| {
-            handles.push((p, h));
-            (handles.len() - 1) as u32
-        }),))
+        Ok((r.map(|h| cx.data_mut().open_handle(me, HandleKind::Block, p, h)),))
     })?;
     i.func_wrap("info", move |mut cx, (h,): (u32,)| {
-        let Some((p, h)) = cx.data().handle(me, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         Ok((match p {
             Provider::Leaf(d) => Ok(cx.data().geometry[d]),
             Provider::Filter(f) => {
@@ -239,7 +323,7 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         },))
     })?;
     i.func_wrap("read", move |mut cx, (h, start, count): (u32, u64, u32)| {
-        let Some((p, h)) = cx.data().handle(me, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         Ok((match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
@@ -253,7 +337,7 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         },))
     })?;
     i.func_wrap("write", move |mut cx, (h, start, data): (u32, u64, Vec<u8>)| {
-        let Some((p, h)) = cx.data().handle(me, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         Ok((match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
@@ -276,7 +360,7 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         },))
     })?;
     i.func_wrap("flush", move |mut cx, (h,): (u32,)| {
-        let Some((p, h)) = cx.data().handle(me, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         Ok((match p {
             Provider::Leaf(d) => cx.data_mut().leaves.blocks[d].flush(),
             Provider::Filter(f) => {
@@ -329,6 +413,109 @@ fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     Ok(())
 }
 
+fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
+    let mut i = l.instance(names::NET)?;
+    i.func_wrap("open", move |mut cx, (name,): (String,)| {
+        let Some(&(_, p)) = cx.data().links[me].nets.iter().find(|(r, _)| *r == name) else {
+            return Ok((Err(ErrorCode::NotFound),));
+        };
+        let r = match p {
+            Provider::Leaf(_) => Ok(0),
+            Provider::Filter(f) => {
+                let func = cx.data().net_fns(f).open;
+                call(&mut cx, f, func, (name,))?.0
+            }
+        };
+        Ok((r.map(|h| cx.data_mut().open_handle(me, HandleKind::Net, p, h)),))
+    })?;
+    i.func_wrap("info", move |mut cx, (h,): (u32,)| {
+        let Some((p, h)) = cx.data().handle(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        Ok((match p {
+            Provider::Leaf(d) => Ok(cx.data().net_info[d]),
+            Provider::Filter(f) => {
+                let func = cx.data().net_fns(f).info;
+                call(&mut cx, f, func, (h,))?.0
+            }
+        },))
+    })?;
+    i.func_wrap("send", move |mut cx, (h, frames): (u32, Vec<Vec<u8>>)| {
+        let Some((p, h)) = cx.data().handle(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        Ok((match p {
+            Provider::Leaf(d) => {
+                let host = cx.data_mut();
+                let max = 14 + host.net_info[d].mtu as usize;
+                if frames.iter().any(|f| f.len() < 14 || f.len() > max) {
+                    Err(ErrorCode::InvalidArgument)
+                } else {
+                    host.leaves.nets[d].send(&frames)
+                }
+            }
+            Provider::Filter(f) => {
+                let func = cx.data().net_fns(f).send;
+                call(&mut cx, f, func, (h, frames))?.0
+            }
+        },))
+    })?;
+    i.func_wrap("receive", move |mut cx, (h, max): (u32, u32)| {
+        let Some((p, h)) = cx.data().handle(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        Ok((match p {
+            Provider::Leaf(d) => cx.data_mut().leaves.nets[d].receive(max.min(MAX_FRAMES)),
+            Provider::Filter(f) => {
+                let func = cx.data().net_fns(f).receive;
+                call(&mut cx, f, func, (h, max))?.0
+            }
+        },))
+    })?;
+    l.instance(names::CAPTURE)?.func_wrap(
+        "frame",
+        move |mut cx, (at, direction, data): (u64, Direction, Vec<u8>)| {
+            let host = cx.data_mut();
+            if let Some(c) = host.links[me].capture {
+                host.leaves.captures[c].frame(at, direction, &data);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
+/// Forwards one `sockets` function: to the host's stack (`Leaf`) or to the
+/// stack component's export (`Filter`).
+macro_rules! sockets_fn {
+    ($i:ident, $me:ident, $name:literal, $field:ident, ($($arg:ident: $ty:ty),*), |$leaf:ident| $body:expr) => {
+        $i.func_wrap($name, move |mut cx, ($($arg,)*): ($($ty,)*)| {
+            match cx.data().links[$me].sockets {
+                Some(Provider::Filter(f)) => {
+                    let func = cx.data().socket_fns(f).$field;
+                    call(&mut cx, f, func, ($($arg,)*))
+                }
+                _ => match cx.data_mut().leaves.sockets.as_mut() {
+                    Some($leaf) => Ok($body),
+                    None => Err(wasmtime::Error::msg("no sockets provider is bound")),
+                },
+            }
+        })?;
+    };
+}
+
+fn sockets_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
+    let mut i = l.instance(names::SOCKETS)?;
+    sockets_fn!(i, me, "tcp-listen", tcp_listen, (port: u16), |s| (s.tcp_listen(port),));
+    sockets_fn!(i, me, "tcp-accept", tcp_accept, (ls: u32), |s| (s.tcp_accept(ls),));
+    sockets_fn!(i, me, "tcp-connect", tcp_connect, (to: Endpoint), |s| (s.tcp_connect(to),));
+    sockets_fn!(i, me, "tcp-send", tcp_send, (so: u32, data: Vec<u8>), |s| (s.tcp_send(so, &data),));
+    sockets_fn!(i, me, "tcp-recv", tcp_recv, (so: u32, max: u32), |s| (s.tcp_recv(so, max),));
+    sockets_fn!(i, me, "tcp-shutdown", tcp_shutdown, (so: u32), |s| (s.tcp_shutdown(so),));
+    sockets_fn!(i, me, "udp-bind", udp_bind, (port: u16), |s| (s.udp_bind(port),));
+    sockets_fn!(i, me, "udp-send-to", udp_send_to, (so: u32, data: Vec<u8>, to: Endpoint), |s| (s.udp_send_to(so, &data, to),));
+    sockets_fn!(i, me, "udp-recv-from", udp_recv_from, (so: u32, max: u32), |s| (s.udp_recv_from(so, max),));
+    sockets_fn!(i, me, "close", close, (so: u32), |s| s.close(so));
+    // The host stack has no timers of its own to run: its readiness wakes
+    // the leaf clock's wait instead.
+    sockets_fn!(i, me, "next-deadline", next_deadline, (), |_s| (None::<u64>,));
+    Ok(())
+}
+
 fn leaf_linker(l: &mut Linker<Host>) -> Result<()> {
     l.instance(names::TYPES)?;
     l.instance(names::CONSOLE)?.func_wrap("write", |mut cx, (bytes,): (Vec<u8>,)| {
@@ -367,20 +554,27 @@ pub struct Unikernel {
     indices: Vec<Indices>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Slot {
     name: String,
     kind: Option<FilterKind>,
+    /// The role passed to `configure` (the device the filter sits on).
+    role: String,
     config: Vec<(String, String)>,
     origin: String,
     blocks: Vec<(String, Provider)>,
+    nets: Vec<(String, Provider)>,
     clock: Option<Provider>,
+    sockets: Option<Provider>,
+    capture: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum FilterKind {
     Block,
     Clock,
+    Net,
+    Stack,
 }
 
 /// A filter whose `configure` rejected its manifest config.
@@ -400,48 +594,79 @@ impl core::fmt::Display for ConfigError {
 impl core::error::Error for ConfigError {}
 
 impl Unikernel {
-    /// `app` and `filters` (flattened: each block device's chain in
-    /// `wiring.blocks` order, then the clock chain) are compiled components.
+    /// `app` and `filters` are compiled components; `filters` in link order:
+    /// each block device's chain (`wiring.blocks` order), each net device's
+    /// chain, the clock chain, then the stack — every chain innermost first.
     pub fn new(engine: &Engine, wiring: Wiring, app: &Component, filters: &[Component]) -> Result<Self> {
-        let mut plan = Vec::new();
+        let mut plan: Vec<Slot> = Vec::new();
         // Leaf routing for filters' side imports (clock, log): never through a
         // chain, so chains cannot form cycles and traces time real time.
         let leaf_clock = Some(Provider::Leaf(0));
-        let mut app_blocks = Vec::new();
-        for (d, dev) in wiring.blocks.iter().enumerate() {
-            let mut below = Provider::Leaf(d);
-            for f in &dev.filters {
-                plan.push(Slot {
-                    name: format!("{} (filter of device `{}`)", f.name, dev.role),
-                    kind: Some(FilterKind::Block),
+        let chain = |plan: &mut Vec<Slot>, kind, role: &str, leaf: usize, filters: &[Filter], captures: &mut usize| {
+            let mut below = Provider::Leaf(leaf);
+            for f in filters {
+                let mut slot = Slot {
+                    name: format!("{} (filter of device `{role}`)", f.name),
+                    kind: Some(kind),
+                    role: role.into(),
                     config: f.config.clone(),
                     origin: f.origin.clone(),
-                    blocks: alloc::vec![(dev.role.clone(), below)],
                     clock: leaf_clock,
-                });
+                    ..Slot::default()
+                };
+                match kind {
+                    FilterKind::Block => slot.blocks = alloc::vec![(role.into(), below)],
+                    FilterKind::Net => {
+                        slot.nets = alloc::vec![(role.into(), below)];
+                        slot.capture = Some(*captures);
+                        *captures += 1;
+                    }
+                    _ => slot.clock = Some(below),
+                }
+                plan.push(slot);
                 below = Provider::Filter(plan.len() - 1);
             }
-            app_blocks.push((dev.role.clone(), below));
-        }
-        let mut clock = Provider::Leaf(0);
-        for f in &wiring.clock_filters {
-            plan.push(Slot {
-                name: format!("{} (filter of device `clock`)", f.name),
-                kind: Some(FilterKind::Clock),
-                config: f.config.clone(),
-                origin: f.origin.clone(),
-                blocks: Vec::new(),
-                clock: Some(clock),
-            });
-            clock = Provider::Filter(plan.len() - 1);
-        }
+            (role.to_string(), below)
+        };
+        let mut captures = 0;
+        let app_blocks: Vec<_> = wiring
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(d, dev)| chain(&mut plan, FilterKind::Block, &dev.role, d, &dev.filters, &mut captures))
+            .collect();
+        let nets: Vec<_> = wiring
+            .nets
+            .iter()
+            .enumerate()
+            .map(|(d, dev)| chain(&mut plan, FilterKind::Net, &dev.role, d, &dev.filters, &mut captures))
+            .collect();
+        let (_, clock) = chain(&mut plan, FilterKind::Clock, "clock", 0, &wiring.clock_filters, &mut captures);
+        let sockets = match &wiring.stack {
+            Some(stack) => {
+                let Some(net) = nets.get(stack.net) else {
+                    wasmtime::bail!("the stack drives net device #{}, but there are {}", stack.net, nets.len());
+                };
+                plan.push(Slot {
+                    name: format!("{} (stack on device `{}`)", stack.filter.name, net.0),
+                    kind: Some(FilterKind::Stack),
+                    role: net.0.clone(),
+                    config: stack.filter.config.clone(),
+                    origin: stack.filter.origin.clone(),
+                    nets: alloc::vec![net.clone()],
+                    clock: leaf_clock,
+                    ..Slot::default()
+                });
+                Some(Provider::Filter(plan.len() - 1))
+            }
+            None => Some(Provider::Leaf(0)),
+        };
         plan.push(Slot {
             name: format!("{} (app)", wiring.app),
-            kind: None,
-            config: Vec::new(),
-            origin: String::new(),
             blocks: app_blocks,
             clock: Some(clock),
+            sockets,
+            ..Slot::default()
         });
         if filters.len() + 1 != plan.len() {
             wasmtime::bail!("{} filter components given for {} filters", filters.len(), plan.len() - 1);
@@ -456,6 +681,8 @@ impl Unikernel {
             leaf_linker(&mut linker)?;
             block_linker(&mut linker, me)?;
             clock_linker(&mut linker, me)?;
+            net_linker(&mut linker, me)?;
+            sockets_linker(&mut linker, me)?;
             let pre = linker
                 .instantiate_pre(component)
                 .map_err(|e| e.context(format!("cannot link {}", plan[me].name)))?;
@@ -491,7 +718,14 @@ impl Unikernel {
         host.links = self
             .plan
             .iter()
-            .map(|s| Link { blocks: s.blocks.clone(), clock: s.clock, handles: Vec::new() })
+            .map(|s| Link {
+                blocks: s.blocks.clone(),
+                nets: s.nets.clone(),
+                clock: s.clock,
+                sockets: s.sockets,
+                capture: s.capture,
+                handles: Vec::new(),
+            })
             .collect();
         host.filters.clear();
         let last = self.pres.len() - 1;
@@ -515,11 +749,19 @@ impl Unikernel {
                     Some(FilterKind::Clock) => Some(clock_fns(&instance, &mut *store, x)?),
                     _ => None,
                 },
+                net: match slot.kind {
+                    Some(FilterKind::Net) => Some(net_fns(&instance, &mut *store, x)?),
+                    _ => None,
+                },
+                sockets: match slot.kind {
+                    Some(FilterKind::Stack) => Some(socket_fns(&instance, &mut *store, x)?),
+                    _ => None,
+                },
             };
             store.data_mut().filters.push(exports);
             let configure =
                 typed::<(String, Vec<(String, String)>), (Result<(), String>,)>(&instance, &mut *store, &x.entry)?;
-            let role = slot.blocks.first().map_or("clock", |(r, _)| r.as_str()).to_string();
+            let role = slot.role.clone();
             let mut cx = store.as_context_mut();
             if let Err(message) = call(&mut cx, me, configure, (role, slot.config.clone()))?.0 {
                 let name = slot.name.split(' ').next().unwrap_or_default().to_string();
@@ -557,6 +799,20 @@ where
 
 const BLOCK_FNS: [&str; 5] = ["open", "info", "read", "write", "flush"];
 const CLOCK_FNS: [&str; 3] = ["monotonic-now", "wall-now", "wait-until"];
+const NET_FNS: [&str; 4] = ["open", "info", "send", "receive"];
+const SOCKET_FNS: [&str; 11] = [
+    "tcp-listen",
+    "tcp-accept",
+    "tcp-connect",
+    "tcp-send",
+    "tcp-recv",
+    "tcp-shutdown",
+    "udp-bind",
+    "udp-send-to",
+    "udp-recv-from",
+    "close",
+    "next-deadline",
+];
 
 /// Export indices of one instance, resolved when the unikernel is built.
 #[derive(Clone)]
@@ -572,6 +828,8 @@ impl Indices {
         let (iface, fns): (&str, &[&str]) = match kind {
             Some(FilterKind::Block) => (names::BLOCK, &BLOCK_FNS),
             Some(FilterKind::Clock) => (names::CLOCK, &CLOCK_FNS),
+            Some(FilterKind::Net) => (names::NET, &NET_FNS),
+            Some(FilterKind::Stack) => (names::SOCKETS, &SOCKET_FNS),
             None => return Ok(Indices { device: Vec::new(), entry: export_index(c, None, "run")? }),
         };
         let device = fns.iter().map(|f| export_index(c, Some(iface), f)).collect::<Result<_>>()?;
@@ -596,6 +854,33 @@ fn clock_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices) -> Result<Cloc
         monotonic_now: typed(i, &mut s, &d[0])?,
         wall_now: typed(i, &mut s, &d[1])?,
         wait_until: typed(i, &mut s, &d[2])?,
+    })
+}
+
+fn net_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices) -> Result<NetFns> {
+    let d = &x.device;
+    Ok(NetFns {
+        open: typed(i, &mut s, &d[0])?,
+        info: typed(i, &mut s, &d[1])?,
+        send: typed(i, &mut s, &d[2])?,
+        receive: typed(i, &mut s, &d[3])?,
+    })
+}
+
+fn socket_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices) -> Result<SocketFns> {
+    let d = &x.device;
+    Ok(SocketFns {
+        tcp_listen: typed(i, &mut s, &d[0])?,
+        tcp_accept: typed(i, &mut s, &d[1])?,
+        tcp_connect: typed(i, &mut s, &d[2])?,
+        tcp_send: typed(i, &mut s, &d[3])?,
+        tcp_recv: typed(i, &mut s, &d[4])?,
+        tcp_shutdown: typed(i, &mut s, &d[5])?,
+        udp_bind: typed(i, &mut s, &d[6])?,
+        udp_send_to: typed(i, &mut s, &d[7])?,
+        udp_recv_from: typed(i, &mut s, &d[8])?,
+        close: typed(i, &mut s, &d[9])?,
+        next_deadline: typed(i, &mut s, &d[10])?,
     })
 }
 

@@ -16,6 +16,7 @@ use crate::units::{parse_duration, parse_size};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     Block,
+    Net,
     Clock,
     Console,
     Random,
@@ -23,11 +24,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Block, Kind::Clock, Kind::Console, Kind::Random, Kind::Log];
+    pub const ALL: [Kind; 6] = [Kind::Block, Kind::Net, Kind::Clock, Kind::Console, Kind::Random, Kind::Log];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Block => "block",
+            Kind::Net => "net",
             Kind::Clock => "clock",
             Kind::Console => "console",
             Kind::Random => "random",
@@ -43,6 +45,7 @@ impl Kind {
     pub fn backends(self) -> &'static [&'static str] {
         match self {
             Kind::Block => &["file", "memory"],
+            Kind::Net => &["tap", "udp"],
             Kind::Clock => &["system"],
             Kind::Console => &["stdio"],
             Kind::Random => &["os", "seeded"],
@@ -52,13 +55,14 @@ impl Kind {
 
     /// Whether one device of this kind serves the whole unikernel.
     pub fn singleton(self) -> bool {
-        self != Kind::Block
+        !matches!(self, Kind::Block | Kind::Net)
     }
 
     /// The filter world for this kind, if filters exist for it.
     pub fn filter_world(self) -> Option<&'static str> {
         match self {
             Kind::Block => Some("block-filter"),
+            Kind::Net => Some("net-filter"),
             Kind::Clock => Some("clock-filter"),
             _ => None,
         }
@@ -102,11 +106,30 @@ pub enum Backend {
     /// Deterministic random bytes from a seed (for reproducible tests).
     Seeded { seed: u64 },
     Stderr,
+    /// An existing TAP interface, by name.
+    Tap { device: String },
+    /// Frames as UDP datagrams between two sockets (QEMU's
+    /// `-netdev socket,udp=…,localaddr=…` wire format); needs no privileges.
+    Udp { local: String, remote: String },
 }
 
 #[derive(Clone, Debug)]
 pub struct FilterSpec {
     pub component: Source,
+    pub config: Vec<(String, String)>,
+    pub line: usize,
+    /// Net filters: the pcap file a `capture` import writes to.
+    pub capture: Option<PathBuf>,
+}
+
+/// `[stack]`: what serves the app's `sockets`.
+#[derive(Clone, Debug)]
+pub struct StackSpec {
+    /// `component = "tcpip"`, or `None` for `backend = "host"`.
+    pub component: Option<Source>,
+    /// The role of the net device the stack drives (component stacks only).
+    pub net: Option<String>,
+    /// Every other key, for the stack's `configure`.
     pub config: Vec<(String, String)>,
     pub line: usize,
 }
@@ -140,6 +163,7 @@ pub struct Manifest {
     pub app: AppSpec,
     /// Declared devices in role order, then defaults for undeclared kinds.
     pub devices: Vec<DeviceSpec>,
+    pub stack: Option<StackSpec>,
     pub limits: LimitsSpec,
 }
 
@@ -333,11 +357,12 @@ impl Manifest {
             }
         };
         let doc = doc.get_ref();
-        check_keys(&mut r, doc, "", &["app", "devices", "limits"]);
+        check_keys(&mut r, doc, "", &["app", "devices", "stack", "limits"]);
 
         let app = Self::app(&mut r, doc);
         let mut devices = Self::devices(&mut r, doc);
         let limits = Self::limits(&mut r, doc);
+        let stack = Self::stack(&mut r, doc, &devices);
 
         // Kinds with one obvious default are bound to it when left out.
         for kind in Kind::ALL.into_iter().filter(|k| k.singleton()) {
@@ -358,8 +383,65 @@ impl Manifest {
             dir: if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir },
             app: app.expect("no problems means [app] parsed"),
             devices,
+            stack,
             limits,
         })
+    }
+
+    fn stack(r: &mut Report, doc: &Table, devices: &[DeviceSpec]) -> Option<StackSpec> {
+        let v = get(doc, "stack")?;
+        let line = r.line_of(v.span().start);
+        let Some(t) = v.get_ref().as_table() else {
+            r.at(v.span().start, "stack", "expected a table: [stack]");
+            return None;
+        };
+        let backend = get(t, "backend").and_then(|b| string(r, b, "stack.backend"));
+        let component = get(t, "component");
+        match (backend, component) {
+            (Some("host"), None) => {
+                check_keys(r, t, "stack", &["backend"]);
+                Some(StackSpec { component: None, net: None, config: vec![], line })
+            }
+            (Some(other), None) => {
+                let b = get(t, "backend").expect("read above");
+                r.at(b.span().start, "stack.backend", format!("unknown stack backend {other:?}; use backend = \"host\" (the host's own TCP/IP) or component = \"tcpip\""));
+                None
+            }
+            (Some(_), Some(c)) => {
+                r.at(c.span().start, "stack", "give either `component` (a stack component on a net device) or `backend = \"host\"`, not both");
+                None
+            }
+            (None, c) => {
+                let component = match c {
+                    Some(c) => source(r, c, "stack.component")?,
+                    None => Source::Shipped("tcpip".into()),
+                };
+                let nets: Vec<&str> = devices.iter().filter(|d| d.kind == Kind::Net).map(|d| d.role.as_str()).collect();
+                let net = match get(t, "net") {
+                    Some(n) => {
+                        let name = string(r, n, "stack.net")?;
+                        if !nets.contains(&name) {
+                            r.at(n.span().start, "stack.net", format!("no net device `{name}`; declare [devices.{name}] with kind = \"net\"{}", if nets.is_empty() { String::new() } else { format!(" or use one of: {}", nets.join(", ")) }));
+                            return None;
+                        }
+                        name.to_string()
+                    }
+                    None => match nets.as_slice() {
+                        [one] => one.to_string(),
+                        _ => {
+                            r.at_line(line, "stack.net", "missing; name the net device the stack drives: net = \"<role>\"");
+                            return None;
+                        }
+                    },
+                };
+                let config = t
+                    .iter()
+                    .filter(|(k, _)| !["component", "net"].contains(&k.get_ref().as_ref()))
+                    .map(|(k, v)| (k.get_ref().to_string(), config_value(v.get_ref())))
+                    .collect();
+                Some(StackSpec { component: Some(component), net: Some(net), config, line })
+            }
+        }
     }
 
     fn app(r: &mut Report, doc: &Table) -> Option<AppSpec> {
@@ -523,6 +605,32 @@ impl Manifest {
                 };
                 Backend::Seeded { seed }
             }
+            "tap" => {
+                known.push("device");
+                let Some(d) = get(dt, "device") else {
+                    r.at_line(line, &format!("{prefix}.device"), "missing; the TAP interface's name, e.g. device = \"tap0\" (create it with `ip tuntap add dev tap0 mode tap`)");
+                    return None;
+                };
+                Backend::Tap { device: string(r, d, &format!("{prefix}.device"))?.to_string() }
+            }
+            "udp" => {
+                known.extend(["local", "remote"]);
+                let mut addr = |key: &str| -> Option<String> {
+                    let full = format!("{prefix}.{key}");
+                    let Some(v) = get(dt, key) else {
+                        r.at_line(line, &full, "missing; an address like \"127.0.0.1:5000\"");
+                        return None;
+                    };
+                    let s = string(r, v, &full)?;
+                    if s.parse::<std::net::SocketAddr>().is_err() {
+                        r.at(v.span().start, &full, format!("{s:?} is not an address like \"127.0.0.1:5000\""));
+                        return None;
+                    }
+                    Some(s.to_string())
+                };
+                let (local, remote) = (addr("local"), addr("remote"));
+                Backend::Udp { local: local?, remote: remote? }
+            }
             "system" => Backend::System,
             "stdio" => Backend::Stdio,
             "os" => Backend::Os,
@@ -548,7 +656,12 @@ impl Manifest {
                 r.at(item.span().start, &ikey, "expected an inline table: { component = \"…\", config = { … } }");
                 continue;
             };
-            check_keys(r, t, &ikey, &["component", "config"]);
+            let known: &[&str] = if kind == Kind::Net { &["component", "config", "capture"] } else { &["component", "config"] };
+            check_keys(r, t, &ikey, known);
+            let capture = match get(t, "capture") {
+                Some(c) if kind == Kind::Net => string(r, c, &format!("{ikey}.capture")).and_then(|s| confined(r, c, &format!("{ikey}.capture"), s)),
+                _ => None,
+            };
             let component = match get(t, "component") {
                 Some(c) => source(r, c, &format!("{ikey}.component")),
                 None => {
@@ -568,7 +681,7 @@ impl Manifest {
                 }
             }
             if let Some(component) = component {
-                out.push(FilterSpec { component, config, line: r.line_of(item.span().start) });
+                out.push(FilterSpec { component, config, line: r.line_of(item.span().start), capture });
             }
         }
         out

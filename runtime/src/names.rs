@@ -17,3 +17,6 @@ pub fn split_version(name: &str) -> (&str, Option<&str>) {
         None => (name, None),
     }
 }
+pub const NET: &str = "weft:devices/net@0.1.0";
+pub const CAPTURE: &str = "weft:devices/capture@0.1.0";
+pub const SOCKETS: &str = "weft:devices/sockets@0.1.0";

@@ -14,7 +14,7 @@ use wasmtime::Engine;
 
 use crate::cache::{hex, sha256, Cache, Origin};
 use crate::engine::Target;
-use crate::link::{Device, Filter, Wiring};
+use crate::link::{Device, Filter, Stack, Wiring};
 use crate::manifest::{Backend, DeviceSpec, FilterSpec, Kind, Manifest, Problems, Report, Source};
 use crate::names;
 use crate::units::{format_duration, format_size, format_size_approx};
@@ -44,6 +44,8 @@ pub struct Plan {
     /// Each device's filter chain, innermost first, parallel to
     /// `manifest.devices`.
     pub chains: Vec<Vec<Resolved>>,
+    /// The stack component serving the app's `sockets` (`[stack] component`).
+    pub stack: Option<Resolved>,
     pub wiring: Wiring,
 }
 
@@ -75,13 +77,33 @@ impl Plan {
             chains.push(resolved);
             match dev.kind {
                 Kind::Block => wiring.blocks.push(Device { role: dev.role.clone(), filters: chain }),
+                Kind::Net => wiring.nets.push(Device { role: dev.role.clone(), filters: chain }),
                 Kind::Clock => wiring.clock_filters = chain,
                 _ => {}
             }
         }
+        let mut stack = None;
+        if let Some(spec) = &manifest.stack {
+            if let (Some(source), Some(net)) = (&spec.component, &spec.net) {
+                match resolve(&mut r, loader, engine, cache, source, spec.line, "stack.component") {
+                    Some(c) => {
+                        check_stack(&mut r, spec.line, &c, engine);
+                        let filter = Filter {
+                            name: c.name.clone(),
+                            config: spec.config.clone(),
+                            origin: format!("{}:{}", manifest.path.display(), spec.line),
+                        };
+                        let net = wiring.nets.iter().position(|d| d.role == *net).expect("validated by the manifest");
+                        wiring.stack = Some(Stack { filter, net });
+                        stack = Some(c);
+                    }
+                    None => missing = true,
+                }
+            }
+        }
         r.finish()?;
         assert!(!missing, "a missing component is reported as a problem");
-        Ok(Plan { manifest, app: app.expect("reported when missing"), chains, wiring })
+        Ok(Plan { manifest, app: app.expect("reported when missing"), chains, stack, wiring })
     }
 
     /// Every filter in the order `Unikernel::new` instantiates them: each
@@ -89,12 +111,17 @@ impl Plan {
     pub fn filters_in_link_order(&self) -> impl Iterator<Item = &Resolved> {
         let devices = || self.manifest.devices.iter().zip(&self.chains);
         let of = move |kind: Kind| devices().filter(move |(d, _)| d.kind == kind).flat_map(|(_, c)| c);
-        of(Kind::Block).chain(of(Kind::Clock))
+        of(Kind::Block).chain(of(Kind::Net)).chain(of(Kind::Clock)).chain(&self.stack)
     }
 
-    /// The app, then every filter.
+    /// The app, then every filter and the stack.
     pub fn components(&self) -> impl Iterator<Item = &Resolved> {
-        core::iter::once(&self.app).chain(self.chains.iter().flatten())
+        core::iter::once(&self.app).chain(self.chains.iter().flatten()).chain(&self.stack)
+    }
+
+    /// The net devices in `wiring.nets` order.
+    pub fn net_devices(&self) -> impl Iterator<Item = &DeviceSpec> {
+        self.manifest.devices.iter().filter(|d| d.kind == Kind::Net)
     }
 
     /// The block devices in `wiring.blocks` order.
@@ -198,6 +225,8 @@ fn backend_text(b: &Backend) -> String {
         Backend::Os => "os".into(),
         Backend::Seeded { seed } => format!("seeded {seed}"),
         Backend::Stderr => "stderr".into(),
+        Backend::Tap { device } => format!("tap {device:?}"),
+        Backend::Udp { local, remote } => format!("udp {local} <-> {remote}"),
     }
 }
 
@@ -272,6 +301,16 @@ fn check_app(r: &mut Report, m: &Manifest, app: &Resolved, engine: &Engine) {
     for (name, _) in ty.imports(engine) {
         let kind = match weft_iface(name) {
             Some("types") => continue,
+            Some("sockets") => {
+                if m.stack.is_none() {
+                    r.at_line(
+                        m.app.line,
+                        "app.component",
+                        format!("{} imports `{name}` but the manifest has no [stack]; add one:\n  [stack]\n  backend = \"host\"          # the host's own TCP/IP, or:\n  # component = \"tcpip\"\n  # net = \"service\"\n  # ip = \"10.0.0.2/24\"", app.name),
+                    );
+                }
+                continue;
+            }
             Some(i) => Kind::ALL.into_iter().find(|k| k.name() == i),
             None => None,
         };
@@ -319,10 +358,31 @@ fn check_filter(r: &mut Report, dev: &DeviceSpec, f: &FilterSpec, c: &Resolved, 
     let foreign: Vec<String> = ty
         .imports(engine)
         .map(|(n, _)| n)
-        .filter(|n| !matches!(weft_iface(n), Some(i) if i == want || ["types", "clock", "log"].contains(&i)))
+        .filter(|n| {
+            let side: &[&str] = if dev.kind == Kind::Net { &["types", "clock", "log", "capture"] } else { &["types", "clock", "log"] };
+            !matches!(weft_iface(n), Some(i) if i == want || side.contains(&i))
+        })
         .map(ToString::to_string)
         .collect();
     if !foreign.is_empty() {
         r.at_line(f.line, key, format!("{} imports {}, which a {world} cannot have (only {want}, clock, log)", c.name, foreign.join(", ")));
+    }
+}
+
+fn check_stack(r: &mut Report, line: usize, c: &Resolved, engine: &Engine) {
+    let ty = c.component.component_type();
+    let exported: Vec<&str> = ty.exports(engine).filter_map(|(n, _)| weft_iface(n)).collect();
+    if !exported.contains(&"sockets") || !exported.contains(&"filter") {
+        r.at_line(line, "stack.component", format!("{} is not a stack: it must export weft:devices/sockets and weft:devices/filter (the world weft:devices/stack)", c.name));
+        return;
+    }
+    let foreign: Vec<String> = ty
+        .imports(engine)
+        .map(|(n, _)| n)
+        .filter(|n| !matches!(weft_iface(n), Some(i) if ["types", "net", "clock", "log", "random"].contains(&i)))
+        .map(ToString::to_string)
+        .collect();
+    if !foreign.is_empty() {
+        r.at_line(line, "stack.component", format!("{} imports {}, which a stack cannot have (only net, clock, log, random)", c.name, foreign.join(", ")));
     }
 }

@@ -1,0 +1,391 @@
+//! Linux network leaves: `TapNet`, `UdpNet`, the `PcapCapture` writer and
+//! `HostSockets` (the host's own TCP/IP as a `sockets` provider), plus
+//! `Readiness`: the file descriptors the clock's `wait-until` watches so a
+//! waiting unikernel wakes as soon as a device has input.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use cap_std::fs::{Dir, OpenOptions};
+use weft_runtime::devices::{Capture, Direction, Endpoint, ErrorCode, NetDevice, NetInfo, SocketError, Sockets};
+
+/// File descriptors whose input should end a `clock.wait-until` early.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<Mutex<Vec<RawFd>>>);
+
+impl Readiness {
+    pub fn add(&self, fd: RawFd) {
+        self.0.lock().unwrap().push(fd);
+    }
+
+    pub fn remove(&self, fd: RawFd) {
+        self.0.lock().unwrap().retain(|&f| f != fd);
+    }
+
+    /// Sleeps up to `timeout`, returning early when any fd is readable.
+    pub fn wait(&self, timeout: Duration) {
+        let mut fds: Vec<libc::pollfd> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+            .collect();
+        if fds.is_empty() {
+            std::thread::sleep(timeout);
+            return;
+        }
+        let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds; `ts` lives
+        // across the call; a null sigmask keeps the current one.
+        unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &ts, std::ptr::null()) };
+    }
+}
+
+/// A locally administered MAC derived from a name (QEMU's 52:54:00 prefix).
+fn mac_for(name: &str) -> (u8, u8, u8, u8, u8, u8) {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    (0x52, 0x54, 0x00, (h >> 16) as u8, (h >> 8) as u8, h as u8)
+}
+
+const MTU: u32 = 1500;
+const FRAME_MAX: usize = 14 + MTU as usize;
+
+/// An existing TAP interface (IFF_TAP | IFF_NO_PI), non-blocking.
+pub struct TapNet {
+    file: File,
+    info: NetInfo,
+    buf: Vec<u8>,
+}
+
+impl TapNet {
+    pub fn open(device: &str, role: &str, readiness: &Readiness) -> Result<TapNet> {
+        if device.is_empty() || device.len() >= libc::IFNAMSIZ || device.contains('/') {
+            bail!("device `{role}`: {device:?} is not a valid interface name");
+        }
+        // TUNSETIFF on a missing name would create a new interface: weft only
+        // attaches to one that exists, so the user's network setup is the truth.
+        let sys = PathBuf::from("/sys/class/net").join(device);
+        if !sys.exists() {
+            bail!("device `{role}`: TAP device {device} does not exist; create it with `ip tuntap add dev {device} mode tap && ip link set {device} up` (as root, in the network namespace weft runs in)");
+        }
+        if !sys.join("tun_flags").exists() {
+            bail!("device `{role}`: interface {device} exists but is not a TAP device");
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags_nonblock()
+            .open("/dev/net/tun")
+            .with_context(|| format!("device `{role}`: opening /dev/net/tun (TAP needs root or CAP_NET_ADMIN)"))?;
+        // SAFETY: `ifreq` is plain data; we fill the name and flags as
+        // TUNSETIFF expects and pass a pointer valid for the call.
+        unsafe {
+            let mut req: libc::ifreq = std::mem::zeroed();
+            for (i, b) in device.bytes().enumerate() {
+                req.ifr_name[i] = b as libc::c_char;
+            }
+            req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+            if libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &req) < 0 {
+                let e = std::io::Error::last_os_error();
+                bail!("device `{role}`: attaching to TAP device {device}: {e} (is it a TAP, not a TUN, device, owned by this user or used by another process?)");
+            }
+        }
+        readiness.add(file.as_raw_fd());
+        Ok(TapNet { file, info: NetInfo { mac: mac_for(device), mtu: MTU }, buf: vec![0; 65536] })
+    }
+}
+
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK)
+    }
+}
+
+impl NetDevice for TapNet {
+    fn info(&self) -> NetInfo {
+        self.info
+    }
+
+    fn send(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode> {
+        let mut sent = 0;
+        for f in frames {
+            match self.file.write(f) {
+                Ok(_) => sent += 1,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return if sent > 0 { Ok(sent) } else { Err(ErrorCode::Io) },
+            }
+        }
+        Ok(sent)
+    }
+
+    fn receive(&mut self, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
+        let mut out = Vec::new();
+        while out.len() < max as usize {
+            match self.file.read(&mut self.buf) {
+                // Frames longer than the MTU (offloads) are dropped, as a NIC would.
+                Ok(n) if (14..=FRAME_MAX).contains(&n) => out.push(self.buf[..n].to_vec()),
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) if !out.is_empty() => break,
+                Err(_) => return Err(ErrorCode::Io),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Frames as UDP datagrams between `local` and `remote` (one datagram per
+/// frame, QEMU's `-netdev socket,udp=` format): unprivileged links between
+/// unikernels, or between weft and QEMU.
+pub struct UdpNet {
+    sock: UdpSocket,
+    info: NetInfo,
+    buf: Vec<u8>,
+}
+
+impl UdpNet {
+    pub fn open(local: &str, remote: &str, role: &str, readiness: &Readiness) -> Result<UdpNet> {
+        let sock = UdpSocket::bind(local).with_context(|| format!("device `{role}`: binding UDP {local} (in use by another process?)"))?;
+        sock.connect(remote).with_context(|| format!("device `{role}`: UDP peer {remote}"))?;
+        sock.set_nonblocking(true)?;
+        readiness.add(sock.as_raw_fd());
+        Ok(UdpNet { sock, info: NetInfo { mac: mac_for(local), mtu: MTU }, buf: vec![0; 65536] })
+    }
+}
+
+impl NetDevice for UdpNet {
+    fn info(&self) -> NetInfo {
+        self.info
+    }
+
+    fn send(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode> {
+        let mut sent = 0;
+        for f in frames {
+            match self.sock.send(f) {
+                Ok(_) => sent += 1,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // No peer listening yet: the frame is lost, as on a wire.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => sent += 1,
+                Err(_) => return if sent > 0 { Ok(sent) } else { Err(ErrorCode::Io) },
+            }
+        }
+        Ok(sent)
+    }
+
+    fn receive(&mut self, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
+        let mut out = Vec::new();
+        while out.len() < max as usize {
+            match self.sock.recv(&mut self.buf) {
+                Ok(n) if (14..=FRAME_MAX).contains(&n) => out.push(self.buf[..n].to_vec()),
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                Err(_) if !out.is_empty() => break,
+                Err(_) => return Err(ErrorCode::Io),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Writes captured frames as a classic pcap file (LINKTYPE_ETHERNET), created
+/// on the first frame inside the manifest's folder.
+pub struct PcapCapture {
+    dir: Arc<Dir>,
+    path: PathBuf,
+    file: Option<cap_std::fs::File>,
+}
+
+impl PcapCapture {
+    pub fn new(dir: Arc<Dir>, path: PathBuf) -> PcapCapture {
+        PcapCapture { dir, path, file: None }
+    }
+}
+
+impl Capture for PcapCapture {
+    fn frame(&mut self, _at: u64, _direction: Direction, data: &[u8]) {
+        if self.file.is_none() {
+            let Ok(mut f) = self.dir.open_with(&self.path, OpenOptions::new().write(true).create(true).truncate(true)) else {
+                eprintln!("weft: warning: cannot create capture file {}", self.path.display());
+                return;
+            };
+            let mut h = Vec::with_capacity(24);
+            h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+            h.extend_from_slice(&2u16.to_le_bytes());
+            h.extend_from_slice(&4u16.to_le_bytes());
+            h.extend_from_slice(&[0; 8]);
+            h.extend_from_slice(&65535u32.to_le_bytes());
+            h.extend_from_slice(&1u32.to_le_bytes());
+            let _ = f.write_all(&h);
+            self.file = Some(f);
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let mut rec = Vec::with_capacity(16 + data.len());
+        rec.extend_from_slice(&(now.as_secs() as u32).to_le_bytes());
+        rec.extend_from_slice(&now.subsec_micros().to_le_bytes());
+        rec.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        rec.extend_from_slice(data);
+        if let Some(f) = &mut self.file {
+            let _ = f.write_all(&rec).and_then(|()| f.flush());
+        }
+    }
+}
+
+enum Sock {
+    Listener(TcpListener),
+    Stream(TcpStream),
+    Udp(UdpSocket),
+}
+
+impl Sock {
+    fn fd(&self) -> RawFd {
+        match self {
+            Sock::Listener(s) => s.as_raw_fd(),
+            Sock::Stream(s) => s.as_raw_fd(),
+            Sock::Udp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// The host kernel's TCP/IP as the app's `sockets` (MirageOS's `--net
+/// socket`): listens and binds on 127.0.0.1, needs no TAP and no privileges.
+pub struct HostSockets {
+    socks: HashMap<u32, Sock>,
+    next: u32,
+    readiness: Readiness,
+}
+
+fn endpoint(a: SocketAddr) -> Endpoint {
+    match a {
+        SocketAddr::V4(v4) => {
+            let o = v4.ip().octets();
+            Endpoint { addr: (o[0], o[1], o[2], o[3]), port: v4.port() }
+        }
+        SocketAddr::V6(v6) => Endpoint { addr: (0, 0, 0, 0), port: v6.port() },
+    }
+}
+
+fn addr(e: Endpoint) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(e.addr.0, e.addr.1, e.addr.2, e.addr.3), e.port))
+}
+
+fn sock_err(e: std::io::Error) -> SocketError {
+    match e.kind() {
+        ErrorKind::WouldBlock => SocketError::WouldBlock,
+        ErrorKind::AddrInUse => SocketError::AddressInUse,
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+            SocketError::ConnectionReset
+        }
+        ErrorKind::NotConnected => SocketError::NotConnected,
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable | ErrorKind::TimedOut => SocketError::Unreachable,
+        _ => SocketError::InvalidArgument,
+    }
+}
+
+impl HostSockets {
+    pub fn new(readiness: Readiness) -> HostSockets {
+        HostSockets { socks: HashMap::new(), next: 0, readiness }
+    }
+
+    fn add(&mut self, s: Sock) -> u32 {
+        self.readiness.add(s.fd());
+        let id = self.next;
+        self.next += 1;
+        self.socks.insert(id, s);
+        id
+    }
+
+    fn stream(&mut self, s: u32) -> Result<&mut TcpStream, SocketError> {
+        match self.socks.get_mut(&s) {
+            Some(Sock::Stream(t)) => Ok(t),
+            _ => Err(SocketError::InvalidArgument),
+        }
+    }
+}
+
+const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+impl Sockets for HostSockets {
+    fn tcp_listen(&mut self, port: u16) -> Result<u32, SocketError> {
+        if port == 0 {
+            return Err(SocketError::InvalidArgument);
+        }
+        let l = TcpListener::bind((LOOPBACK, port)).map_err(sock_err)?;
+        l.set_nonblocking(true).map_err(sock_err)?;
+        Ok(self.add(Sock::Listener(l)))
+    }
+
+    fn tcp_accept(&mut self, listener: u32) -> Result<(u32, Endpoint), SocketError> {
+        let Some(Sock::Listener(l)) = self.socks.get(&listener) else { return Err(SocketError::InvalidArgument) };
+        let (s, peer) = l.accept().map_err(sock_err)?;
+        s.set_nonblocking(true).map_err(sock_err)?;
+        let _ = s.set_nodelay(true);
+        Ok((self.add(Sock::Stream(s)), endpoint(peer)))
+    }
+
+    fn tcp_connect(&mut self, remote: Endpoint) -> Result<u32, SocketError> {
+        let s = TcpStream::connect_timeout(&addr(remote), Duration::from_secs(1)).map_err(sock_err)?;
+        s.set_nonblocking(true).map_err(sock_err)?;
+        let _ = s.set_nodelay(true);
+        Ok(self.add(Sock::Stream(s)))
+    }
+
+    fn tcp_send(&mut self, s: u32, data: &[u8]) -> Result<u32, SocketError> {
+        match self.stream(s)?.write(data) {
+            Ok(0) if !data.is_empty() => Err(SocketError::WouldBlock),
+            Ok(n) => Ok(n as u32),
+            Err(e) => Err(sock_err(e)),
+        }
+    }
+
+    fn tcp_recv(&mut self, s: u32, max: u32) -> Result<Vec<u8>, SocketError> {
+        let mut buf = vec![0; max.min(1 << 20) as usize];
+        let n = self.stream(s)?.read(&mut buf).map_err(sock_err)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    fn tcp_shutdown(&mut self, s: u32) -> Result<(), SocketError> {
+        self.stream(s)?.shutdown(Shutdown::Write).map_err(sock_err)
+    }
+
+    fn udp_bind(&mut self, port: u16) -> Result<u32, SocketError> {
+        let u = UdpSocket::bind((LOOPBACK, port)).map_err(sock_err)?;
+        u.set_nonblocking(true).map_err(sock_err)?;
+        Ok(self.add(Sock::Udp(u)))
+    }
+
+    fn udp_send_to(&mut self, s: u32, data: &[u8], to: Endpoint) -> Result<(), SocketError> {
+        let Some(Sock::Udp(u)) = self.socks.get(&s) else { return Err(SocketError::InvalidArgument) };
+        u.send_to(data, addr(to)).map(|_| ()).map_err(sock_err)
+    }
+
+    fn udp_recv_from(&mut self, s: u32, max: u32) -> Result<(Vec<u8>, Endpoint), SocketError> {
+        let Some(Sock::Udp(u)) = self.socks.get(&s) else { return Err(SocketError::InvalidArgument) };
+        let mut buf = vec![0; 65536];
+        let (n, from) = u.recv_from(&mut buf).map_err(sock_err)?;
+        buf.truncate(n.min(max as usize));
+        Ok((buf, endpoint(from)))
+    }
+
+    fn close(&mut self, s: u32) {
+        if let Some(sock) = self.socks.remove(&s) {
+            self.readiness.remove(sock.fd());
+        }
+    }
+}
+
