@@ -1,0 +1,162 @@
+//! `echo`: a TCP echo server on the `sockets` interface, serving many connections from one
+//! thread: it tries every non-blocking operation, and when none made progress waits with
+//! `clock.wait-until(min(next-deadline, now + 1 s))`.
+//!
+//! ```text
+//! echo [PORT [MAX-CONNECTIONS]]   PORT defaults to 7; with MAX-CONNECTIONS it exits 0
+//!                                 once that many connections have been served and closed
+//! ```
+//! Exit codes: 0 done, 1 the port could not be listened on, 2 bad arguments.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+// The allocator, panic handler and `cabi_realloc` come from weft-guest.
+use weft_guest as _;
+
+wit_bindgen::generate!({
+    world: "app",
+    path: "../../../wit",
+});
+
+use weft::devices::sockets::{self, SocketError};
+use weft::devices::{clock, console};
+
+/// Bytes read per `tcp-recv`, and most bytes held for one connection before it is
+/// read no further (until the peer has taken some back).
+const CHUNK: u32 = 16 * 1024;
+const HOLD: usize = 64 * 1024;
+const SECOND: u64 = 1_000_000_000;
+
+struct Conn {
+    s: u32,
+    pending: Vec<u8>,
+    eof: bool,
+}
+
+fn say(s: &str) {
+    console::write(s.as_bytes());
+}
+
+struct Echo;
+
+impl Guest for Echo {
+    fn run(args: Vec<String>) -> u8 {
+        let usage = "usage: echo [PORT [MAX-CONNECTIONS]]\n";
+        if args.len() > 2 {
+            say(usage);
+            return 2;
+        }
+        let port = match args.first().map(|a| a.parse::<u16>()) {
+            None => 7,
+            Some(Ok(p)) if p != 0 => p,
+            _ => {
+                say(usage);
+                return 2;
+            }
+        };
+        let max = match args.get(1).map(|a| a.parse::<u64>()) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => {
+                say(usage);
+                return 2;
+            }
+        };
+        let listener = match sockets::tcp_listen(port) {
+            Ok(l) => l,
+            Err(e) => {
+                say(&format!("echo: listen on port {port}: {e:?}\n"));
+                return 1;
+            }
+        };
+        say(&format!("echo: listening on port {port}\n"));
+        let mut conns: Vec<Conn> = Vec::new();
+        let (mut accepted, mut served, mut bytes) = (0u64, 0u64, 0u64);
+        loop {
+            let mut progress = false;
+            while max.is_none_or(|m| accepted < m) {
+                match sockets::tcp_accept(listener) {
+                    Ok((s, _)) => {
+                        conns.push(Conn {
+                            s,
+                            pending: Vec::new(),
+                            eof: false,
+                        });
+                        accepted += 1;
+                        progress = true;
+                    }
+                    Err(_) => break,
+                }
+            }
+            conns.retain_mut(|c| {
+                let mut keep = true;
+                if !c.pending.is_empty() {
+                    match sockets::tcp_send(c.s, &c.pending) {
+                        Ok(n) => {
+                            c.pending.drain(..n as usize);
+                            bytes += n as u64;
+                            progress = true;
+                        }
+                        Err(SocketError::WouldBlock) => {}
+                        Err(_) => keep = false,
+                    }
+                }
+                if keep && !c.eof && c.pending.len() < HOLD {
+                    match sockets::tcp_recv(c.s, CHUNK) {
+                        Ok(d) if d.is_empty() => {
+                            c.eof = true;
+                            progress = true;
+                        }
+                        Ok(d) => {
+                            c.pending.extend_from_slice(&d);
+                            progress = true;
+                        }
+                        Err(SocketError::WouldBlock) => {}
+                        Err(_) => keep = false,
+                    }
+                }
+                if keep && c.eof && c.pending.is_empty() {
+                    let _ = sockets::tcp_shutdown(c.s);
+                    keep = false;
+                }
+                if !keep {
+                    sockets::close(c.s);
+                    served += 1;
+                    progress = true;
+                }
+                keep
+            });
+            if max.is_some_and(|m| served >= m) {
+                break;
+            }
+            if !progress {
+                let now = clock::monotonic_now();
+                let cap = now.saturating_add(SECOND);
+                let deadline = sockets::next_deadline().map_or(cap, |d| d.min(cap));
+                clock::wait_until(deadline);
+            }
+        }
+        // Let the last FINs and ACKs go out before the stack stops running.
+        let end = clock::monotonic_now().saturating_add(SECOND / 5);
+        loop {
+            let now = clock::monotonic_now();
+            if now >= end {
+                break;
+            }
+            let d = sockets::next_deadline().map_or(end, |d| d.clamp(now + 1, end));
+            clock::wait_until(d);
+        }
+        sockets::close(listener);
+        say(&format!(
+            "echo: served {served} connections, {bytes} bytes\n"
+        ));
+        0
+    }
+}
+
+export!(Echo);
