@@ -12,6 +12,8 @@ const SHIPPED: &[(&str, &str)] = &[
     ("block-fault", "block_fault"),
     ("block-trace", "block_trace"),
     ("clock-skew", "clock_skew"),
+    ("tcpip", "tcpip"),
+    ("echo", "echo"),
 ];
 
 /// Test apps built alongside (tests copy them next to their manifests).

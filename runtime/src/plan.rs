@@ -145,7 +145,8 @@ impl Plan {
         let _ = writeln!(out, "devices");
         let mut creates = Vec::new();
         for (d, chain) in m.devices.iter().zip(&self.chains) {
-            let mut path = vec!["app".to_string()];
+            let consumer = if d.kind == Kind::Net { "stack" } else { "app" };
+            let mut path = vec![consumer.to_string()];
             path.extend(chain.iter().rev().map(|c| c.name.clone()));
             path.push(backend_text(&d.backend));
             let default = if d.line == 0 { "  (default)" } else { "" };
@@ -160,6 +161,17 @@ impl Plan {
                 if !exists(&m.dir.join(path)) {
                     let size = size.map_or("(no size given: the run will fail)".to_string(), format_size);
                     creates.push(format!("{} ({size}, zero-filled)", path.display()));
+                }
+            }
+        }
+        if let Some(st) = &m.stack {
+            match (&self.stack, &st.net) {
+                (Some(c), Some(net)) => {
+                    let cfg: Vec<String> = st.config.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    let _ = writeln!(out, "stack     app sockets -> {} -> net `{net}`  ({})", c.name, cfg.join(", "));
+                }
+                _ => {
+                    let _ = writeln!(out, "stack     app sockets -> host TCP/IP (127.0.0.1)");
                 }
             }
         }
@@ -185,7 +197,7 @@ impl Plan {
         for (d, chain) in self.manifest.devices.iter().zip(&self.chains) {
             let leaf = format!("\"{}.backend\"", d.role);
             let _ = writeln!(out, "  {leaf} [label=\"{}\\n{} {}\", shape=cylinder];", esc(&backend_text(&d.backend)), d.role, d.kind.name());
-            let mut above = "app".to_string();
+            let mut above = if d.kind == Kind::Net { "stack" } else { "app" }.to_string();
             for (i, c) in chain.iter().enumerate().rev() {
                 let node = format!("\"{}.{i}\"", d.role);
                 let _ = writeln!(out, "  {node} [label=\"{}\\n{} filter {i}\"];", esc(&c.name), d.role);
@@ -199,6 +211,19 @@ impl Plan {
                     if let Some(s) = self.device(if side == "clock" { Kind::Clock } else { Kind::Log }) {
                         let _ = writeln!(out, "  \"{}.{i}\" -> \"{}.backend\" [style=dashed, label=\"{side}\"];", d.role, s.role);
                     }
+                }
+            }
+        }
+        if let Some(st) = &self.manifest.stack {
+            match (&self.stack, &st.net) {
+                (Some(c), Some(net)) => {
+                    let _ = writeln!(out, "  stack [label=\"{}\\nstack\"];", esc(&c.name));
+                    let _ = writeln!(out, "  app -> stack [label=\"sockets\"];");
+                    let _ = net; // the net chain's edges start at `stack` above
+                }
+                _ => {
+                    let _ = writeln!(out, "  hostnet [label=\"host TCP/IP\", shape=cylinder];");
+                    let _ = writeln!(out, "  app -> hostnet [label=\"sockets\"];");
                 }
             }
         }
