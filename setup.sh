@@ -23,7 +23,7 @@ for t in wasm32-wasip2 x86_64-unknown-none; do
 done
 
 # Debian packages the tests and examples use (QEMU boots the bare-metal kernel).
-packages=(git qemu-system-x86)
+packages=(git qemu-system-x86 iproute2 iputils-ping curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
