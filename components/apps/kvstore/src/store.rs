@@ -423,26 +423,30 @@ impl<D: Device> Store<D> {
     }
 
     pub fn set(&mut self, key: &str, value: &str) -> Result<Outcome, Outcome> {
+        self.put(key.as_bytes(), value.as_bytes())
+    }
+
+    /// Append one record (any bytes), commit, and read it back: "ok", or an error.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<Outcome, Outcome> {
+        let name = String::from_utf8_lossy(key);
         let Some(sectors) = record_sectors(key.len() as u64, value.len() as u64, self.ss) else {
             return Err(Outcome::line(
-                format!("error: record for {key} is larger than one 1 MiB write; refusing it"),
+                format!("error: record for {name} is larger than one 1 MiB write; refusing it"),
                 2,
             ));
         };
         self.roll_forward()?;
-        let mut one = core::iter::once((key.as_bytes().to_vec(), value.as_bytes().to_vec()));
+        let mut one = core::iter::once((key.to_vec(), value.to_vec()));
         let placed = self.commit(&mut one, 1, sectors)?;
         let (sector, seq) = placed[0];
         // Never claim a record is stored that cannot be read back.
-        Ok(
-            match self.check(sector, seq, key.as_bytes(), value.as_bytes())? {
-                Check::Ok => Outcome::line(String::from("ok"), 0),
-                _ => Outcome::line(
-                    format!("error: record for {key} not readable after flush"),
-                    1,
-                ),
-            },
-        )
+        Ok(match self.check(sector, seq, key, value)? {
+            Check::Ok => Outcome::line(String::from("ok"), 0),
+            _ => Outcome::line(
+                format!("error: record for {name} not readable after flush"),
+                1,
+            ),
+        })
     }
 }
 
