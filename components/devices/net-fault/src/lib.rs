@@ -1,0 +1,147 @@
+//! `net-fault`: a net filter that injects faults both ways, with smoltcp's
+//! FaultInjector semantics (see [`faults`]). Config keys, all optional:
+//! `drop-chance`, `duplicate-chance`, `corrupt-chance` (probabilities per frame),
+//! `delay = "50ms"` (every frame is held that long and released by a later call),
+//! `seed` (default 1). Every injected drop, duplicate and corruption is one event on
+//! log topic `net-fault`; delays are not faults and are not logged.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod faults;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use faults::{Dir, Faults, Plan};
+use weft_guest::Global;
+
+wit_bindgen::generate!({
+    world: "net-filter",
+    path: "../../../wit",
+});
+
+use exports::weft::devices::filter::Guest as FilterGuest;
+use exports::weft::devices::net::{Guest as NetGuest, NetInfo};
+use weft::devices::types::{ErrorCode, Handle};
+use weft::devices::{clock, log, net};
+
+const TOPIC: &str = "net-fault";
+
+struct State {
+    plan: Plan,
+    role: String,
+    /// Per open device: its largest frame, and its faults and queues.
+    devs: Vec<(Handle, usize, Faults)>,
+}
+
+static STATE: Global<Option<State>> = Global::new(None);
+
+fn with_dev<R>(dev: Handle, f: impl FnOnce(usize, &mut Faults) -> R) -> Result<R, ErrorCode> {
+    STATE.with(|s| {
+        let s = s.get_or_insert_with(|| State {
+            plan: Plan {
+                seed: 1,
+                ..Plan::default()
+            },
+            role: String::from("?"),
+            devs: Vec::new(),
+        });
+        if !s.devs.iter().any(|d| d.0 == dev) {
+            // A handle we did not see opened (the runtime may hand out one per role).
+            let max = 14 + net::info(dev)?.mtu as usize;
+            let faults = Faults::new(s.plan.clone(), s.role.clone());
+            s.devs.push((dev, max, faults));
+        }
+        let d = s.devs.iter_mut().find(|d| d.0 == dev).unwrap();
+        Ok(f(d.1, &mut d.2))
+    })
+}
+
+fn emit(events: Vec<faults::Event>) {
+    for e in events {
+        log::append(TOPIC, &e.message, &e.fields);
+    }
+}
+
+struct NetFault;
+
+impl FilterGuest for NetFault {
+    fn configure(device: String, config: Vec<(String, String)>) -> Result<(), String> {
+        let plan = Plan::from_config(&config)?;
+        STATE.with(|s| {
+            *s = Some(State {
+                plan,
+                role: device,
+                devs: Vec::new(),
+            })
+        });
+        Ok(())
+    }
+}
+
+impl NetGuest for NetFault {
+    fn open(name: String) -> Result<Handle, ErrorCode> {
+        let h = net::open(&name)?;
+        with_dev(h, |_, _| ())?;
+        Ok(h)
+    }
+
+    fn info(dev: Handle) -> Result<NetInfo, ErrorCode> {
+        let i = net::info(dev)?;
+        Ok(NetInfo {
+            mac: i.mac,
+            mtu: i.mtu,
+        })
+    }
+
+    fn send(dev: Handle, frames: Vec<Vec<u8>>) -> Result<u32, ErrorCode> {
+        let (out, delayed) = with_dev(dev, |max, f| {
+            // The contract's length check comes first: a bad batch sends nothing.
+            if frames.iter().any(|fr| fr.len() < 14 || fr.len() > max) {
+                return Err(ErrorCode::InvalidArgument);
+            }
+            Ok((
+                f.pass(Dir::Out, frames, clock::monotonic_now(), usize::MAX),
+                f.plan.delay_ns > 0,
+            ))
+        })??;
+        emit(out.events);
+        let total = out.taken as u32;
+        if out.frames.is_empty() {
+            return Ok(total);
+        }
+        let sent = match net::send(dev, &out.frames) {
+            Ok(n) => (n as usize).min(out.frames.len()),
+            Err(e) if !delayed => return Err(e),
+            Err(_) => 0,
+        };
+        if sent == out.frames.len() {
+            return Ok(total);
+        }
+        if delayed {
+            // Released frames the device refused wait for the next call.
+            let rest: Vec<Vec<u8>> = out.frames.into_iter().skip(sent).collect();
+            with_dev(dev, |_, f| f.requeue_out(rest, clock::monotonic_now()))?;
+            Ok(total)
+        } else {
+            // Report as accepted only the input frames wholly sent (dropped ones count).
+            Ok(out.origin[sent].map_or(total, |i| i as u32))
+        }
+    }
+
+    fn receive(dev: Handle, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
+        let now = clock::monotonic_now();
+        let ready = with_dev(dev, |_, f| f.due(Dir::In, now))?;
+        let fresh = if ready < max as usize {
+            net::receive(dev, max)?
+        } else {
+            Vec::new()
+        };
+        let out = with_dev(dev, |_, f| f.pass(Dir::In, fresh, now, max as usize))?;
+        emit(out.events);
+        Ok(out.frames)
+    }
+}
+
+export!(NetFault);
