@@ -15,7 +15,7 @@ echo "==> host workspace tests" >&2
 cargo test
 
 echo "==> guest unit tests (on the host)" >&2
-cargo test --manifest-path components/Cargo.toml --target x86_64-unknown-linux-gnu -p weft-guest -p kvstore -p block-fault -p block-trace -p clock-skew -p tcpip -p httpd -p arp-log -p net-fault
+cargo test --manifest-path components/Cargo.toml --target x86_64-unknown-linux-gnu -p weft-guest -p kvstore -p block-fault -p block-trace -p clock-skew -p tcpip -p httpd -p arp-log -p net-fault -p net-pcap -p echo
 
 echo "==> runtime core builds no_std for the bare-metal target" >&2
 CARGO_TARGET_DIR=target/nostd cargo check -p weft-runtime --no-default-features --target x86_64-unknown-none
