@@ -908,6 +908,51 @@ mod tests {
         assert_eq!(cli.tcp_send(t, 999, b"x"), Err(SockErr::InvalidArgument));
     }
 
+    /// A megabyte each way through small buffers: window updates and retransmission
+    /// timers keep the transfer going to the end.
+    #[test]
+    fn bulk_transfer_echoed() {
+        let (mut srv, mut cli) = pair();
+        let l = srv.tcp_listen(0, 9).unwrap();
+        let c = cli.tcp_connect(0, ([10, 0, 0, 2], 9)).unwrap();
+        let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+        let (mut sent, mut back) = (0usize, Vec::new());
+        let mut s = None;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut t = 0u64;
+        for _ in 0..200_000 {
+            t += 100_000;
+            if s.is_none() {
+                s = srv.tcp_accept(t, l).ok().map(|x| x.0);
+            }
+            if let Some(s) = s {
+                if pending.is_empty() {
+                    if let Ok(d) = srv.tcp_recv(t, s, 3000) {
+                        pending = d;
+                    }
+                }
+                if !pending.is_empty() {
+                    if let Ok(n) = srv.tcp_send(t, s, &pending) {
+                        pending.drain(..n as usize);
+                    }
+                }
+            }
+            if sent < data.len() {
+                if let Ok(n) = cli.tcp_send(t, c, &data[sent..(sent + 5000).min(data.len())]) {
+                    sent += n as usize;
+                }
+            }
+            if let Ok(d) = cli.tcp_recv(t, c, 7000) {
+                back.extend_from_slice(&d);
+            }
+            if back.len() == data.len() {
+                break;
+            }
+        }
+        assert_eq!(back.len(), data.len(), "sent {sent}");
+        assert!(back == data);
+    }
+
     fn frame(dst: [u8; 6], ethertype: EthernetProtocol, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![0u8; 14 + payload.len()];
         let mut e = EthernetFrame::new_unchecked(&mut f[..]);
