@@ -11,6 +11,10 @@ pub const ETHERTYPE_ARP: u16 = 0x0806;
 pub const ARP_LEN: usize = 28;
 pub const OP_REQUEST: u16 = 1;
 pub const OP_REPLY: u16 = 2;
+/// Entries kept at most: garbage ARP with random sender addresses must not grow the
+/// table (and each event's `table` field) without bound. The entry changed longest ago
+/// makes room.
+pub const MAX_ENTRIES: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arp {
@@ -233,6 +237,18 @@ impl Table {
         }
         let change = match self.entries.get_mut(&a.sender_ip) {
             None => {
+                let mut what = String::from("new");
+                if self.entries.len() >= MAX_ENTRIES {
+                    let oldest = self
+                        .entries
+                        .iter()
+                        .min_by_key(|(_, e)| e.last_changed)
+                        .map(|(ip, _)| *ip);
+                    if let Some(ip) = oldest {
+                        self.entries.remove(&ip);
+                        what = format!("new, evicted {}", fmt_ip(ip));
+                    }
+                }
                 self.entries.insert(
                     a.sender_ip,
                     Entry {
@@ -241,7 +257,7 @@ impl Table {
                         last_changed: now,
                     },
                 );
-                Some((String::from("new"), None))
+                Some((what, None))
             }
             Some(e) if e.mac != a.sender_mac => {
                 let old = e.mac;
@@ -441,6 +457,12 @@ mod tests {
         let tpl = req([10, 0, 0, 1], A, [10, 0, 0, 2]).to_frame();
         for i in 0..20_000u64 {
             let f = match rng.below(5) {
+                0 if i % 10 == 0 => {
+                    // Well-formed, from a random sender: fills the table to its cap.
+                    let mut ip = [0u8; 4];
+                    rng.fill(&mut ip);
+                    req(ip, A, [10, 0, 0, 2]).to_frame()
+                }
                 0 => {
                     let mut f = vec![0u8; rng.below(100) as usize];
                     rng.fill(&mut f);
@@ -478,7 +500,11 @@ mod tests {
                 assert!(!e.message.is_empty());
             }
         }
-        assert!(t.entries.len() > 1);
+        assert!(
+            t.entries.len() > 1 && t.entries.len() <= MAX_ENTRIES,
+            "{}",
+            t.entries.len()
+        );
         for (ip, e) in &t.entries {
             assert_ne!(*ip, [0; 4]);
             assert!(e.first_seen <= e.last_changed);
