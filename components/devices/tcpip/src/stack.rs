@@ -346,7 +346,7 @@ impl<N: Net> Stack<N> {
     }
 
     fn room(&self) -> Result<(), SockErr> {
-        if self.sockets.iter().count() + self.closing.len() >= MAX_SOCKETS {
+        if self.sockets.iter().count() >= MAX_SOCKETS {
             Err(SockErr::NoBuffers)
         } else {
             Ok(())
