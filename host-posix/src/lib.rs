@@ -2,6 +2,7 @@
 //! to a finished run (`run`). The `weft` binary is a thin CLI over this.
 
 pub mod backends;
+pub mod gitlog;
 pub mod net;
 pub mod boot;
 pub mod run;

@@ -25,6 +25,12 @@ enum Command {
     Check { manifest: PathBuf },
     /// Print the wiring as Graphviz DOT.
     Graph { manifest: PathBuf },
+    /// Print the event history kept by a `git` log device (no git needed).
+    Log {
+        manifest: PathBuf,
+        /// Only this topic (`arp`, `block-fault` …); all topics when omitted.
+        topic: Option<String>,
+    },
     /// Build a bundle: the plan plus every component precompiled for a target.
     Build {
         manifest: PathBuf,
@@ -96,6 +102,16 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 p.strip_prefix(&plan.manifest.dir).is_ok_and(|rel| dir.exists(rel))
             };
             print!("{}", plan.describe(&exists));
+            Ok(0)
+        }
+        Command::Log { manifest, topic } => {
+            let path = run::manifest_path(&manifest);
+            let src = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read manifest {}: {e}", path.display()))?;
+            let m = weft_runtime::manifest::Manifest::parse(&path, &src).map_err(|p| anyhow::anyhow!("{p}"))?;
+            let Some(repo) = run::git_log_path(&m) else {
+                anyhow::bail!("{} has no git log; add:\n  [log]\n  backend = \"git\"\n  path = \"events.git\"", path.display());
+            };
+            weft::gitlog::print_history(&repo, topic.as_deref(), &mut std::io::stdout().lock())?;
             Ok(0)
         }
         Command::Graph { manifest } => {

@@ -122,8 +122,12 @@ pub fn leaves(plan: &Plan, dir: &Dir) -> Result<Leaves> {
         leaves.sockets = Some(Box::new(HostSockets::new(readiness.clone())));
     }
     for d in &plan.manifest.devices {
-        if let Backend::Seeded { seed } = d.backend {
-            leaves.random = Box::new(SeededRandom(seed));
+        match &d.backend {
+            Backend::Seeded { seed } => leaves.random = Box::new(SeededRandom(*seed)),
+            Backend::Git { path } => {
+                leaves.log = Box::new(crate::gitlog::GitLog::open(&plan.manifest.dir.join(path)).map_err(fail)?)
+            }
+            _ => {}
         }
     }
     Ok(leaves)
@@ -210,3 +214,11 @@ pub fn manifest_path(p: &Path) -> PathBuf {
     if p.is_dir() { p.join("weft.toml") } else { p.to_path_buf() }
 }
 
+
+/// The git repository of the manifest's `git` log device, if it has one.
+pub fn git_log_path(plan_manifest: &weft_runtime::manifest::Manifest) -> Option<PathBuf> {
+    plan_manifest.devices.iter().find_map(|d| match &d.backend {
+        Backend::Git { path } => Some(plan_manifest.dir.join(path)),
+        _ => None,
+    })
+}

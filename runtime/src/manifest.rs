@@ -49,7 +49,7 @@ impl Kind {
             Kind::Clock => &["system"],
             Kind::Console => &["stdio"],
             Kind::Random => &["os", "seeded"],
-            Kind::Log => &["stderr"],
+            Kind::Log => &["stderr", "git"],
         }
     }
 
@@ -106,6 +106,8 @@ pub enum Backend {
     /// Deterministic random bytes from a seed (for reproducible tests).
     Seeded { seed: u64 },
     Stderr,
+    /// Events as commits in a git repository (relative to the manifest).
+    Git { path: PathBuf },
     /// An existing TAP interface, by name.
     Tap { device: String },
     /// Frames as UDP datagrams between two sockets (QEMU's
@@ -357,7 +359,7 @@ impl Manifest {
             }
         };
         let doc = doc.get_ref();
-        check_keys(&mut r, doc, "", &["app", "devices", "stack", "limits"]);
+        check_keys(&mut r, doc, "", &["app", "devices", "log", "stack", "limits"]);
 
         let app = Self::app(&mut r, doc);
         let mut devices = Self::devices(&mut r, doc);
@@ -496,41 +498,57 @@ impl Manifest {
             if !valid_role(&role_name) {
                 r.at(role.span().start, &prefix, "a role name is lowercase letters, digits and '-', starting with a letter");
             }
-            let Some(dt) = dv.get_ref().as_table() else {
-                r.at(dv.span().start, &prefix, "expected a table: [devices.<role>] with kind and backend");
-                continue;
-            };
-            let kind = match get(dt, "kind") {
+            if let Some(d) = Self::device(r, &out, role_name, &prefix, line, dv, None) {
+                out.push(d);
+            }
+        }
+        // `[log]` is shorthand for `[devices.log]` with `kind = "log"`.
+        if let Some(lv) = get(doc, "log") {
+            let line = r.line_of(lv.span().start);
+            if let Some(d) = Self::device(r, &out, "log".into(), "log", line, lv, Some(Kind::Log)) {
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    fn device(r: &mut Report, out: &[DeviceSpec], role_name: String, prefix: &str, line: usize, dv: &Value, forced: Option<Kind>) -> Option<DeviceSpec> {
+        let Some(dt) = dv.get_ref().as_table() else {
+            r.at(dv.span().start, prefix, "expected a table: [devices.<role>] with kind and backend");
+            return None;
+        };
+        let kind = match (forced, get(dt, "kind")) {
+            (Some(k), None) => Some(k),
+            (Some(_), Some(k)) => {
+                r.at(k.span().start, &format!("{prefix}.kind"), "`[log]` is always kind = \"log\"; remove the key");
+                None
+            }
+            (None, k) => match k {
                 None => {
-                    r.at_line(line, &format!("{prefix}.kind"), "missing; one of: block, clock, console, random, log");
+                    r.at_line(line, &format!("{prefix}.kind"), "missing; one of: block, net, clock, console, random, log");
                     None
                 }
                 Some(k) => {
                     let s = string(r, k, &format!("{prefix}.kind"));
                     let kind = s.and_then(Kind::parse);
                     if s.is_some() && kind.is_none() {
-                        r.at(k.span().start, &format!("{prefix}.kind"), format!("unknown kind {:?}; one of: block, clock, console, random, log", s.unwrap_or_default()));
+                        r.at(k.span().start, &format!("{prefix}.kind"), format!("unknown kind {:?}; one of: block, net, clock, console, random, log", s.unwrap_or_default()));
                     }
                     kind
                 }
-            };
-            let Some(kind) = kind else {
-                continue;
-            };
+            },
+        };
+        let kind = kind?;
             if kind.singleton() {
                 if let Some(other) = out.iter().find(|d| d.kind == kind) {
-                    r.at(role.span().start, &prefix, format!("a unikernel has one {} device, already declared as `devices.{}`", kind.name(), other.role));
+                    r.at_line(line, prefix, format!("a unikernel has one {} device, already declared as `devices.{}`", kind.name(), other.role));
                 }
             }
             let mut known = vec!["kind", "backend", "filters"];
-            let backend = Self::backend(r, dt, &prefix, kind, line, &mut known);
-            check_keys(r, dt, &prefix, &known);
-            let filters = Self::filters(r, dt, &prefix, kind);
-            if let Some(backend) = backend {
-                out.push(DeviceSpec { role: role_name, kind, backend, filters, line });
-            }
-        }
-        out
+            let backend = Self::backend(r, dt, prefix, kind, line, &mut known);
+            check_keys(r, dt, prefix, &known);
+            let filters = Self::filters(r, dt, prefix, kind);
+        Some(DeviceSpec { role: role_name, kind, backend: backend?, filters, line })
     }
 
     fn backend(r: &mut Report, dt: &Table, prefix: &str, kind: Kind, line: usize, known: &mut Vec<&'static str>) -> Option<Backend> {
@@ -630,6 +648,15 @@ impl Manifest {
                 };
                 let (local, remote) = (addr("local"), addr("remote"));
                 Backend::Udp { local: local?, remote: remote? }
+            }
+            "git" => {
+                known.push("path");
+                let Some(p) = get(dt, "path") else {
+                    r.at_line(line, &format!("{prefix}.path"), "missing; the git repository for events, e.g. path = \"events.git\" (created if missing)");
+                    return None;
+                };
+                let s = string(r, p, &format!("{prefix}.path"))?;
+                Backend::Git { path: confined(r, p, &format!("{prefix}.path"), s)? }
             }
             "system" => Backend::System,
             "stdio" => Backend::Stdio,

@@ -251,6 +251,7 @@ fn backend_text(b: &Backend) -> String {
         Backend::Seeded { seed } => format!("seeded {seed}"),
         Backend::Stderr => "stderr".into(),
         Backend::Tap { device } => format!("tap {device:?}"),
+        Backend::Git { path } => format!("git {:?}", path.display().to_string()),
         Backend::Udp { local, remote } => format!("udp {local} <-> {remote}"),
     }
 }
