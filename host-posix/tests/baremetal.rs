@@ -1,0 +1,209 @@
+//! The bare-metal target: every example boots the weft kernel under QEMU
+//! (TCG) and prints what `weft run` prints on Linux; bad bundles and
+//! unmappable devices fail clearly. Needs `qemu-system-x86_64` and the
+//! kernel (`cargo build -p weft-baremetal --target x86_64-unknown-none
+//! --release`; test.sh builds it, `weft boot` builds it when missing).
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use weft_runtime::bundle::{Bundle, checksum};
+use weft_runtime::engine::Target;
+
+/// Each QEMU boot is killed after this many seconds.
+const QEMU_TIMEOUT: &str = "60";
+
+fn boot(dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["boot", dir.to_str().unwrap(), "--qemu-timeout", QEMU_TIMEOUT];
+    args.extend_from_slice(extra);
+    weft(&args)
+}
+
+/// What legitimately differs between two runs: times and random bytes.
+fn mask(s: &str) -> String {
+    s.lines()
+        .map(|l| match l.split_once(": ") {
+            Some((k @ ("wall clock" | "monotonic" | "random"), _)) => format!("{k}: *"),
+            _ => l.to_string(),
+        })
+        .map(|l| {
+            // Manifest paths differ (canonical on bare metal); keep the rest.
+            match l.find(" in /") {
+                Some(i) => l[..i].to_string(),
+                None => l,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Boots `example` and runs it on Linux (each in its own copy), and checks
+/// both say the same thing with the same exit code.
+fn same_as_linux(example_name: &str, extra: &[&str]) -> (Run, Run) {
+    let linux = run(&example(example_name));
+    let metal = boot(&example(example_name), extra);
+    assert_eq!(
+        metal.code, linux.code,
+        "exit codes differ\nbare metal stdout:\n{}\nstderr:\n{}\nlinux stderr:\n{}",
+        metal.stdout, metal.stderr, linux.stderr
+    );
+    assert_eq!(mask(&metal.stdout), mask(&linux.stdout), "stdout differs; bare metal stderr:\n{}", metal.stderr);
+    assert_eq!(mask(&metal.stderr), mask(&linux.stderr), "stderr differs");
+    (metal, linux)
+}
+
+#[test]
+fn hello_boots_on_microvm_like_linux() {
+    let (metal, _) = same_as_linux("hello", &[]);
+    metal.ok().stdout_has("Hello from weft!\nwall clock: 20");
+    let random: Vec<&str> = metal.stdout.lines().filter_map(|l| l.strip_prefix("random: ")).collect();
+    assert_eq!(random.len(), 1);
+    assert!(random[0].len() == 16 && random[0].chars().all(|c| c.is_ascii_hexdigit()), "{random:?}");
+}
+
+#[test]
+fn hello_boots_on_q35() {
+    same_as_linux("hello", &["--machine", "q35"]).0.ok();
+}
+
+#[test]
+fn kvstore_disk_written_on_bare_metal_reads_back_on_linux() {
+    let dir = example("kvstore");
+    boot(&dir, &[]).ok().stdout_has("wrote 1000 verified 1000 lost 0 corrupt 0");
+    assert_eq!(std::fs::metadata(dir.join("disk.img")).unwrap().len(), 16 << 20);
+    let m = std::fs::read_to_string(dir.join("weft.toml")).unwrap().replace(r#"args = ["fill", "1000"]"#, r#"args = ["verify"]"#);
+    std::fs::write(dir.join("weft.toml"), m).unwrap();
+    run(&dir).ok().stdout_has("records 1000 valid 1000 lost 0 corrupt 0");
+    boot(&dir, &["--machine", "q35"]).ok().stdout_has("records 1000 valid 1000 lost 0 corrupt 0");
+}
+
+#[test]
+fn faulty_disk_drops_the_same_writes() {
+    let (metal, _) = same_as_linux("faulty-disk", &[]);
+    metal.code(1).stdout_has("wrote 1000 verified 990 lost 10 corrupt 0");
+    assert!(metal.stderr.starts_with("[block-fault] dropped write #100 sector 99 count 1 on storage (drop-every) | fault=drop"), "{}", metal.stderr);
+}
+
+#[test]
+fn time_warp_skews_the_kernel_clock() {
+    let (metal, _) = same_as_linux("time-warp", &[]);
+    metal.ok().stderr_has("[clock-skew] skewing clock: offset -2h, rate -0.5");
+}
+
+#[test]
+fn hung_disk_is_stopped_by_the_timeout() {
+    let (metal, _) = same_as_linux("hung-disk", &[]);
+    metal
+        .code(124)
+        .stderr_has("error: block-fault (filter of device `storage`) did not finish within the timeout (2s, `limits.timeout` in");
+}
+
+/// A good bundle of `hello`, built into `dir`.
+fn hello_bundle(dir: &Path) -> Vec<u8> {
+    let out = dir.join("app.bundle");
+    weft(&["build", "--target", "baremetal", dir.to_str().unwrap(), "-o", out.to_str().unwrap()]).ok();
+    std::fs::read(&out).unwrap()
+}
+
+fn boot_bundle(dir: &Path, name: &str, bytes: &[u8]) -> Run {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    weft(&["boot", p.to_str().unwrap(), "--qemu-timeout", QEMU_TIMEOUT])
+}
+
+#[test]
+fn a_built_bundle_boots_and_bad_ones_are_refused() {
+    let dir = example("hello");
+    let good = hello_bundle(&dir);
+    boot_bundle(&dir, "good.bundle", &good).ok().stdout_has("Hello from weft!");
+
+    boot_bundle(&dir, "short.bundle", &good[..good.len() / 2])
+        .code(2)
+        .stderr_has("truncated bundle");
+    let mut corrupt = good.clone();
+    let i = corrupt.len() - 100;
+    corrupt[i] ^= 0x40;
+    boot_bundle(&dir, "corrupt.bundle", &corrupt).code(2).stderr_has("corrupt bundle: checksum mismatch");
+
+    let mut other = Bundle::decode(&good, None).unwrap();
+    other.target = Target::BareMetalPulley;
+    boot_bundle(&dir, "pulley.bundle", &other.encode())
+        .code(2)
+        .stderr_has("bundle built for target `pulley64`, this kernel runs `x86_64-unknown-none`");
+
+    // An older engine config: the version follows the target name.
+    let mut old = good.clone();
+    let at = 28 + 4 + "x86_64-unknown-none".len();
+    old[at..at + 4].copy_from_slice(&999u32.to_le_bytes());
+    let sum = checksum(&old[28..]);
+    old[20..28].copy_from_slice(&sum.to_le_bytes());
+    boot_bundle(&dir, "old.bundle", &old).code(2).stderr_has("engine config version 999");
+}
+
+#[test]
+fn components_compiled_for_linux_are_refused_by_the_kernel() {
+    let dir = example("hello");
+    let good = hello_bundle(&dir);
+    let mut b = Bundle::decode(&good, None).unwrap();
+    let wasm = std::fs::read(root().join("components/target/wasm32-wasip2/release/hello.wasm")).unwrap();
+    let linux = wasmtime::Engine::new(&weft_runtime::engine::config(Target::Native)).unwrap();
+    let native = linux.precompile_component(&wasm).unwrap();
+    b.components[0].bytes = &native;
+    let r = boot_bundle(&dir, "linux.bundle", &b.encode());
+    r.code(2).stderr_has("error: component `hello` in the bundle cannot be loaded by this kernel");
+}
+
+#[test]
+fn a_device_without_a_qemu_mapping_is_refused() {
+    let dir = manifest(
+        "no-mapping",
+        "[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"1\"]\n[devices.a-storage-role-far-too-long]\nkind = \"block\"\nbackend = \"file\"\npath = \"d.img\"\nsize = \"1MiB\"\n",
+    );
+    let r = boot(&dir, &[]);
+    r.code(2).stderr_has("device `a-storage-role-far-too-long`: a file disk is attached as a virtio-blk drive named by its role");
+    assert!(!dir.join("d.img").exists(), "nothing is created when the manifest cannot boot");
+}
+
+#[test]
+fn a_missing_disk_image_is_refused_before_boot() {
+    let dir = manifest(
+        "missing-image",
+        "[app]\ncomponent = \"kvstore\"\nargs = [\"verify\"]\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"none.img\"\n",
+    );
+    boot(&dir, &[]).code(2).stderr_has("device `storage`: disk image none.img does not exist");
+}
+
+fn misbehave(name: &str, args: &str, limits: &str) -> Run {
+    let dir = manifest(name, &format!("[app]\ncomponent = \"misbehave.wasm\"\nargs = {args}\n\n[limits]\n{limits}\n"));
+    test_component(&dir, "misbehave", "misbehave.wasm");
+    boot(&dir, &[])
+}
+
+#[test]
+fn a_trap_names_the_component_and_prints_a_backtrace() {
+    misbehave("bm-trap", r#"["trap"]"#, "")
+        .code(70)
+        .stderr_has("error: misbehave (app) trapped: wasm trap: wasm `unreachable` instruction executed")
+        .stderr_has("wasm backtrace:\n    0: ")
+        .stderr_has("misbehave.wasm!run");
+}
+
+#[test]
+fn a_spinning_guest_is_stopped_by_the_timeout() {
+    let t = std::time::Instant::now();
+    misbehave("bm-spin", r#"["spin"]"#, "timeout = \"500ms\"")
+        .code(124)
+        .stderr_has("error: misbehave (app) did not finish within the timeout (500ms");
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn a_memory_bomb_hits_the_limit_and_exit_codes_pass_through() {
+    misbehave("bm-oom", r#"["oom"]"#, "memory = \"64MiB\"")
+        .code(125)
+        .stdout_has("grew 16 MiB")
+        .stderr_has("error: misbehave (app) hit the memory limit")
+        .stderr_has("the limit is 64 MiB (`limits.memory`");
+    misbehave("bm-exit", r#"["exit", "42"]"#, "").code(42);
+}
