@@ -14,6 +14,10 @@ const SHIPPED: &[(&str, &str)] = &[
     ("clock-skew", "clock_skew"),
     ("tcpip", "tcpip"),
     ("echo", "echo"),
+    ("httpd", "httpd"),
+    ("arp-log", "arp_log"),
+    ("net-fault", "net_fault"),
+    ("net-pcap", "net_pcap"),
 ];
 
 /// Test apps built alongside (tests copy them next to their manifests).

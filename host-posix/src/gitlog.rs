@@ -5,13 +5,15 @@
 //! `events` — every event of the topic so far, one line each — and one file per
 //! piece of evolving state an event carries (a field named `table`, or
 //! `state.<name>`), so `git log -p arp` shows each ARP table change as a diff.
-//! Events are batched: a commit per 32 events, per 200 ms, and at the end of
-//! the run. A crash leaves a valid repository holding every event up to the
+//! Events are batched: a commit per 32 events, within 200 ms of an event (a
+//! background thread commits what is pending), and at the end of the run. A crash leaves a valid repository holding every event up to the
 //! last commit (objects are written before the ref moves, and refs move by
 //! lock-file rename).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -31,13 +33,21 @@ struct Topic {
     pending: Vec<String>,
 }
 
-pub struct GitLog {
+struct Inner {
     /// Reopened for each commit: `gix::Repository` is not `Send`, and a
     /// commit per batch makes the open cost negligible.
     path: PathBuf,
     topics: BTreeMap<String, Topic>,
     pending: usize,
     last_commit: Instant,
+}
+
+/// The `log` leaf: events go to `Inner`; a flusher thread commits batches
+/// that would otherwise wait for the next event.
+pub struct GitLog {
+    inner: Arc<Mutex<Inner>>,
+    stop: Arc<AtomicBool>,
+    flusher: Option<std::thread::JoinHandle<()>>,
 }
 
 fn branch(topic: &str) -> String {
@@ -56,12 +66,36 @@ fn clean_topic(topic: &str) -> String {
 impl GitLog {
     /// Opens the repository at `path`, creating a bare one when missing.
     pub fn open(path: &Path) -> Result<GitLog> {
+        let inner = Arc::new(Mutex::new(Inner::open(path)?));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (i, st) = (inner.clone(), stop.clone());
+        let flusher = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                std::thread::sleep(BATCH_TIME / 4);
+                let mut g = i.lock().unwrap();
+                if g.pending > 0 && g.last_commit.elapsed() >= BATCH_TIME {
+                    g.commit_or_warn();
+                }
+            }
+        });
+        Ok(GitLog { inner, stop, flusher: Some(flusher) })
+    }
+}
+
+impl Inner {
+    fn commit_or_warn(&mut self) {
+        if let Err(e) = self.commit() {
+            eprintln!("weft: warning: git log: {e:#}");
+        }
+    }
+
+    fn open(path: &Path) -> Result<Inner> {
         if path.exists() {
             gix::open(path).with_context(|| format!("{} is not a git repository", path.display()))?;
         } else {
             gix::init_bare(path).with_context(|| format!("creating git repository {}", path.display()))?;
         }
-        Ok(GitLog { path: path.to_path_buf(), topics: BTreeMap::new(), pending: 0, last_commit: Instant::now() })
+        Ok(Inner { path: path.to_path_buf(), topics: BTreeMap::new(), pending: 0, last_commit: Instant::now() })
     }
 
     /// Loads a topic's tip (to continue its history across runs).
@@ -128,6 +162,12 @@ impl GitLog {
 
 impl Log for GitLog {
     fn append(&mut self, topic: &str, message: &str, fields: &[(String, String)]) {
+        self.inner.lock().unwrap().append(topic, message, fields);
+    }
+}
+
+impl Inner {
+    fn append(&mut self, topic: &str, message: &str, fields: &[(String, String)]) {
         let name = clean_topic(topic);
         let t = self.topic(&name);
         let line = message.replace('\n', " ");
@@ -148,19 +188,19 @@ impl Log for GitLog {
         }
         t.pending.push(line);
         self.pending += 1;
-        if self.pending >= BATCH || self.last_commit.elapsed() >= BATCH_TIME {
-            if let Err(e) = self.commit() {
-                eprintln!("weft: warning: git log: {e:#}");
-            }
+        if self.pending >= BATCH {
+            self.commit_or_warn();
         }
     }
 }
 
 impl Drop for GitLog {
     fn drop(&mut self) {
-        if let Err(e) = self.commit() {
-            eprintln!("weft: warning: git log: {e:#}");
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(f) = self.flusher.take() {
+            let _ = f.join();
         }
+        self.inner.lock().unwrap().commit_or_warn();
     }
 }
 

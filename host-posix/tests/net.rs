@@ -72,7 +72,8 @@ fn a_missing_tap_device_is_named() {
     run(&dir).code(2).stderr_has("device `service`: TAP device weftnope0 does not exist; create it with `ip tuntap add dev weftnope0 mode tap");
 }
 
-/// A network namespace with a TAP device `tap0` at 10.77.0.1/24, removed on drop.
+/// A network namespace with a TAP device `tap0` at 10.0.0.1/24 (what the
+/// examples expect), removed on drop.
 struct Netns(String);
 
 impl Netns {
@@ -91,9 +92,38 @@ impl Netns {
         sh(&["netns", "add", &name]);
         sh(&["-n", &name, "link", "set", "lo", "up"]);
         sh(&["-n", &name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-        sh(&["-n", &name, "addr", "add", "10.77.0.1/24", "dev", "tap0"]);
+        sh(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
         sh(&["-n", &name, "link", "set", "tap0", "up"]);
         Some(ns)
+    }
+
+    /// `weft run dir` inside the namespace.
+    fn weft(&self, dir: &std::path::Path) -> Child {
+        self.cmd(env!("CARGO_BIN_EXE_weft"))
+            .args(["run", dir.to_str().unwrap()])
+            .env("WEFT_CACHE_DIR", root().join("target/test-scratch/cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn ping(&self, addr: &str) {
+        let t = Instant::now();
+        loop {
+            let ping = self.cmd("ping").args(["-c", "1", "-W", "1", addr]).output().unwrap();
+            if ping.status.success() {
+                return;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "no ping reply from {addr}: {}", String::from_utf8_lossy(&ping.stdout));
+        }
+    }
+
+    /// curl inside the namespace; returns (status line code, body).
+    fn curl(&self, args: &[&str]) -> String {
+        let o = self.cmd("curl").args(["-sS", "--max-time", "20", "--retry", "3", "--retry-connrefused"]).args(args).output().unwrap();
+        assert!(o.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
     fn cmd(&self, program: &str) -> Command {
@@ -119,7 +149,7 @@ fn echo_on_tcpip_over_tap_answers_ping_and_tcp() {
     let Some(ns) = Netns::new("echo") else { return };
     let dir = manifest(
         "echo-tap",
-        "[app]\ncomponent = \"echo\"\nargs = [\"7\", \"1\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[stack]\nnet = \"service\"\nip = \"10.77.0.2/24\"\ngateway = \"10.77.0.1\"\n\n[limits]\ntimeout = \"60s\"\n",
+        "[app]\ncomponent = \"echo\"\nargs = [\"7\", \"1\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[stack]\nnet = \"service\"\nip = \"10.0.0.2/24\"\ngateway = \"10.0.0.1\"\n\n[limits]\ntimeout = \"60s\"\n",
     );
     let weft = env!("CARGO_BIN_EXE_weft");
     let child = ns
@@ -133,7 +163,7 @@ fn echo_on_tcpip_over_tap_answers_ping_and_tcp() {
     // ICMP echo from the namespace: answered by smoltcp inside the component.
     let t = Instant::now();
     loop {
-        let ping = ns.cmd("ping").args(["-c", "1", "-W", "1", "10.77.0.2"]).output().unwrap();
+        let ping = ns.cmd("ping").args(["-c", "1", "-W", "1", "10.0.0.2"]).output().unwrap();
         if ping.status.success() {
             break;
         }
@@ -144,11 +174,107 @@ fn echo_on_tcpip_over_tap_answers_ping_and_tcp() {
         .cmd("python3")
         .args([
             "-c",
-            "import socket;s=socket.create_connection(('10.77.0.2',7),timeout=10);s.sendall(b'hello over tap\\n');s.shutdown(socket.SHUT_WR);d=b''\nwhile True:\n  x=s.recv(100)\n  if not x: break\n  d+=x\nprint(d.decode(),end='')",
+            "import socket;s=socket.create_connection(('10.0.0.2',7),timeout=10);s.sendall(b'hello over tap\\n');s.shutdown(socket.SHUT_WR);d=b''\nwhile True:\n  x=s.recv(100)\n  if not x: break\n  d+=x\nprint(d.decode(),end='')",
         ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&client.stdout), "hello over tap\n", "{}", String::from_utf8_lossy(&client.stderr));
     let r = finish(child);
-    r.ok().stdout_has("served 1 connections").stderr_has("[tcpip] address 10.77.0.2/24");
+    r.ok().stdout_has("served 1 connections").stderr_has("[tcpip] address 10.0.0.2/24");
+}
+
+fn kill(mut child: Child) -> Run {
+    let _ = child.kill();
+    finish(child)
+}
+
+#[test]
+fn httpd_example_serves_curl_over_tap() {
+    let Some(ns) = Netns::new("httpd") else { return };
+    let dir = example("httpd");
+    let child = ns.weft(&dir);
+    ns.ping("10.0.0.2");
+    let page = ns.curl(&["http://10.0.0.2/"]);
+    assert!(page.contains("<html"), "{page}");
+    assert_eq!(ns.curl(&["-X", "PUT", "--data", "blue", "http://10.0.0.2/kv/colour"]).trim().is_empty(), false);
+    assert_eq!(ns.curl(&["http://10.0.0.2/kv/colour"]), "blue");
+    let missing = ns.cmd("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://10.0.0.2/kv/nothing"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&missing.stdout), "404");
+    let r = kill(child);
+    assert!(r.stderr.contains("[tcpip] address 10.0.0.2/24"), "{}", r.stderr);
+    // The value is on the disk image: a fresh run serves it again.
+    let child = ns.weft(&dir);
+    assert_eq!(ns.curl(&["http://10.0.0.2/kv/colour"]), "blue");
+    kill(child);
+}
+
+#[test]
+fn httpd_on_the_host_stack_answers_on_loopback() {
+    let port = free_port();
+    let dir = manifest(
+        "httpd-host",
+        &format!("[app]\ncomponent = \"httpd\"\nargs = [\"{port}\"]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\n\n[stack]\nbackend = \"host\"\n"),
+    );
+    let child = weft_cmd(&["run", dir.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut s = connect_retry(&format!("127.0.0.1:{port}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    kill(child);
+}
+
+#[test]
+fn arp_git_example_records_ping_in_git() {
+    let Some(ns) = Netns::new("arp") else { return };
+    let dir = example("arp-git");
+    let child = ns.weft(&dir);
+    ns.ping("10.0.0.2");
+    // Events reach git within the log's batching window, while the unikernel
+    // keeps running (the user's flow: ping, then git log).
+    let repo = dir.join("events.git");
+    let t = Instant::now();
+    let log = loop {
+        let o = Command::new("git").arg("-C").arg(&repo).args(["log", "-p", "arp"]).output().unwrap();
+        let log = String::from_utf8_lossy(&o.stdout).into_owned();
+        if log.contains("is-at") || t.elapsed() > Duration::from_secs(10) {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let r = kill(child);
+    assert!(log.contains("who-has 10.0.0.2 tell 10.0.0.1"), "{log}\n{}", r.stderr);
+    assert!(log.contains("10.0.0.2 is-at 52:54:00:"), "{log}");
+    // The table file changed in a commit: 10.0.0.1 learned with its MAC.
+    assert!(log.lines().any(|l| l.starts_with("+10.0.0.1 ")), "{log}");
+    weft(&["log", dir.to_str().unwrap(), "arp"]).ok().stdout_has("who-has 10.0.0.2 tell 10.0.0.1");
+}
+
+#[test]
+fn lossy_net_example_still_serves_and_captures() {
+    let Some(ns) = Netns::new("lossy") else { return };
+    let dir = example("lossy-net");
+    let child = ns.weft(&dir);
+    ns.ping("10.0.0.2");
+    for _ in 0..5 {
+        let page = ns.curl(&["http://10.0.0.2/"]);
+        assert!(page.contains("<html"), "{page}");
+    }
+    let r = kill(child);
+    assert!(r.stderr.contains("[net-fault] dropped"), "{}", r.stderr);
+    let pcap = std::fs::read(dir.join("lossy.pcap")).unwrap();
+    assert_eq!(&pcap[..4], &0xa1b2c3d4u32.to_le_bytes(), "pcap magic");
+    // Every record header is consistent with the file length.
+    let (mut at, mut frames) = (24, 0);
+    while at + 16 <= pcap.len() {
+        let len = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + len;
+        frames += 1;
+    }
+    assert_eq!(at, pcap.len());
+    assert!(frames > 10, "{frames} frames captured");
+    if let Ok(o) = Command::new("tshark").args(["-r"]).arg(dir.join("lossy.pcap")).arg("-c").arg("3").output() {
+        assert!(o.status.success(), "tshark reads the capture: {}", String::from_utf8_lossy(&o.stderr));
+    }
 }
