@@ -288,26 +288,27 @@ fn leaves(bundle: &Bundle<'_>, tsc: &'static Tsc) -> Result<Leaves, Exit> {
             }
         },
     };
-    Ok(Leaves {
+    Ok(Leaves::new(
         blocks,
-        clock: Box::new(leaves::TscClock(tsc)),
-        console: Box::new(leaves::SerialConsole),
+        Box::new(leaves::TscClock(tsc)),
+        Box::new(leaves::SerialConsole),
         random,
-        log: Box::new(leaves::SerialLog),
-    })
+        Box::new(leaves::SerialLog),
+    ))
 }
 
-/// The same messages and exit codes as `weft run` (host-posix `run::report`).
+/// The same messages, backtraces and exit codes as `weft run` (host-posix
+/// `run::report`).
 fn report(bundle: &Bundle<'_>, host: &Host, e: wasmtime::Error) -> Exit {
     let file = bundle.manifest.as_str();
     if let Some(c) = e.downcast_ref::<ConfigError>() {
         return invalid(alloc::format!("error: {c}"));
     }
-    let (code, message) = match host.failure() {
     let backtrace = e
         .downcast_ref::<wasmtime::WasmBacktrace>()
         .map(|b| alloc::format!("\n{b}"))
         .unwrap_or_default();
+    let (code, message) = match host.failure() {
         Some(Failure::Timeout { who }) => (
             exit::TIMEOUT,
             alloc::format!(
