@@ -2,7 +2,7 @@
 //! machine is shared and noisy: compare ratios, not absolute numbers).
 //!
 //!     cargo bench -p weft --bench weft            # all, prints a markdown table
-//!     cargo bench -p weft --bench weft -- calls   # one group: calls | kvstore | start
+//!     cargo bench -p weft --bench weft -- calls   # one group: calls | kvstore | start | baremetal
 //!
 //! Results and the command are recorded in docs/benchmarks.md.
 
@@ -260,4 +260,118 @@ fn main() {
     if want("start") {
         start();
     }
+    if want("baremetal") {
+        baremetal();
+    }
+}
+
+/// A bundle of `manifest` (a scratch folder) for the kernel, in a file.
+fn bm_bundle(dir: &Path) -> (Vec<u8>, PathBuf) {
+    let bytes = weft::boot::build(dir).unwrap();
+    let file = dir.join("app.bundle");
+    std::fs::write(&file, &bytes).unwrap();
+    (bytes, file)
+}
+
+/// One boot: (spawn to first console byte, spawn to QEMU exit, exit code).
+fn bm_boot(bytes: &[u8], file: &Path, machine: weft::boot::Machine) -> (Duration, Duration, Option<u8>) {
+    use weft_runtime::bundle::Bundle;
+    let bundle = Bundle::decode(bytes, None).unwrap();
+    let opts = weft::boot::BootOptions { machine, ..Default::default() };
+    let cmd = weft::boot::qemu_command(&weft::boot::kernel_path(), file, &bundle, &opts).unwrap();
+    let t = Instant::now();
+    let (out, _, err) = weft::boot::run_qemu(cmd, Duration::from_secs(300), std::io::sink(), std::io::sink()).unwrap();
+    let total = t.elapsed();
+    assert!(out.code.is_some(), "the kernel did not report an exit code: {err}");
+    (out.first_output.unwrap_or(total), total, out.code)
+}
+
+/// The bare-metal target: boot latency, sizes, kvstore over virtio-blk.
+/// Needs the kernel (`cargo build -p weft-baremetal --target
+/// x86_64-unknown-none --release`) and qemu-system-x86_64; TCG throughout.
+fn baremetal() {
+    use weft::boot::Machine;
+    let kernel = weft::boot::kernel_path();
+    assert!(kernel.exists(), "build the kernel first: cargo build -p weft-baremetal --target x86_64-unknown-none --release");
+    println!("\n### Bare metal (QEMU TCG, `-cpu max`, the weft kernel)\n");
+    let hello = scratch("bm-hello");
+    std::fs::copy(root().join("examples/hello/weft.toml"), hello.join("weft.toml")).unwrap();
+    let (bytes, file) = bm_bundle(&hello);
+    let weft = root().join("target/release/weft");
+    let linux: Vec<f64> = (0..20)
+        .map(|_| first_output(Command::new(&weft).arg("run").arg(&hello).env("WEFT_CACHE_DIR", root().join("target/bench-scratch/cache"))).as_secs_f64() * 1e3)
+        .collect();
+    let l = median(linux);
+    println!("| hello: spawn to first app output | median of 20 | vs `weft run` on Linux |");
+    println!("|---|---:|---:|");
+    println!("| `weft run` (Linux process, warm AOT cache; baseline) | {l:.1} ms | 1.00 |");
+    for (m, name) in [(Machine::Microvm, "microvm"), (Machine::Q35, "q35")] {
+        let runs: Vec<(Duration, Duration, Option<u8>)> = (0..20).map(|_| bm_boot(&bytes, &file, m)).collect();
+        let first = median(runs.iter().map(|r| r.0.as_secs_f64() * 1e3).collect());
+        let total = median(runs.iter().map(|r| r.1.as_secs_f64() * 1e3).collect());
+        println!("| QEMU `-M {name}` start → first output (whole boot to QEMU exit {total:.0} ms) | {first:.1} ms | {:.2}x |", first / l);
+    }
+
+    println!("\n| size | bytes |\n|---|---:|");
+    let elf = std::fs::read(&kernel).unwrap();
+    println!("| kernel ELF `weft-kernel` (with line tables) | {} |", elf.len());
+    println!("| kernel loaded image (PT_LOAD file bytes) | {} |", loaded_bytes(&elf));
+    println!("| hello bundle | {} |", bytes.len());
+    let kv = scratch("bm-kv-size");
+    std::fs::write(kv.join("weft.toml"), "[app]\ncomponent = \"kvstore\"\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\n[devices.s2]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [{ component = \"block-fault\" }, { component = \"block-trace\" }]\n").unwrap();
+    println!("| kvstore + block-fault + block-trace bundle | {} |", bm_bundle(&kv).0.len());
+
+    // kvstore fill over virtio-blk: boot with `fill N` minus boot with
+    // `fill 1` (same image size) isolates the fill; Linux as the baseline.
+    const N: u64 = 20_000;
+    println!("\n### kvstore `fill {N}` on a 64 MiB file image: virtio-blk in the kernel vs the `file` backend on Linux\n");
+    let fill = |dir: &Path, n: u64, m: Machine| {
+        let v: Vec<f64> = (0..3)
+            .map(|_| {
+                let _ = std::fs::remove_file(dir.join("disk.img"));
+                std::fs::write(dir.join("weft.toml"), format!("[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"{n}\"]\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"64MiB\"\n")).unwrap();
+                let (bytes, file) = bm_bundle(dir);
+                let _ = std::fs::remove_file(dir.join("disk.img"));
+                let f = std::fs::File::create(dir.join("disk.img")).unwrap();
+                f.set_len(64 << 20).unwrap();
+                let (_, total, code) = bm_boot(&bytes, &file, m);
+                assert_eq!(code, Some(0));
+                total.as_secs_f64()
+            })
+            .collect();
+        median(v)
+    };
+    let kv = scratch("bm-kvstore");
+    let manifest = "[app]\ncomponent = \"kvstore\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"64MiB\"\n";
+    let fx = Fixture::new("bm-kvstore-linux", manifest, &[]);
+    let img = root().join("target/bench-scratch/bm-kvstore-linux/disk.img");
+    let linux: Vec<f64> = (0..3)
+        .map(|_| {
+            let _ = std::fs::remove_file(&img);
+            std::fs::File::create(&img).unwrap().set_len(64 << 20).unwrap();
+            let t = Instant::now();
+            fx.run(&["fill", &N.to_string()]);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    let l = median(linux);
+    println!("| where | records/s | fill time | vs Linux |");
+    println!("|---|---:|---:|---:|");
+    println!("| Linux `file` backend (baseline) | {:.0} | {:.0} ms | 1.00 |", N as f64 / l, l * 1e3);
+    for (m, name) in [(Machine::Microvm, "microvm"), (Machine::Q35, "q35")] {
+        let t = fill(&kv, N, m) - fill(&kv, 1, m);
+        println!("| kernel, virtio-blk, `-M {name}` | {:.0} | {:.0} ms | {:.2}x throughput |", N as f64 / t, t * 1e3, l / t);
+    }
+}
+
+/// Bytes of an ELF's PT_LOAD segments in the file (what QEMU loads).
+fn loaded_bytes(elf: &[u8]) -> u64 {
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap());
+    let (phoff, phentsize, phnum) = (u64_at(0x20) as usize, u16_at(0x36), u16_at(0x38));
+    (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .filter(|&p| u32::from_le_bytes(elf[p..p + 4].try_into().unwrap()) == 1)
+        .map(|p| u64_at(p + 0x20))
+        .sum()
 }
