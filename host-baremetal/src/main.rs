@@ -56,6 +56,30 @@ const TARGET: Target = Target::BareMetal;
 #[cfg(feature = "pulley")]
 const TARGET: Target = Target::BareMetalPulley;
 
+/// Boot phases (name, raw TSC), printed when the kernel command line says
+/// `weft.timing` (`WEFT_BOOT_TIMING=1 weft boot …`).
+static mut PHASES: Option<Vec<(&'static str, u64)>> = None;
+
+fn phase(name: &'static str) {
+    // SAFETY: single-threaded; the timer interrupt never touches PHASES.
+    unsafe {
+        if let Some(p) = &mut *core::ptr::addr_of_mut!(PHASES) {
+            p.push((name, arch::rdtsc()));
+        }
+    }
+}
+
+/// Prints the phases in ms since the vCPU's reset (the TSC starts at 0).
+fn print_phases(tsc: &Tsc) {
+    // SAFETY: as `phase`.
+    let Some(p) = (unsafe { (*core::ptr::addr_of!(PHASES)).as_ref() }) else { return };
+    let mut line = String::from("weft kernel: timing (ms since reset):");
+    for (name, t) in p {
+        line.push_str(&alloc::format!(" {name} {:.2}", tsc.ms(*t)));
+    }
+    serial::message(format_args!("{line}"));
+}
+
 /// The engine whose epoch the timer interrupt advances.
 static EPOCH_ENGINE: AtomicPtr<Engine> = AtomicPtr::new(core::ptr::null_mut());
 
@@ -184,9 +208,15 @@ extern "C" fn kmain(start_info: u32) -> ! {
     } else {
         (0, 0)
     };
+    let entry = arch::rdtsc();
     let heap = init_heap(info, module);
+    if cmdline(info).split(' ').any(|w| w == "weft.timing") {
+        // SAFETY: single-threaded boot.
+        unsafe { *core::ptr::addr_of_mut!(PHASES) = Some(alloc::vec![("kmain", entry)]) };
+    }
     let reload = arch::init_pit();
     let tsc: &'static Tsc = Box::leak(Box::new(Tsc::calibrate(reload)));
+    phase("calibrated");
     arch::init_interrupts();
     if module.1 == 0 {
         serial::message(format_args!("error: no bundle: boot this kernel with the bundle as its initrd (`weft boot`)"));
@@ -201,11 +231,24 @@ extern "C" fn kmain(start_info: u32) -> ! {
             e.code
         }
     };
+    phase("done");
+    print_phases(tsc);
     finish(code)
+}
+
+/// The PVH command line (`-append`), empty when there is none.
+fn cmdline(info: &StartInfo) -> &'static str {
+    if info.cmdline_paddr == 0 {
+        return "";
+    }
+    // SAFETY: QEMU wrote a NUL-terminated string there.
+    let c = unsafe { core::ffi::CStr::from_ptr(info.cmdline_paddr as *const core::ffi::c_char) };
+    c.to_str().unwrap_or("")
 }
 
 fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
     let bundle = Bundle::decode(bytes, Some(TARGET)).map_err(|e| invalid(alloc::format!("error: {e}")))?;
+    phase("decoded");
     let mut config = engine::config(TARGET);
     // SAFETY: `has_feature` answers from cpuid.
     unsafe {
@@ -213,6 +256,7 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
     }
     config.with_custom_code_memory(Some(alloc::sync::Arc::new(platform::IdentityCode)));
     let engine = Engine::new(&config).map_err(|e| invalid(alloc::format!("error: engine: {e:#}")))?;
+    phase("engine");
     EPOCH_ENGINE.store(Box::leak(Box::new(engine.clone())), Ordering::Relaxed);
 
     let mut components = Vec::with_capacity(bundle.components.len());
@@ -227,8 +271,11 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
             ))
         })?;
         components.push(c);
+        phase("component");
     }
+    phase("deserialized");
     let leaves = leaves(&bundle, tsc)?;
+    phase("leaves");
     let file = bundle.manifest.as_str();
     let unikernel = Unikernel::new(&engine, bundle.wiring.clone(), &components[0], &components[1..])
         .map_err(|e| invalid(alloc::format!("error: {file}: {e:#}")))?;
@@ -244,8 +291,12 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
         timeout: bundle.timeout,
         epoch_tick: 1_000_000_000 / u64::from(arch::TICK_HZ),
     };
+    phase("linked");
     let mut store = Store::new(&engine, Host::new(leaves, limits));
-    let result = unikernel.instantiate(&mut store).and_then(|app| app.run(&mut store, bundle.args.clone()));
+    let result = unikernel.instantiate(&mut store).and_then(|app| {
+        phase("instantiated");
+        app.run(&mut store, bundle.args.clone())
+    });
     match result {
         Ok(code) => Ok(code),
         Err(e) => Err(report(&bundle, store.data(), e)),

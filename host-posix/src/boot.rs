@@ -302,6 +302,9 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     c.args(["-accel", if opts.kvm { "kvm" } else { "tcg" }]);
     c.arg("-kernel").arg(kernel).arg("-initrd").arg(bundle_file);
+    if std::env::var_os("WEFT_BOOT_TIMING").is_some_and(|v| v == "1") {
+        c.args(["-append", "weft.timing"]);
+    }
     for (i, (d, b)) in bundle.wiring.blocks.iter().zip(&bundle.blocks).enumerate() {
         if let BlockBackend::File { path, size, read_only } = b {
             let img = disk_image(&dir, &d.role, path, *size, *read_only)?;
