@@ -314,7 +314,7 @@ fn baremetal() {
 
     println!("\n| size | bytes |\n|---|---:|");
     let elf = std::fs::read(&kernel).unwrap();
-    println!("| kernel ELF `weft-kernel` (with line tables) | {} |", elf.len());
+    println!("| kernel ELF `weft-kernel` (DWARF stripped) | {} |", elf.len());
     println!("| kernel loaded image (PT_LOAD file bytes) | {} |", loaded_bytes(&elf));
     println!("| hello bundle | {} |", bytes.len());
     let kv = scratch("bm-kv-size");
