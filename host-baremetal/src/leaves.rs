@@ -1,11 +1,10 @@
 //! The kernel's leaf devices: `SerialConsole`, `TscClock`, `RdRandom`,
-//! `SeededRandom`, `MemoryBlock`, `SerialLog` (and `virtio::VirtioBlk`).
+//! `SerialLog` (`MemoryBlock`, `SeededRandom` are the runtime's) (and `virtio::VirtioBlk`).
 
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::arch::asm;
 
-use weft_runtime::{BlockDevice, Clock, Console, ErrorCode, Geometry, Log, Random};
+use weft_runtime::{Clock, Console, Log, Random};
 
 use crate::arch;
 use crate::clock::Tsc;
@@ -89,56 +88,7 @@ impl Random for RdRandom {
     }
 }
 
-/// Deterministic bytes (splitmix64): the same sequence as host-posix's
-/// `SeededRandom`, so a seeded app prints the same on both targets.
-pub struct SeededRandom(pub u64);
-
-impl Random for SeededRandom {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
-    }
-}
-
-/// A zeroed disk in kernel memory (the `memory` backend).
-pub struct MemoryBlock {
-    data: Vec<u8>,
-    geometry: Geometry,
-}
-
-impl MemoryBlock {
-    pub fn new(size: u64, read_only: bool) -> MemoryBlock {
-        let geometry = Geometry { sector_size: 512, sector_count: size / 512, read_only };
-        MemoryBlock { data: alloc::vec![0; size as usize], geometry }
-    }
-}
-
-impl BlockDevice for MemoryBlock {
-    fn geometry(&self) -> Geometry {
-        self.geometry
-    }
-
-    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, ErrorCode> {
-        let off = start as usize * 512;
-        Ok(self.data[off..off + count as usize * 512].to_vec())
-    }
-
-    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), ErrorCode> {
-        let off = start as usize * 512;
-        self.data[off..off + data.len()].copy_from_slice(data);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), ErrorCode> {
-        Ok(())
-    }
-}
+pub use weft_runtime::leaves::{MemoryBlock, SeededRandom};
 
 /// Events as frames on the serial line (see `serial`).
 pub struct SerialLog;

@@ -1,5 +1,6 @@
 //! Linux leaf devices: `FileBlock` (cap-std), `MemoryBlock`, `SystemClock`,
-//! `StdioConsole`, `OsRandom`, `SeededRandom`, `StderrLog`.
+//! `StdioConsole`, `OsRandom`, `StderrLog` (`MemoryBlock` and `SeededRandom`
+//! are the runtime's, shared with the bare-metal kernel).
 
 use std::fs::File;
 use std::io::Write;
@@ -11,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use cap_std::fs::{Dir, OpenOptions};
 use weft_runtime::devices::{BlockDevice, Clock, Console, ErrorCode, Geometry, Log, Random};
 use weft_runtime::manifest::SECTOR_SIZE;
+pub use weft_runtime::leaves::{MemoryBlock, SeededRandom};
 
 /// A disk image file, opened through the manifest folder's capability.
 pub struct FileBlock {
@@ -77,45 +79,6 @@ impl BlockDevice for FileBlock {
     }
 }
 
-/// A zeroed disk in memory, gone at exit.
-pub struct MemoryBlock {
-    data: Vec<u8>,
-    geometry: Geometry,
-}
-
-impl MemoryBlock {
-    pub fn new(size: u64, read_only: bool) -> MemoryBlock {
-        let geometry = Geometry { sector_size: SECTOR_SIZE as u32, sector_count: size / SECTOR_SIZE, read_only };
-        MemoryBlock { data: vec![0; size as usize], geometry }
-    }
-
-    fn range(&self, start: u64, len: usize) -> std::ops::Range<usize> {
-        let off = (start * u64::from(self.geometry.sector_size)) as usize;
-        off..off + len
-    }
-}
-
-impl BlockDevice for MemoryBlock {
-    fn geometry(&self) -> Geometry {
-        self.geometry
-    }
-
-    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, ErrorCode> {
-        let r = self.range(start, count as usize * self.geometry.sector_size as usize);
-        Ok(self.data[r].to_vec())
-    }
-
-    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), ErrorCode> {
-        let r = self.range(start, data.len());
-        self.data[r].copy_from_slice(data);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), ErrorCode> {
-        Ok(())
-    }
-}
-
 /// The system clock: `Instant` for monotonic time, `SystemTime` for wall.
 /// Its waits end early when a network device or host socket has input
 /// (Solo5's `yield`: one way to wait, for time and devices alike).
@@ -167,22 +130,6 @@ pub struct OsRandom;
 impl Random for OsRandom {
     fn fill(&mut self, buf: &mut [u8]) {
         getrandom::fill(buf).expect("the OS random source failed");
-    }
-}
-
-/// Deterministic bytes (splitmix64) for reproducible runs.
-pub struct SeededRandom(pub u64);
-
-impl Random for SeededRandom {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
     }
 }
 
@@ -244,15 +191,5 @@ mod tests {
         assert!(e.contains("does not exist; create it or add `size"), "{e}");
         let e = FileBlock::open(&dir, Path::new("../x.img"), Some(512), false, "s").err().unwrap();
         assert!(format!("{e:#}").contains("outside") || format!("{e:#}").contains("escape"), "{e:#}");
-    }
-
-    #[test]
-    fn seeded_random_is_deterministic() {
-        let (mut a, mut b) = (SeededRandom(7), SeededRandom(7));
-        let (mut x, mut y) = ([0u8; 13], [0u8; 13]);
-        a.fill(&mut x);
-        b.fill(&mut y);
-        assert_eq!(x, y);
-        assert_ne!(x, [0u8; 13]);
     }
 }

@@ -20,6 +20,7 @@ pub mod bundle;
 pub mod devices;
 pub mod engine;
 pub mod fault;
+pub mod leaves;
 pub mod link;
 pub mod names;
 

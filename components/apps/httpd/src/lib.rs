@@ -35,7 +35,6 @@ wit_bindgen::generate!({
 });
 
 use weft::devices::sockets::{self, SocketError};
-use weft::devices::types::ErrorCode;
 use weft::devices::{block, clock, console};
 
 use http::{Parse, Response};
@@ -51,27 +50,18 @@ fn say(s: &str) {
     console::write(s.as_bytes());
 }
 
-fn code_name(e: ErrorCode) -> &'static str {
-    match e {
-        ErrorCode::NotFound => "not-found",
-        ErrorCode::InvalidArgument => "invalid-argument",
-        ErrorCode::ReadOnly => "read-only",
-        ErrorCode::Io => "io",
-        ErrorCode::Unsupported => "unsupported",
-    }
-}
 
 struct Block(u32);
 
 impl store::Device for Block {
     fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, &'static str> {
-        block::read(self.0, start, count).map_err(code_name)
+        block::read(self.0, start, count).map_err(|e| e.name())
     }
     fn write(&mut self, start: u64, data: &[u8]) -> Result<(), &'static str> {
-        block::write(self.0, start, data).map_err(code_name)
+        block::write(self.0, start, data).map_err(|e| e.name())
     }
     fn flush(&mut self) -> Result<(), &'static str> {
-        block::flush(self.0).map_err(code_name)
+        block::flush(self.0).map_err(|e| e.name())
     }
 }
 
@@ -88,8 +78,8 @@ impl Kv {
             index: BTreeMap::new(),
         };
         let opened = (|| -> Result<store::Store<Block>, String> {
-            let dev = block::open(ROLE).map_err(|e| format!("open {ROLE}: {}", code_name(e)))?;
-            let g = block::info(dev).map_err(|e| format!("info {ROLE}: {}", code_name(e)))?;
+            let dev = block::open(ROLE).map_err(|e| format!("open {ROLE}: {}", e.name()))?;
+            let g = block::info(dev).map_err(|e| format!("info {ROLE}: {}", e.name()))?;
             store::Store::open(Block(dev), g.sector_size, g.sector_count, g.read_only)
                 .map_err(|o| String::from_utf8_lossy(&o.output).trim_end().into())
         })();

@@ -26,31 +26,21 @@ wit_bindgen::generate!({
     path: "../../../wit",
 });
 
-use weft::devices::types::ErrorCode;
 use weft::devices::{block, console};
 
-fn code_name(e: ErrorCode) -> &'static str {
-    match e {
-        ErrorCode::NotFound => "not-found",
-        ErrorCode::InvalidArgument => "invalid-argument",
-        ErrorCode::ReadOnly => "read-only",
-        ErrorCode::Io => "io",
-        ErrorCode::Unsupported => "unsupported",
-    }
-}
 
 /// The `block` import as a [`store::Device`].
 struct Block(u32);
 
 impl store::Device for Block {
     fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, &'static str> {
-        block::read(self.0, start, count).map_err(code_name)
+        block::read(self.0, start, count).map_err(|e| e.name())
     }
     fn write(&mut self, start: u64, data: &[u8]) -> Result<(), &'static str> {
-        block::write(self.0, start, data).map_err(code_name)
+        block::write(self.0, start, data).map_err(|e| e.name())
     }
     fn flush(&mut self) -> Result<(), &'static str> {
-        block::flush(self.0).map_err(code_name)
+        block::flush(self.0).map_err(|e| e.name())
     }
 }
 
@@ -61,8 +51,8 @@ fn open() -> Result<store::Store<Block>, store::Outcome> {
         output: format!("error: {what}\n").into_bytes(),
         code: 1,
     };
-    let dev = block::open(ROLE).map_err(|e| fail(format!("open {ROLE}: {}", code_name(e))))?;
-    let g = block::info(dev).map_err(|e| fail(format!("info {ROLE}: {}", code_name(e))))?;
+    let dev = block::open(ROLE).map_err(|e| fail(format!("open {ROLE}: {}", e.name())))?;
+    let g = block::info(dev).map_err(|e| fail(format!("info {ROLE}: {}", e.name())))?;
     store::Store::open(Block(dev), g.sector_size, g.sector_count, g.read_only)
 }
 

@@ -29,15 +29,6 @@ use weft::devices::{block, clock, log};
 
 const TOPIC: &str = "block-trace";
 
-fn code_name(e: ErrorCode) -> &'static str {
-    match e {
-        ErrorCode::NotFound => "not-found",
-        ErrorCode::InvalidArgument => "invalid-argument",
-        ErrorCode::ReadOnly => "read-only",
-        ErrorCode::Io => "io",
-        ErrorCode::Unsupported => "unsupported",
-    }
-}
 
 #[derive(Default)]
 struct State {
@@ -93,7 +84,7 @@ fn timed<T>(f: impl FnOnce() -> Result<T, ErrorCode>) -> (Result<T, ErrorCode>, 
 fn result_name<T>(r: &Result<T, ErrorCode>) -> &'static str {
     match r {
         Ok(_) => "ok",
-        Err(e) => code_name(*e),
+        Err(e) => e.name(),
     }
 }
 
@@ -150,7 +141,7 @@ impl BlockGuest for BlockTrace {
                     vec![("handle".to_string(), h.to_string())],
                 )
             }
-            Err(e) => (code_name(e).to_string(), vec![]),
+            Err(e) => (e.name().to_string(), vec![]),
         };
         emit(
             "open",
@@ -186,7 +177,7 @@ impl BlockGuest for BlockTrace {
                     ("read-only".to_string(), g.read_only.to_string()),
                 ],
             ),
-            Err(e) => (code_name(*e).to_string(), vec![]),
+            Err(e) => (e.name().to_string(), vec![]),
         };
         emit(
             "info",

@@ -61,16 +61,6 @@ impl stack::Net for NetImport {
 
 static STACK: Global<Option<Stack<NetImport>>> = Global::new(None);
 
-fn code_name(e: weft::devices::types::ErrorCode) -> &'static str {
-    use weft::devices::types::ErrorCode::*;
-    match e {
-        NotFound => "not-found",
-        InvalidArgument => "invalid-argument",
-        ReadOnly => "read-only",
-        Io => "io",
-        Unsupported => "unsupported",
-    }
-}
 
 fn err(e: SockErr) -> SocketError {
     match e {
@@ -112,9 +102,9 @@ impl FilterGuest for Tcpip {
     fn configure(device: String, config: Vec<(String, String)>) -> Result<(), String> {
         let cfg = config::StackConfig::from_pairs(&config)?;
         let dev = net::open(&device)
-            .map_err(|e| alloc::format!("net device `{device}`: open: {}", code_name(e)))?;
+            .map_err(|e| alloc::format!("net device `{device}`: open: {}", e.name()))?;
         let info = net::info(dev)
-            .map_err(|e| alloc::format!("net device `{device}`: info: {}", code_name(e)))?;
+            .map_err(|e| alloc::format!("net device `{device}`: info: {}", e.name()))?;
         let m = info.mac;
         let mac = [m.0, m.1, m.2, m.3, m.4, m.5];
         let seed_bytes = random::fill(8);

@@ -1,0 +1,88 @@
+//! Leaf devices that need no operating system, shared by both hosts: a disk
+//! in memory and deterministic random bytes. (A seeded app prints the same on
+//! Linux and on bare metal because both use this one `SeededRandom`.)
+
+use alloc::vec::Vec;
+
+use crate::devices::{BlockDevice, ErrorCode, Geometry, Random};
+
+/// Sector size of the leaves weft creates.
+pub const SECTOR: u64 = 512;
+
+/// A zeroed disk in memory, gone at exit (the `memory` backend).
+pub struct MemoryBlock {
+    data: Vec<u8>,
+    geometry: Geometry,
+}
+
+impl MemoryBlock {
+    pub fn new(size: u64, read_only: bool) -> MemoryBlock {
+        let geometry = Geometry { sector_size: SECTOR as u32, sector_count: size / SECTOR, read_only };
+        MemoryBlock { data: alloc::vec![0; size as usize], geometry }
+    }
+
+    fn range(&self, start: u64, len: usize) -> core::ops::Range<usize> {
+        let off = (start * SECTOR) as usize;
+        off..off + len
+    }
+}
+
+impl BlockDevice for MemoryBlock {
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, ErrorCode> {
+        let r = self.range(start, count as usize * SECTOR as usize);
+        Ok(self.data[r].to_vec())
+    }
+
+    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), ErrorCode> {
+        let r = self.range(start, data.len());
+        self.data[r].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ErrorCode> {
+        Ok(())
+    }
+}
+
+/// Deterministic bytes (splitmix64) for reproducible runs (`backend = "seeded"`).
+pub struct SeededRandom(pub u64);
+
+impl Random for SeededRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_random_is_deterministic() {
+        let (mut a, mut b) = (SeededRandom(7), SeededRandom(7));
+        let (mut x, mut y) = ([0u8; 13], [0u8; 13]);
+        a.fill(&mut x);
+        b.fill(&mut y);
+        assert_eq!(x, y);
+        assert_ne!(x, [0u8; 13]);
+    }
+
+    #[test]
+    fn memory_block_round_trips() {
+        let mut m = MemoryBlock::new(4096, false);
+        m.write(2, &[9; 1024]).unwrap();
+        assert_eq!(m.read(2, 2).unwrap(), alloc::vec![9; 1024]);
+        assert_eq!(m.read(0, 1).unwrap(), alloc::vec![0; 512]);
+    }
+}
