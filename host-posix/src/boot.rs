@@ -6,8 +6,9 @@
 //! prebuilt kernel (`-kernel`) and the bundle as its initrd, attaches each
 //! `file` block device as a virtio-blk drive whose serial is the device's
 //! role, and demultiplexes the serial line: console bytes to stdout, log
-//! events and kernel messages (frames, see `host-baremetal/src/serial.rs`)
-//! to stderr, and the exit frame to our exit code.
+//! events (frames, see `host-baremetal/src/serial.rs`) to the manifest's log
+//! backend — stderr or the git log, the same history as `weft run` makes —
+//! kernel messages to stderr, and the exit frame to our exit code.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use wasmtime::Engine;
-use weft_runtime::bundle::{BlockBackend, Blob, Bundle, RandomBackend};
+use weft_runtime::bundle::{BlockBackend, Blob, Bundle, LogBackend, RandomBackend};
 use weft_runtime::cache::Cache;
 use weft_runtime::engine::{self, Target};
 use weft_runtime::manifest::{Backend, Kind, SECTOR_SIZE};
@@ -114,6 +115,14 @@ pub fn build(manifest: &Path) -> Result<Vec<u8>> {
             _ => None,
         })
         .unwrap_or(RandomBackend::Os);
+    let log = m
+        .devices
+        .iter()
+        .find_map(|d| match &d.backend {
+            Backend::Git { path } => Some(LogBackend::Git { path: path.display().to_string() }),
+            _ => None,
+        })
+        .unwrap_or(LogBackend::Stderr);
     let path = std::fs::canonicalize(&m.path).unwrap_or_else(|_| m.path.clone());
     let bundle = Bundle {
         target: Target::BareMetal,
@@ -124,6 +133,7 @@ pub fn build(manifest: &Path) -> Result<Vec<u8>> {
         timeout: m.limits.timeout,
         blocks,
         random,
+        log,
         components: compiled.iter().map(|(name, code)| Blob { name: name.clone(), bytes: code }).collect(),
     };
     Ok(bundle.encode())
@@ -146,7 +156,7 @@ fn qemu_mapping(kind: Kind, role: &str, backend: &Backend) -> Result<()> {
         | (Kind::Clock, Backend::System)
         | (Kind::Console, Backend::Stdio)
         | (Kind::Random, Backend::Os | Backend::Seeded { .. })
-        | (Kind::Log, Backend::Stderr) => Ok(()),
+        | (Kind::Log, Backend::Stderr | Backend::Git { .. }) => Ok(()),
         (k, b) => Err(invalid(format!(
             "error: device `{role}` ({} backend {b:?}) has no QEMU mapping on the bare-metal target",
             k.name()
@@ -330,6 +340,8 @@ pub struct Outcome {
 struct Demux<O: Write, E: Write> {
     out: O,
     err: E,
+    /// Where events go; `None` prints them on `err` as `StderrLog` would.
+    log: Option<Box<dyn weft_runtime::Log>>,
     /// Inside a frame: its bytes so far.
     frame: Option<Vec<u8>>,
     outcome: Outcome,
@@ -391,6 +403,15 @@ impl<O: Write, E: Write> Demux<O, E> {
                 let mut parts = body.split(|&b| b == 0x1F).map(unescape);
                 let topic = parts.next().unwrap_or_default();
                 let message = parts.next().unwrap_or_default();
+                if let Some(log) = &mut self.log {
+                    let rest: Vec<String> = parts.collect();
+                    let fields: Vec<(String, String)> = rest
+                        .chunks(2)
+                        .map(|kv| (kv[0].clone(), kv.get(1).cloned().unwrap_or_default()))
+                        .collect();
+                    log.append(&topic, &message, &fields);
+                    return;
+                }
                 let mut line = format!("[{topic}] {}", message.replace('\n', " "));
                 let rest: Vec<String> = parts.collect();
                 if !rest.is_empty() {
@@ -416,7 +437,22 @@ impl<O: Write, E: Write> Demux<O, E> {
 /// Runs QEMU to completion, streaming its serial line to `out` (console)
 /// and `err` (events, kernel messages). Returns what the kernel reported,
 /// QEMU's exit status and its stderr.
-pub fn run_qemu<O, E>(mut cmd: Command, timeout: Duration, out: O, err: E) -> Result<(Outcome, Option<i32>, String)>
+pub fn run_qemu<O, E>(cmd: Command, timeout: Duration, out: O, err: E) -> Result<(Outcome, Option<i32>, String)>
+where
+    O: Write + Send + 'static,
+    E: Write + Send + 'static,
+{
+    run_qemu_logged(cmd, timeout, out, err, None)
+}
+
+/// `run_qemu`, with events going to `log` (e.g. the git log) instead of `err`.
+pub fn run_qemu_logged<O, E>(
+    mut cmd: Command,
+    timeout: Duration,
+    out: O,
+    err: E,
+    log: Option<Box<dyn weft_runtime::Log>>,
+) -> Result<(Outcome, Option<i32>, String)>
 where
     O: Write + Send + 'static,
     E: Write + Send + 'static,
@@ -437,7 +473,7 @@ where
         s
     });
     let reader = std::thread::spawn(move || {
-        let mut demux = Demux { out, err, frame: None, outcome: Outcome::default(), start };
+        let mut demux = Demux { out, err, log, frame: None, outcome: Outcome::default(), start };
         let mut buf = [0u8; 8192];
         loop {
             match stdout.read(&mut buf) {
@@ -484,8 +520,17 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
         Some(t) => Duration::from_nanos(t) + Duration::from_secs(30),
         None => Duration::from_secs(600),
     });
+    let log: Option<Box<dyn weft_runtime::Log>> = match &bundle.log {
+        LogBackend::Stderr => None,
+        LogBackend::Git { path } => {
+            let dir = Path::new(&bundle.manifest).parent().map(Path::to_path_buf).unwrap_or_default();
+            let git = crate::gitlog::GitLog::open(&dir.join(path))
+                .map_err(|e| invalid(format!("error: {}: log: {e:#}", bundle.manifest)))?;
+            Some(Box::new(git))
+        }
+    };
     tracing::debug!(?cmd, "starting QEMU");
-    let (outcome, status, qemu_err) = run_qemu(cmd, timeout, std::io::stdout(), std::io::stderr())?;
+    let (outcome, status, qemu_err) = run_qemu_logged(cmd, timeout, std::io::stdout(), std::io::stderr(), log)?;
     tracing::debug!(first_output = ?outcome.first_output, "QEMU finished");
     match outcome.code {
         Some(code) => Ok(code),

@@ -207,3 +207,24 @@ fn a_memory_bomb_hits_the_limit_and_exit_codes_pass_through() {
         .stderr_has("the limit is 64 MiB (`limits.memory`");
     misbehave("bm-exit", r#"["exit", "42"]"#, "").code(42);
 }
+
+#[test]
+fn events_become_the_same_git_history_as_on_linux() {
+    const FAULTY: &str = "[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"250\"]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [{ component = \"block-fault\", config = { drop-every = 100 } }]\n\n[log]\nbackend = \"git\"\npath = \"events.git\"\n";
+    let (linux, metal) = (manifest("git-linux", FAULTY), manifest("git-metal", FAULTY));
+    run(&linux).code(1);
+    boot(&metal, &[]).code(1).stdout_has("wrote 250 verified 248 lost 2 corrupt 0");
+    let history = |dir: &Path| {
+        let r = weft(&["log", dir.to_str().unwrap()]);
+        r.ok();
+        // Commit ids and times differ between any two runs.
+        r.stdout
+            .lines()
+            .map(|l| if l.starts_with("commit ") { "commit *".to_string() } else { l.to_string() })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let h = history(&metal);
+    assert!(h.contains("dropped write #200 sector 199 count 1 on storage (drop-every)"), "{h}");
+    assert_eq!(h, history(&linux));
+}

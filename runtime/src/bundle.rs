@@ -12,7 +12,7 @@
 //! "WEFTBNDL" | format u32 | payload length u64 | checksum u64 | payload
 //! payload: target, engine config version, manifest path, app, args, limits,
 //!          block devices (role, backend, filters), clock filters, random,
-//!          components (name, precompiled bytes; app first, then filters in
+//!          log, components (name, precompiled bytes; app first, then filters in
 //!          `Unikernel::new` order)
 //! ```
 //! Integers are little-endian; strings and byte strings are a u32 length and
@@ -27,7 +27,7 @@ use crate::link::{Device, Filter, Wiring};
 
 pub const MAGIC: [u8; 8] = *b"WEFTBNDL";
 /// Version of the layout above.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 8;
 
 /// The leaf behind one block device.
@@ -48,6 +48,16 @@ pub enum RandomBackend {
     Os,
     /// Deterministic bytes from a seed (the same sequence as on Linux).
     Seeded(u64),
+}
+
+/// Where `weft boot` sends the events the kernel frames on the serial line
+/// (the kernel itself always just frames them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogBackend {
+    /// `[topic] message | k=v` lines on stderr.
+    Stderr,
+    /// Commits in a git repository (`path` relative to the manifest's folder).
+    Git { path: String },
 }
 
 /// One precompiled component.
@@ -73,6 +83,7 @@ pub struct Bundle<'a> {
     /// One per `wiring.blocks`, same order.
     pub blocks: Vec<BlockBackend>,
     pub random: RandomBackend,
+    pub log: LogBackend,
     /// The app, then every filter in `Unikernel::new` order.
     pub components: Vec<Blob<'a>>,
 }
@@ -194,6 +205,11 @@ impl<'a> Bundle<'a> {
             1 => RandomBackend::Seeded(r.u64()?),
             _ => return Err(BundleError::Malformed("random backend")),
         };
+        let log = match r.u8()? {
+            0 => LogBackend::Stderr,
+            1 => LogBackend::Git { path: r.string()? },
+            _ => return Err(BundleError::Malformed("log backend")),
+        };
         let components = r.list(|r| Ok(Blob { name: r.string()?, bytes: r.bytes()? }))?;
         if !r.bytes.is_empty() {
             return Err(BundleError::Malformed("trailing bytes"));
@@ -212,6 +228,7 @@ impl<'a> Bundle<'a> {
             timeout,
             blocks: backends,
             random,
+            log,
             components,
         })
     }
@@ -253,6 +270,13 @@ impl<'a> Bundle<'a> {
             RandomBackend::Seeded(s) => {
                 w.u8(1);
                 w.u64(s);
+            }
+        }
+        match &self.log {
+            LogBackend::Stderr => w.u8(0),
+            LogBackend::Git { path } => {
+                w.u8(1);
+                w.str(path);
             }
         }
         w.u32(self.components.len() as u32);
@@ -403,6 +427,7 @@ mod tests {
             timeout: Some(2_000_000_000),
             blocks: vec![BlockBackend::File { path: "disk.img".into(), size: Some(1 << 24), read_only: false }],
             random: RandomBackend::Seeded(7),
+            log: LogBackend::Git { path: "events.git".into() },
             components: vec![Blob { name: "kvstore".into(), bytes: code }, Blob { name: "block-fault".into(), bytes: &code[1..] }],
         }
     }
@@ -417,6 +442,7 @@ mod tests {
         assert_eq!(b.components, sample(&code).components);
         assert_eq!((b.memory, b.timeout, b.random), (1 << 28, Some(2_000_000_000), RandomBackend::Seeded(7)));
         assert_eq!(b.args, vec!["fill", "10"]);
+        assert_eq!(b.log, LogBackend::Git { path: "events.git".into() });
     }
 
     #[test]
