@@ -163,6 +163,10 @@ fn a_device_without_a_qemu_mapping_is_refused() {
     let r = boot(&dir, &[]);
     r.code(2).stderr_has("device `a-storage-role-far-too-long`: a file disk is attached as a virtio-blk drive named by its role");
     assert!(!dir.join("d.img").exists(), "nothing is created when the manifest cannot boot");
+    // Networking has no QEMU mapping yet.
+    boot(&example("httpd"), &[])
+        .code(2)
+        .stderr_has("error: device `service` (net backend Tap { device: \"tap0\" }) has no QEMU mapping on the bare-metal target");
 }
 
 #[test]
