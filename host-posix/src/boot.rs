@@ -41,6 +41,9 @@ pub enum Machine {
 pub struct BootOptions {
     pub machine: Machine,
     pub kvm: bool,
+    /// Build the bundle for Pulley (when booting a manifest) and boot the
+    /// Pulley kernel.
+    pub pulley: bool,
     /// Kill QEMU after this long (default: the bundle's timeout + 30 s, or
     /// 10 minutes without one).
     pub qemu_timeout: Option<Duration>,
@@ -52,14 +55,14 @@ fn invalid(message: impl Into<String>) -> anyhow::Error {
 
 /// The engine `weft build` precompiles with: the kernel's config, with a
 /// compiler.
-pub fn baremetal_engine() -> Result<Engine> {
-    Engine::new(&engine::config(Target::BareMetal)).map_err(anyhow::Error::from)
+pub fn baremetal_engine(target: Target) -> Result<Engine> {
+    Engine::new(&engine::config(target)).map_err(anyhow::Error::from)
 }
 
 /// Precompiles `bytes` for the kernel, through the AOT cache (keyed by the
 /// bare-metal engine and target, so it never collides with native entries).
-fn precompile(engine: &Engine, cache: &Cache, bytes: &[u8]) -> Result<Vec<u8>> {
-    let path = cache.dir().map(|d| d.join(format!("{}.cwasm", Cache::key(engine, Target::BareMetal, bytes))));
+fn precompile(engine: &Engine, target: Target, cache: &Cache, bytes: &[u8]) -> Result<Vec<u8>> {
+    let path = cache.dir().map(|d| d.join(format!("{}.cwasm", Cache::key(engine, target, bytes))));
     if let Some(p) = &path {
         if let Ok(b) = std::fs::read(p) {
             return Ok(b);
@@ -75,8 +78,13 @@ fn precompile(engine: &Engine, cache: &Cache, bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Builds the bundle for `manifest` (a `weft.toml` or its folder).
+/// Builds the bundle for `manifest` (a `weft.toml` or its folder), native code.
 pub fn build(manifest: &Path) -> Result<Vec<u8>> {
+    build_for(manifest, Target::BareMetal)
+}
+
+/// Builds the bundle for `target` (`BareMetal` or `BareMetalPulley`).
+pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
     let native = run::engine()?;
     let manifest = run::manifest_path(manifest);
     let (plan, dir) = run::plan(&manifest, &native)?;
@@ -85,7 +93,7 @@ pub fn build(manifest: &Path) -> Result<Vec<u8>> {
     for d in &m.devices {
         qemu_mapping(d.kind, &d.role, &d.backend)?;
     }
-    let engine = baremetal_engine()?;
+    let engine = baremetal_engine(target)?;
     let cache = Cache::from_env();
     let mut compiled = Vec::new();
     for c in std::iter::once(&plan.app).chain(plan.filters_in_link_order()) {
@@ -93,7 +101,7 @@ pub fn build(manifest: &Path) -> Result<Vec<u8>> {
             weft_runtime::manifest::Source::Shipped(n) => loader.shipped(n).expect("planned").to_vec(),
             weft_runtime::manifest::Source::File(p) => loader.dir.read(p)?,
         };
-        let code = precompile(&engine, &cache, &bytes)
+        let code = precompile(&engine, target, &cache, &bytes)
             .with_context(|| format!("precompiling {} for the bare-metal kernel", c.name))?;
         compiled.push((c.name.clone(), code));
     }
@@ -125,7 +133,7 @@ pub fn build(manifest: &Path) -> Result<Vec<u8>> {
         .unwrap_or(LogBackend::Stderr);
     let path = std::fs::canonicalize(&m.path).unwrap_or_else(|_| m.path.clone());
     let bundle = Bundle {
-        target: Target::BareMetal,
+        target,
         manifest: path.display().to_string(),
         wiring: plan.wiring.clone(),
         args: m.app.args.clone(),
@@ -167,10 +175,20 @@ fn qemu_mapping(kind: Kind, role: &str, backend: &Backend) -> Result<()> {
 /// Where the prebuilt kernel is: `$WEFT_KERNEL`, else next to this `weft`
 /// in the cargo target dir, else the source tree's target dir.
 pub fn kernel_path() -> PathBuf {
-    if let Some(k) = std::env::var_os("WEFT_KERNEL") {
+    kernel_path_for(Target::BareMetal)
+}
+
+/// The kernel that runs `target`'s bundles. The Pulley kernel (built with
+/// `--features pulley`) lives in its own cargo target dir, `target/pulley`,
+/// so the two builds never overwrite each other (`$WEFT_KERNEL_PULLEY`).
+pub fn kernel_path_for(target: Target) -> PathBuf {
+    let (var, rel) = match target {
+        Target::BareMetalPulley => ("WEFT_KERNEL_PULLEY", "pulley/x86_64-unknown-none/release/weft-kernel"),
+        _ => ("WEFT_KERNEL", "x86_64-unknown-none/release/weft-kernel"),
+    };
+    if let Some(k) = std::env::var_os(var) {
         return PathBuf::from(k);
     }
-    let rel = "x86_64-unknown-none/release/weft-kernel";
     if let Ok(exe) = std::env::current_exe() {
         // target/release/weft (or target/debug/deps/test-…) → target/
         for up in exe.ancestors().skip(1).take(3) {
@@ -188,8 +206,8 @@ fn source_root() -> PathBuf {
 }
 
 /// Builds the kernel with cargo when it is missing (the first `weft boot`).
-fn ensure_kernel() -> Result<PathBuf> {
-    let k = kernel_path();
+fn ensure_kernel(target: Target) -> Result<PathBuf> {
+    let k = kernel_path_for(target);
     if k.exists() {
         return Ok(k);
     }
@@ -197,17 +215,26 @@ fn ensure_kernel() -> Result<PathBuf> {
     if !root.join("host-baremetal/Cargo.toml").exists() {
         anyhow::bail!("the weft kernel {} is missing and the source tree is not here to build it; set WEFT_KERNEL", k.display());
     }
-    eprintln!("weft: building the kernel (first time: several minutes): cargo build -p weft-baremetal --target x86_64-unknown-none --release");
+    let pulley = target == Target::BareMetalPulley;
+    let mut args = vec!["build", "-p", "weft-baremetal", "--target", "x86_64-unknown-none", "--release"];
+    let target_dir = if pulley {
+        args.extend(["--features", "pulley"]);
+        root.join("target/pulley")
+    } else {
+        root.join("target")
+    };
+    eprintln!("weft: building the kernel (first time: several minutes): cargo {}", args.join(" "));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "-p", "weft-baremetal", "--target", "x86_64-unknown-none", "--release"])
+        .args(&args)
+        .env("CARGO_TARGET_DIR", &target_dir)
         .current_dir(&root)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .stdout(Stdio::null())
         .status()
         .context("running cargo to build the kernel")?;
-    let built = root.join("target/x86_64-unknown-none/release/weft-kernel");
+    let built = target_dir.join("x86_64-unknown-none/release/weft-kernel");
     if !status.success() || !built.exists() {
         anyhow::bail!("building the kernel failed");
     }
@@ -216,7 +243,7 @@ fn ensure_kernel() -> Result<PathBuf> {
 
 /// A bundle file to boot: read from `input` when it is one, else built from
 /// the manifest `input` names into a temp file.
-pub fn bundle_for(input: &Path) -> Result<(Vec<u8>, PathBuf, Option<TempFile>)> {
+pub fn bundle_for(input: &Path, target: Target) -> Result<(Vec<u8>, PathBuf, Option<TempFile>)> {
     if input.is_file() {
         let mut head = [0u8; 8];
         let is_bundle = std::fs::File::open(input).and_then(|mut f| f.read_exact(&mut head)).is_ok()
@@ -226,7 +253,7 @@ pub fn bundle_for(input: &Path) -> Result<(Vec<u8>, PathBuf, Option<TempFile>)> 
             return Ok((bytes, input.to_path_buf(), None));
         }
     }
-    let bytes = build(input)?;
+    let bytes = build_for(input, target)?;
     let tmp = TempFile::new("bundle", &bytes)?;
     Ok((bytes, tmp.0.clone(), Some(tmp)))
 }
@@ -511,10 +538,14 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
     if !input.exists() {
         return Err(invalid(format!("error: {} does not exist", input.display())));
     }
-    let (bytes, file, _tmp) = bundle_for(&input)?;
-    let bundle = Bundle::decode(&bytes, Some(Target::BareMetal))
-        .map_err(|e| invalid(format!("error: {}: {e}", input.display())))?;
-    let kernel = ensure_kernel()?;
+    let (bytes, file, _tmp) = bundle_for(&input, if opts.pulley { Target::BareMetalPulley } else { Target::BareMetal })?;
+    // A Pulley bundle boots the Pulley kernel; anything else must be native.
+    let target = match Bundle::decode(&bytes, None) {
+        Ok(b) if b.target == Target::BareMetalPulley => Target::BareMetalPulley,
+        _ => Target::BareMetal,
+    };
+    let bundle = Bundle::decode(&bytes, Some(target)).map_err(|e| invalid(format!("error: {}: {e}", input.display())))?;
+    let kernel = ensure_kernel(target)?;
     let cmd = qemu_command(&kernel, &file, &bundle, opts)?;
     let timeout = opts.qemu_timeout.unwrap_or_else(|| match bundle.timeout {
         Some(t) => Duration::from_nanos(t) + Duration::from_secs(30),

@@ -34,8 +34,9 @@ enum Command {
     /// Build a bundle: the plan plus every component precompiled for a target.
     Build {
         manifest: PathBuf,
-        /// Only `baremetal` (the weft kernel under QEMU).
-        #[arg(long, value_parser = ["baremetal"])]
+        /// `baremetal` (the weft kernel under QEMU, native code) or
+        /// `baremetal-pulley` (the kernel built with `--features pulley`).
+        #[arg(long, value_parser = ["baremetal", "baremetal-pulley"])]
         target: String,
         /// Where to write the bundle.
         #[arg(short, long)]
@@ -53,6 +54,10 @@ enum Command {
         /// Kill QEMU after this many seconds (default: the timeout limit + 30).
         #[arg(long)]
         qemu_timeout: Option<u64>,
+        /// Interpret Pulley bytecode instead of running native code (a
+        /// manifest is built for Pulley; needs the Pulley kernel).
+        #[arg(long)]
+        pulley: bool,
     },
 }
 
@@ -79,13 +84,18 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Build { manifest, target: _, output } => {
-            let bytes = boot::build(&manifest)?;
+        Command::Build { manifest, target, output } => {
+            let t = if target == "baremetal-pulley" {
+                weft_runtime::engine::Target::BareMetalPulley
+            } else {
+                weft_runtime::engine::Target::BareMetal
+            };
+            let bytes = boot::build_for(&manifest, t)?;
             std::fs::write(&output, &bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", output.display()))?;
             return Ok(0);
         }
-        Command::Boot { input, machine, kvm, qemu_timeout } => {
-            let opts = boot::BootOptions { machine, kvm, qemu_timeout: qemu_timeout.map(std::time::Duration::from_secs) };
+        Command::Boot { input, machine, kvm, qemu_timeout, pulley } => {
+            let opts = boot::BootOptions { machine, kvm, pulley, qemu_timeout: qemu_timeout.map(std::time::Duration::from_secs) };
             return boot::boot(&input, &opts);
         }
         _ => {}

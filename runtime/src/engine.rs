@@ -67,11 +67,15 @@ pub fn config(target: Target) -> Config {
             unsafe {
                 c.x86_float_abi_ok(true);
             }
+            // Pulley must be named on both sides (the kernel's default
+            // target is its own x86_64); native code is the kernel's default.
+            if target == Target::BareMetalPulley {
+                c.target(target.name()).expect("wasmtime knows pulley64");
+            }
             #[cfg(feature = "std")]
             {
-                let triple = target.name();
-                c.target(triple).expect("a target cranelift knows");
                 if target == Target::BareMetal {
+                    c.target(target.name()).expect("a target cranelift knows");
                     for flag in BAREMETAL_X86_FLAGS {
                         // SAFETY: the kernel refuses code whose flags its CPU
                         // lacks (`Config::detect_host_feature`).
