@@ -50,7 +50,6 @@ fn say(s: &str) {
     console::write(s.as_bytes());
 }
 
-
 struct Block(u32);
 
 impl store::Device for Block {

@@ -38,7 +38,11 @@ const CRC_TABLES: [[u32; 256]; 8] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         t[0][i] = c;
@@ -249,18 +253,30 @@ mod tests {
         assert_eq!(crc32(b""), 0);
         // Slicing-by-8 agrees with the bit-at-a-time definition at every length
         // and alignment of the 8-byte steps.
-        let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..300u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for len in 0..data.len() {
             let mut c = 0xFFFF_FFFFu32;
             for &b in &data[..len] {
                 c ^= b as u32;
                 for _ in 0..8 {
-                    c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                    c = if c & 1 != 0 {
+                        0xEDB8_8320 ^ (c >> 1)
+                    } else {
+                        c >> 1
+                    };
                 }
             }
             assert_eq!(crc32(&data[..len]), !c, "len {len}");
             let split = len / 3;
-            assert_eq!(Crc32::new().update(&data[..split]).update(&data[split..len]).finish(), !c);
+            assert_eq!(
+                Crc32::new()
+                    .update(&data[..split])
+                    .update(&data[split..len])
+                    .finish(),
+                !c
+            );
         }
         assert_eq!(
             Crc32::new().update(b"1234").update(b"56789").finish(),

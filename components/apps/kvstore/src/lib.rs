@@ -28,7 +28,6 @@ wit_bindgen::generate!({
 
 use weft::devices::{block, console};
 
-
 /// The `block` import as a [`store::Device`].
 struct Block(u32);
 

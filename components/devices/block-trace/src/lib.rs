@@ -29,7 +29,6 @@ use weft::devices::{block, clock, log};
 
 const TOPIC: &str = "block-trace";
 
-
 #[derive(Default)]
 struct State {
     role: Option<String>,

@@ -61,7 +61,6 @@ impl stack::Net for NetImport {
 
 static STACK: Global<Option<Stack<NetImport>>> = Global::new(None);
 
-
 fn err(e: SockErr) -> SocketError {
     match e {
         SockErr::WouldBlock => SocketError::WouldBlock,
