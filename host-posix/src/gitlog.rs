@@ -5,8 +5,9 @@
 //! `events` — every event of the topic so far, one line each — and one file per
 //! piece of evolving state an event carries (a field named `table`, or
 //! `state.<name>`), so `git log -p arp` shows each ARP table change as a diff.
-//! Events are batched: a commit per 32 events, within 200 ms of an event (a
-//! background thread commits what is pending), and at the end of the run. A crash leaves a valid repository holding every event up to the
+//! Events are batched: a commit per 32 events, 200 ms after the first event of
+//! a batch (a background thread commits what is pending), and at the end of
+//! the run — so events that come together commit together on either host. A crash leaves a valid repository holding every event up to the
 //! last commit (objects are written before the ref moves, and refs move by
 //! lock-file rename).
 
@@ -39,7 +40,9 @@ struct Inner {
     path: PathBuf,
     topics: BTreeMap<String, Topic>,
     pending: usize,
-    last_commit: Instant,
+    /// When the oldest uncommitted event arrived: a batch closes 200 ms after
+    /// its first event, so events that come together commit together.
+    first_pending: Option<Instant>,
 }
 
 /// The `log` leaf: events go to `Inner`; a flusher thread commits batches
@@ -73,7 +76,7 @@ impl GitLog {
             while !st.load(Ordering::Relaxed) {
                 std::thread::sleep(BATCH_TIME / 4);
                 let mut g = i.lock().unwrap();
-                if g.pending > 0 && g.last_commit.elapsed() >= BATCH_TIME {
+                if g.first_pending.is_some_and(|t| t.elapsed() >= BATCH_TIME) {
                     g.commit_or_warn();
                 }
             }
@@ -95,7 +98,7 @@ impl Inner {
         } else {
             gix::init_bare(path).with_context(|| format!("creating git repository {}", path.display()))?;
         }
-        Ok(Inner { path: path.to_path_buf(), topics: BTreeMap::new(), pending: 0, last_commit: Instant::now() })
+        Ok(Inner { path: path.to_path_buf(), topics: BTreeMap::new(), pending: 0, first_pending: None })
     }
 
     /// Loads a topic's tip (to continue its history across runs).
@@ -155,7 +158,7 @@ impl Inner {
             self.topics.get_mut(&name).expect("listed").pending.clear();
         }
         self.pending = 0;
-        self.last_commit = Instant::now();
+        self.first_pending = None;
         Ok(())
     }
 }
@@ -188,6 +191,7 @@ impl Inner {
         }
         t.pending.push(line);
         self.pending += 1;
+        self.first_pending.get_or_insert_with(Instant::now);
         if self.pending >= BATCH {
             self.commit_or_warn();
         }
