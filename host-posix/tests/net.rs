@@ -278,3 +278,16 @@ fn lossy_net_example_still_serves_and_captures() {
         assert!(o.status.success(), "tshark reads the capture: {}", String::from_utf8_lossy(&o.stderr));
     }
 }
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = manifest(
+        "port-in-use",
+        &format!("[app]\ncomponent = \"echo\"\nargs = [\"{port}\"]\n\n[stack]\nbackend = \"host\"\n"),
+    );
+    run(&dir)
+        .code(1)
+        .stdout_has(&format!("echo: cannot listen on port {port}: address-in-use (The port is taken.)"));
+}

@@ -70,7 +70,7 @@ impl Guest for Echo {
         let listener = match sockets::tcp_listen(port) {
             Ok(l) => l,
             Err(e) => {
-                say(&format!("echo: listen on port {port}: {e:?}\n"));
+                say(&format!("echo: cannot listen on port {port}: {} ({})\n", e.name(), e.message()));
                 return 1;
             }
         };

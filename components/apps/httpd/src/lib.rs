@@ -212,7 +212,7 @@ impl Guest for Httpd {
         let listener = match sockets::tcp_listen(port) {
             Ok(l) => l,
             Err(e) => {
-                say(&format!("httpd: listen on port {port}: {e:?}\n"));
+                say(&format!("httpd: cannot listen on port {port}: {} ({})\n", e.name(), e.message()));
                 return 1;
             }
         };
