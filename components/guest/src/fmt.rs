@@ -3,6 +3,19 @@
 use alloc::format;
 use alloc::string::String;
 
+/// An IPv4 address as `10.0.0.2`.
+pub fn ip(ip: [u8; 4]) -> String {
+    format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
+}
+
+/// A MAC address as `52:54:00:12:34:56`.
+pub fn mac(m: [u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
 /// A duration for humans: `850ns`, `3.2us`, `1.5ms`, `2.0s` (one decimal above 1 us);
 /// whole minutes and hours as `3m`, `-2h`.
 pub fn duration(ns: i64) -> String {

@@ -110,16 +110,7 @@ impl Arp {
     }
 }
 
-pub fn fmt_ip(ip: [u8; 4]) -> String {
-    format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
-}
-
-pub fn fmt_mac(m: [u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
-}
+pub use weft_guest::fmt::{ip as fmt_ip, mac as fmt_mac};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {

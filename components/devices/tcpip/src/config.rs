@@ -113,16 +113,7 @@ pub fn same_subnet(a: [u8; 4], b: [u8; 4], prefix: u8) -> bool {
     u32::from_be_bytes(a) & mask == u32::from_be_bytes(b) & mask
 }
 
-pub fn fmt_ip(ip: [u8; 4]) -> String {
-    format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
-}
-
-pub fn fmt_mac(mac: [u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
-    )
-}
+pub use weft_guest::fmt::{ip as fmt_ip, mac as fmt_mac};
 
 #[cfg(test)]
 mod tests {
