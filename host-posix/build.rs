@@ -18,6 +18,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("arp-log", "arp_log"),
     ("net-fault", "net_fault"),
     ("net-pcap", "net_pcap"),
+    ("wasi", "wasi_on_weft"),
 ];
 
 /// Test apps built alongside (tests copy them next to their manifests).
