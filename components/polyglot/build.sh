@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Builds the polyglot apps into components weft runs:
+#   python  components/polyglot/python/hello  ->  examples/hello-python/hello.wasm
+#   js      components/polyglot/js/hello      ->  examples/hello-js/hello.wasm
+#   c       components/polyglot/c/hello       ->  examples/hello-c/hello.wasm
+# and, for host-posix/tests/polyglot.rs, a JS component for the wrong world
+# (target/polyglot/wrong-world-js.wasm).
+#
+#   components/polyglot/build.sh [python|js|c ...]   build these (default: all)
+#   components/polyglot/build.sh --check             only check the toolchains
+#
+# Every toolchain is checked first; when one is missing the script names
+# each missing piece and the command that installs it (./setup.sh --polyglot
+# installs them all). A component is rebuilt only when its sources, the WIT
+# or the toolchain version changed. Each finished component is checked to
+# import nothing but weft:devices interfaces.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=toolchains.sh
+. "$here/toolchains.sh"
+
+check_only=0
+langs=()
+for a in "$@"; do
+  case $a in
+    --check) check_only=1 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    python | js | c) langs+=("$a") ;;
+    *) echo "error: unknown argument \`$a\` (languages: ${POLYGLOT_LANGS[*]}; or --check)" >&2; exit 2 ;;
+  esac
+done
+[ ${#langs[@]} -gt 0 ] || langs=("${POLYGLOT_LANGS[@]}")
+
+problems=$(polyglot_problems "${langs[@]}")
+if [ -n "$problems" ]; then
+  {
+    echo "error: polyglot toolchains missing, so these apps cannot be built:"
+    printf '%s\n' "$problems" | awk -F'\t' '{print "  " $1 ": " $2}'
+    echo "fix: ./setup.sh --polyglot   (installs all of them), or one by one:"
+    printf '%s\n' "$problems" | awk -F'\t' '{print "  " $3}' | sort -u
+  } >&2
+  exit 1
+fi
+[ $check_only = 1 ] && { echo "polyglot toolchains: ${langs[*]} ready" >&2; exit 0; }
+
+out=$root/target/polyglot
+mkdir -p "$out"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+# A WIT folder for the world in $1 (a .wit file of its own package) with
+# weft:devices and its deps beside it, as wit-parser wants deps: flat, one
+# level, under deps/.
+stage_wit() {
+  local world_file=$1 dir=$2
+  rm -rf "$dir"
+  mkdir -p "$dir/deps/weft-devices"
+  cp "$world_file" "$dir/"
+  cp "$root"/wit/*.wit "$dir/deps/weft-devices/"
+  if [ -d "$root/wit/deps" ]; then cp -R "$root/wit/deps/." "$dir/deps/"; fi
+}
+
+# sha256 over the toolchain version string ($1), every file given after it
+# and this script: the stamp that decides whether a component is rebuilt.
+stamp_of() {
+  local v=$1
+  shift
+  { echo "$v"; find "$@" "$here/build.sh" "$here/toolchains.sh" -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -d' ' -f1
+}
+
+# Runs "$@" (the build) unless $1's stamp ($2) matches the last build's.
+build_if_changed() {
+  local target=$1 stamp=$2 name=$3
+  shift 3
+  if [ -f "$target" ] && [ "$(cat "$out/$name.stamp" 2>/dev/null)" = "$stamp" ]; then
+    say "$name: up to date ($(rel "$target"))"
+    return
+  fi
+  local t0=$SECONDS
+  "$@"
+  echo "$stamp" >"$out/$name.stamp"
+  say "$name: built $(rel "$target") ($(stat -c %s "$target") bytes, $((SECONDS - t0)) s)"
+}
+
+rel() { realpath --relative-to="$PWD" "$1"; }
+
+# Fails, naming them, if the component imports anything but weft:devices.
+imports_only_devices() {
+  local wasm=$1 foreign
+  foreign=$(wasm-tools component wit "$wasm" | sed -n '/^world root {/,/^}/s/^ *import \([^;]*\);/\1/p' | grep -v '^weft:devices/' || true)
+  if [ -n "$foreign" ]; then
+    echo "error: $(rel "$wasm") imports interfaces weft does not provide:" >&2
+    printf '  %s\n' $foreign >&2
+    return 1
+  fi
+}
+
+build_python() {
+  local dir=$here/python/hello wit=$out/wit-hello dest=$root/examples/hello-python/hello.wasm
+  stage_wit "$here/wit/hello.wit" "$wit"
+  # --stub-wasi: CPython's own WASI imports (stdio, clocks, random, files)
+  # become traps, so the component needs only weft:devices. The app uses the
+  # devices directly; stock-WASI Python waits for the `wasi` component.
+  build_python_now() {
+    (cd "$dir" && componentize-py -d "$wit" -w hello componentize --stub-wasi app -o "$dest.tmp" >/dev/null)
+    imports_only_devices "$dest.tmp"
+    mv "$dest.tmp" "$dest"
+  }
+  build_if_changed "$dest" "$(stamp_of "componentize-py $(polyglot_python_version)" "$dir" "$wit")" python build_python_now
+}
+
+# componentize-qjs with --sync (weft's wasmtime runs without the
+# component-model-async ABI) and --stub-wasi (QuickJS's WASI imports become
+# traps).
+componentize_js() {
+  local wit=$1 world=$2 js=$3 dest=$4
+  (cd "$here/js" && node_modules/.bin/componentize-qjs --wit "$wit" -n "$world" --js "$js" --sync --stub-wasi -o "$dest.tmp" >/dev/null)
+  imports_only_devices "$dest.tmp"
+  mv "$dest.tmp" "$dest"
+}
+
+build_js() {
+  local v wit=$out/wit-hello wrong=$out/wit-greeter
+  v="componentize-qjs $(polyglot_js_version)"
+  stage_wit "$here/wit/hello.wit" "$wit"
+  stage_wit "$here/js/wrong-world/greeter.wit" "$wrong"
+  build_if_changed "$root/examples/hello-js/hello.wasm" "$(stamp_of "$v" "$here/js/hello" "$wit")" js \
+    componentize_js "$wit" hello "$here/js/hello/hello.js" "$root/examples/hello-js/hello.wasm"
+  build_if_changed "$out/wrong-world-js.wasm" "$(stamp_of "$v" "$here/js/wrong-world" "$wrong")" js-wrong-world \
+    componentize_js "$wrong" greeter "$here/js/wrong-world/greeter.js" "$out/wrong-world-js.wasm"
+}
+
+build_c() {
+  local dir=$here/c/hello gen=$out/c-hello dest=$root/examples/hello-c/hello.wasm
+  build_c_now() {
+    rm -rf "$gen"
+    mkdir -p "$gen"
+    # Bindings for the world weft:devices/app itself: wasm-ld keeps only the
+    # imports the code calls, and `component new` only those interfaces.
+    local log
+    log=$(wit-bindgen c "$root/wit" -w app --out-dir "$gen" 2>&1) || { echo "$log" >&2; return 1; }
+    # A reactor (no `main`, no `_start`): weft calls the `run` export.
+    # --strip-debug drops wasi-libc's DWARF and keeps the name section for
+    # backtraces.
+    "clang-$LLVM_VERSION" --target=wasm32-wasi --sysroot="$WASI_SYSROOT" -mexec-model=reactor \
+      -O2 -Wall -Wextra -Werror -Wl,--strip-debug -I "$gen" \
+      -o "$gen/core.wasm" "$dir/hello.c" "$gen/app.c" "$gen/app_component_type.o"
+    wasm-tools component new "$gen/core.wasm" -o "$dest.tmp"
+    imports_only_devices "$dest.tmp"
+    mv "$dest.tmp" "$dest"
+  }
+  build_if_changed "$dest" "$(stamp_of "wit-bindgen $WIT_BINDGEN_VERSION wasm-tools $WASM_TOOLS_VERSION $(clang-$LLVM_VERSION --version | head -n1)" "$dir" "$root/wit")" c build_c_now
+}
+
+t0=$SECONDS
+for lang in "${langs[@]}"; do "build_$lang"; done
+say "polyglot: ${langs[*]} done in $((SECONDS - t0)) s"
