@@ -11,8 +11,10 @@
 //! ```text
 //! "WEFTBNDL" | format u32 | payload length u64 | checksum u64 | payload
 //! payload: target, engine config version, manifest path, app, args, limits,
-//!          block devices (role, backend, filters), clock filters, random,
-//!          log, components (name, precompiled bytes; app first, then filters in
+//!          block devices (role, backend, filters),
+//!          net devices (role, link, mac, filters, capture paths), clock filters,
+//!          random, log, stack (filter, net device index)?, components (name,
+//!          precompiled bytes; app first, then filters and the stack in
 //!          `Unikernel::new` order)
 //! ```
 //! Integers are little-endian; strings and byte strings are a u32 length and
@@ -23,11 +25,11 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::engine::{CONFIG_VERSION, Target};
-use crate::link::{Device, Filter, Wiring};
+use crate::link::{Device, Filter, Stack, Wiring};
 
 pub const MAGIC: [u8; 8] = *b"WEFTBNDL";
-/// Version of the layout above.
-pub const FORMAT: u32 = 2;
+/// Version of the layout above (3: net devices and the stack).
+pub const FORMAT: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 8;
 
 /// The leaf behind one block device.
@@ -39,6 +41,29 @@ pub enum BlockBackend {
     File { path: String, size: Option<u64>, read_only: bool },
     /// A zeroed disk in the kernel's memory, gone at exit.
     Memory { size: u64, read_only: bool },
+}
+
+/// What a net device is attached to on the host; `weft boot` turns it into a
+/// QEMU `-netdev` and a virtio-net device with the bundle's MAC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetLink {
+    /// An existing TAP interface on the host, by name.
+    Tap { device: String },
+    /// Frames as UDP datagrams between `local` and `remote` (QEMU's
+    /// `-netdev socket,udp=…,localaddr=…`).
+    Udp { local: String, remote: String },
+}
+
+/// The leaf behind one net device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetBackend {
+    pub link: NetLink,
+    /// The MAC `weft boot` gives the virtio-net device (the same one `weft
+    /// run` uses); the kernel finds the device for a role by it.
+    pub mac: [u8; 6],
+    /// One pcap path per filter of the device (relative to the manifest's
+    /// folder), for filters that import `capture`.
+    pub captures: Vec<String>,
 }
 
 /// The random leaf.
@@ -82,6 +107,8 @@ pub struct Bundle<'a> {
     pub timeout: Option<u64>,
     /// One per `wiring.blocks`, same order.
     pub blocks: Vec<BlockBackend>,
+    /// One per `wiring.nets`, same order.
+    pub nets: Vec<NetBackend>,
     pub random: RandomBackend,
     pub log: LogBackend,
     /// The app, then every filter in `Unikernel::new` order.
@@ -199,6 +226,22 @@ impl<'a> Bundle<'a> {
             let filters = r.list(filter)?;
             Ok((Device { role, filters }, backend))
         })?;
+        let nets = r.list(|r| {
+            let role = r.string()?;
+            let link = match r.u8()? {
+                0 => NetLink::Tap { device: r.string()? },
+                1 => NetLink::Udp { local: r.string()?, remote: r.string()? },
+                _ => return Err(BundleError::Malformed("net link")),
+            };
+            let m = r.take(6)?;
+            let mac = [m[0], m[1], m[2], m[3], m[4], m[5]];
+            let filters = r.list(filter)?;
+            let captures = r.list(|r| r.string())?;
+            if captures.len() != filters.len() {
+                return Err(BundleError::Malformed("capture count"));
+            }
+            Ok((Device { role, filters }, NetBackend { link, mac, captures }))
+        })?;
         let clock_filters = r.list(filter)?;
         let random = match r.u8()? {
             0 => RandomBackend::Os,
@@ -210,23 +253,32 @@ impl<'a> Bundle<'a> {
             1 => LogBackend::Git { path: r.string()? },
             _ => return Err(BundleError::Malformed("log backend")),
         };
+        let stack = r.option(|r| Ok(Stack { filter: filter(r)?, net: r.u32()? as usize }))?;
+        if stack.as_ref().is_some_and(|s| s.net >= nets.len()) {
+            return Err(BundleError::Malformed("stack net device"));
+        }
         let components = r.list(|r| Ok(Blob { name: r.string()?, bytes: r.bytes()? }))?;
         if !r.bytes.is_empty() {
             return Err(BundleError::Malformed("trailing bytes"));
         }
-        let filters: usize = devices.iter().map(|(d, _)| d.filters.len()).sum::<usize>() + clock_filters.len();
+        let filters: usize = devices.iter().map(|(d, _)| d.filters.len()).sum::<usize>()
+            + nets.iter().map(|(d, _)| d.filters.len()).sum::<usize>()
+            + clock_filters.len()
+            + usize::from(stack.is_some());
         if components.len() != filters + 1 {
             return Err(BundleError::Malformed("component count"));
         }
         let (blocks, backends) = devices.into_iter().unzip();
+        let (net_devices, net_backends) = nets.into_iter().unzip();
         Ok(Bundle {
             target,
             manifest,
-            wiring: Wiring { app, blocks, clock_filters, ..Wiring::default() },
+            wiring: Wiring { app, blocks, nets: net_devices, clock_filters, stack },
             args,
             memory,
             timeout,
             blocks: backends,
+            nets: net_backends,
             random,
             log,
             components,
@@ -264,6 +316,27 @@ impl<'a> Bundle<'a> {
             }
             w.filters(&d.filters);
         }
+        w.u32(self.wiring.nets.len() as u32);
+        for (d, n) in self.wiring.nets.iter().zip(&self.nets) {
+            w.str(&d.role);
+            match &n.link {
+                NetLink::Tap { device } => {
+                    w.u8(0);
+                    w.str(device);
+                }
+                NetLink::Udp { local, remote } => {
+                    w.u8(1);
+                    w.str(local);
+                    w.str(remote);
+                }
+            }
+            w.out.extend_from_slice(&n.mac);
+            w.filters(&d.filters);
+            w.u32(n.captures.len() as u32);
+            for c in &n.captures {
+                w.str(c);
+            }
+        }
         w.filters(&self.wiring.clock_filters);
         match self.random {
             RandomBackend::Os => w.u8(0),
@@ -277,6 +350,14 @@ impl<'a> Bundle<'a> {
             LogBackend::Git { path } => {
                 w.u8(1);
                 w.str(path);
+            }
+        }
+        match &self.wiring.stack {
+            None => w.u8(0),
+            Some(s) => {
+                w.u8(1);
+                w.filter(&s.filter);
+                w.u32(s.net as u32);
             }
         }
         w.u32(self.components.len() as u32);
@@ -392,16 +473,19 @@ impl Writer {
             }
         }
     }
+    fn filter(&mut self, f: &Filter) {
+        self.str(&f.name);
+        self.str(&f.origin);
+        self.u32(f.config.len() as u32);
+        for (k, v) in &f.config {
+            self.str(k);
+            self.str(v);
+        }
+    }
     fn filters(&mut self, fs: &[Filter]) {
         self.u32(fs.len() as u32);
         for f in fs {
-            self.str(&f.name);
-            self.str(&f.origin);
-            self.u32(f.config.len() as u32);
-            for (k, v) in &f.config {
-                self.str(k);
-                self.str(v);
-            }
+            self.filter(f);
         }
     }
 }
@@ -413,22 +497,35 @@ mod tests {
 
     fn sample(code: &[u8]) -> Bundle<'_> {
         let f = Filter { name: "block-fault".into(), config: vec![("drop-every".into(), "100".into())], origin: "weft.toml:9".into() };
+        let arp = Filter { name: "arp-log".into(), config: vec![], origin: "weft.toml:14".into() };
+        let tcpip = Filter { name: "tcpip".into(), config: vec![("ip".into(), "\"10.0.0.2/24\"".into())], origin: "weft.toml:17".into() };
         Bundle {
             target: Target::BareMetal,
             manifest: "/x/weft.toml".into(),
             wiring: Wiring {
                 app: "kvstore".into(),
                 blocks: vec![Device { role: "storage".into(), filters: vec![f] }],
+                nets: vec![Device { role: "service".into(), filters: vec![arp] }],
                 clock_filters: vec![],
-                ..Wiring::default()
+                stack: Some(Stack { filter: tcpip, net: 0 }),
             },
             args: vec!["fill".into(), "10".into()],
             memory: 1 << 28,
             timeout: Some(2_000_000_000),
             blocks: vec![BlockBackend::File { path: "disk.img".into(), size: Some(1 << 24), read_only: false }],
+            nets: vec![NetBackend {
+                link: NetLink::Udp { local: "127.0.0.1:5000".into(), remote: "127.0.0.1:5001".into() },
+                mac: [0x52, 0x54, 0, 1, 2, 3],
+                captures: vec!["service.pcap".into()],
+            }],
             random: RandomBackend::Seeded(7),
             log: LogBackend::Git { path: "events.git".into() },
-            components: vec![Blob { name: "kvstore".into(), bytes: code }, Blob { name: "block-fault".into(), bytes: &code[1..] }],
+            components: vec![
+                Blob { name: "kvstore".into(), bytes: code },
+                Blob { name: "block-fault".into(), bytes: &code[1..] },
+                Blob { name: "arp-log".into(), bytes: &code[2..] },
+                Blob { name: "tcpip".into(), bytes: &code[3..] },
+            ],
         }
     }
 
@@ -439,6 +536,12 @@ mod tests {
         let b = Bundle::decode(&bytes, Some(Target::BareMetal)).unwrap();
         assert_eq!(b.wiring.blocks[0].filters[0].config, vec![("drop-every".to_string(), "100".to_string())]);
         assert_eq!(b.blocks, sample(&code).blocks);
+        assert_eq!(b.nets, sample(&code).nets);
+        assert_eq!(b.wiring.nets[0].role, "service");
+        assert_eq!(b.wiring.nets[0].filters[0].name, "arp-log");
+        let stack = b.wiring.stack.as_ref().unwrap();
+        assert_eq!((stack.filter.name.as_str(), stack.net), ("tcpip", 0));
+        assert_eq!(stack.filter.config, vec![("ip".to_string(), "\"10.0.0.2/24\"".to_string())]);
         assert_eq!(b.components, sample(&code).components);
         assert_eq!((b.memory, b.timeout, b.random), (1 << 28, Some(2_000_000_000), RandomBackend::Seeded(7)));
         assert_eq!(b.args, vec!["fill", "10"]);

@@ -86,3 +86,12 @@ mod tests {
         assert_eq!(m.read(0, 1).unwrap(), alloc::vec![0; 512]);
     }
 }
+
+/// The MAC a net device gets from its name (a TAP device's name, a UDP
+/// link's local address): locally administered, QEMU's 52:54:00 prefix and
+/// an FNV-1a hash. `weft boot` gives the virtio-net device the same MAC
+/// `weft run` uses, so both targets answer ARP alike.
+pub fn mac_for(name: &str) -> [u8; 6] {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    [0x52, 0x54, 0x00, (h >> 16) as u8, (h >> 8) as u8, h as u8]
+}
