@@ -1,9 +1,12 @@
 //! The kernel's leaf devices: `SerialConsole`, `TscClock`, `RdRandom`,
-//! `SerialLog` (`MemoryBlock`, `SeededRandom` are the runtime's) (and `virtio::VirtioBlk`).
+//! `SerialLog`, `SerialCapture` (`MemoryBlock`, `SeededRandom` are the
+//! runtime's; `virtio::VirtioBlk` and `net::VirtioNet` live with their
+//! drivers).
 
 use alloc::string::String;
 use core::arch::asm;
 
+use weft_runtime::devices::{Capture, Direction};
 use weft_runtime::{Clock, Console, Log, Random};
 
 use crate::arch;
@@ -31,9 +34,11 @@ impl Clock for TscClock {
 
     fn wait_until(&mut self, deadline: u64) {
         // The 1 kHz timer wakes `hlt`; the last stretch spins for precision.
+        // A received frame ends the wait early (the caller re-checks its
+        // devices), as on Linux where the wait is a `ppoll` over TAP fds.
         loop {
             let now = self.0.monotonic_now();
-            if now >= deadline {
+            if now >= deadline || crate::net::rx_pending() {
                 return;
             }
             if deadline - now > 1_000_000 {
@@ -89,6 +94,17 @@ impl Random for RdRandom {
 }
 
 pub use weft_runtime::leaves::{MemoryBlock, SeededRandom};
+
+/// Frames a capturing net filter (`net-pcap`) saw, sent on the serial line
+/// for `weft boot` to write into the filter's pcap file. The number is the
+/// filter's index among all net filters, as `Leaves::captures` is ordered.
+pub struct SerialCapture(pub usize);
+
+impl Capture for SerialCapture {
+    fn frame(&mut self, _at: u64, direction: Direction, data: &[u8]) {
+        serial::capture(self.0, direction == Direction::Inbound, data);
+    }
+}
 
 /// Events as frames on the serial line (see `serial`).
 pub struct SerialLog;

@@ -18,6 +18,7 @@ mod arch;
 mod boot;
 mod clock;
 mod leaves;
+mod net;
 mod platform;
 mod serial;
 mod virtio;
@@ -31,7 +32,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use talc::{ErrOnOom, Span, Talc, Talck};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store};
-use weft_runtime::bundle::{BlockBackend, Bundle, RandomBackend};
+use weft_runtime::bundle::{BlockBackend, Bundle, NetLink, RandomBackend};
 use weft_runtime::engine::{self, Target};
 use weft_runtime::link::{ConfigError, Host, Leaves, Limits, Unikernel};
 use weft_runtime::units::{format_duration, format_size, format_size_approx};
@@ -210,6 +211,11 @@ extern "C" fn kmain(start_info: u32) -> ! {
     };
     let entry = arch::rdtsc();
     let heap = init_heap(info, module);
+    // A deliberate kernel panic (`-append weft.panic`): how the tests reach
+    // the panic handler and its exit code for real.
+    if cmdline(info).split(' ').any(|w| w == "weft.panic") {
+        panic!("weft.panic on the kernel command line");
+    }
     if cmdline(info).split(' ').any(|w| w == "weft.timing") {
         // SAFETY: single-threaded boot.
         unsafe { *core::ptr::addr_of_mut!(PHASES) = Some(alloc::vec![("kmain", entry)]) };
@@ -339,13 +345,34 @@ fn leaves(bundle: &Bundle<'_>, tsc: &'static Tsc) -> Result<Leaves, Exit> {
             }
         },
     };
-    Ok(Leaves::new(
+    let mut leaves = Leaves::new(
         blocks,
         Box::new(leaves::TscClock(tsc)),
         Box::new(leaves::SerialConsole),
         random,
         Box::new(leaves::SerialLog),
-    ))
+    );
+    let mut nics = if bundle.nets.is_empty() { Vec::new() } else { net::devices(virtio::machine()) };
+    for (dev, backend) in bundle.wiring.nets.iter().zip(&bundle.nets) {
+        let Some(i) = nics.iter().position(|(mac, _)| *mac == backend.mac) else {
+            let link = match &backend.link {
+                NetLink::Tap { device } => alloc::format!("tap {device}"),
+                NetLink::Udp { local, remote } => alloc::format!("udp {local} -> {remote}"),
+            };
+            let m = backend.mac;
+            return Err(invalid(alloc::format!(
+                "error: device `{}` ({link}): no virtio-net device with MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} is attached; `weft boot` attaches one per net device",
+                dev.role, m[0], m[1], m[2], m[3], m[4], m[5]
+            )));
+        };
+        let (_, nic) = nics.swap_remove(i);
+        leaves.nets.push(Box::new(nic));
+        for _ in &dev.filters {
+            let n = leaves.captures.len();
+            leaves.captures.push(Box::new(leaves::SerialCapture(n)));
+        }
+    }
+    Ok(leaves)
 }
 
 /// The same messages, backtraces and exit codes as `weft run` (host-posix

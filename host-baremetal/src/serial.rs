@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! \x1eE<topic>\x1f<message>\x1f<key>\x1f<value>…\n   a log event
+//! \x1eP<filter>\x1f<i|o>\x1f<frame>\n                   a captured frame (`net-pcap`): the
+//!                                                      net filter's index, direction, bytes
 //! \x1eM<text>\n                                        a kernel message line (to stderr)
 //! \x1eX<code>\n                                        the run's exit code; QEMU stops next
 //! \x1ec\n                                              a literal 0x1E console byte
@@ -72,6 +74,19 @@ pub fn event(topic: &str, message: &str, fields: &[(alloc::string::String, alloc
         put(SEP);
         escaped(v.as_bytes());
     }
+    put(b'\n');
+}
+
+/// A frame a capturing filter saw (index among all net filters, in link
+/// order); `weft boot` writes it to that filter's pcap file.
+pub fn capture(filter: usize, inbound: bool, data: &[u8]) {
+    put(FRAME);
+    put(b'P');
+    let _ = write!(Raw, "{filter}");
+    put(SEP);
+    put(if inbound { b'i' } else { b'o' });
+    put(SEP);
+    escaped(data);
     put(b'\n');
 }
 

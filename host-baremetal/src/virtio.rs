@@ -1,7 +1,8 @@
-//! virtio-blk drives, found on PCI (q35: ECAM at 0xB000_0000, BARs assigned
-//! by SeaBIOS) or virtio-mmio (microvm: 512-byte slots from 0xFEB0_0000).
-//! `weft boot` gives each drive the serial of the manifest role it backs,
-//! so drives are matched to devices by name, never by bus order.
+//! virtio transports, found on PCI (q35: ECAM at 0xB000_0000, BARs assigned
+//! by SeaBIOS) or virtio-mmio (microvm: 512-byte slots from 0xFEB0_0000),
+//! and the virtio-blk drives on them. `weft boot` gives each drive the serial
+//! of the manifest role it backs, so drives are matched to devices by name,
+//! never by bus order (net devices are matched by MAC, see `net`).
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -69,8 +70,8 @@ pub fn machine() -> Machine {
     if id == 0x29C0_8086 { Machine::Q35 } else { Machine::Microvm }
 }
 
-/// Every virtio-blk transport on the machine.
-fn transports(m: Machine) -> Vec<SomeTransport<'static>> {
+/// Every virtio transport of device type `kind` on the machine.
+pub fn transports(m: Machine, kind: DeviceType) -> Vec<SomeTransport<'static>> {
     let mut out = Vec::new();
     match m {
         Machine::Q35 => {
@@ -78,7 +79,7 @@ fn transports(m: Machine) -> Vec<SomeTransport<'static>> {
             let mut root = PciRoot::new(unsafe { MmioCam::new(ECAM as *mut u8, Cam::Ecam) });
             let found: Vec<_> = root
                 .enumerate_bus(0)
-                .filter(|(_, info)| virtio_device_type(info) == Some(DeviceType::Block))
+                .filter(|(_, info)| virtio_device_type(info) == Some(kind))
                 .map(|(f, _)| f)
                 .collect();
             for f in found {
@@ -95,7 +96,7 @@ fn transports(m: Machine) -> Vec<SomeTransport<'static>> {
                 let (magic, id) = unsafe {
                     (core::ptr::read_volatile(base as *const u32), core::ptr::read_volatile((base + 8) as *const u32))
                 };
-                if magic != MAGIC || id != 2 {
+                if magic != MAGIC || id != kind as u32 {
                     continue;
                 }
                 let header = NonNull::new(base as *mut VirtIOHeader).unwrap();
@@ -122,7 +123,7 @@ unsafe impl Send for VirtioBlk {}
 /// Every virtio-blk drive, with its serial (`weft boot` sets it to the role).
 pub fn drives(m: Machine) -> Vec<(String, Box<VirtioBlk>)> {
     let mut out = Vec::new();
-    for t in transports(m) {
+    for t in transports(m, DeviceType::Block) {
         let Ok(mut dev) = VirtIOBlk::<IdentityHal, _>::new(t) else { continue };
         let mut id = [0u8; 20];
         let serial = match dev.device_id(&mut id) {
