@@ -5,10 +5,13 @@
 //! (`weft_runtime::bundle`). `boot` starts `qemu-system-x86_64` with the
 //! prebuilt kernel (`-kernel`) and the bundle as its initrd, attaches each
 //! `file` block device as a virtio-blk drive whose serial is the device's
-//! role, and demultiplexes the serial line: console bytes to stdout, log
-//! events (frames, see `host-baremetal/src/serial.rs`) to the manifest's log
+//! role and each net device as a virtio-net device with the MAC `weft run`
+//! would use (`tap` → `-netdev tap`, `udp` → `-netdev socket,udp=`), and
+//! demultiplexes the serial line: console bytes to stdout, log events
+//! (frames, see `host-baremetal/src/serial.rs`) to the manifest's log
 //! backend — stderr or the git log, the same history as `weft run` makes —
-//! kernel messages to stderr, and the exit frame to our exit code.
+//! captured frames to each `net-pcap` filter's pcap file, kernel messages to
+//! stderr, and the exit frame to our exit code.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use wasmtime::Engine;
-use weft_runtime::bundle::{BlockBackend, Blob, Bundle, LogBackend, RandomBackend};
+use weft_runtime::bundle::{BlockBackend, Blob, Bundle, LogBackend, NetBackend, NetLink, RandomBackend};
 use weft_runtime::cache::Cache;
 use weft_runtime::engine::{self, Target};
 use weft_runtime::manifest::{Backend, Kind, SECTOR_SIZE};
@@ -93,6 +96,11 @@ pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
     for d in &m.devices {
         qemu_mapping(d.kind, &d.role, &d.backend)?;
     }
+    if m.stack.as_ref().is_some_and(|s| s.component.is_none()) {
+        return Err(invalid(
+            "error: [stack] backend = \"host\" (the host's own TCP/IP) has no QEMU mapping on the bare-metal target; use component = \"tcpip\" on a net device (tap or udp)",
+        ));
+    }
     let engine = baremetal_engine(target)?;
     let cache = Cache::from_env();
     let mut compiled = Vec::new();
@@ -113,6 +121,25 @@ pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
             }
             Backend::Memory { size, read_only } => BlockBackend::Memory { size: *size, read_only: *read_only },
             other => unreachable!("validated: {other:?} is not a block backend"),
+        })
+        .collect();
+    let nets = plan
+        .net_devices()
+        .map(|d| {
+            let (link, name) = match &d.backend {
+                Backend::Tap { device } => (NetLink::Tap { device: device.clone() }, device.as_str()),
+                Backend::Udp { local, remote } => {
+                    (NetLink::Udp { local: local.clone(), remote: remote.clone() }, local.as_str())
+                }
+                other => unreachable!("validated: {other:?} is not a net backend"),
+            };
+            // The same capture paths `weft run` writes (run::leaves).
+            let captures = d
+                .filters
+                .iter()
+                .map(|f| f.capture.clone().unwrap_or_else(|| format!("{}.pcap", d.role).into()).display().to_string())
+                .collect();
+            NetBackend { link, mac: weft_runtime::leaves::mac_for(name), captures }
         })
         .collect();
     let random = m
@@ -140,6 +167,7 @@ pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
         memory: m.limits.memory,
         timeout: m.limits.timeout,
         blocks,
+        nets,
         random,
         log,
         components: compiled.iter().map(|(name, code)| Blob { name: name.clone(), bytes: code }).collect(),
@@ -157,6 +185,23 @@ fn qemu_mapping(kind: Kind, role: &str, backend: &Backend) -> Result<()> {
                 return Err(invalid(format!(
                     "error: device `{role}`: a file disk is attached as a virtio-blk drive named by its role, which must be at most 20 letters, digits, `-` or `_`; rename the device"
                 )));
+            }
+            Ok(())
+        }
+        (Kind::Net, Backend::Tap { device }) => {
+            // The name goes into a QEMU option; `TapNet` refuses the same names.
+            if device.is_empty() || device.len() >= 16 || !device.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                return Err(invalid(format!("error: device `{role}`: {device:?} is not a valid interface name")));
+            }
+            Ok(())
+        }
+        (Kind::Net, Backend::Udp { local, remote }) => {
+            for (key, a) in [("local", local), ("remote", remote)] {
+                if a.parse::<std::net::SocketAddrV4>().is_err() {
+                    return Err(invalid(format!(
+                        "error: device `{role}`: {key} = {a:?}: QEMU's UDP netdev needs an IPv4 address and port (\"127.0.0.1:5555\")"
+                    )));
+                }
             }
             Ok(())
         }
@@ -319,9 +364,10 @@ fn qemu_escape(p: &Path) -> String {
 pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts: &BootOptions) -> Result<Command> {
     let dir = Path::new(&bundle.manifest).parent().map(Path::to_path_buf).unwrap_or_default();
     let mut c = Command::new("qemu-system-x86_64");
-    let (machine, blk) = match opts.machine {
-        Machine::Microvm => ("microvm,x-option-roms=off,rtc=on,pit=on,pic=on", "virtio-blk-device"),
-        Machine::Q35 => ("q35", "virtio-blk-pci"),
+    let (machine, blk, nic) = match opts.machine {
+        Machine::Microvm => ("microvm,x-option-roms=off,rtc=on,pit=on,pic=on", "virtio-blk-device", "virtio-net-device"),
+        // No option ROM: SeaBIOS would otherwise look for efi-virtio.rom.
+        Machine::Q35 => ("q35", "virtio-blk-pci", "virtio-net-pci,romfile="),
     };
     // RAM: the heap must hold twice the largest linear memory (growth
     // copies), plus memory disks, plus the kernel and components.
@@ -339,8 +385,17 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     c.args(["-accel", if opts.kvm { "kvm" } else { "tcg" }]);
     c.arg("-kernel").arg(kernel).arg("-initrd").arg(bundle_file);
+    // The kernel command line: `weft.timing` prints boot phases; anything in
+    // `$WEFT_BOOT_APPEND` is passed on (debug hooks such as `weft.panic`).
+    let mut append: Vec<String> = Vec::new();
     if std::env::var_os("WEFT_BOOT_TIMING").is_some_and(|v| v == "1") {
-        c.args(["-append", "weft.timing"]);
+        append.push("weft.timing".into());
+    }
+    if let Some(extra) = std::env::var_os("WEFT_BOOT_APPEND") {
+        append.push(extra.to_string_lossy().into_owned());
+    }
+    if !append.is_empty() {
+        c.arg("-append").arg(append.join(" "));
     }
     for (i, (d, b)) in bundle.wiring.blocks.iter().zip(&bundle.blocks).enumerate() {
         if let BlockBackend::File { path, size, read_only } = b {
@@ -350,8 +405,38 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
             c.arg("-device").arg(format!("{blk},drive=d{i},serial={}", d.role));
         }
     }
+    for (i, (d, n)) in bundle.wiring.nets.iter().zip(&bundle.nets).enumerate() {
+        let netdev = match &n.link {
+            NetLink::Tap { device } => {
+                tap_exists(&d.role, device)?;
+                format!("tap,id=n{i},ifname={device},script=no,downscript=no")
+            }
+            NetLink::Udp { local, remote } => format!("socket,id=n{i},udp={remote},localaddr={local}"),
+        };
+        let m = n.mac;
+        c.arg("-netdev").arg(netdev);
+        c.arg("-device").arg(format!(
+            "{nic},netdev=n{i},mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        ));
+    }
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     Ok(c)
+}
+
+/// The TAP device must exist (QEMU would create a new one, detached from the
+/// user's network setup): the same check and message as `TapNet::open`.
+fn tap_exists(role: &str, device: &str) -> Result<()> {
+    let sys = Path::new("/sys/class/net").join(device);
+    if !sys.exists() {
+        return Err(invalid(format!(
+            "error: device `{role}`: TAP device {device} does not exist; create it with `ip tuntap add dev {device} mode tap && ip link set {device} up` (as root, in the network namespace weft runs in)"
+        )));
+    }
+    if !sys.join("tun_flags").exists() {
+        return Err(invalid(format!("error: device `{role}`: interface {device} exists but is not a TAP device")));
+    }
+    Ok(())
 }
 
 /// What the serial line said.
@@ -369,6 +454,8 @@ struct Demux<O: Write, E: Write> {
     err: E,
     /// Where events go; `None` prints them on `err` as `StderrLog` would.
     log: Option<Box<dyn weft_runtime::Log>>,
+    /// One per net filter (link order), for captured frames.
+    captures: Vec<Box<dyn weft_runtime::devices::Capture>>,
     /// Inside a frame: its bytes so far.
     frame: Option<Vec<u8>>,
     outcome: Outcome,
@@ -376,6 +463,10 @@ struct Demux<O: Write, E: Write> {
 }
 
 fn unescape(s: &[u8]) -> String {
+    String::from_utf8_lossy(&unescape_bytes(s)).into_owned()
+}
+
+fn unescape_bytes(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
@@ -389,7 +480,7 @@ fn unescape(s: &[u8]) -> String {
         out.push(s[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 impl<O: Write, E: Write> Demux<O, E> {
@@ -449,6 +540,17 @@ impl<O: Write, E: Write> Demux<O, E> {
                 }
                 let _ = writeln!(self.err, "{line}");
             }
+            b'P' => {
+                let mut parts = body.splitn(3, |&b| b == 0x1F);
+                let index = parts.next().and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok());
+                let dir = match parts.next() {
+                    Some(b"i") => weft_runtime::devices::Direction::Inbound,
+                    _ => weft_runtime::devices::Direction::Outbound,
+                };
+                if let (Some(c), Some(data)) = (index.and_then(|i| self.captures.get_mut(i)), parts.next()) {
+                    c.frame(0, dir, &unescape_bytes(data));
+                }
+            }
             b'M' => {
                 self.console(&std::mem::take(plain));
                 let _ = writeln!(self.err, "{}", String::from_utf8_lossy(body));
@@ -469,22 +571,39 @@ where
     O: Write + Send + 'static,
     E: Write + Send + 'static,
 {
-    run_qemu_logged(cmd, timeout, out, err, None)
+    run_qemu_logged(cmd, timeout, out, err, None, Vec::new())
 }
 
-/// `run_qemu`, with events going to `log` (e.g. the git log) instead of `err`.
+/// `run_qemu`, with events going to `log` (e.g. the git log) instead of
+/// `err`, and captured frames to `captures` (one per net filter).
 pub fn run_qemu_logged<O, E>(
     mut cmd: Command,
     timeout: Duration,
     out: O,
     err: E,
     log: Option<Box<dyn weft_runtime::Log>>,
+    captures: Vec<Box<dyn weft_runtime::devices::Capture>>,
 ) -> Result<(Outcome, Option<i32>, String)>
 where
     O: Write + Send + 'static,
     E: Write + Send + 'static,
 {
     let start = Instant::now();
+    // QEMU dies with us: a `weft boot` that is killed (by a test, a
+    // supervisor, Ctrl-C) must not leave the machine running and holding
+    // its TAP device or UDP port.
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls async-signal-safe `prctl`/`getppid`.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id() as libc::pid_t;
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != parent {
+                return Err(std::io::Error::other("the parent of QEMU is gone"));
+            }
+            Ok(())
+        });
+    }
     let mut child: Child = cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow::anyhow!("qemu-system-x86_64 not found; install it (Debian: apt-get install qemu-system-x86)")
@@ -500,7 +619,7 @@ where
         s
     });
     let reader = std::thread::spawn(move || {
-        let mut demux = Demux { out, err, log, frame: None, outcome: Outcome::default(), start };
+        let mut demux = Demux { out, err, log, captures, frame: None, outcome: Outcome::default(), start };
         let mut buf = [0u8; 8192];
         loop {
             match stdout.read(&mut buf) {
@@ -560,8 +679,18 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
             Some(Box::new(git))
         }
     };
+    let dir = Path::new(&bundle.manifest).parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut captures: Vec<Box<dyn weft_runtime::devices::Capture>> = Vec::new();
+    if bundle.nets.iter().any(|n| !n.captures.is_empty()) {
+        let d = cap_std::fs::Dir::open_ambient_dir(&dir, cap_std::ambient_authority())
+            .map_err(|e| invalid(format!("error: cannot open the manifest's folder {}: {e}", dir.display())))?;
+        let d = std::sync::Arc::new(d);
+        for path in bundle.nets.iter().flat_map(|n| &n.captures) {
+            captures.push(Box::new(crate::net::PcapCapture::new(d.clone(), PathBuf::from(path))));
+        }
+    }
     tracing::debug!(?cmd, "starting QEMU");
-    let (outcome, status, qemu_err) = run_qemu_logged(cmd, timeout, std::io::stdout(), std::io::stderr(), log)?;
+    let (outcome, status, qemu_err) = run_qemu_logged(cmd, timeout, std::io::stdout(), std::io::stderr(), log, captures)?;
     tracing::debug!(first_output = ?outcome.first_output, "QEMU finished");
     match outcome.code {
         Some(code) => Ok(code),
