@@ -1,13 +1,17 @@
 //! The bare-metal target: every example boots the weft kernel under QEMU
 //! (TCG) and prints what `weft run` prints on Linux; bad bundles and
-//! unmappable devices fail clearly. Needs `qemu-system-x86_64` and the
-//! kernel (`cargo build -p weft-baremetal --target x86_64-unknown-none
-//! --release`; test.sh builds it, `weft boot` builds it when missing).
+//! unmappable devices fail clearly; networking over virtio-net answers real
+//! clients (TAP in a network namespace, as root) and other unikernels (the
+//! `udp` link, unprivileged). Needs `qemu-system-x86_64` and the kernel
+//! (`cargo build -p weft-baremetal --target x86_64-unknown-none --release`;
+//! test.sh builds it, `weft boot` builds it when missing).
 
 mod common;
 use common::*;
 
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 use weft_runtime::bundle::{Bundle, checksum};
 use weft_runtime::engine::Target;
 
@@ -165,10 +169,21 @@ fn a_device_without_a_qemu_mapping_is_refused() {
     let r = boot(&dir, &[]);
     r.code(2).stderr_has("device `a-storage-role-far-too-long`: a file disk is attached as a virtio-blk drive named by its role");
     assert!(!dir.join("d.img").exists(), "nothing is created when the manifest cannot boot");
-    // Networking has no QEMU mapping yet.
-    boot(&example("httpd"), &[])
+    // The host's own TCP/IP has no counterpart inside a kernel.
+    let host = manifest("host-stack", "[app]\ncomponent = \"echo\"\n\n[stack]\nbackend = \"host\"\n");
+    boot(&host, &[])
         .code(2)
-        .stderr_has("error: device `service` (net backend Tap { device: \"tap0\" }) has no QEMU mapping on the bare-metal target");
+        .stderr_has("error: [stack] backend = \"host\" (the host's own TCP/IP) has no QEMU mapping on the bare-metal target; use component = \"tcpip\"");
+    // A TAP device that does not exist is named before QEMU starts, as `weft run` does.
+    let m = std::fs::read_to_string(example("httpd").join("weft.toml")).unwrap().replace("\"tap0\"", "\"weftnope0\"");
+    boot(&manifest("no-tap", &m), &[])
+        .code(2)
+        .stderr_has("error: device `service`: TAP device weftnope0 does not exist; create it with `ip tuntap add dev weftnope0 mode tap");
+    // QEMU's UDP netdev takes IPv4 addresses only (`weft run` takes IPv6 too).
+    let udp = "[app]\ncomponent = \"echo\"\n\n[devices.link]\nkind = \"net\"\nbackend = \"udp\"\nlocal = \"[::1]:5000\"\nremote = \"[::1]:5001\"\n\n[stack]\nnet = \"link\"\nip = \"10.0.1.1/24\"\n";
+    boot(&manifest("udp-v6", udp), &[])
+        .code(2)
+        .stderr_has("error: device `link`: local = \"[::1]:5000\": QEMU's UDP netdev needs an IPv4 address and port (\"127.0.0.1:5555\")");
 }
 
 #[test]
@@ -257,4 +272,245 @@ fn pulley_kernel_runs_the_same_app() {
     boot_bundle(&dir, "relabelled.bundle", &relabelled.encode())
         .code(2)
         .stderr_has("error: component `hello` in the bundle cannot be loaded by this kernel: Module was compiled for architecture 'x86_64'");
+}
+
+/// A kernel panic prints its message and exits 71, like a CPU exception. The
+/// kernel panics for real when its command line says `weft.panic` (a debug
+/// hook; `WEFT_BOOT_APPEND` passes words to the kernel command line).
+#[test]
+fn a_kernel_panic_prints_its_message_and_exits_71() {
+    let dir = example("hello");
+    let r = output(
+        weft_cmd(&["boot", dir.to_str().unwrap(), "--qemu-timeout", QEMU_TIMEOUT])
+            .env("WEFT_BOOT_APPEND", "weft.panic")
+            .output()
+            .unwrap(),
+    );
+    r.code(71).stderr_has("weft kernel: fatal: kernel panic: panicked at host-baremetal/src/main.rs:");
+    r.stderr_has("weft.panic on the kernel command line");
+    assert!(!r.stdout.contains("Hello from weft!"), "the app never ran: {}", r.stdout);
+}
+
+// --- Networking ---------------------------------------------------------
+
+/// Builds the `netclient` test app (host-posix/tests/netclient: weft's shipped
+/// apps only listen) into components/target and copies it into `dir`.
+fn netclient(dir: &Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.args(["build", "--offline", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(root().join("host-posix/tests/netclient/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", root().join("components/target"));
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
+        c.env_remove(var);
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "building netclient: {}", String::from_utf8_lossy(&o.stderr));
+    test_component(dir, "netclient", "netclient.wasm");
+}
+
+/// A free UDP port on 127.0.0.1 (free when asked; the tests run one at a time).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A manifest of `app` on a `udp` link from `local` to `remote`, with the
+/// tcpip stack at `ip`.
+fn udp_manifest(app: &str, args: &str, local: u16, remote: u16, ip: &str) -> String {
+    format!(
+        "[app]\ncomponent = \"{app}\"\nargs = {args}\n\n[devices.link]\nkind = \"net\"\nbackend = \"udp\"\nlocal = \"127.0.0.1:{local}\"\nremote = \"127.0.0.1:{remote}\"\n\n[stack]\nnet = \"link\"\nip = \"{ip}\"\n\n[limits]\ntimeout = \"40s\"\n"
+    )
+}
+
+fn finish(child: Child) -> Run {
+    output(child.wait_with_output().unwrap())
+}
+
+/// A `weft run` unikernel and a `weft boot` kernel on one `udp` link (QEMU's
+/// `-netdev socket,udp=` speaks the same one-frame-per-datagram format as
+/// `UdpNet`): TCP through two smoltcp stacks, both directions, both machines.
+/// No privileges needed.
+#[test]
+fn weft_run_and_weft_boot_talk_over_a_udp_link() {
+    for (machine, server_on_metal) in [("microvm", false), ("q35", true)] {
+        let (a, b) = (free_udp_port(), free_udp_port());
+        let server = manifest("udp-echo", &udp_manifest("echo", r#"["7", "2"]"#, a, b, "10.0.1.1/24"));
+        let client = manifest(
+            "udp-client",
+            &udp_manifest("netclient.wasm", r#"["10.0.1.1", "7", "hello across the link", "2"]"#, b, a, "10.0.1.2/24"),
+        );
+        netclient(&client);
+        let (linux_dir, metal_dir) = if server_on_metal { (&client, &server) } else { (&server, &client) };
+        let linux = weft_cmd(&["run", linux_dir.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let metal = boot(metal_dir, &["--machine", machine]);
+        let linux = finish(linux);
+        let (server_run, client_run) = if server_on_metal { (&metal, &linux) } else { (&linux, &metal) };
+        client_run.ok().stdout_has("netclient: echoed \"hello across the link\"\nnetclient: echoed \"hello across the link\"\n");
+        server_run.ok().stdout_has("echo: served 2 connections, 42 bytes");
+        metal.stderr_has("[tcpip] address 10.0.1.");
+    }
+}
+
+/// A network namespace with a TAP device `tap0` at 10.0.0.1/24 (what the
+/// examples expect) with a fixed MAC, removed on drop. Root only.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Option<Netns> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { geteuid() } != 0 {
+            eprintln!("skipped: TAP tests need root (CI runs them as root)");
+            return None;
+        }
+        let name = format!("weft-bm-{tag}-{}", std::process::id());
+        let ns = Netns(name.clone());
+        let sh = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().expect("iproute2 is installed by setup.sh");
+            assert!(st.success(), "ip {args:?}");
+        };
+        sh(&["netns", "add", &name]);
+        sh(&["-n", &name, "link", "set", "lo", "up"]);
+        sh(&["-n", &name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+        // A fixed MAC, so two namespaces see the same ARP history.
+        sh(&["-n", &name, "link", "set", "tap0", "address", "02:00:00:00:00:01"]);
+        sh(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
+        sh(&["-n", &name, "link", "set", "tap0", "up"]);
+        Some(ns)
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, program]);
+        c
+    }
+
+    /// `weft <verb> dir …` inside the namespace.
+    fn weft(&self, verb: &str, dir: &Path, extra: &[&str]) -> Child {
+        self.cmd(env!("CARGO_BIN_EXE_weft"))
+            .args([verb, dir.to_str().unwrap()])
+            .args(extra)
+            .env("WEFT_CACHE_DIR", root().join("target/test-scratch/cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn ping(&self, addr: &str) {
+        let t = Instant::now();
+        loop {
+            let ping = self.cmd("ping").args(["-c", "1", "-W", "1", addr]).output().unwrap();
+            if ping.status.success() {
+                return;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "no ping reply from {addr}: {}", String::from_utf8_lossy(&ping.stdout));
+        }
+    }
+
+    fn curl(&self, args: &[&str]) -> String {
+        let o = self.cmd("curl").args(["-sS", "--max-time", "20", "--retry", "3", "--retry-connrefused"]).args(args).output().unwrap();
+        assert!(o.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+unsafe extern "C" {
+    fn geteuid() -> u32;
+}
+
+/// Kills a running `weft` (QEMU dies with `weft boot`) and collects its output.
+fn kill(mut child: Child) -> Run {
+    let _ = child.kill();
+    finish(child)
+}
+
+impl Netns {
+    /// Stops `weft` and waits until nothing holds tap0 any more (QEMU exits
+    /// shortly after `weft boot`: it gets SIGKILL when its parent dies).
+    fn stop(&self, child: Child) -> Run {
+        let r = kill(child);
+        let t = Instant::now();
+        loop {
+            let o = Command::new("ip").args(["-n", &self.0, "link", "show", "tap0"]).output().unwrap();
+            if String::from_utf8_lossy(&o.stdout).contains("NO-CARRIER") {
+                return r;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "tap0 is still attached: {}", String::from_utf8_lossy(&o.stdout));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn httpd_booted_with_tap_answers_curl() {
+    let Some(ns) = Netns::new("httpd") else { return };
+    let dir = example("httpd");
+    let metal = ns.weft("boot", &dir, &["--qemu-timeout", QEMU_TIMEOUT]);
+    ns.ping("10.0.0.2");
+    let page = ns.curl(&["http://10.0.0.2/"]);
+    assert!(page.contains("<title>weft httpd</title>"), "{page}");
+    assert_eq!(ns.curl(&["-X", "PUT", "--data", "blue", "http://10.0.0.2/kv/colour"]).trim(), "stored");
+    assert_eq!(ns.curl(&["http://10.0.0.2/kv/colour"]), "blue");
+    let r = ns.stop(metal);
+    r.stdout_has("httpd: listening on port 80");
+    r.stderr_has("[tcpip] address 10.0.0.2/24 gateway 10.0.0.1 mac 52:54:00:");
+    // The value went through virtio-blk to the disk image: `weft run` (and
+    // the same kernel on q35) serve it again.
+    let linux = ns.weft("run", &dir, &[]);
+    assert_eq!(ns.curl(&["http://10.0.0.2/kv/colour"]), "blue");
+    ns.stop(linux);
+    let q35 = ns.weft("boot", &dir, &["--qemu-timeout", QEMU_TIMEOUT, "--machine", "q35"]);
+    assert_eq!(ns.curl(&["http://10.0.0.2/kv/colour"]), "blue");
+    ns.stop(q35);
+}
+
+/// `weft log` of the arp topic, with what differs between any two runs
+/// (commit ids and times) masked; empty before the first commit.
+fn arp_history(dir: &Path) -> String {
+    let r = weft(&["log", dir.to_str().unwrap(), "arp"]);
+    if r.stderr.contains("no events on topic `arp`") {
+        return String::new();
+    }
+    r.ok();
+    r.stdout.lines().map(|l| if l.starts_with("commit ") { "commit *" } else { l }).collect::<Vec<_>>().join("\n")
+}
+
+/// Runs arp-git in a fresh namespace with `verb` (`run` or `boot`), pings it,
+/// waits for the reply to be committed and stops it; returns the history.
+fn arp_git(verb: &str) -> String {
+    let ns = Netns::new(verb).unwrap();
+    let dir = example("arp-git");
+    let child = ns.weft(verb, &dir, if verb == "boot" { &["--qemu-timeout", QEMU_TIMEOUT] } else { &[] });
+    ns.ping("10.0.0.2");
+    let t = Instant::now();
+    loop {
+        let h = arp_history(&dir);
+        if h.contains("is-at") || t.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Anything else the ping caused has been committed by now (200 ms batches).
+    std::thread::sleep(Duration::from_millis(500));
+    let r = ns.stop(child);
+    let h = arp_history(&dir);
+    assert!(h.contains("who-has 10.0.0.2 tell 10.0.0.1"), "{verb}: {h}\n{}", r.stderr);
+    h
+}
+
+#[test]
+fn arp_git_booted_records_the_same_history_as_linux() {
+    if Netns::new("probe").is_none() {
+        return;
+    }
+    let metal = arp_git("boot");
+    assert!(metal.contains("table: 10.0.0.1 -> 02:00:00:00:00:01 (new)"), "{metal}");
+    assert!(metal.contains("10.0.0.2 is-at 52:54:00:"), "{metal}");
+    assert_eq!(metal, arp_git("run"));
 }
