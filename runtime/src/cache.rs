@@ -97,6 +97,43 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// Loads the component `produce` makes from `inputs` (a composition of
+    /// them), from the cache when it holds it: the key covers every input,
+    /// so a cache hit skips producing the bytes at all.
+    pub fn load_composed(
+        &self,
+        engine: &Engine,
+        target: Target,
+        inputs: &[&[u8]],
+        produce: impl FnOnce() -> Result<std::vec::Vec<u8>>,
+    ) -> Result<(Component, Origin)> {
+        let mut h = Sha256::new();
+        h.update(b"weft-compose-v1");
+        for i in inputs {
+            h.update((i.len() as u64).to_le_bytes());
+            h.update(i);
+        }
+        let inputs_key: [u8; 32] = h.finalize().into();
+        let Some(dir) = &self.dir else {
+            return Ok((Component::new(engine, produce()?)?, Origin::Compiled));
+        };
+        let path = dir.join(std::format!("{}.cwasm", Self::key(engine, target, &inputs_key)));
+        if path.exists() {
+            // SAFETY: as in `load`: written by us under an engine-specific key.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(c) => return Ok((c, Origin::Cached)),
+                Err(e) => tracing_warn(&path, &e),
+            }
+        }
+        let component = Component::new(engine, produce()?)?;
+        if let Err(e) = store(dir, &path, &component.serialize()?) {
+            tracing_warn(&path, &e);
+        }
+        Ok((component, Origin::Compiled))
+    }
+}
+
 fn tracing_warn(path: &Path, e: &dyn core::fmt::Display) {
     if std::env::var_os("WEFT_CACHE_QUIET").is_none() {
         std::eprintln!("weft: warning: AOT cache entry {}: {e} (recompiling)", path.display());

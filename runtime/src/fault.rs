@@ -35,6 +35,20 @@ impl core::fmt::Display for Stop {
 
 impl core::error::Error for Stop {}
 
+/// A component called `weft:devices/exit.exit(code)`: the run ends with
+/// `code`. Raised as an error so wasmtime unwinds every component frame; the
+/// runtime turns it back into an exit code, and never reports it as a trap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exited(pub u8);
+
+impl core::fmt::Display for Exited {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "exit({})", self.0)
+    }
+}
+
+impl core::error::Error for Exited {}
+
 /// How a run failed, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {

@@ -25,12 +25,14 @@ pub mod link;
 pub mod names;
 
 pub use devices::{BlockDevice, Clock, Console, ErrorCode, Geometry, Log, Random};
-pub use fault::{Failure, Stop, Who};
+pub use fault::{Exited, Failure, Stop, Who};
 pub use link::{App, Device, Filter, Host, Leaves, Limits, Unikernel, Wiring};
 pub mod units;
 
 #[cfg(feature = "std")]
 pub mod cache;
+#[cfg(feature = "std")]
+pub mod compose;
 #[cfg(feature = "std")]
 pub mod manifest;
 #[cfg(feature = "std")]

@@ -26,7 +26,7 @@ use crate::devices::{
     BlockDevice, Capture, Clock, Console, Direction, Endpoint, ErrorCode, Geometry, Log, MAX_FRAMES,
     MAX_RANDOM, NetDevice, NetInfo, Random, SocketError, Sockets, check_range,
 };
-use crate::fault::{Failure, Stop, Who};
+use crate::fault::{Exited, Failure, Stop, Who};
 use crate::names;
 
 /// The wiring the linker builds: a validated plan, minus everything
@@ -291,6 +291,9 @@ where
     R: ComponentNamedList + Lift,
 {
     f.call(&mut *cx, p).inspect_err(|e| {
+        if e.downcast_ref::<Exited>().is_some() {
+            return;
+        }
         let failure = Failure::from_error(Who::Component(who), e);
         cx.data_mut().blame(failure);
     })
@@ -518,6 +521,9 @@ fn sockets_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
 
 fn leaf_linker(l: &mut Linker<Host>) -> Result<()> {
     l.instance(names::TYPES)?;
+    l.instance(names::EXIT)?.func_wrap("exit", |_cx, (code,): (u8,)| -> Result<()> {
+        Err(wasmtime::Error::new(Exited(code)))
+    })?;
     l.instance(names::CONSOLE)?.func_wrap("write", |mut cx, (bytes,): (Vec<u8>,)| {
         cx.data_mut().leaves.console.write(&bytes);
         Ok(())
@@ -674,7 +680,7 @@ impl Unikernel {
         let mut pres = Vec::with_capacity(plan.len());
         let mut indices = Vec::with_capacity(plan.len());
         for (me, component) in filters.iter().chain([app]).enumerate() {
-            let x = Indices::new(component, plan[me].kind)
+            let x = Indices::new(component, plan[me].kind, engine)
                 .map_err(|e| e.context(format!("cannot link {}", plan[me].name)))?;
             indices.push(x);
             let mut linker = Linker::new(engine);
@@ -736,8 +742,16 @@ impl Unikernel {
             })?;
             let x = &self.indices[me];
             if me == last {
-                let run = typed::<(Vec<String>,), (u8,)>(&instance, &mut *store, &x.entry)?;
-                return Ok(App { run, who: me });
+                let entry = if x.command {
+                    Entry::Command(typed(&instance, &mut *store, &x.entry)?)
+                } else {
+                    Entry::Weft(typed(&instance, &mut *store, &x.entry)?)
+                };
+                let wasi = match &x.wasi {
+                    Some(i) => Some(typed(&instance, &mut *store, i)?),
+                    None => None,
+                };
+                return Ok(App { entry, wasi, program: self.wiring.app.clone(), who: me });
             }
             let slot = &self.plan[me];
             let exports = FilterExports {
@@ -819,21 +833,44 @@ const SOCKET_FNS: [&str; 11] = [
 struct Indices {
     /// The device interface's functions (`BLOCK_FNS` or `CLOCK_FNS` order).
     device: Vec<ComponentExportIndex>,
-    /// `filter#configure` for filters, root `run` for the app.
+    /// `filter#configure` for filters, root `run` (or `wasi:cli/run#run`) for the app.
     entry: ComponentExportIndex,
+    /// The app only: the composed `wasi` component's `configure`.
+    wasi: Option<ComponentExportIndex>,
+    /// The app only: `entry` is `wasi:cli/run#run` (no args, result).
+    command: bool,
 }
 
 impl Indices {
-    fn new(c: &Component, kind: Option<FilterKind>) -> Result<Indices> {
+    fn new(c: &Component, kind: Option<FilterKind>, engine: &Engine) -> Result<Indices> {
         let (iface, fns): (&str, &[&str]) = match kind {
             Some(FilterKind::Block) => (names::BLOCK, &BLOCK_FNS),
             Some(FilterKind::Clock) => (names::CLOCK, &CLOCK_FNS),
             Some(FilterKind::Net) => (names::NET, &NET_FNS),
             Some(FilterKind::Stack) => (names::SOCKETS, &SOCKET_FNS),
-            None => return Ok(Indices { device: Vec::new(), entry: export_index(c, None, "run")? }),
+            None => return Indices::app(c, engine),
         };
         let device = fns.iter().map(|f| export_index(c, Some(iface), f)).collect::<Result<_>>()?;
-        Ok(Indices { device, entry: export_index(c, Some(names::FILTER), "configure")? })
+        Ok(Indices { device, entry: export_index(c, Some(names::FILTER), "configure")?, wasi: None, command: false })
+    }
+
+    /// The app's entry: its own `run`, or — a WASI command composed with the
+    /// `wasi` component — `wasi:cli/run@0.2.x#run`, plus `wasi`'s configure.
+    fn app(c: &Component, engine: &Engine) -> Result<Indices> {
+        let wasi = export_index(c, Some(names::WASI_CONFIG), "configure").ok();
+        if let Ok(entry) = export_index(c, None, "run") {
+            return Ok(Indices { device: Vec::new(), entry, wasi, command: false });
+        }
+        let ty = c.component_type();
+        let run = ty.exports(engine).map(|(n, _)| n).find(|n| n.starts_with(names::WASI_RUN_PREFIX));
+        match run {
+            Some(iface) => {
+                let iface = iface.to_string();
+                let entry = export_index(c, Some(&iface), "run")?;
+                Ok(Indices { device: Vec::new(), entry, wasi, command: true })
+            }
+            None => wasmtime::bail!("the app exports neither `run` (world weft:devices/app) nor wasi:cli/run (a WASI command)"),
+        }
     }
 }
 
@@ -884,17 +921,52 @@ fn socket_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices) -> Result<Soc
     })
 }
 
+type Configure = TypedFunc<(String, Vec<(String, String)>), (Result<(), String>,)>;
+
+enum Entry {
+    /// `weft:devices/app`: `run(args) -> u8`.
+    Weft(TypedFunc<(Vec<String>,), (u8,)>),
+    /// A WASI command: `wasi:cli/run.run() -> result`.
+    Command(TypedFunc<(), (Result<(), ()>,)>),
+}
+
 /// The app instance of a linked unikernel.
 pub struct App {
-    run: TypedFunc<(Vec<String>,), (u8,)>,
+    entry: Entry,
+    /// The composed `wasi` component's configure, when the app uses WASI.
+    wasi: Option<Configure>,
+    program: String,
     who: usize,
 }
 
 impl App {
     /// Runs the app to completion. On error, `store.data().failure()` names
-    /// the component that failed and how.
+    /// the component that failed and how. A call to `weft:devices/exit`
+    /// (WASI's `exit`) ends the run with its code, like a return from `run`.
     pub fn run(&self, store: &mut Store<Host>, args: Vec<String>) -> Result<u8> {
         let mut cx = store.as_context_mut();
-        Ok(call(&mut cx, self.who, self.run, (args,))?.0)
+        let result = self.start(&mut cx, args);
+        match result {
+            Err(e) if e.downcast_ref::<Exited>().is_some() => Ok(e.downcast_ref::<Exited>().map_or(1, |x| x.0)),
+            other => other,
+        }
+    }
+
+    fn start(&self, cx: &mut StoreContextMut<'_, Host>, args: Vec<String>) -> Result<u8> {
+        if let Some(configure) = self.wasi {
+            // WASI programs see a program name first, as on a POSIX host.
+            let mut config = alloc::vec![("arg".to_string(), self.program.clone())];
+            config.extend(args.iter().map(|a| ("arg".to_string(), a.clone())));
+            if let Err(message) = call(cx, self.who, configure, ("wasi".into(), config))?.0 {
+                wasmtime::bail!("the wasi component rejected its configuration: {message}");
+            }
+        }
+        match self.entry {
+            Entry::Weft(run) => Ok(call(cx, self.who, run, (args,))?.0),
+            Entry::Command(run) => Ok(match call(cx, self.who, run, ())?.0 {
+                Ok(()) => 0,
+                Err(()) => 1,
+            }),
+        }
     }
 }

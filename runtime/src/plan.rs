@@ -13,6 +13,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use crate::cache::{hex, sha256, Cache, Origin};
+use crate::compose;
 use crate::engine::Target;
 use crate::link::{Device, Filter, Stack, Wiring};
 use crate::manifest::{Backend, DeviceSpec, FilterSpec, Kind, Manifest, Problems, Report, Source};
@@ -35,6 +36,17 @@ pub struct Resolved {
     pub size: usize,
     pub component: Component,
     pub origin: Origin,
+    /// The app only: the components composed into it (`wasi`), whose
+    /// exports satisfy some of its imports. `component` is the composition.
+    pub parts: Vec<Part>,
+}
+
+/// A component composed into the app.
+pub struct Part {
+    pub name: String,
+    pub source: Source,
+    pub sha256: [u8; 32],
+    pub size: usize,
 }
 
 /// A manifest with all components compiled and checked.
@@ -53,7 +65,7 @@ impl Plan {
     pub fn build(manifest: Manifest, loader: &dyn Loader, engine: &Engine, cache: &Cache) -> Result<Plan, Problems> {
         let src = std::fs::read_to_string(&manifest.path).unwrap_or_default();
         let mut r = Report::new(&manifest.path, &src);
-        let app = resolve(&mut r, loader, engine, cache, &manifest.app.component, manifest.app.line, "app.component");
+        let app = resolve_app(&mut r, loader, engine, cache, &manifest);
         if let Some(app) = &app {
             check_app(&mut r, &manifest, app, engine);
         }
@@ -182,6 +194,16 @@ impl Plan {
                 Source::File(p) => p.display().to_string(),
             };
             let _ = writeln!(out, "  {:<12} sha256:{}  {:>9}  {from}", c.name, &hex(&c.sha256)[..16], format_size_approx(c.size as u64));
+            for p in &c.parts {
+                let _ = writeln!(
+                    out,
+                    "  {:<12} sha256:{}  {:>9}  shipped, composed into {}",
+                    p.name,
+                    &hex(&p.sha256)[..16],
+                    format_size_approx(p.size as u64),
+                    c.name
+                );
+            }
         }
         let _ = writeln!(out, "creates   {}", if creates.is_empty() { "nothing".to_string() } else { creates.join(", ") });
         let timeout = m.limits.timeout.map_or("none".to_string(), |t| format_duration(t as i64));
@@ -268,6 +290,96 @@ fn display_name(s: &Source) -> String {
 }
 
 fn resolve(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cache, s: &Source, line: usize, key: &str) -> Option<Resolved> {
+    let bytes = read(r, loader, s, line, key)?;
+    match cache.load(engine, Target::Native, &bytes) {
+        Ok((component, origin)) => Some(Resolved {
+            name: display_name(s),
+            source: s.clone(),
+            sha256: sha256(&bytes),
+            size: bytes.len(),
+            component,
+            origin,
+            parts: Vec::new(),
+        }),
+        Err(e) => {
+            r.at_line(line, key, format!("{s} is not a valid component: {e:#}"));
+            None
+        }
+    }
+}
+
+/// The components an app is composed with, from its imports: `wasi` when it
+/// imports any `wasi:*` interface.
+fn providers_for(imports: &[String]) -> Vec<&'static str> {
+    if compose::wants_wasi(imports) { vec!["wasi"] } else { Vec::new() }
+}
+
+/// The app's bytes as the linker sees them: composed with its providers.
+/// (`weft build` precompiles these for the kernel.)
+pub fn app_bytes(loader: &dyn Loader, app: &Source) -> Result<Vec<u8>, String> {
+    let bytes = match app {
+        Source::Shipped(n) => loader.shipped(n).ok_or_else(|| format!("no shipped component {n}"))?.to_vec(),
+        Source::File(p) => loader.read(p).map_err(|e| format!("{}: {e}", p.display()))?,
+    };
+    let imports = compose::imports(&bytes).unwrap_or_default();
+    let names = providers_for(&imports);
+    if names.is_empty() {
+        return Ok(bytes);
+    }
+    let provided: Vec<(&str, &[u8])> =
+        names.iter().map(|n| (*n, loader.shipped(n).unwrap_or_default())).collect();
+    let providers: Vec<compose::Provider<'_>> =
+        provided.iter().map(|(name, bytes)| compose::Provider { name, bytes }).collect();
+    compose::compose(&bytes, &providers).map_err(|e| e.to_string())
+}
+
+fn resolve_app(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cache, m: &Manifest) -> Option<Resolved> {
+    let (s, line, key) = (&m.app.component, m.app.line, "app.component");
+    let bytes = read(r, loader, s, line, key)?;
+    let imports = compose::imports(&bytes).unwrap_or_default();
+    let names = providers_for(&imports);
+    if names.is_empty() {
+        return resolve(r, loader, engine, cache, s, line, key);
+    }
+    let mut parts = Vec::new();
+    let mut provided: Vec<(&str, &[u8])> = Vec::new();
+    for name in names {
+        let Some(b) = loader.shipped(name) else {
+            r.at_line(line, key, format!("{} imports WASI, but this weft was built without the `{name}` component", display_name(s)));
+            return None;
+        };
+        parts.push(Part { name: name.into(), source: Source::Shipped(name.into()), sha256: sha256(b), size: b.len() });
+        provided.push((name, b));
+    }
+    let inputs: Vec<&[u8]> = core::iter::once(bytes.as_slice()).chain(provided.iter().map(|(_, b)| *b)).collect();
+    let composed = cache.load_composed(engine, Target::Native, &inputs, || {
+        let providers: Vec<compose::Provider<'_>> =
+            provided.iter().map(|(name, bytes)| compose::Provider { name, bytes }).collect();
+        compose::compose(&bytes, &providers).map_err(wasmtime::Error::new)
+    });
+    match composed {
+        Ok((component, origin)) => Some(Resolved {
+            name: display_name(s),
+            source: s.clone(),
+            sha256: sha256(&bytes),
+            size: bytes.len(),
+            component,
+            origin,
+            parts,
+        }),
+        Err(e) => {
+            let fix = match e.downcast_ref::<compose::ComposeError>() {
+                Some(compose::ComposeError::Unprovided(_)) => "; weft's `wasi` component provides wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem and wasi:sockets, any version 0.2.0-0.2.12: build the app without the others",
+                _ => "",
+            };
+            r.at_line(line, key, format!("{} {e:#}{fix}", display_name(s)));
+            None
+        }
+    }
+}
+
+/// Reads a component's bytes and checks it is a component at all.
+fn read(r: &mut Report, loader: &dyn Loader, s: &Source, line: usize, key: &str) -> Option<Vec<u8>> {
     let bytes = match s {
         Source::Shipped(name) => match loader.shipped(name) {
             Some(b) => b.to_vec(),
@@ -294,20 +406,7 @@ fn resolve(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cache, 
         r.at_line(line, key, format!("{s} is a core wasm module, not a component; build it for wasm32-wasip2 or wrap it with `wasm-tools component new`"));
         return None;
     }
-    match cache.load(engine, Target::Native, &bytes) {
-        Ok((component, origin)) => Some(Resolved {
-            name: display_name(s),
-            source: s.clone(),
-            sha256: sha256(&bytes),
-            size: bytes.len(),
-            component,
-            origin,
-        }),
-        Err(e) => {
-            r.at_line(line, key, format!("{s} is not a valid component: {e:#}"));
-            None
-        }
-    }
+    Some(bytes)
 }
 
 /// The weft interface an import/export names (`block`, `types`…), if any.
@@ -361,9 +460,15 @@ fn check_app(r: &mut Report, m: &Manifest, app: &Resolved, engine: &Engine) {
             ),
         );
     }
-    let runs = ty.exports(engine).any(|(n, item)| n == "run" && matches!(item.ty, ComponentItem::ComponentFunc(_)));
+    let runs = ty.exports(engine).any(|(n, item)| {
+        (n == "run" && matches!(item.ty, ComponentItem::ComponentFunc(_))) || n.starts_with(names::WASI_RUN_PREFIX)
+    });
     if !runs {
-        r.at_line(m.app.line, "app.component", format!("{} does not export `run`; an app targets the world weft:devices/app", app.name));
+        r.at_line(
+            m.app.line,
+            "app.component",
+            format!("{} exports neither `run` nor wasi:cli/run; an app targets the world weft:devices/app (or is a WASI 0.2 command)", app.name),
+        );
     }
 }
 
