@@ -11,7 +11,7 @@ use crate::exports::wasi::cli::{
     environment, exit, stderr, stdin, stdout, terminal_stderr, terminal_stdin, terminal_stdout,
 };
 use crate::exports::wasi::io::streams::{InputStream, OutputStream};
-use crate::streams::{self, Output};
+use crate::streams;
 use crate::weft::devices::exit as weft_exit;
 use crate::{WasiOnWeft, with_setup};
 
@@ -63,14 +63,14 @@ impl stdin::Guest for WasiOnWeft {
 
 impl stdout::Guest for WasiOnWeft {
     fn get_stdout() -> OutputStream {
-        streams::output(Output::Stdout)
+        streams::console()
     }
 }
 
 impl stderr::Guest for WasiOnWeft {
     /// The console is the one stream for humans; errors go there too.
     fn get_stderr() -> OutputStream {
-        streams::output(Output::Stderr)
+        streams::console()
     }
 }
 

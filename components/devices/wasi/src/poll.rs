@@ -139,6 +139,14 @@ mod tests {
     }
 
     #[test]
+    fn a_due_timer_is_reported_beside_an_always_ready_stream() {
+        // An event loop that polls [stdout, timer] must see the timer fire.
+        let set = [Now, At(10)];
+        assert!(needs_clock(&set));
+        assert_eq!(ready_indices(&set, 10), [0, 1]);
+    }
+
+    #[test]
     fn empty_set_waits_forever() {
         assert!(ready_indices(&[], 5).is_empty());
         assert_eq!(wake_at(&[]), FOREVER);

@@ -78,15 +78,9 @@ impl GuestInputStream for InputStream {
     }
 }
 
-/// Which standard stream an output stream is; both go to the console.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Output {
-    Stdout,
-    Stderr,
-}
-
+/// An output stream onto the console: stdout and stderr are both this.
 pub struct OutputStream {
-    pub which: Output,
+    _console: (),
 }
 
 impl OutputStream {
@@ -167,9 +161,9 @@ impl StreamsGuest for WasiOnWeft {
     type OutputStream = OutputStream;
 }
 
-/// A new output stream handle for `which`.
-pub fn output(which: Output) -> crate::exports::wasi::io::streams::OutputStream {
-    crate::exports::wasi::io::streams::OutputStream::new(OutputStream { which })
+/// A new output stream handle onto the console.
+pub fn console() -> crate::exports::wasi::io::streams::OutputStream {
+    crate::exports::wasi::io::streams::OutputStream::new(OutputStream { _console: () })
 }
 
 /// A new stdin handle.
