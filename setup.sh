@@ -3,6 +3,8 @@
 # unikernel end to end. Safe to run again: each step checks before it acts.
 #   ./setup.sh            set up, build, run examples/hello
 #   ./setup.sh --deps     only install what is missing (used by test.sh)
+#   ./setup.sh --polyglot only the Rust toolchain and the Python, JavaScript
+#                         and C toolchains of components/polyglot/build.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,6 +23,14 @@ for t in wasm32-wasip2 x86_64-unknown-none; do
     rustup +"$toolchain" target add "$t"
   fi
 done
+
+# Toolchains for the polyglot apps: componentize-py (PyPI), componentize-qjs
+# (npm), clang + wasi-libc (Debian) and wit-bindgen-cli (crates.io), at the
+# versions components/polyglot pins. On a fresh machine the wit-bindgen-cli
+# build is the long part (a few minutes on 2 cores).
+. components/polyglot/toolchains.sh
+polyglot_install
+[ "${1:-}" = "--polyglot" ] && exit 0
 
 # Debian packages the tests and examples use (QEMU boots the bare-metal kernel).
 packages=(git qemu-system-x86 iproute2 iputils-ping curl)

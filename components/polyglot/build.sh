@@ -12,8 +12,7 @@
 # Every toolchain is checked first; when one is missing the script names
 # each missing piece and the command that installs it (./setup.sh --polyglot
 # installs them all). A component is rebuilt only when its sources, the WIT
-# or the toolchain version changed. Each finished component is checked to
-# import nothing but weft:devices interfaces.
+# or the toolchain version changed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -38,7 +37,7 @@ if [ -n "$problems" ]; then
     echo "error: polyglot toolchains missing, so these apps cannot be built:"
     printf '%s\n' "$problems" | awk -F'\t' '{print "  " $1 ": " $2}'
     echo "fix: ./setup.sh --polyglot   (installs all of them), or one by one:"
-    printf '%s\n' "$problems" | awk -F'\t' '{print "  " $3}' | sort -u
+    printf '%s\n' "$problems" | awk -F'\t' '!seen[$3]++ {print "  " $3}'
   } >&2
   exit 1
 fi
@@ -85,17 +84,6 @@ build_if_changed() {
 
 rel() { realpath --relative-to="$PWD" "$1"; }
 
-# Fails, naming them, if the component imports anything but weft:devices.
-imports_only_devices() {
-  local wasm=$1 foreign
-  foreign=$(wasm-tools component wit "$wasm" | sed -n '/^world root {/,/^}/s/^ *import \([^;]*\);/\1/p' | grep -v '^weft:devices/' || true)
-  if [ -n "$foreign" ]; then
-    echo "error: $(rel "$wasm") imports interfaces weft does not provide:" >&2
-    printf '  %s\n' $foreign >&2
-    return 1
-  fi
-}
-
 build_python() {
   local dir=$here/python/hello wit=$out/wit-hello dest=$root/examples/hello-python/hello.wasm
   stage_wit "$here/wit/hello.wit" "$wit"
@@ -104,7 +92,6 @@ build_python() {
   # devices directly; stock-WASI Python waits for the `wasi` component.
   build_python_now() {
     (cd "$dir" && componentize-py -d "$wit" -w hello componentize --stub-wasi app -o "$dest.tmp" >/dev/null)
-    imports_only_devices "$dest.tmp"
     mv "$dest.tmp" "$dest"
   }
   build_if_changed "$dest" "$(stamp_of "componentize-py $(polyglot_python_version)" "$dir" "$wit")" python build_python_now
@@ -116,7 +103,6 @@ build_python() {
 componentize_js() {
   local wit=$1 world=$2 js=$3 dest=$4
   (cd "$here/js" && node_modules/.bin/componentize-qjs --wit "$wit" -n "$world" --js "$js" --sync --stub-wasi -o "$dest.tmp" >/dev/null)
-  imports_only_devices "$dest.tmp"
   mv "$dest.tmp" "$dest"
 }
 
@@ -136,21 +122,22 @@ build_c() {
   build_c_now() {
     rm -rf "$gen"
     mkdir -p "$gen"
-    # Bindings for the world weft:devices/app itself: wasm-ld keeps only the
-    # imports the code calls, and `component new` only those interfaces.
+    # Bindings for the world weft:devices/app itself (not the narrowed one
+    # the Python and JS apps need): the linker keeps only what the code calls.
     local log
     log=$(wit-bindgen c "$root/wit" -w app --out-dir "$gen" 2>&1) || { echo "$log" >&2; return 1; }
     # A reactor (no `main`, no `_start`): weft calls the `run` export.
+    # wasm-component-ld links (with Debian's wasm-ld, which clang names for
+    # it) and makes the module a component importing only the interfaces
+    # the code calls.
     # --strip-debug drops wasi-libc's DWARF and keeps the name section for
     # backtraces.
     "clang-$LLVM_VERSION" --target=wasm32-wasi --sysroot="$WASI_SYSROOT" -mexec-model=reactor \
-      -O2 -Wall -Wextra -Werror -Wl,--strip-debug -I "$gen" \
-      -o "$gen/core.wasm" "$dir/hello.c" "$gen/app.c" "$gen/app_component_type.o"
-    wasm-tools component new "$gen/core.wasm" -o "$dest.tmp"
-    imports_only_devices "$dest.tmp"
+      -fuse-ld="$(polyglot_component_ld)" -O2 -Wall -Wextra -Werror -Wl,--strip-debug -I "$gen" \
+      -o "$dest.tmp" "$dir/hello.c" "$gen/app.c" "$gen/app_component_type.o"
     mv "$dest.tmp" "$dest"
   }
-  build_if_changed "$dest" "$(stamp_of "wit-bindgen $WIT_BINDGEN_VERSION wasm-tools $WASM_TOOLS_VERSION $(clang-$LLVM_VERSION --version | head -n1)" "$dir" "$root/wit")" c build_c_now
+  build_if_changed "$dest" "$(stamp_of "wit-bindgen $WIT_BINDGEN_VERSION $(clang-$LLVM_VERSION --version | head -n1) $(polyglot_component_ld)" "$dir" "$root/wit")" c build_c_now
 }
 
 t0=$SECONDS

@@ -6,7 +6,8 @@
 #   python  componentize-py       pinned in python/requirements.txt
 #   js      componentize-qjs      pinned in js/package.json + js/package-lock.json
 #   c       clang, wasm-ld, compiler-rt and wasi-libc for wasm32 (Debian),
-#           wit-bindgen-cli and wasm-tools (crates.io), pinned below
+#           wit-bindgen-cli (crates.io, pinned below), and the Rust
+#           toolchain's own wasm-component-ld as clang's linker
 # The Python and JS apps need nothing else: each package carries its
 # interpreter compiled to wasm.
 
@@ -15,11 +16,10 @@ POLYGLOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # wit-bindgen-cli at the same version as the wit-bindgen crate the Rust guests
 # use (components/Cargo.toml), so C and Rust bindings come from one generator.
 WIT_BINDGEN_VERSION=0.61.1
-WASM_TOOLS_VERSION=1.263.0
-# Only the `c` generator / the `component` subcommands: the full default
-# feature sets take twice as long to build.
-WIT_BINDGEN_INSTALL="cargo install --locked wit-bindgen-cli@$WIT_BINDGEN_VERSION --no-default-features --features c"
-WASM_TOOLS_INSTALL="cargo install --locked wasm-tools@$WASM_TOOLS_VERSION --no-default-features --features component"
+# Only the `c` generator, and unoptimized: the binary generates bindings for a
+# few WIT files in a blink either way, and the full feature set built with
+# optimizations takes several times as long to install.
+WIT_BINDGEN_INSTALL="cargo install --locked --debug wit-bindgen-cli@$WIT_BINDGEN_VERSION --no-default-features --features c"
 # Debian bookworm: clang 19 with the wasm32 compiler-rt, and wasi-libc (a 2022
 # wasip1 snapshot: the C hello uses only its allocator and string code, none
 # of which imports WASI).
@@ -29,11 +29,23 @@ WASI_SYSROOT=/usr # headers in /usr/include/wasm32-wasi, libc in /usr/lib/wasm32
 
 POLYGLOT_LANGS=(python js c)
 
+# clang links the C apps with wasm-component-ld, the linker rustc uses for
+# wasm32-wasip2: wasm-ld, then the core module made a component. It ships with
+# the pinned Rust toolchain (rust-toolchain.toml), so nothing installs it.
+polyglot_component_ld() {
+  local sysroot host
+  sysroot=$(cd "$POLYGLOT_DIR" && rustc --print sysroot 2>/dev/null) || return 0
+  host=$(cd "$POLYGLOT_DIR" && rustc -vV | sed -n 's/^host: //p')
+  echo "$sysroot/lib/rustlib/$host/bin/wasm-component-ld"
+}
+
 polyglot_python_version() { sed -n 's/^componentize-py==//p' "$POLYGLOT_DIR/python/requirements.txt"; }
 polyglot_js_version() { sed -n 's/^ *"componentize-qjs": *"\([^"]*\)".*/\1/p' "$POLYGLOT_DIR/js/package.json"; }
 
 # The version of a tool that prints "<name> <version>" first, or nothing.
-_version_of() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | head -n1 | awk '{print $2}'; }
+_version_of() {
+  if command -v "$1" >/dev/null 2>&1; then "$1" --version 2>/dev/null | awk 'NR == 1 {print $2}' || true; fi
+}
 
 _apt_missing() {
   local p
@@ -46,7 +58,7 @@ _apt_missing() {
 # (default: all) as "<lang>\t<what is wrong>\t<command that fixes it>";
 # prints nothing when everything is in place.
 polyglot_problems() {
-  local langs=("$@") lang have want missing
+  local langs=("$@") lang have want missing ld
   [ ${#langs[@]} -gt 0 ] || langs=("${POLYGLOT_LANGS[@]}")
   for lang in "${langs[@]}"; do
     case $lang in
@@ -82,9 +94,11 @@ polyglot_problems() {
         if [ "$have" != "$WIT_BINDGEN_VERSION" ]; then
           printf 'c\twit-bindgen-cli %s is needed, found %s\t%s\n' "$WIT_BINDGEN_VERSION" "${have:-none}" "$WIT_BINDGEN_INSTALL"
         fi
-        have=$(_version_of wasm-tools)
-        if [ "$have" != "$WASM_TOOLS_VERSION" ]; then
-          printf 'c\twasm-tools %s is needed, found %s\t%s\n' "$WASM_TOOLS_VERSION" "${have:-none}" "$WASM_TOOLS_INSTALL"
+        ld=$(polyglot_component_ld)
+        if [ -z "$ld" ]; then
+          printf "c\trustc not found (clang links with the Rust toolchain's wasm-component-ld)\t./setup.sh --deps\n"
+        elif [ ! -x "$ld" ]; then
+          printf 'c\twasm-component-ld is not in the Rust toolchain (%s)\t./setup.sh --deps\n' "$ld"
         fi
         ;;
       *)
@@ -113,7 +127,7 @@ polyglot_install() {
   if [ "$(_version_of componentize-py)" != "$(polyglot_python_version)" ]; then
     t0=$SECONDS
     echo "==> polyglot: pip install -r components/polyglot/python/requirements.txt" >&2
-    python3 -m pip install -q --disable-pip-version-check -r "$POLYGLOT_DIR/python/requirements.txt"
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r "$POLYGLOT_DIR/python/requirements.txt"
     command -v pyenv >/dev/null && pyenv rehash
     echo "    took $((SECONDS - t0)) s" >&2
   fi
@@ -127,12 +141,6 @@ polyglot_install() {
     t0=$SECONDS
     echo "==> polyglot: $WIT_BINDGEN_INSTALL (a few minutes on 2 cores)" >&2
     $WIT_BINDGEN_INSTALL
-    echo "    took $((SECONDS - t0)) s" >&2
-  fi
-  if [ "$(_version_of wasm-tools)" != "$WASM_TOOLS_VERSION" ]; then
-    t0=$SECONDS
-    echo "==> polyglot: $WASM_TOOLS_INSTALL (a few minutes on 2 cores)" >&2
-    $WASM_TOOLS_INSTALL
     echo "    took $((SECONDS - t0)) s" >&2
   fi
   t=$(polyglot_problems)

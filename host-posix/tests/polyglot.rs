@@ -1,0 +1,171 @@
+//! The polyglot hellos — Python (componentize-py), JavaScript
+//! (componentize-qjs) and C (clang + `wit-bindgen c`) — run through the
+//! `weft` binary and print what the Rust hello prints. Their components are
+//! built by `components/polyglot/build.sh` (test.sh runs it first); a missing
+//! one fails its test with the command that builds it.
+
+mod common;
+use common::*;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const INVALID: i32 = 2;
+
+/// A built polyglot component, or a failure saying how to build it.
+fn built(path: &str) -> PathBuf {
+    let p = root().join(path);
+    assert!(
+        p.is_file(),
+        "{path} is missing: run components/polyglot/build.sh to build the polyglot components \
+         (./setup.sh --polyglot installs the toolchains it needs; test.sh does both)"
+    );
+    p
+}
+
+/// A scratch copy of `examples/hello-<lang>` with its built component.
+fn hello_example(lang: &str) -> PathBuf {
+    built(&format!("examples/hello-{lang}/hello.wasm"));
+    example(&format!("hello-{lang}"))
+}
+
+/// The four lines hello prints, checked for shape and plausibility: the
+/// greeting, a wall clock near the host's, a monotonic reading from this run,
+/// 8 random bytes in hex. Returns the random bytes.
+fn check_hello_output(lang: &str, r: &Run) -> String {
+    r.ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{lang}: expected 4 lines\n{}", r.stdout);
+    assert_eq!(lines[0], "Hello from weft!", "{lang}");
+
+    let wall = lines[1].strip_prefix("wall clock: ").unwrap_or_else(|| panic!("{lang}: {}", lines[1]));
+    let secs = parse_rfc3339_utc(wall).unwrap_or_else(|| panic!("{lang}: not RFC 3339 UTC with ms: {wall:?}"));
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    // The run ends before `now`, and a cold compile takes well under 10 min.
+    assert!((now - 600..=now + 1).contains(&secs), "{lang}: wall clock {wall} is not now ({now})");
+
+    let mono = lines[2]
+        .strip_prefix("monotonic: ")
+        .and_then(|s| s.strip_suffix(" ns"))
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("{lang}: {}", lines[2]));
+    // Nanoseconds since the unikernel started: this run, so under a minute.
+    assert!(mono < 60_000_000_000, "{lang}: monotonic {mono} ns");
+
+    let random = lines[3].strip_prefix("random: ").unwrap_or_else(|| panic!("{lang}: {}", lines[3]));
+    assert_eq!(random.len(), 16, "{lang}: 8 bytes in hex: {random:?}");
+    assert!(random.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')), "{lang}: {random:?}");
+    random.to_string()
+}
+
+/// `2026-11-26T21:41:57.767Z` → seconds since the epoch.
+fn parse_rfc3339_utc(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    num(20..23)?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + min * 60 + sec)
+}
+
+/// Each language's hello prints the Rust hello's four lines, and two runs
+/// draw different random bytes from the OS source through `random`.
+fn hello_like_rust(lang: &str) {
+    let dir = hello_example(lang);
+    let first = check_hello_output(lang, &run(&dir));
+    let again = check_hello_output(lang, &run(&dir));
+    assert_ne!(first, again, "{lang}: two runs printed the same random bytes");
+}
+
+#[test]
+fn python_hello_prints_like_the_rust_hello() {
+    hello_like_rust("python");
+}
+
+#[test]
+fn js_hello_prints_like_the_rust_hello() {
+    hello_like_rust("js");
+}
+
+#[test]
+fn c_hello_prints_like_the_rust_hello() {
+    hello_like_rust("c");
+}
+
+#[test]
+fn the_rust_hello_has_the_shape_the_polyglot_tests_check() {
+    // The reference: if the Rust hello's output changes, the polyglot hellos
+    // (and these checks) must follow.
+    check_hello_output("rust", &run(&example("hello")));
+}
+
+#[test]
+fn polyglot_hellos_import_only_the_devices_they_use() {
+    // `weft check` resolves every import against the manifest; a WASI import
+    // (a toolchain that did not stub it) or an unused `block`/`sockets`
+    // import would make it fail. The devices listed are the app's own.
+    for lang in ["python", "js", "c"] {
+        let dir = hello_example(lang);
+        let r = weft(&["check", dir.to_str().unwrap()]);
+        r.ok().stdout_has("console   console  app -> stdio").stdout_has("random    random   app -> os");
+        assert!(!r.stdout.contains("block"), "{lang}: {}", r.stdout);
+    }
+}
+
+#[test]
+fn a_js_component_for_the_wrong_world_names_the_app_world() {
+    // componentize-qjs built it from components/polyglot/js/wrong-world: it
+    // exports `greet` instead of `run`.
+    let wasm = built("target/polyglot/wrong-world-js.wasm");
+    let dir = manifest("polyglot-wrong-world", "[app]\ncomponent = \"greeter.wasm\"\n");
+    std::fs::copy(&wasm, dir.join("greeter.wasm")).unwrap();
+    let t = std::time::Instant::now();
+    let r = run(&dir);
+    // The message names the component, the missing export and the world
+    // (its wording around them may grow, e.g. for WASI commands).
+    r.code(INVALID)
+        .stderr_has("weft.toml:1: `app.component`: greeter ")
+        .stderr_has("`run`")
+        .stderr_has("an app targets the world weft:devices/app");
+    assert!(r.stdout.is_empty(), "nothing ran: {}", r.stdout);
+    // Refused when the plan is checked, but the check compiles the component
+    // first (1.6 MB of QuickJS): allow for a cold compile on a loaded machine.
+    assert!(t.elapsed() < Duration::from_secs(120));
+}
+
+#[test]
+fn the_polyglot_wit_world_stays_a_subset_of_the_app_world() {
+    // components/polyglot/wit/hello.wit narrows weft:devices/app for the
+    // dynamic-binding toolchains; every import it names must be one the app
+    // world has, with the same `run` export.
+    let hello = std::fs::read_to_string(root().join("components/polyglot/wit/hello.wit")).unwrap();
+    let worlds = std::fs::read_to_string(root().join("wit/worlds.wit")).unwrap();
+    let app = world_body(&worlds, "app");
+    for line in world_body(&hello, "hello").lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")) {
+        let local = line.replace("weft:devices/", "").replace("@0.1.0", "");
+        assert!(app.lines().any(|l| l.trim() == local), "`{line}` is not in world app:\n{app}");
+    }
+}
+
+fn world_body<'a>(wit: &'a str, world: &str) -> &'a str {
+    let start = wit.find(&format!("world {world} {{")).unwrap_or_else(|| panic!("no world {world}"));
+    let body = &wit[start..];
+    let end = body.find("\n}").unwrap();
+    &body[body.find('{').unwrap() + 1..end]
+}
