@@ -1,6 +1,7 @@
 //! x86_64 bits: port I/O, cpuid, the IDT (exceptions end the run with a
-//! message; IRQ 0 drives the clock and wasmtime's epoch), the 8259 PIC and
-//! the PIT, and `isa-debug-exit`.
+//! message; IRQ 0 drives the clock and wasmtime's epoch; device interrupts
+//! only wake `hlt`), the 8259 PIC, the second IOAPIC (microvm's virtio-mmio
+//! lines), the PIT, and `isa-debug-exit`.
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -94,7 +95,11 @@ unsafe extern "C" {
     fn irq_other_master();
     fn irq_other_slave();
     fn irq_spurious();
+    fn irq_ioapic();
 }
+
+/// The vector IOAPIC-routed device interrupts use.
+pub const IOAPIC_VECTOR: u8 = 0x50;
 
 fn gate(handler: u64) -> Gate {
     // Present, DPL 0, 64-bit interrupt gate, selector 0x08.
@@ -131,6 +136,7 @@ pub fn init_interrupts() {
         for g in &mut idt[48..] {
             *g = gate(irq_spurious as *const () as u64);
         }
+        idt[IOAPIC_VECTOR as usize] = gate(irq_ioapic as *const () as u64);
         let ptr = IdtPtr { limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16, base: idt.as_ptr() as u64 };
         asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack));
     }
@@ -152,10 +158,91 @@ pub fn init_interrupts() {
     unsafe { asm!("sti", options(nomem, nostack)) }
 }
 
-/// Sleeps until the next interrupt.
+/// Sleeps until the next interrupt. With interrupts disabled before (see
+/// `cli`), one that became pending meanwhile still ends the `hlt`: `sti`
+/// takes effect after the next instruction.
 pub fn halt() {
     // SAFETY: interrupts are enabled, so `hlt` returns at the next tick.
     unsafe { asm!("sti; hlt", options(nomem, nostack)) }
+}
+
+/// Disables interrupts (until `halt` or `sti`).
+pub fn cli() {
+    // SAFETY: only delays interrupts; every caller re-enables them.
+    unsafe { asm!("cli", options(nomem, nostack)) }
+}
+
+pub fn sti() {
+    // SAFETY: the IDT is in place.
+    unsafe { asm!("sti", options(nomem, nostack)) }
+}
+
+/// Unmasks one 8259 line (a device's INTx). Its handler masks it again
+/// (`irq_eoi`): the line is level-triggered and stays asserted until the
+/// driver acknowledges the device, which happens outside the handler.
+pub fn pic_unmask(line: u8) {
+    let (port, bit) = if line < 8 { (0x21, line) } else { (0xA1, line - 8) };
+    outb(port, inb(port) & !(1 << bit));
+    if line >= 8 {
+        outb(0x21, inb(0x21) & !(1 << 2)); // the cascade
+    }
+}
+
+const IOAPIC2: usize = 0xFEC1_0000;
+
+fn ioapic2_read(reg: u32) -> u32 {
+    // SAFETY: the IOAPIC's MMIO page is identity-mapped; select, then read.
+    unsafe {
+        core::ptr::write_volatile(IOAPIC2 as *mut u32, reg);
+        core::ptr::read_volatile((IOAPIC2 + 0x10) as *const u32)
+    }
+}
+
+fn ioapic2_write(reg: u32, v: u32) {
+    // SAFETY: as `ioapic2_read`.
+    unsafe {
+        core::ptr::write_volatile(IOAPIC2 as *mut u32, reg);
+        core::ptr::write_volatile((IOAPIC2 + 0x10) as *mut u32, v);
+    }
+}
+
+/// Whether the second IOAPIC (0xFEC1_0000, GSI 24..48; microvm with ACPI)
+/// answers: its version register reads as neither 0 nor all ones.
+pub fn ioapic2_present() -> bool {
+    let v = ioapic2_read(1);
+    v != 0 && v != u32::MAX
+}
+
+/// IOAPIC pins whose interrupt `irq_ioapic` masks (one bit per pin).
+static IOAPIC2_PINS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+const MASKED: u32 = 1 << 16;
+
+/// Routes pin `pin` of the second IOAPIC to `IOAPIC_VECTOR` on this CPU
+/// (level-triggered, active high, as virtio-mmio's line), masked until
+/// `ioapic2_unmask`.
+pub fn ioapic2_route(pin: u8) {
+    IOAPIC2_PINS.fetch_or(1 << pin, Ordering::Relaxed);
+    ioapic2_write(0x11 + 2 * u32::from(pin), 0); // destination: APIC ID 0
+    ioapic2_write(0x10 + 2 * u32::from(pin), u32::from(IOAPIC_VECTOR) | (1 << 15) | MASKED);
+}
+
+pub fn ioapic2_unmask(pin: u8) {
+    ioapic2_write(0x10 + 2 * u32::from(pin), u32::from(IOAPIC_VECTOR) | (1 << 15));
+}
+
+/// The IOAPIC interrupt: mask every routed pin (the driver acknowledges the
+/// device and unmasks it before it next sleeps), then EOI the local APIC.
+#[unsafe(no_mangle)]
+extern "C" fn ioapic_irq() {
+    let pins = IOAPIC2_PINS.load(Ordering::Relaxed);
+    for pin in 0..32u32 {
+        if pins & (1 << pin) != 0 {
+            ioapic2_write(0x10 + 2 * pin, u32::from(IOAPIC_VECTOR) | (1 << 15) | MASKED);
+        }
+    }
+    // SAFETY: the LAPIC's EOI register, identity-mapped.
+    unsafe { core::ptr::write_volatile(0xFEE0_00B0 as *mut u32, 0) }
 }
 
 #[unsafe(no_mangle)]
@@ -165,8 +252,18 @@ extern "C" fn timer_tick() {
     outb(0x20, 0x20);
 }
 
+/// Any 8259 line but the timer: mask the line in service (a level-triggered
+/// device line would fire again right after the EOI; the driver unmasks it
+/// once it has acknowledged the device), then EOI.
 #[unsafe(no_mangle)]
 extern "C" fn irq_eoi(slave: u64) {
+    let (cmd, data) = if slave != 0 { (0xA0, 0xA1) } else { (0x20, 0x21) };
+    outb(cmd, 0x0B); // OCW3: read the in-service register
+    let isr = inb(cmd);
+    outb(cmd, 0x0A); // back to the request register
+    // The cascade line (2) on the master stays open for the slave.
+    let isr = if slave == 0 { isr & !(1 << 2) } else { isr };
+    outb(data, inb(data) | isr);
     if slave != 0 {
         outb(0xA0, 0x20);
     }
@@ -227,6 +324,14 @@ irq_timer:
 
     .global irq_spurious
 irq_spurious:
+    iretq
+
+    .global irq_ioapic
+irq_ioapic:
+    SAVE
+    cld
+    call ioapic_irq
+    RESTORE
     iretq
 
     .global irq_other_master

@@ -33,17 +33,25 @@ impl Clock for TscClock {
     }
 
     fn wait_until(&mut self, deadline: u64) {
-        // The 1 kHz timer wakes `hlt`; the last stretch spins for precision.
-        // A received frame ends the wait early (the caller re-checks its
-        // devices), as on Linux where the wait is a `ppoll` over TAP fds.
+        // The 1 kHz timer and the net devices' interrupts wake `hlt`; the
+        // last stretch spins for precision. A received frame ends the wait
+        // early (the caller re-checks its devices), as on Linux where the
+        // wait is a `ppoll` over TAP fds. Interrupts are off from the check
+        // to the `hlt`, so a frame arriving in between still wakes it.
         loop {
             let now = self.0.monotonic_now();
-            if now >= deadline || crate::net::rx_pending() {
+            if now >= deadline {
+                return;
+            }
+            arch::cli();
+            if crate::net::rx_pending() {
+                arch::sti();
                 return;
             }
             if deadline - now > 1_000_000 {
                 arch::halt();
             } else {
+                arch::sti();
                 core::hint::spin_loop();
             }
         }

@@ -11,7 +11,10 @@
 //! next call; `receive` takes what the device has put in the used ring and
 //! hands the buffer straight back. Every device registers itself so the
 //! clock's `wait-until` can return as soon as a frame is waiting
-//! ([`rx_pending`]), as `ppoll` over the TAP fds does on Linux.
+//! ([`rx_pending`]), as `ppoll` over the TAP fds does on Linux; its
+//! interrupt (INTx through the 8259 on q35, the second IOAPIC on microvm)
+//! wakes the `hlt` in between, so a frame is seen within microseconds, not at
+//! the next 1 ms timer tick.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -20,7 +23,8 @@ use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::{DeviceType, SomeTransport};
 use weft_runtime::devices::{ErrorCode, NetDevice, NetInfo};
 
-use crate::virtio::{IdentityHal, Machine, transports};
+use crate::arch;
+use crate::virtio::{IdentityHal, Irq, Machine, transports};
 
 /// Descriptors per ring (QEMU's default virtio-net queue size).
 const QUEUE: usize = 256;
@@ -37,18 +41,34 @@ struct Nic {
     tx: Vec<Option<Vec<u8>>>,
     /// Size of the virtio-net header that precedes every frame.
     header: usize,
+    irq: Irq,
 }
 
 /// Every device, for [`rx_pending`]. Leaked at discovery: they live as long
 /// as the kernel.
-static mut NICS: Vec<*const Nic> = Vec::new();
+static mut NICS: Vec<*mut Nic> = Vec::new();
 
 /// Whether any device has a received frame waiting (its used ring moved).
+/// Also re-arms each device's interrupt: acknowledges it at the device
+/// (which lowers the line) and unmasks the line the interrupt handler
+/// masked. Call it with interrupts disabled and `hlt` right after (see
+/// `arch::halt`), so a frame that arrives after the check still wakes it.
 pub fn rx_pending() -> bool {
+    let mut pending = false;
     // SAFETY: single-threaded; the pointers are leaked boxes that live
     // forever, and `wait-until` (the only caller) never runs inside a
-    // `NetDevice` call, so no `&mut Nic` is live meanwhile.
-    unsafe { (*core::ptr::addr_of!(NICS)).iter().any(|&n| (*n).raw.poll_receive().is_some()) }
+    // `NetDevice` call, so no other `&mut Nic` is live meanwhile.
+    for &n in unsafe { (*core::ptr::addr_of!(NICS)).iter() } {
+        let nic = unsafe { &mut *n };
+        nic.raw.ack_interrupt();
+        pending |= nic.raw.poll_receive().is_some();
+        match nic.irq {
+            Irq::Pic(line) => arch::pic_unmask(line),
+            Irq::IoApic2(pin) => arch::ioapic2_unmask(pin),
+            Irq::None => {}
+        }
+    }
+    pending
 }
 
 /// A virtio-net device.
@@ -66,7 +86,7 @@ unsafe impl Send for VirtioNet {}
 /// missing).
 pub fn devices(m: Machine) -> Vec<([u8; 6], VirtioNet)> {
     let mut out = Vec::new();
-    for t in transports(m, DeviceType::Network) {
+    for (t, irq) in transports(m, DeviceType::Network) {
         let Ok(raw) = VirtIONetRaw::<IdentityHal, _, QUEUE>::new(t) else { continue };
         let mut scratch = [0u8; 16];
         let Ok(header) = raw.fill_buffer_header(&mut scratch) else { continue };
@@ -76,7 +96,11 @@ pub fn devices(m: Machine) -> Vec<([u8; 6], VirtioNet)> {
             rx: (0..QUEUE).map(|_| None).collect(),
             tx: (0..QUEUE).map(|_| None).collect(),
             header,
+            irq,
         }));
+        if let Irq::IoApic2(pin) = irq {
+            arch::ioapic2_route(pin);
+        }
         for _ in 0..QUEUE {
             let mut buf = alloc::vec![0u8; RX_BUF].into_boxed_slice();
             // SAFETY: the buffer is kept in `nic.rx` untouched until the

@@ -70,8 +70,22 @@ pub fn machine() -> Machine {
     if id == 0x29C0_8086 { Machine::Q35 } else { Machine::Microvm }
 }
 
-/// Every virtio transport of device type `kind` on the machine.
-pub fn transports(m: Machine, kind: DeviceType) -> Vec<SomeTransport<'static>> {
+/// Where a device's interrupt arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Irq {
+    /// A legacy PCI INTx line through the 8259 (the interrupt line SeaBIOS
+    /// wrote into the function's config space; q35).
+    Pic(u8),
+    /// A pin of the second IOAPIC (microvm wires virtio-mmio slot `n` to
+    /// GSI 24 + n there).
+    IoApic2(u8),
+    /// Unknown: the device is polled on the timer tick.
+    None,
+}
+
+/// Every virtio transport of device type `kind` on the machine, with its
+/// interrupt.
+pub fn transports(m: Machine, kind: DeviceType) -> Vec<(SomeTransport<'static>, Irq)> {
     let mut out = Vec::new();
     match m {
         Machine::Q35 => {
@@ -84,8 +98,12 @@ pub fn transports(m: Machine, kind: DeviceType) -> Vec<SomeTransport<'static>> {
                 .collect();
             for f in found {
                 root.set_command(f, Command::IO_SPACE | Command::MEMORY_SPACE | Command::BUS_MASTER);
+                let cfg = ECAM + ((f.bus as usize) << 20 | (f.device as usize) << 15 | (f.function as usize) << 12);
+                // SAFETY: the function's config space in the ECAM window.
+                let (line, pin) = unsafe { (core::ptr::read_volatile((cfg + 0x3C) as *const u8), core::ptr::read_volatile((cfg + 0x3D) as *const u8)) };
+                let irq = if pin != 0 && line < 16 { Irq::Pic(line) } else { Irq::None };
                 if let Ok(t) = PciTransport::new::<IdentityHal, _>(&mut root, f) {
-                    out.push(t.into());
+                    out.push((t.into(), irq));
                 }
             }
         }
@@ -100,9 +118,10 @@ pub fn transports(m: Machine, kind: DeviceType) -> Vec<SomeTransport<'static>> {
                     continue;
                 }
                 let header = NonNull::new(base as *mut VirtIOHeader).unwrap();
+                let irq = if crate::arch::ioapic2_present() { Irq::IoApic2(i as u8) } else { Irq::None };
                 // SAFETY: a virtio-mmio slot, owned by this transport from now on.
                 if let Ok(t) = unsafe { MmioTransport::new(header, MMIO_SLOT) } {
-                    out.push(t.into());
+                    out.push((t.into(), irq));
                 }
             }
         }
@@ -123,7 +142,7 @@ unsafe impl Send for VirtioBlk {}
 /// Every virtio-blk drive, with its serial (`weft boot` sets it to the role).
 pub fn drives(m: Machine) -> Vec<(String, Box<VirtioBlk>)> {
     let mut out = Vec::new();
-    for t in transports(m, DeviceType::Block) {
+    for (t, _) in transports(m, DeviceType::Block) {
         let Ok(mut dev) = VirtIOBlk::<IdentityHal, _>::new(t) else { continue };
         let mut id = [0u8; 20];
         let serial = match dev.device_id(&mut id) {
