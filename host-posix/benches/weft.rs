@@ -2,7 +2,7 @@
 //! machine is shared and noisy: compare ratios, not absolute numbers).
 //!
 //!     cargo bench -p weft --bench weft            # all, prints a markdown table
-//!     cargo bench -p weft --bench weft -- calls   # one group: calls | kvstore | start | baremetal
+//!     cargo bench -p weft --bench weft -- calls   # one group: calls | kvstore | start | baremetal | baremetal-net
 //!
 //! Results and the command are recorded in docs/benchmarks.md.
 
@@ -263,6 +263,10 @@ fn main() {
     if want("baremetal") {
         baremetal();
     }
+    // Needs root (a network namespace with a TAP device): only when asked.
+    if filter.iter().any(|f| f == "baremetal-net") {
+        baremetal_net();
+    }
 }
 
 /// A bundle of `manifest` (a scratch folder) for the kernel, in a file.
@@ -374,4 +378,243 @@ fn loaded_bytes(elf: &[u8]) -> u64 {
         .filter(|&p| u32::from_le_bytes(elf[p..p + 4].try_into().unwrap()) == 1)
         .map(|p| u64_at(p + 0x20))
         .sum()
+}
+
+/// A network namespace with `tap0` at 10.0.0.1/24, removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("weft-bmbench-{}", std::process::id());
+        let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ip(&["-n", &name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+        ip(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
+        ip(&["-n", &name, "link", "set", "tap0", "up"]);
+        Netns(name)
+    }
+
+    /// `weft run|boot dir …` inside the namespace.
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .arg(root().join("target/release/weft"))
+            .args(args)
+            .env("WEFT_CACHE_DIR", root().join("target/bench-scratch/cache"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Kills `weft` and waits until tap0 is free (QEMU exits with `weft boot`).
+    fn stop(&self, mut child: std::process::Child) {
+        let _ = child.kill();
+        let _ = child.wait();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            let o = Command::new("ip").args(["-n", &self.0, "link", "show", "tap0"]).output().unwrap();
+            if String::from_utf8_lossy(&o.stdout).contains("NO-CARRIER") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `f` on a thread inside the namespace.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.0);
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let ns = std::fs::File::open(&path).unwrap();
+            // SAFETY: setns on this thread only, with a valid fd.
+            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {path}");
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Connects, retrying while the server boots.
+fn connect_retry(addr: &str) -> std::net::TcpStream {
+    let t = Instant::now();
+    loop {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(500)) {
+            s.set_nodelay(true).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            return s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "cannot connect to {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// MiB/s of `bytes` echoed (written in 64 KiB pieces while reading back).
+fn echo_throughput(addr: &str, bytes: usize) -> f64 {
+    use std::io::Write;
+    let s = connect_retry(addr);
+    let mut r = s.try_clone().unwrap();
+    let t = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let mut s = s;
+        let chunk = vec![0x5a; 64 << 10];
+        let mut sent = 0;
+        while sent < bytes {
+            let n = chunk.len().min(bytes - sent);
+            s.write_all(&chunk[..n]).unwrap();
+            sent += n;
+        }
+        s
+    });
+    let mut buf = vec![0; 64 << 10];
+    let mut got = 0;
+    while got < bytes {
+        let n = r.read(&mut buf).unwrap();
+        assert!(n > 0, "echo closed early after {got} bytes");
+        got += n;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    drop(writer.join().unwrap());
+    bytes as f64 / (1 << 20) as f64 / secs
+}
+
+/// (p50, p99) µs of 64-byte echo round trips on one connection.
+fn echo_latency(addr: &str, n: usize) -> (f64, f64) {
+    use std::io::Write;
+    let mut s = connect_retry(addr);
+    let (msg, mut buf) = ([7u8; 64], [0u8; 64]);
+    let mut v: Vec<f64> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            s.write_all(&msg).unwrap();
+            s.read_exact(&mut buf).unwrap();
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (v[v.len() / 2], v[v.len() * 99 / 100])
+}
+
+/// One `GET /` on `s`; reads the whole response (Content-Length).
+fn http_get(s: &mut std::net::TcpStream) {
+    use std::io::Write;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: 10.0.0.2\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .expect("content-length");
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).unwrap();
+}
+
+/// (requests/s on one keep-alive connection, requests/s with a new
+/// connection per request, p50 µs, p99 µs of the keep-alive requests).
+fn httpd_rates(addr: &str, keepalive: usize, fresh: usize) -> (f64, f64, f64, f64) {
+    let mut s = connect_retry(addr);
+    http_get(&mut s);
+    let t = Instant::now();
+    let mut v: Vec<f64> = (0..keepalive)
+        .map(|_| {
+            let t = Instant::now();
+            http_get(&mut s);
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    let ka = keepalive as f64 / t.elapsed().as_secs_f64();
+    drop(s);
+    let t = Instant::now();
+    for _ in 0..fresh {
+        let mut s = connect_retry(addr);
+        http_get(&mut s);
+    }
+    let fr = fresh as f64 / t.elapsed().as_secs_f64();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (ka, fr, v[v.len() / 2], v[v.len() * 99 / 100])
+}
+
+/// Networking on the bare-metal target: the same `echo` and `httpd` on the
+/// `tcpip` stack over the same TAP device, served by `weft run` (baseline)
+/// and by `weft boot` (virtio-net in the kernel under QEMU TCG), one after
+/// the other in one run. Needs root, the release `weft` and the kernel.
+fn baremetal_net() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("\n(baremetal-net skipped: it needs root for the TAP namespace)");
+        return;
+    }
+    assert!(weft::boot::kernel_path().exists(), "build the kernel first: cargo build -p weft-baremetal --target x86_64-unknown-none --release");
+    const ECHO_BYTES: usize = 4 << 20;
+    const ROUNDTRIPS: usize = 500;
+    const KEEPALIVE: usize = 500;
+    const FRESH: usize = 100;
+    let ns = Netns::new();
+    let echo = scratch("bm-net-echo");
+    std::fs::write(
+        echo.join("weft.toml"),
+        "[app]\ncomponent = \"echo\"\nargs = [\"7\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[stack]\nnet = \"service\"\nip = \"10.0.0.2/24\"\ngateway = \"10.0.0.1\"\n",
+    )
+    .unwrap();
+    let httpd = scratch("bm-net-httpd");
+    std::fs::write(
+        httpd.join("weft.toml"),
+        "[app]\ncomponent = \"httpd\"\nargs = [\"80\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\n\n[stack]\nnet = \"service\"\nip = \"10.0.0.2/24\"\ngateway = \"10.0.0.1\"\n",
+    )
+    .unwrap();
+    let targets: [(&str, &[&str]); 3] = [
+        ("`weft run` (Linux, baseline)", &["run"]),
+        ("`weft boot`, `-M microvm`", &["boot", "--machine", "microvm"]),
+        ("`weft boot`, `-M q35`", &["boot", "--machine", "q35"]),
+    ];
+    println!("\n### Networking on bare metal: `tcpip` over TAP, `weft boot` (QEMU TCG, virtio-net) vs `weft run`\n");
+    let mut echo_rows = Vec::new();
+    let mut http_rows = Vec::new();
+    for (name, verb) in targets {
+        let dir = echo.to_str().unwrap().to_string();
+        let args: Vec<&str> = [verb[0], dir.as_str()].into_iter().chain(verb[1..].iter().copied()).collect();
+        let child = ns.spawn(&args);
+        let (mb, (p50, p99)) = ns.run(|| {
+            let _ = echo_throughput("10.0.0.2:7", 64 << 10); // warm up: ARP, TCG translation
+            (echo_throughput("10.0.0.2:7", ECHO_BYTES), echo_latency("10.0.0.2:7", ROUNDTRIPS))
+        });
+        ns.stop(child);
+        echo_rows.push((name, mb, p50, p99));
+        let dir = httpd.to_str().unwrap().to_string();
+        let args: Vec<&str> = [verb[0], dir.as_str()].into_iter().chain(verb[1..].iter().copied()).collect();
+        let child = ns.spawn(&args);
+        let r = ns.run(|| {
+            let _ = httpd_rates("10.0.0.2:80", 20, 5); // warm up
+            httpd_rates("10.0.0.2:80", KEEPALIVE, FRESH)
+        });
+        ns.stop(child);
+        http_rows.push((name, r));
+    }
+    println!("| echo server | MiB/s ({} MiB) | vs `weft run` | p50 µs | p99 µs |", ECHO_BYTES >> 20);
+    println!("|---|---:|---:|---:|---:|");
+    let base = echo_rows[0].1;
+    for (name, mb, p50, p99) in &echo_rows {
+        println!("| {name} | {mb:.2} | {:.2}x | {p50:.0} | {p99:.0} |", mb / base);
+    }
+    println!("\n| httpd `GET /` | req/s keep-alive ({KEEPALIVE}) | vs `weft run` | req/s new connection each ({FRESH}) | vs `weft run` | p50 µs | p99 µs |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let (bk, bf) = (http_rows[0].1.0, http_rows[0].1.1);
+    for (name, (ka, fr, p50, p99)) in &http_rows {
+        println!("| {name} | {ka:.0} | {:.2}x | {fr:.0} | {:.2}x | {p50:.0} | {p99:.0} |", ka / bk, fr / bf);
+    }
 }
