@@ -29,7 +29,7 @@ use crate::link::{Device, Filter, Stack, Wiring};
 
 pub const MAGIC: [u8; 8] = *b"WEFTBNDL";
 /// Version of the layout above (3: net devices and the stack).
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 const HEADER: usize = 8 + 4 + 8 + 8;
 
 /// The leaf behind one block device.
@@ -257,6 +257,7 @@ impl<'a> Bundle<'a> {
         if stack.as_ref().is_some_and(|s| s.net >= nets.len()) {
             return Err(BundleError::Malformed("stack net device"));
         }
+        let wasi = r.list(|r| Ok((r.string()?, r.string()?)))?;
         let components = r.list(|r| Ok(Blob { name: r.string()?, bytes: r.bytes()? }))?;
         if !r.bytes.is_empty() {
             return Err(BundleError::Malformed("trailing bytes"));
@@ -273,7 +274,7 @@ impl<'a> Bundle<'a> {
         Ok(Bundle {
             target,
             manifest,
-            wiring: Wiring { app, blocks, nets: net_devices, clock_filters, stack },
+            wiring: Wiring { app, blocks, nets: net_devices, clock_filters, stack, wasi },
             args,
             memory,
             timeout,
@@ -359,6 +360,11 @@ impl<'a> Bundle<'a> {
                 w.filter(&s.filter);
                 w.u32(s.net as u32);
             }
+        }
+        w.u32(self.wiring.wasi.len() as u32);
+        for (k, v) in &self.wiring.wasi {
+            w.str(k);
+            w.str(v);
         }
         w.u32(self.components.len() as u32);
         for c in &self.components {
@@ -508,6 +514,7 @@ mod tests {
                 nets: vec![Device { role: "service".into(), filters: vec![arp] }],
                 clock_filters: vec![],
                 stack: Some(Stack { filter: tcpip, net: 0 }),
+                wasi: vec![("env".into(), "GREETING=hi".into()), ("preopen".into(), "/data=memory".into())],
             },
             args: vec!["fill".into(), "10".into()],
             memory: 1 << 28,

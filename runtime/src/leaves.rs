@@ -4,7 +4,7 @@
 
 use alloc::vec::Vec;
 
-use crate::devices::{BlockDevice, ErrorCode, Geometry, Random};
+use crate::devices::{BlockDevice, Endpoint, ErrorCode, Geometry, Random, SocketError, Sockets};
 
 /// Sector size of the leaves weft creates.
 pub const SECTOR: u64 = 512;
@@ -94,4 +94,41 @@ mod tests {
 pub fn mac_for(name: &str) -> [u8; 6] {
     let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
     [0x52, 0x54, 0x00, (h >> 16) as u8, (h >> 8) as u8, h as u8]
+}
+
+/// The sockets of a unikernel without a `[stack]`: every call fails with
+/// `unreachable` (no network). Only a composed part — the `wasi` component,
+/// whose `wasi:sockets` sit on `sockets` — can reach it: the plan refuses an
+/// app that imports `sockets` itself without a stack.
+pub struct NoSockets;
+
+impl Sockets for NoSockets {
+    fn tcp_listen(&mut self, _: u16) -> Result<u32, SocketError> {
+        Err(SocketError::Unreachable)
+    }
+    fn tcp_accept(&mut self, _: u32) -> Result<(u32, Endpoint), SocketError> {
+        Err(SocketError::Unreachable)
+    }
+    fn tcp_connect(&mut self, _: Endpoint) -> Result<u32, SocketError> {
+        Err(SocketError::Unreachable)
+    }
+    fn tcp_send(&mut self, _: u32, _: &[u8]) -> Result<u32, SocketError> {
+        Err(SocketError::Unreachable)
+    }
+    fn tcp_recv(&mut self, _: u32, _: u32) -> Result<Vec<u8>, SocketError> {
+        Err(SocketError::Unreachable)
+    }
+    fn tcp_shutdown(&mut self, _: u32) -> Result<(), SocketError> {
+        Err(SocketError::Unreachable)
+    }
+    fn udp_bind(&mut self, _: u16) -> Result<u32, SocketError> {
+        Err(SocketError::Unreachable)
+    }
+    fn udp_send_to(&mut self, _: u32, _: &[u8], _: Endpoint) -> Result<(), SocketError> {
+        Err(SocketError::Unreachable)
+    }
+    fn udp_recv_from(&mut self, _: u32, _: u32) -> Result<(Vec<u8>, Endpoint), SocketError> {
+        Err(SocketError::Unreachable)
+    }
+    fn close(&mut self, _: u32) {}
 }

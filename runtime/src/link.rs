@@ -44,6 +44,9 @@ pub struct Wiring {
     pub clock_filters: Vec<Filter>,
     /// The TCP/IP stack component serving the app's `sockets`, if any.
     pub stack: Option<Stack>,
+    /// `[wasi]` configure entries (`env`, `cwd`, `preopen`) for the `wasi`
+    /// component composed into an app that imports WASI; after the args.
+    pub wasi: Vec<(String, String)>,
 }
 
 /// A stack component: its name/config (`[stack]` keys) and the net device
@@ -494,7 +497,12 @@ macro_rules! sockets_fn {
                 }
                 _ => match cx.data_mut().leaves.sockets.as_mut() {
                     Some($leaf) => Ok($body),
-                    None => Err(wasmtime::Error::msg("no sockets provider is bound")),
+                    // No [stack]: only a composed part (the `wasi` component)
+                    // can import sockets then; every call fails softly.
+                    None => {
+                        let $leaf = &mut crate::leaves::NoSockets;
+                        Ok($body)
+                    }
                 },
             }
         })?;
@@ -751,7 +759,8 @@ impl Unikernel {
                     Some(i) => Some(typed(&instance, &mut *store, i)?),
                     None => None,
                 };
-                return Ok(App { entry, wasi, program: self.wiring.app.clone(), who: me });
+                let program = self.wiring.app.clone();
+                return Ok(App { entry, wasi, program, wasi_config: self.wiring.wasi.clone(), who: me });
             }
             let slot = &self.plan[me];
             let exports = FilterExports {
@@ -936,6 +945,8 @@ pub struct App {
     /// The composed `wasi` component's configure, when the app uses WASI.
     wasi: Option<Configure>,
     program: String,
+    /// `Wiring::wasi`.
+    wasi_config: Vec<(String, String)>,
     who: usize,
 }
 
@@ -957,6 +968,7 @@ impl App {
             // WASI programs see a program name first, as on a POSIX host.
             let mut config = alloc::vec![("arg".to_string(), self.program.clone())];
             config.extend(args.iter().map(|a| ("arg".to_string(), a.clone())));
+            config.extend(self.wasi_config.iter().cloned());
             if let Err(message) = call(cx, self.who, configure, ("wasi".into(), config))?.0 {
                 wasmtime::bail!("the wasi component rejected its configuration: {message}");
             }

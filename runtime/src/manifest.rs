@@ -167,6 +167,9 @@ pub struct Manifest {
     pub devices: Vec<DeviceSpec>,
     pub stack: Option<StackSpec>,
     pub limits: LimitsSpec,
+    /// `[wasi]`: configure entries for the `wasi` component (`env`, `cwd`,
+    /// `preopen`), in the order it takes them; the app's args come first.
+    pub wasi: Vec<(String, String)>,
 }
 
 /// Problems found in a manifest, each already a complete message.
@@ -359,12 +362,13 @@ impl Manifest {
             }
         };
         let doc = doc.get_ref();
-        check_keys(&mut r, doc, "", &["app", "devices", "log", "stack", "limits"]);
+        check_keys(&mut r, doc, "", &["app", "devices", "log", "stack", "limits", "wasi"]);
 
         let app = Self::app(&mut r, doc);
         let mut devices = Self::devices(&mut r, doc);
         let limits = Self::limits(&mut r, doc);
         let stack = Self::stack(&mut r, doc, &devices);
+        let wasi = Self::wasi(&mut r, doc, &devices);
 
         // Kinds with one obvious default are bound to it when left out.
         for kind in Kind::ALL.into_iter().filter(|k| k.singleton()) {
@@ -387,7 +391,75 @@ impl Manifest {
             devices,
             stack,
             limits,
+            wasi,
         })
+    }
+
+    /// `[wasi]`: `env` (a table of strings), `cwd`, and `preopens`, a table
+    /// from guest directory to `"memory"` (an empty in-memory directory) or
+    /// `"tar:<role>"` (a read-only tree: the tar archive on block device `<role>`).
+    fn wasi(r: &mut Report, doc: &Table, devices: &[DeviceSpec]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let Some(v) = get(doc, "wasi") else { return out };
+        let Some(t) = v.get_ref().as_table() else {
+            r.at(v.span().start, "wasi", "expected a table: [wasi]");
+            return out;
+        };
+        check_keys(r, t, "wasi", &["env", "cwd", "preopens"]);
+        if let Some(env) = get(t, "env") {
+            match env.get_ref().as_table() {
+                Some(vars) => {
+                    for (name, value) in vars {
+                        let key = format!("wasi.env.{}", name.get_ref());
+                        if name.get_ref().is_empty() || name.get_ref().contains(['=', '\0']) {
+                            r.at(name.span().start, &key, "a variable name cannot be empty or contain `=`");
+                        } else if let Some(value) = string(r, value, &key) {
+                            out.push(("env".into(), format!("{}={value}", name.get_ref())));
+                        }
+                    }
+                }
+                None => r.at(env.span().start, "wasi.env", "expected a table of strings: env = { NAME = \"value\" }"),
+            }
+        }
+        if let Some(cwd) = get(t, "cwd") {
+            if let Some(c) = string(r, cwd, "wasi.cwd") {
+                if c.starts_with('/') {
+                    out.push(("cwd".into(), c.to_string()));
+                } else {
+                    r.at(cwd.span().start, "wasi.cwd", "must be an absolute guest path such as \"/data\"");
+                }
+            }
+        }
+        if let Some(pre) = get(t, "preopens") {
+            let Some(dirs) = pre.get_ref().as_table() else {
+                r.at(pre.span().start, "wasi.preopens", "expected a table: preopens = { \"/data\" = \"tar:files\", \"/tmp\" = \"memory\" }");
+                return out;
+            };
+            for (guest, spec) in dirs {
+                let key = format!("wasi.preopens.\"{}\"", guest.get_ref());
+                let Some(spec_s) = string(r, spec, &key) else { continue };
+                if !guest.get_ref().starts_with('/') {
+                    r.at(guest.span().start, &key, "a preopen is an absolute guest path such as \"/data\"");
+                    continue;
+                }
+                match spec_s.strip_prefix("tar:") {
+                    None if spec_s == "memory" => {}
+                    Some(role) if devices.iter().any(|d| d.role == role && d.kind == Kind::Block) => {}
+                    Some(role) => {
+                        let blocks: Vec<&str> = devices.iter().filter(|d| d.kind == Kind::Block).map(|d| d.role.as_str()).collect();
+                        let have = if blocks.is_empty() { "none is declared".to_string() } else { format!("declared: {}", blocks.join(", ")) };
+                        r.at(spec.span().start, &key, format!("`{role}` is not a block device ({have}); declare [devices.{role}] with kind = \"block\" holding a tar archive"));
+                        continue;
+                    }
+                    None => {
+                        r.at(spec.span().start, &key, "expected \"memory\" or \"tar:<block device role>\"");
+                        continue;
+                    }
+                }
+                out.push(("preopen".into(), format!("{}={spec_s}", guest.get_ref())));
+            }
+        }
+        out
     }
 
     fn stack(r: &mut Report, doc: &Table, devices: &[DeviceSpec]) -> Option<StackSpec> {

@@ -39,6 +39,9 @@ pub struct Resolved {
     /// The app only: the components composed into it (`wasi`), whose
     /// exports satisfy some of its imports. `component` is the composition.
     pub parts: Vec<Part>,
+    /// The app only, when composed: what it imports itself (the composition
+    /// also imports what its parts import).
+    pub own_imports: Vec<String>,
 }
 
 /// A component composed into the app.
@@ -70,7 +73,11 @@ impl Plan {
             check_app(&mut r, &manifest, app, engine);
         }
         let mut chains = Vec::new();
-        let mut wiring = Wiring { app: app.as_ref().map(|a| a.name.clone()).unwrap_or_default(), ..Wiring::default() };
+        let mut wiring = Wiring {
+            app: app.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
+            wasi: manifest.wasi.clone(),
+            ..Wiring::default()
+        };
         let mut missing = false;
         for dev in &manifest.devices {
             let mut chain = Vec::new();
@@ -300,6 +307,7 @@ fn resolve(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cache, 
             component,
             origin,
             parts: Vec::new(),
+            own_imports: Vec::new(),
         }),
         Err(e) => {
             r.at_line(line, key, format!("{s} is not a valid component: {e:#}"));
@@ -366,6 +374,7 @@ fn resolve_app(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cac
             component,
             origin,
             parts,
+            own_imports: imports.clone(),
         }),
         Err(e) => {
             let fix = match e.downcast_ref::<compose::ComposeError>() {
@@ -423,9 +432,15 @@ fn weft_iface(name: &str) -> Option<&str> {
 fn check_app(r: &mut Report, m: &Manifest, app: &Resolved, engine: &Engine) {
     let ty = app.component.component_type();
     let mut foreign = Vec::new();
+    // A part's device imports (the `wasi` component's block and sockets) are
+    // optional: they fail softly when the manifest has no such device.
+    let own = |name: &str| app.parts.is_empty() || app.own_imports.iter().any(|i| weft_iface(i) == weft_iface(name));
     for (name, _) in ty.imports(engine) {
+        if !own(name) && matches!(weft_iface(name), Some("block" | "sockets")) {
+            continue;
+        }
         let kind = match weft_iface(name) {
-            Some("types") => continue,
+            Some("types" | "exit") => continue,
             Some("sockets") => {
                 if m.stack.is_none() {
                     r.at_line(
@@ -454,7 +469,7 @@ fn check_app(r: &mut Report, m: &Manifest, app: &Resolved, engine: &Engine) {
             m.app.line,
             "app.component",
             format!(
-                "{} imports interfaces no weft device provides: {}; an app may import only weft:devices@0.1.x (block, clock, console, random, log)",
+                "{} imports interfaces no weft device provides: {}; an app may import only weft:devices@0.1.x (block, clock, console, random, log, sockets, exit) and WASI 0.2 (through weft's `wasi` component)",
                 app.name,
                 foreign.join(", ")
             ),
