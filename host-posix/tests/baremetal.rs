@@ -514,3 +514,34 @@ fn arp_git_booted_records_the_same_history_as_linux() {
     assert!(metal.contains("10.0.0.2 is-at 52:54:00:"), "{metal}");
     assert_eq!(metal, arp_git("run"));
 }
+
+/// httpd behind `net-fault` and `net-pcap` on bare metal: curl still succeeds
+/// (TCP retransmits), the drops are logged, and the frames the kernel
+/// captured arrive in the pcap file `weft run` would write.
+#[test]
+fn lossy_net_booted_still_serves_and_captures() {
+    let Some(ns) = Netns::new("lossy") else { return };
+    let dir = example("lossy-net");
+    let metal = ns.weft("boot", &dir, &["--qemu-timeout", QEMU_TIMEOUT]);
+    ns.ping("10.0.0.2");
+    for _ in 0..3 {
+        let page = ns.curl(&["http://10.0.0.2/"]);
+        assert!(page.contains("<html"), "{page}");
+    }
+    let r = ns.stop(metal);
+    r.stderr_has("[net-fault] dropped");
+    let pcap = std::fs::read(dir.join("lossy.pcap")).unwrap();
+    assert_eq!(&pcap[..4], &0xa1b2c3d4u32.to_le_bytes(), "pcap magic");
+    let (mut at, mut frames) = (24, 0);
+    while at + 16 <= pcap.len() {
+        let len = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        assert!((14..=1514).contains(&len), "frame of {len} bytes");
+        at += 16 + len;
+        frames += 1;
+    }
+    assert_eq!(at, pcap.len());
+    assert!(frames > 10, "{frames} frames captured");
+    if let Ok(o) = Command::new("tshark").arg("-r").arg(dir.join("lossy.pcap")).args(["-c", "3"]).output() {
+        assert!(o.status.success(), "tshark reads the capture: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
