@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # variables used by the scripts that source it
 # The polyglot toolchains: what each language needs, the pinned versions, how
 # to check them and how to install them. Sourced by components/polyglot/build.sh
 # (check) and by setup.sh --polyglot (install); not run on its own.
@@ -24,7 +25,7 @@ WIT_BINDGEN_INSTALL="cargo install --locked --debug wit-bindgen-cli@$WIT_BINDGEN
 # wasip1 snapshot: the C hello uses only its allocator and string code, none
 # of which imports WASI).
 LLVM_VERSION=19
-POLYGLOT_APT=(clang-$LLVM_VERSION lld-$LLVM_VERSION libclang-rt-$LLVM_VERSION-dev-wasm32 wasi-libc)
+POLYGLOT_APT=("clang-$LLVM_VERSION" "lld-$LLVM_VERSION" "libclang-rt-$LLVM_VERSION-dev-wasm32" wasi-libc)
 WASI_SYSROOT=/usr # headers in /usr/include/wasm32-wasi, libc in /usr/lib/wasm32-wasi
 
 POLYGLOT_LANGS=(python js c)
