@@ -22,7 +22,8 @@ const SHIPPED: &[(&str, &str)] = &[
 ];
 
 /// Test apps built alongside (tests copy them next to their manifests).
-const TEST_APPS: &[(&str, &str)] = &[("misbehave", "misbehave"), ("callbench", "callbench")];
+const TEST_APPS: &[(&str, &str)] =
+    &[("misbehave", "misbehave"), ("callbench", "callbench"), ("wasi-stock", "wasi-stock")];
 
 fn main() {
     let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
