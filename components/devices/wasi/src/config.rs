@@ -1,4 +1,5 @@
-//! The `configure` entries: arguments, environment and initial directory.
+//! The `configure` entries: arguments, environment, initial directory and preopened
+//! directories.
 //!
 //! `weft_guest::Config` rejects repeated keys, but `arg` and `env` repeat by design (one
 //! entry per argument or variable, in order), so this parser is its own.
@@ -8,7 +9,16 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 /// The keys `configure` accepts.
-pub const KEYS: [&str; 3] = ["arg", "env", "cwd"];
+pub const KEYS: [&str; 4] = ["arg", "env", "cwd", "preopen"];
+
+/// What backs a preopened directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Spec {
+    /// `memory`: an empty writable tree.
+    Memory,
+    /// `tar:<role>`: the read-only tree of the tar archive on block device `<role>`.
+    Tar(String),
+}
 
 /// What `wasi:cli/environment` reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -19,6 +29,8 @@ pub struct Setup {
     pub env: Vec<(String, String)>,
     /// `initial-cwd`.
     pub cwd: Option<String>,
+    /// `get-directories`, in configuration order: (guest path, what backs it).
+    pub preopens: Vec<(String, Spec)>,
 }
 
 impl Setup {
@@ -52,6 +64,29 @@ impl Setup {
                         return Err(bad("empty directory"));
                     }
                     setup.cwd = Some(value.clone());
+                }
+                "preopen" => {
+                    let Some((dir, spec)) = value.rsplit_once('=') else {
+                        return Err(bad(&format!(
+                            "expected <dir>=memory or <dir>=tar:<block role>, got `{value}`"
+                        )));
+                    };
+                    if dir.is_empty() {
+                        return Err(bad(&format!("empty directory in `{value}`")));
+                    }
+                    if setup.preopens.iter().any(|(d, _)| d == dir) {
+                        return Err(bad(&format!("directory `{dir}` preopened more than once")));
+                    }
+                    let spec = match spec.strip_prefix("tar:") {
+                        Some(role) if !role.is_empty() => Spec::Tar(role.to_string()),
+                        None if spec == "memory" => Spec::Memory,
+                        _ => {
+                            return Err(bad(&format!(
+                                "expected `memory` or `tar:<block role>` after `=`, got `{spec}`"
+                            )));
+                        }
+                    };
+                    setup.preopens.push((dir.to_string(), spec));
                 }
                 _ => {
                     return Err(format!("unknown key `{key}` (known: {})", KEYS.join(", ")));
@@ -104,10 +139,53 @@ mod tests {
     }
 
     #[test]
+    fn preopens_in_order() {
+        let s = parse(&[
+            ("preopen", "/data=tar:files"),
+            ("preopen", "/tmp=memory"),
+            ("preopen", "/odd=name=memory"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.preopens,
+            [
+                ("/data".to_string(), Spec::Tar("files".into())),
+                ("/tmp".to_string(), Spec::Memory),
+                ("/odd=name".to_string(), Spec::Memory),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_preopens() {
+        let e = |v: &str| parse(&[("preopen", v)]).unwrap_err();
+        assert_eq!(
+            e("/data"),
+            "bad value for `preopen`: expected <dir>=memory or <dir>=tar:<block role>, got `/data`"
+        );
+        assert_eq!(
+            e("=memory"),
+            "bad value for `preopen`: empty directory in `=memory`"
+        );
+        assert_eq!(
+            e("/d=disk"),
+            "bad value for `preopen`: expected `memory` or `tar:<block role>` after `=`, got `disk`"
+        );
+        assert_eq!(
+            e("/d=tar:"),
+            "bad value for `preopen`: expected `memory` or `tar:<block role>` after `=`, got `tar:`"
+        );
+        assert_eq!(
+            parse(&[("preopen", "/d=memory"), ("preopen", "/d=tar:x")]).unwrap_err(),
+            "bad value for `preopen`: directory `/d` preopened more than once"
+        );
+    }
+
+    #[test]
     fn errors_name_the_key() {
         assert_eq!(
             parse(&[("args", "x")]).unwrap_err(),
-            "unknown key `args` (known: arg, env, cwd)"
+            "unknown key `args` (known: arg, env, cwd, preopen)"
         );
         assert_eq!(
             parse(&[("env", "PATH")]).unwrap_err(),

@@ -41,7 +41,7 @@ pub fn le_u64(b: &[u8]) -> u64 {
     u64::from_le_bytes(le)
 }
 
-fn u64_from_device() -> u64 {
+pub(crate) fn u64_from_device() -> u64 {
     le_u64(&weft_random::fill(8))
 }
 

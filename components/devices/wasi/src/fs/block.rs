@@ -1,0 +1,228 @@
+//! A block device as a byte [`Source`]: reads go through a one-chunk cache, so indexing
+//! an archive of small files costs one `block.read` per 64 KiB rather than per header.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use super::tar::Source;
+
+/// Bytes per `block.read` (and per cached chunk), unless a sector is bigger.
+pub const CHUNK: u64 = 64 * 1024;
+
+/// Whole-sector reads from a device.
+pub trait Sectors {
+    /// `count` sectors from `start`: exactly `count * sector-size` bytes on success.
+    fn read(&self, start: u64, count: u32) -> Result<Vec<u8>, String>;
+}
+
+/// A device of `count` sectors of `sector` bytes, read through a one-chunk cache.
+pub struct Cached<S> {
+    dev: S,
+    sector: u64,
+    count: u64,
+    /// Sectors per chunk.
+    per_chunk: u64,
+    /// (chunk number, its bytes).
+    cache: RefCell<Option<(u64, Vec<u8>)>>,
+}
+
+impl<S: Sectors> Cached<S> {
+    /// Check the geometry the device reports: sectors are a power of two of at least 512
+    /// bytes, and the whole device fits in a `u64` of bytes.
+    pub fn new(dev: S, sector: u32, count: u64) -> Result<Cached<S>, String> {
+        if sector < 512 || !sector.is_power_of_two() {
+            return Err(format!(
+                "sector size {sector} is not a power of two of at least 512"
+            ));
+        }
+        let sector = u64::from(sector);
+        if sector.checked_mul(count).is_none() {
+            return Err(format!(
+                "{count} sectors of {sector} bytes do not fit in 64 bits"
+            ));
+        }
+        Ok(Cached {
+            dev,
+            sector,
+            count,
+            per_chunk: (CHUNK / sector).max(1),
+            cache: RefCell::new(None),
+        })
+    }
+
+    /// Make chunk `c` the cached one.
+    fn load(&self, c: u64) -> Result<(), String> {
+        if self.cache.borrow().as_ref().is_some_and(|(n, _)| *n == c) {
+            return Ok(());
+        }
+        let start = c * self.per_chunk;
+        let n = self.per_chunk.min(self.count - start);
+        // n <= per_chunk <= CHUNK / 512: it fits in a u32.
+        let data = self.dev.read(start, n as u32)?;
+        if data.len() as u64 != n * self.sector {
+            return Err(format!(
+                "block.read of {n} sectors at sector {start} returned {} bytes",
+                data.len()
+            ));
+        }
+        *self.cache.borrow_mut() = Some((c, data));
+        Ok(())
+    }
+}
+
+impl<S: Sectors> Source for Cached<S> {
+    fn size(&self) -> u64 {
+        self.sector * self.count
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.size()) {
+            return Err(format!(
+                "read of {} bytes at offset {offset} is past the end of the device ({} bytes)",
+                buf.len(),
+                self.size()
+            ));
+        }
+        let chunk = self.per_chunk * self.sector;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let c = at / chunk;
+            self.load(c)?;
+            let cache = self.cache.borrow();
+            let Some((_, data)) = cache.as_ref() else {
+                return Err(String::from("block cache lost its chunk"));
+            };
+            let within = (at - c * chunk) as usize;
+            let n = (buf.len() - done).min(data.len() - within);
+            buf[done..done + n].copy_from_slice(&data[within..within + n]);
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use core::cell::Cell;
+
+    /// A device whose byte `i` is `i % 251`, counting reads.
+    struct Dev {
+        sector: u64,
+        count: u64,
+        reads: Cell<u32>,
+        fail: bool,
+        short: bool,
+    }
+
+    impl Dev {
+        fn new(sector: u64, count: u64) -> Dev {
+            Dev {
+                sector,
+                count,
+                reads: Cell::new(0),
+                fail: false,
+                short: false,
+            }
+        }
+    }
+
+    impl Sectors for &Dev {
+        fn read(&self, start: u64, count: u32) -> Result<Vec<u8>, String> {
+            assert!(
+                count >= 1 && start + u64::from(count) <= self.count,
+                "out of range"
+            );
+            assert!(u64::from(count) * self.sector <= 1 << 20, "over 1 MiB");
+            self.reads.set(self.reads.get() + 1);
+            if self.fail {
+                return Err("io".into());
+            }
+            let n = u64::from(count) * self.sector - u64::from(self.short);
+            Ok((0..n)
+                .map(|i| ((start * self.sector + i) % 251) as u8)
+                .collect())
+        }
+    }
+
+    fn expect(offset: u64, len: usize) -> Vec<u8> {
+        (0..len as u64)
+            .map(|i| ((offset + i) % 251) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn reads_across_chunks_and_caches() {
+        let dev = Dev::new(512, 600);
+        let c = Cached::new(&dev, 512, 600).unwrap();
+        assert_eq!(c.size(), 512 * 600);
+        let mut buf = vec![0u8; 100];
+        c.read_at(10, &mut buf).unwrap();
+        assert_eq!(buf, expect(10, 100));
+        c.read_at(1000, &mut buf).unwrap();
+        assert_eq!(dev.reads.get(), 1, "same chunk: cached");
+        let mut big = vec![0u8; 150_000];
+        c.read_at(CHUNK - 7, &mut big).unwrap();
+        assert_eq!(big, expect(CHUNK - 7, 150_000));
+        // The last, partial chunk.
+        let mut tail = vec![0u8; 20];
+        c.read_at(512 * 600 - 20, &mut tail).unwrap();
+        assert_eq!(tail, expect(512 * 600 - 20, 20));
+        assert_eq!(dev.reads.get(), 5, "chunks 0, 1, 2, 3, then the last");
+        let mut none = [0u8; 0];
+        c.read_at(512 * 600, &mut none).unwrap();
+    }
+
+    #[test]
+    fn big_sectors() {
+        let dev = Dev::new(1 << 17, 3);
+        let c = Cached::new(&dev, 1 << 17, 3).unwrap();
+        let mut buf = vec![0u8; 5];
+        c.read_at((1 << 17) * 2 + 1, &mut buf).unwrap();
+        assert_eq!(buf, expect((1 << 17) * 2 + 1, 5));
+    }
+
+    #[test]
+    fn out_of_range_and_device_errors() {
+        let dev = Dev::new(512, 4);
+        let c = Cached::new(&dev, 512, 4).unwrap();
+        let mut buf = [0u8; 10];
+        assert!(
+            c.read_at(2045, &mut buf)
+                .unwrap_err()
+                .contains("past the end")
+        );
+        assert!(
+            c.read_at(u64::MAX - 3, &mut buf)
+                .unwrap_err()
+                .contains("past the end")
+        );
+        assert_eq!(dev.reads.get(), 0);
+        let mut bad = Dev::new(512, 4);
+        bad.fail = true;
+        let c = Cached::new(&bad, 512, 4).unwrap();
+        assert_eq!(c.read_at(0, &mut buf).unwrap_err(), "io");
+        let mut short = Dev::new(512, 4);
+        short.short = true;
+        let c = Cached::new(&short, 512, 4).unwrap();
+        assert!(
+            c.read_at(0, &mut buf)
+                .unwrap_err()
+                .contains("returned 2047 bytes")
+        );
+    }
+
+    #[test]
+    fn geometry_checks() {
+        let dev = Dev::new(512, 1);
+        assert!(Cached::new(&dev, 500, 1).is_err());
+        assert!(Cached::new(&dev, 256, 1).is_err());
+        assert!(Cached::new(&dev, 4096, u64::MAX).is_err());
+        assert!(Cached::new(&dev, 4096, 0).is_ok());
+    }
+}
