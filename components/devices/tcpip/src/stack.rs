@@ -215,12 +215,16 @@ impl<N: Net> Stack<N> {
     }
 
     /// Take pending frames, run the interface, send its output; re-arm listener pools
-    /// and forget finished connections.
-    pub fn poll(&mut self, now_ns: u64) {
+    /// and forget finished connections. Returns whether any frame was received: the
+    /// frames are then off the device, so a caller about to wait must not rely on the
+    /// device waking it for them (see [`Stack::next_deadline`]).
+    pub fn poll(&mut self, now_ns: u64) -> bool {
         let now = instant(now_ns);
+        let mut received = false;
         for _ in 0..RX_ROUNDS {
             let frames = self.net.receive(RX_BATCH);
             let full = frames.len() as u32 >= RX_BATCH;
+            received |= !frames.is_empty();
             // Enough listening sockets for every SYN in the batch, so a burst of
             // connections is not refused just because the pool was re-armed too late.
             let mut syns: Vec<(u16, usize)> = Vec::new();
@@ -243,8 +247,7 @@ impl<N: Net> Stack<N> {
             }
         }
         self.maintain(&[]);
-        // Re-armed listeners have nothing to send, but a SYN queued before may: run egress
-        // once more cheaply.
+        received
     }
 
     /// Run egress only (after an operation queued data), then send.
@@ -642,9 +645,15 @@ impl<N: Net> Stack<N> {
     }
 
     /// When the interface next needs a poll even without input, in nanoseconds.
+    ///
+    /// Now if this call's poll received frames: they are off the device, so the wait the
+    /// app is about to enter would not return early for them, and what they carried (data
+    /// on a connection the app already read dry, a SYN for a listener) would sit until
+    /// the next timer, smoltcp's 10 ms delayed ACK at best. Now as well while frames wait
+    /// for the device to take them.
     pub fn next_deadline(&mut self, now_ns: u64) -> Option<u64> {
-        self.poll(now_ns);
-        if !self.phy.tx.is_empty() {
+        let received = self.poll(now_ns);
+        if received || !self.phy.tx.is_empty() {
             return Some(now_ns);
         }
         self.iface
@@ -848,6 +857,46 @@ mod tests {
         // Only the pool remains once the FIN handshakes are over (TIME-WAIT is the client's).
         assert!(srv.socket_count() <= 2 * 4, "{}", srv.socket_count());
         assert!(srv.next_deadline(t).is_none() || srv.next_deadline(t).unwrap() > t);
+    }
+
+    /// The lost wake-up: the app has read its connection dry and asks `next-deadline`
+    /// before waiting. That call's poll takes the peer's new data off the device, so the
+    /// device has nothing left to wake the wait with; the deadline must be now, not
+    /// smoltcp's delayed-ACK timer 10 ms later. With nothing received, it is a timer in
+    /// the future again (no busy loop).
+    #[test]
+    fn next_deadline_is_now_when_its_poll_took_frames() {
+        let (mut srv, mut cli) = pair();
+        let l = srv.tcp_listen(0, 7).unwrap();
+        let c = cli.tcp_connect(0, ([10, 0, 0, 2], 7)).unwrap();
+        let mut t = 0u64;
+        let mut s = None;
+        for _ in 0..100 {
+            t += 1_000_000;
+            cli.poll(t);
+            if let Ok((a, _)) = srv.tcp_accept(t, l) {
+                s = Some(a);
+                break;
+            }
+        }
+        let s = s.expect("accepted");
+        // Settle: the handshake's last ACK and any timers.
+        for _ in 0..50 {
+            t += 1_000_000;
+            cli.poll(t);
+            srv.poll(t);
+        }
+        assert_eq!(srv.tcp_recv(t, s, 100), Err(SockErr::WouldBlock));
+        let idle = srv.next_deadline(t);
+        assert!(idle.is_none_or(|d| d > t), "idle deadline {idle:?} at {t}");
+
+        cli.tcp_send(t, c, b"request").unwrap();
+        assert!(!srv.net.inp.borrow().is_empty(), "data on the wire");
+        t += 1000;
+        let d = srv.next_deadline(t);
+        assert!(srv.net.inp.borrow().is_empty(), "next-deadline took the frame");
+        assert_eq!(d, Some(t), "data arrived in next-deadline's poll: run again now");
+        assert_eq!(srv.tcp_recv(t, s, 100).as_deref(), Ok(&b"request"[..]));
     }
 
     #[test]
