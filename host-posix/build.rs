@@ -19,11 +19,12 @@ const SHIPPED: &[(&str, &str)] = &[
     ("net-fault", "net_fault"),
     ("net-pcap", "net_pcap"),
     ("wasi", "wasi_on_weft"),
+    ("kv", "kv"),
 ];
 
 /// Test apps built alongside (tests copy them next to their manifests).
 const TEST_APPS: &[(&str, &str)] =
-    &[("misbehave", "misbehave"), ("callbench", "callbench"), ("wasi-stock", "wasi-stock")];
+    &[("misbehave", "misbehave"), ("callbench", "callbench"), ("wasi-stock", "wasi-stock"), ("kvclient", "kvclient")];
 
 fn main() {
     let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

@@ -107,7 +107,7 @@ pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
     for (i, c) in std::iter::once(&plan.app).chain(plan.filters_in_link_order()).enumerate() {
         let bytes = match &c.source {
             // The app as the linker sees it: composed with `wasi` when it uses WASI.
-            source if i == 0 => weft_runtime::plan::app_bytes(&loader, source).map_err(anyhow::Error::msg)?,
+            _ if i == 0 => weft_runtime::plan::app_bytes(&loader, c).map_err(anyhow::Error::msg)?,
             weft_runtime::manifest::Source::Shipped(n) => loader.shipped(n).expect("planned").to_vec(),
             weft_runtime::manifest::Source::File(p) => loader.dir.read(p)?,
         };

@@ -258,6 +258,7 @@ impl<'a> Bundle<'a> {
             return Err(BundleError::Malformed("stack net device"));
         }
         let wasi = r.list(|r| Ok((r.string()?, r.string()?)))?;
+        let parts = r.list(filter)?;
         let components = r.list(|r| Ok(Blob { name: r.string()?, bytes: r.bytes()? }))?;
         if !r.bytes.is_empty() {
             return Err(BundleError::Malformed("trailing bytes"));
@@ -274,7 +275,7 @@ impl<'a> Bundle<'a> {
         Ok(Bundle {
             target,
             manifest,
-            wiring: Wiring { app, blocks, nets: net_devices, clock_filters, stack, wasi },
+            wiring: Wiring { app, blocks, nets: net_devices, clock_filters, stack, wasi, parts },
             args,
             memory,
             timeout,
@@ -366,6 +367,7 @@ impl<'a> Bundle<'a> {
             w.str(k);
             w.str(v);
         }
+        w.filters(&self.wiring.parts);
         w.u32(self.components.len() as u32);
         for c in &self.components {
             w.str(&c.name);
@@ -515,6 +517,7 @@ mod tests {
                 clock_filters: vec![],
                 stack: Some(Stack { filter: tcpip, net: 0 }),
                 wasi: vec![("env".into(), "GREETING=hi".into()), ("preopen".into(), "/data=memory".into())],
+                parts: vec![Filter { name: "kv".into(), config: vec![("device".into(), "storage".into())], origin: "weft.toml:20".into() }],
             },
             args: vec!["fill".into(), "10".into()],
             memory: 1 << 28,

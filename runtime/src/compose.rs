@@ -29,10 +29,7 @@ pub struct Provider<'a> {
     pub bytes: &'a [u8],
 }
 
-/// The label a provider's `weft:devices/filter` instance is exported under.
-pub fn config_export(provider: &str) -> String {
-    format!("{provider}-config")
-}
+pub use names::config_export;
 
 /// Why a composition failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,6 +47,9 @@ pub struct Wiring {
     /// `[wasi]` configure entries (`env`, `cwd`, `preopen`) for the `wasi`
     /// component composed into an app that imports WASI; after the args.
     pub wasi: Vec<(String, String)>,
+    /// `[components.*]` composed into the app (`kv`): each is configured
+    /// through its `<name>-config` export when the app is instantiated.
+    pub parts: Vec<Filter>,
 }
 
 /// A stack component: its name/config (`[stack]` keys) and the net device
@@ -688,7 +691,7 @@ impl Unikernel {
         let mut pres = Vec::with_capacity(plan.len());
         let mut indices = Vec::with_capacity(plan.len());
         for (me, component) in filters.iter().chain([app]).enumerate() {
-            let x = Indices::new(component, plan[me].kind, engine)
+            let x = Indices::new(component, plan[me].kind, engine, &wiring.parts)
                 .map_err(|e| e.context(format!("cannot link {}", plan[me].name)))?;
             indices.push(x);
             let mut linker = Linker::new(engine);
@@ -759,6 +762,14 @@ impl Unikernel {
                     Some(i) => Some(typed(&instance, &mut *store, i)?),
                     None => None,
                 };
+                for (part, idx) in self.wiring.parts.iter().zip(&x.parts) {
+                    let configure: Configure = typed(&instance, &mut *store, idx)?;
+                    let mut cx = store.as_context_mut();
+                    if let Err(message) = call(&mut cx, me, configure, (part.name.clone(), part.config.clone()))?.0 {
+                        let (filter, origin) = (part.name.clone(), part.origin.clone());
+                        return Err(wasmtime::Error::new(ConfigError { filter, origin, message }));
+                    }
+                }
                 let program = self.wiring.app.clone();
                 return Ok(App { entry, wasi, program, wasi_config: self.wiring.wasi.clone(), who: me });
             }
@@ -848,27 +859,39 @@ struct Indices {
     wasi: Option<ComponentExportIndex>,
     /// The app only: `entry` is `wasi:cli/run#run` (no args, result).
     command: bool,
+    /// The app only: each `Wiring::parts` entry's configure.
+    parts: Vec<ComponentExportIndex>,
 }
 
 impl Indices {
-    fn new(c: &Component, kind: Option<FilterKind>, engine: &Engine) -> Result<Indices> {
+    fn new(c: &Component, kind: Option<FilterKind>, engine: &Engine, parts: &[Filter]) -> Result<Indices> {
         let (iface, fns): (&str, &[&str]) = match kind {
             Some(FilterKind::Block) => (names::BLOCK, &BLOCK_FNS),
             Some(FilterKind::Clock) => (names::CLOCK, &CLOCK_FNS),
             Some(FilterKind::Net) => (names::NET, &NET_FNS),
             Some(FilterKind::Stack) => (names::SOCKETS, &SOCKET_FNS),
-            None => return Indices::app(c, engine),
+            None => return Indices::app(c, engine, parts),
         };
         let device = fns.iter().map(|f| export_index(c, Some(iface), f)).collect::<Result<_>>()?;
-        Ok(Indices { device, entry: export_index(c, Some(names::FILTER), "configure")?, wasi: None, command: false })
+        Ok(Indices {
+            device,
+            entry: export_index(c, Some(names::FILTER), "configure")?,
+            wasi: None,
+            command: false,
+            parts: Vec::new(),
+        })
     }
 
     /// The app's entry: its own `run`, or — a WASI command composed with the
     /// `wasi` component — `wasi:cli/run@0.2.x#run`, plus `wasi`'s configure.
-    fn app(c: &Component, engine: &Engine) -> Result<Indices> {
+    fn app(c: &Component, engine: &Engine, parts: &[Filter]) -> Result<Indices> {
         let wasi = export_index(c, Some(names::WASI_CONFIG), "configure").ok();
+        let parts = parts
+            .iter()
+            .map(|p| export_index(c, Some(&names::config_export(&p.name)), "configure"))
+            .collect::<Result<Vec<_>>>()?;
         if let Ok(entry) = export_index(c, None, "run") {
-            return Ok(Indices { device: Vec::new(), entry, wasi, command: false });
+            return Ok(Indices { device: Vec::new(), entry, wasi, command: false, parts });
         }
         let ty = c.component_type();
         let run = ty.exports(engine).map(|(n, _)| n).find(|n| n.starts_with(names::WASI_RUN_PREFIX));
@@ -876,7 +899,7 @@ impl Indices {
             Some(iface) => {
                 let iface = iface.to_string();
                 let entry = export_index(c, Some(&iface), "run")?;
-                Ok(Indices { device: Vec::new(), entry, wasi, command: true })
+                Ok(Indices { device: Vec::new(), entry, wasi, command: true, parts })
             }
             None => wasmtime::bail!("the app exports neither `run` (world weft:devices/app) nor wasi:cli/run (a WASI command)"),
         }

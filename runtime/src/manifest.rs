@@ -124,6 +124,17 @@ pub struct FilterSpec {
     pub capture: Option<PathBuf>,
 }
 
+/// `[components.<name>]`: a component that provides interfaces the app
+/// imports (e.g. `kv`), composed into the app before linking.
+#[derive(Clone, Debug)]
+pub struct ComponentSpec {
+    pub name: String,
+    pub component: Source,
+    /// For its `filter.configure`.
+    pub config: Vec<(String, String)>,
+    pub line: usize,
+}
+
 /// `[stack]`: what serves the app's `sockets`.
 #[derive(Clone, Debug)]
 pub struct StackSpec {
@@ -167,6 +178,9 @@ pub struct Manifest {
     pub devices: Vec<DeviceSpec>,
     pub stack: Option<StackSpec>,
     pub limits: LimitsSpec,
+    /// `[components.<name>]`: components composed into the app, whose
+    /// exports satisfy its imports (`kv`), in manifest order.
+    pub components: Vec<ComponentSpec>,
     /// `[wasi]`: configure entries for the `wasi` component (`env`, `cwd`,
     /// `preopen`), in the order it takes them; the app's args come first.
     pub wasi: Vec<(String, String)>,
@@ -362,13 +376,14 @@ impl Manifest {
             }
         };
         let doc = doc.get_ref();
-        check_keys(&mut r, doc, "", &["app", "devices", "log", "stack", "limits", "wasi"]);
+        check_keys(&mut r, doc, "", &["app", "devices", "log", "stack", "limits", "wasi", "components"]);
 
         let app = Self::app(&mut r, doc);
         let mut devices = Self::devices(&mut r, doc);
         let limits = Self::limits(&mut r, doc);
         let stack = Self::stack(&mut r, doc, &devices);
         let wasi = Self::wasi(&mut r, doc, &devices);
+        let components = Self::components(&mut r, doc);
 
         // Kinds with one obvious default are bound to it when left out.
         for kind in Kind::ALL.into_iter().filter(|k| k.singleton()) {
@@ -391,8 +406,48 @@ impl Manifest {
             devices,
             stack,
             limits,
+            components,
             wasi,
         })
+    }
+
+    fn components(r: &mut Report, doc: &Table) -> Vec<ComponentSpec> {
+        let mut out = Vec::new();
+        let Some(v) = get(doc, "components") else { return out };
+        let Some(t) = v.get_ref().as_table() else {
+            r.at(v.span().start, "components", "expected tables: [components.kv]");
+            return out;
+        };
+        for (name, cv) in t {
+            let key = format!("components.{}", name.get_ref());
+            if !valid_role(name.get_ref()) || name.get_ref() == "wasi" {
+                r.at(name.span().start, &key, "a component name is lowercase letters, digits and `-`, and not `wasi` (weft composes that one itself)");
+                continue;
+            }
+            let Some(ct) = cv.get_ref().as_table() else {
+                r.at(cv.span().start, &key, format!("expected a table: [{key}] with component = \"…\""));
+                continue;
+            };
+            check_keys(r, ct, &key, &["component", "config"]);
+            let component = match get(ct, "component") {
+                Some(c) => source(r, c, &format!("{key}.component")),
+                None => {
+                    r.at(cv.span().start, &format!("{key}.component"), "missing; name the component (shipped, or a path ending in .wasm)");
+                    None
+                }
+            };
+            let mut config = Vec::new();
+            if let Some(c) = get(ct, "config") {
+                match c.get_ref().as_table() {
+                    Some(t) => config.extend(t.iter().map(|(k, v)| (k.get_ref().to_string(), config_value(v.get_ref())))),
+                    None => r.at(c.span().start, &format!("{key}.config"), "expected a table: config = { key = value }"),
+                }
+            }
+            if let Some(component) = component {
+                out.push(ComponentSpec { name: name.get_ref().to_string(), component, config, line: r.line_of(cv.span().start) });
+            }
+        }
+        out
     }
 
     /// `[wasi]`: `env` (a table of strings), `cwd`, and `preopens`, a table

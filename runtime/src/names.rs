@@ -21,7 +21,12 @@ pub const NET: &str = "weft:devices/net@0.1.0";
 pub const CAPTURE: &str = "weft:devices/capture@0.1.0";
 pub const SOCKETS: &str = "weft:devices/sockets@0.1.0";
 pub const EXIT: &str = "weft:devices/exit@0.1.0";
-/// The `wasi` component's configure export in a composed app (`compose::config_export("wasi")`).
+/// The `wasi` component's configure export in a composed app.
 pub const WASI_CONFIG: &str = "wasi-config";
+
+/// The label a composed part's `weft:devices/filter` is exported under.
+pub fn config_export(part: &str) -> alloc::string::String {
+    alloc::format!("{part}-config")
+}
 /// The export a WASI command runs through (any 0.2.x).
 pub const WASI_RUN_PREFIX: &str = "wasi:cli/run@0.2.";

@@ -76,6 +76,11 @@ impl Plan {
         let mut wiring = Wiring {
             app: app.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
             wasi: manifest.wasi.clone(),
+            parts: manifest
+                .components
+                .iter()
+                .map(|c| Filter { name: c.name.clone(), config: c.config.clone(), origin: format!("{}:{}", manifest.path.display(), c.line) })
+                .collect(),
             ..Wiring::default()
         };
         let mut missing = false;
@@ -202,9 +207,13 @@ impl Plan {
             };
             let _ = writeln!(out, "  {:<12} sha256:{}  {:>9}  {from}", c.name, &hex(&c.sha256)[..16], format_size_approx(c.size as u64));
             for p in &c.parts {
+                let from = match &p.source {
+                    Source::Shipped(_) => "shipped".to_string(),
+                    Source::File(f) => f.display().to_string(),
+                };
                 let _ = writeln!(
                     out,
-                    "  {:<12} sha256:{}  {:>9}  shipped, composed into {}",
+                    "  {:<12} sha256:{}  {:>9}  {from}, composed into {}",
                     p.name,
                     &hex(&p.sha256)[..16],
                     format_size_approx(p.size as u64),
@@ -316,28 +325,37 @@ fn resolve(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cache, 
     }
 }
 
-/// The components an app is composed with, from its imports: `wasi` when it
-/// imports any `wasi:*` interface.
-fn providers_for(imports: &[String]) -> Vec<&'static str> {
-    if compose::wants_wasi(imports) { vec!["wasi"] } else { Vec::new() }
+/// What an app is composed with: `wasi` when it imports any `wasi:*`
+/// interface, then every `[components.*]` entry. (name, source, line, key)
+fn parts_for(m: &Manifest, imports: &[String]) -> Vec<(String, Source, usize, String)> {
+    let mut parts = Vec::new();
+    if compose::wants_wasi(imports) {
+        parts.push(("wasi".to_string(), Source::Shipped("wasi".into()), m.app.line, "app.component".to_string()));
+    }
+    for c in &m.components {
+        parts.push((c.name.clone(), c.component.clone(), c.line, format!("components.{}.component", c.name)));
+    }
+    parts
 }
 
-/// The app's bytes as the linker sees them: composed with its providers.
+fn load(loader: &dyn Loader, s: &Source) -> Result<Vec<u8>, String> {
+    match s {
+        Source::Shipped(n) => loader.shipped(n).map(<[u8]>::to_vec).ok_or_else(|| format!("no shipped component {n}")),
+        Source::File(p) => loader.read(p).map_err(|e| format!("{}: {e}", p.display())),
+    }
+}
+
+/// The app's bytes as the linker sees them: composed with its parts.
 /// (`weft build` precompiles these for the kernel.)
-pub fn app_bytes(loader: &dyn Loader, app: &Source) -> Result<Vec<u8>, String> {
-    let bytes = match app {
-        Source::Shipped(n) => loader.shipped(n).ok_or_else(|| format!("no shipped component {n}"))?.to_vec(),
-        Source::File(p) => loader.read(p).map_err(|e| format!("{}: {e}", p.display()))?,
-    };
-    let imports = compose::imports(&bytes).unwrap_or_default();
-    let names = providers_for(&imports);
-    if names.is_empty() {
+pub fn app_bytes(loader: &dyn Loader, app: &Resolved) -> Result<Vec<u8>, String> {
+    let bytes = load(loader, &app.source)?;
+    if app.parts.is_empty() {
         return Ok(bytes);
     }
-    let provided: Vec<(&str, &[u8])> =
-        names.iter().map(|n| (*n, loader.shipped(n).unwrap_or_default())).collect();
+    let parts: Vec<(String, Vec<u8>)> =
+        app.parts.iter().map(|p| Ok((p.name.clone(), load(loader, &p.source)?))).collect::<Result<_, String>>()?;
     let providers: Vec<compose::Provider<'_>> =
-        provided.iter().map(|(name, bytes)| compose::Provider { name, bytes }).collect();
+        parts.iter().map(|(name, bytes)| compose::Provider { name, bytes }).collect();
     compose::compose(&bytes, &providers).map_err(|e| e.to_string())
 }
 
@@ -345,21 +363,22 @@ fn resolve_app(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cac
     let (s, line, key) = (&m.app.component, m.app.line, "app.component");
     let bytes = read(r, loader, s, line, key)?;
     let imports = compose::imports(&bytes).unwrap_or_default();
-    let names = providers_for(&imports);
-    if names.is_empty() {
+    let wanted = parts_for(m, &imports);
+    if wanted.is_empty() {
         return resolve(r, loader, engine, cache, s, line, key);
     }
     let mut parts = Vec::new();
-    let mut provided: Vec<(&str, &[u8])> = Vec::new();
-    for name in names {
-        let Some(b) = loader.shipped(name) else {
-            r.at_line(line, key, format!("{} imports WASI, but this weft was built without the `{name}` component", display_name(s)));
+    let mut provided: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, source, pline, pkey) in wanted {
+        if name == "wasi" && loader.shipped("wasi").is_none() {
+            r.at_line(line, key, format!("{} imports WASI, but this weft was built without the `wasi` component", display_name(s)));
             return None;
-        };
-        parts.push(Part { name: name.into(), source: Source::Shipped(name.into()), sha256: sha256(b), size: b.len() });
+        }
+        let b = read(r, loader, &source, pline, &pkey)?;
+        parts.push(Part { name: name.clone(), source, sha256: sha256(&b), size: b.len() });
         provided.push((name, b));
     }
-    let inputs: Vec<&[u8]> = core::iter::once(bytes.as_slice()).chain(provided.iter().map(|(_, b)| *b)).collect();
+    let inputs: Vec<&[u8]> = core::iter::once(bytes.as_slice()).chain(provided.iter().map(|(_, b)| b.as_slice())).collect();
     let composed = cache.load_composed(engine, Target::Native, &inputs, || {
         let providers: Vec<compose::Provider<'_>> =
             provided.iter().map(|(name, bytes)| compose::Provider { name, bytes }).collect();
@@ -374,14 +393,18 @@ fn resolve_app(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cac
             component,
             origin,
             parts,
-            own_imports: imports.clone(),
+            own_imports: imports,
         }),
         Err(e) => {
-            let fix = match e.downcast_ref::<compose::ComposeError>() {
-                Some(compose::ComposeError::Unprovided(_)) => "; weft's `wasi` component provides wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem and wasi:sockets, any version 0.2.0-0.2.12: build the app without the others",
-                _ => "",
+            let (at, k, fix) = match e.downcast_ref::<compose::ComposeError>() {
+                Some(compose::ComposeError::Unprovided(_)) => (line, key.to_string(), "; weft's `wasi` component provides wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem and wasi:sockets, any version 0.2.0-0.2.12: build the app without the others".to_string()),
+                Some(compose::ComposeError::Unused(name)) => {
+                    let c = m.components.iter().find(|c| c.name == *name);
+                    (c.map_or(line, |c| c.line), format!("components.{name}"), format!("; remove [components.{name}], or use an app that imports its interfaces"))
+                }
+                _ => (line, key.to_string(), String::new()),
             };
-            r.at_line(line, key, format!("{} {e:#}{fix}", display_name(s)));
+            r.at_line(at, &k, format!("{} {e:#}{fix}", display_name(s)));
             None
         }
     }

@@ -18,11 +18,12 @@ extern crate alloc;
 #[path = "../../kvstore/src/format.rs"]
 pub mod format;
 pub mod http;
+#[path = "../../kvstore/src/indexed.rs"]
+pub mod indexed;
 pub mod routes;
 #[path = "../../kvstore/src/store.rs"]
 pub mod store;
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -64,73 +65,40 @@ impl store::Device for Block {
     }
 }
 
-/// The kvstore with an in-memory index of the latest value per key.
-struct Kv {
-    store: Option<store::Store<Block>>,
-    index: BTreeMap<Vec<u8>, Vec<u8>>,
-}
+/// The kvstore behind `/kv/`, or why it is not available.
+struct Kv(Option<indexed::Indexed<Block>>);
 
 impl Kv {
     fn open() -> Kv {
-        let mut kv = Kv {
-            store: None,
-            index: BTreeMap::new(),
-        };
-        let opened = (|| -> Result<store::Store<Block>, String> {
+        let opened = (|| -> Result<indexed::Indexed<Block>, String> {
             let dev = block::open(ROLE).map_err(|e| format!("open {ROLE}: {}", e.name()))?;
             let g = block::info(dev).map_err(|e| format!("info {ROLE}: {}", e.name()))?;
-            store::Store::open(Block(dev), g.sector_size, g.sector_count, g.read_only)
-                .map_err(|o| String::from_utf8_lossy(&o.output).trim_end().into())
+            indexed::Indexed::open(Block(dev), g.sector_size, g.sector_count, g.read_only)
         })();
         match opened {
-            Ok(mut st) => {
-                let index = &mut kv.index;
-                match st.scan(|_, k, v| {
-                    index.insert(k.to_vec(), v.to_vec());
-                }) {
-                    Ok((s, _, _)) => {
-                        say(&format!(
-                            "httpd: kvstore on `{ROLE}`: {} keys ({} valid records)\n",
-                            kv.index.len(),
-                            s.valid
-                        ));
-                        kv.store = Some(st);
-                    }
-                    Err(e) => say(&format!(
-                        "httpd: kvstore scan: {} failed: {}; /kv/ disabled\n",
-                        e.op, e.code
-                    )),
-                }
+            Ok(kv) => {
+                say(&format!("httpd: kvstore on `{ROLE}`: {} keys ({} valid records)\n", kv.len(), kv.valid));
+                Kv(Some(kv))
             }
-            Err(e) => say(&format!("httpd: kvstore: {e}; /kv/ disabled\n")),
+            Err(e) => {
+                say(&format!("httpd: kvstore: {e}; /kv/ disabled\n"));
+                Kv(None)
+            }
         }
-        kv
     }
 }
 
 impl routes::Kv for Kv {
     fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
-        self.index.get(key).cloned()
+        self.0.as_ref()?.get(key).map(<[u8]>::to_vec)
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
-        let st = self
-            .store
-            .as_mut()
-            .ok_or_else(|| String::from("no store"))?;
-        let out = match st.put(key, value) {
-            Ok(o) | Err(o) => o,
-        };
-        if out.code == 0 {
-            self.index.insert(key.to_vec(), value.to_vec());
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.output).trim_end().into())
-        }
+        self.0.as_mut().ok_or_else(|| String::from("no store"))?.put(key, value)
     }
 
     fn available(&self) -> bool {
-        self.store.is_some()
+        self.0.is_some()
     }
 }
 
