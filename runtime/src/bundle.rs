@@ -29,7 +29,7 @@ use crate::link::{Device, Filter, Stack, Wiring};
 
 pub const MAGIC: [u8; 8] = *b"WEFTBNDL";
 /// Version of the layout above (3: net devices and the stack).
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 const HEADER: usize = 8 + 4 + 8 + 8;
 
 /// The leaf behind one block device.
