@@ -23,8 +23,13 @@ const SHIPPED: &[(&str, &str)] = &[
 ];
 
 /// Test apps built alongside (tests copy them next to their manifests).
-const TEST_APPS: &[(&str, &str)] =
-    &[("misbehave", "misbehave"), ("callbench", "callbench"), ("wasi-stock", "wasi-stock"), ("kvclient", "kvclient")];
+const TEST_APPS: &[(&str, &str)] = &[
+    ("misbehave", "misbehave"),
+    ("callbench", "callbench"),
+    ("wasi-stock", "wasi-stock"),
+    ("kvclient", "kvclient"),
+    ("netclient", "netclient"),
+];
 
 fn main() {
     let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

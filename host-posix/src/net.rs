@@ -49,10 +49,12 @@ impl Readiness {
     }
 }
 
-/// A locally administered MAC derived from a name (QEMU's 52:54:00 prefix).
+/// A net device's MAC from its name: the one `weft boot` also gives the
+/// virtio-net device (`weft_runtime::leaves::mac_for`), so both targets answer
+/// ARP alike.
 fn mac_for(name: &str) -> (u8, u8, u8, u8, u8, u8) {
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    (0x52, 0x54, 0x00, (h >> 16) as u8, (h >> 8) as u8, h as u8)
+    let [a, b, c, d, e, f] = weft_runtime::leaves::mac_for(name);
+    (a, b, c, d, e, f)
 }
 
 const MTU: u32 = 1500;

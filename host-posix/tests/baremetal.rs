@@ -293,19 +293,10 @@ fn a_kernel_panic_prints_its_message_and_exits_71() {
 
 // --- Networking ---------------------------------------------------------
 
-/// Builds the `netclient` test app (host-posix/tests/netclient: weft's shipped
-/// apps only listen) into components/target and copies it into `dir`.
+/// Copies the `netclient` test app (components/tests/netclient, built with
+/// the other test apps by host-posix/build.rs: weft's shipped apps only
+/// listen) into `dir`.
 fn netclient(dir: &Path) {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut c = Command::new(cargo);
-    c.args(["build", "--offline", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(root().join("host-posix/tests/netclient/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", root().join("components/target"));
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
-        c.env_remove(var);
-    }
-    let o = c.output().unwrap();
-    assert!(o.status.success(), "building netclient: {}", String::from_utf8_lossy(&o.stderr));
     test_component(dir, "netclient", "netclient.wasm");
 }
 
