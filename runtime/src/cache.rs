@@ -66,19 +66,27 @@ impl Cache {
 
     /// The cache key of `bytes` for this engine and target.
     pub fn key(engine: &Engine, target: Target, bytes: &[u8]) -> String {
+        Self::key_of(engine, target, &sha256(bytes))
+    }
+
+    /// The cache key of a component whose sha256 is `digest` (hashed once
+    /// by the caller: a Python component is tens of MiB).
+    pub fn key_of(engine: &Engine, target: Target, digest: &[u8; 32]) -> String {
         let mut h = Sha(Sha256::new());
-        h.0.update(bytes);
+        h.0.update(b"weft-aot-v2");
+        h.0.update(digest);
         core::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
         core::hash::Hash::hash(&target, &mut h);
         hex(&h.0.finalize())
     }
 
-    /// Loads `bytes` as a component, from the cache when it holds it.
-    pub fn load(&self, engine: &Engine, target: Target, bytes: &[u8]) -> Result<(Component, Origin)> {
+    /// Loads `bytes` (component `name`, whose sha256 is `digest`) as a
+    /// component, from the cache when it holds it.
+    pub fn load(&self, engine: &Engine, target: Target, name: &str, digest: &[u8; 32], bytes: &[u8]) -> Result<(Component, Origin)> {
         let Some(dir) = &self.dir else {
-            return Ok((Component::new(engine, bytes)?, Origin::Compiled));
+            return Ok((compile(engine, name, bytes)?, Origin::Compiled));
         };
-        let path = dir.join(std::format!("{}.cwasm", Self::key(engine, target, bytes)));
+        let path = dir.join(std::format!("{}.cwasm", Self::key_of(engine, target, digest)));
         if path.exists() {
             // SAFETY: the file was written by `serialize` below under a key
             // that includes the engine's compatibility hash; wasmtime also
@@ -89,7 +97,7 @@ impl Cache {
                 Err(e) => tracing_warn(&path, &e),
             }
         }
-        let component = Component::new(engine, bytes)?;
+        let component = compile(engine, name, bytes)?;
         if let Err(e) = store(dir, &path, &component.serialize()?) {
             tracing_warn(&path, &e);
         }
@@ -98,27 +106,28 @@ impl Cache {
 }
 
 impl Cache {
-    /// Loads the component `produce` makes from `inputs` (a composition of
-    /// them), from the cache when it holds it: the key covers every input,
-    /// so a cache hit skips producing the bytes at all.
+    /// Loads the component `produce` makes from the inputs whose sha256s are
+    /// `inputs` (a composition of them), from the cache when it holds it: the
+    /// key covers every input, so a cache hit skips producing the bytes.
     pub fn load_composed(
         &self,
         engine: &Engine,
         target: Target,
-        inputs: &[&[u8]],
+        name: &str,
+        inputs: &[[u8; 32]],
         produce: impl FnOnce() -> Result<std::vec::Vec<u8>>,
     ) -> Result<(Component, Origin)> {
         let mut h = Sha256::new();
-        h.update(b"weft-compose-v1");
+        // Composition rules may change between weft versions.
+        h.update(concat!("weft-compose-", env!("CARGO_PKG_VERSION")).as_bytes());
         for i in inputs {
-            h.update((i.len() as u64).to_le_bytes());
             h.update(i);
         }
         let inputs_key: [u8; 32] = h.finalize().into();
         let Some(dir) = &self.dir else {
-            return Ok((Component::new(engine, produce()?)?, Origin::Compiled));
+            return Ok((compile(engine, name, &produce()?)?, Origin::Compiled));
         };
-        let path = dir.join(std::format!("{}.cwasm", Self::key(engine, target, &inputs_key)));
+        let path = dir.join(std::format!("{}.cwasm", Self::key_of(engine, target, &inputs_key)));
         if path.exists() {
             // SAFETY: as in `load`: written by us under an engine-specific key.
             match unsafe { Component::deserialize_file(engine, &path) } {
@@ -126,12 +135,46 @@ impl Cache {
                 Err(e) => tracing_warn(&path, &e),
             }
         }
-        let component = Component::new(engine, produce()?)?;
+        let component = compile(engine, name, &produce()?)?;
         if let Err(e) = store(dir, &path, &component.serialize()?) {
             tracing_warn(&path, &e);
         }
         Ok((component, Origin::Compiled))
     }
+}
+
+/// Components at least this big (Python, JS) take seconds to compile: say
+/// so, and show the time passing on a terminal.
+const PROGRESS_MIN: usize = 1 << 20;
+
+/// Compiles with cranelift; a big component shows its progress on stderr.
+fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component> {
+    use std::io::IsTerminal as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if bytes.len() < PROGRESS_MIN || std::env::var_os("WEFT_CACHE_QUIET").is_some() {
+        return Component::new(engine, bytes);
+    }
+    let mb = bytes.len() as f64 / (1 << 20) as f64;
+    std::eprintln!("weft: compiling {name} ({mb:.1} MiB) to native code, once: later runs load it from the AOT cache");
+    let start = std::time::Instant::now();
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let ticker = std::io::stderr().is_terminal().then(|| {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                std::eprint!("\r  {:.1} s", start.elapsed().as_secs_f64());
+            }
+            std::eprint!("\r");
+        })
+    });
+    let component = Component::new(engine, bytes);
+    done.store(true, Ordering::Relaxed);
+    if let Some(t) = ticker {
+        let _ = t.join();
+    }
+    std::eprintln!("weft: compiled {name} in {:.1} s", start.elapsed().as_secs_f64());
+    component
 }
 
 fn tracing_warn(path: &Path, e: &dyn core::fmt::Display) {

@@ -307,11 +307,12 @@ fn display_name(s: &Source) -> String {
 
 fn resolve(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cache, s: &Source, line: usize, key: &str) -> Option<Resolved> {
     let bytes = read(r, loader, s, line, key)?;
-    match cache.load(engine, Target::Native, &bytes) {
+    let digest = sha256(&bytes);
+    match cache.load(engine, Target::Native, &display_name(s), &digest, &bytes) {
         Ok((component, origin)) => Some(Resolved {
             name: display_name(s),
             source: s.clone(),
-            sha256: sha256(&bytes),
+            sha256: digest,
             size: bytes.len(),
             component,
             origin,
@@ -378,8 +379,9 @@ fn resolve_app(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cac
         parts.push(Part { name: name.clone(), source, sha256: sha256(&b), size: b.len() });
         provided.push((name, b));
     }
-    let inputs: Vec<&[u8]> = core::iter::once(bytes.as_slice()).chain(provided.iter().map(|(_, b)| b.as_slice())).collect();
-    let composed = cache.load_composed(engine, Target::Native, &inputs, || {
+    let digest = sha256(&bytes);
+    let inputs: Vec<[u8; 32]> = core::iter::once(digest).chain(parts.iter().map(|p| p.sha256)).collect();
+    let composed = cache.load_composed(engine, Target::Native, &display_name(s), &inputs, || {
         let providers: Vec<compose::Provider<'_>> =
             provided.iter().map(|(name, bytes)| compose::Provider { name, bytes }).collect();
         compose::compose(&bytes, &providers).map_err(wasmtime::Error::new)
@@ -388,7 +390,7 @@ fn resolve_app(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cac
         Ok((component, origin)) => Some(Resolved {
             name: display_name(s),
             source: s.clone(),
-            sha256: sha256(&bytes),
+            sha256: digest,
             size: bytes.len(),
             component,
             origin,
