@@ -291,3 +291,24 @@ fn a_port_in_use_is_a_clear_error() {
         .code(1)
         .stdout_has(&format!("echo: cannot listen on port {port}: address-in-use (The port is taken.)"));
 }
+
+/// The manifest gives the stack the address the host's tap0 already has: the
+/// tcpip component's ARP probe is answered by the host, and the run stops
+/// before the app starts, naming the device, the address and the host's MAC.
+#[test]
+fn an_address_clash_is_a_clear_error_naming_the_device() {
+    let Some(ns) = Netns::new("clash") else { return };
+    let host_mac = ns.cmd("cat").arg("/sys/class/net/tap0/address").output().unwrap();
+    let host_mac = String::from_utf8_lossy(&host_mac.stdout).trim().to_string();
+    assert_eq!(host_mac.len(), 17, "{host_mac:?}");
+    let dir = manifest(
+        "clash",
+        "[app]\ncomponent = \"echo\"\nargs = [\"7\", \"1\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[stack]\nnet = \"service\"\nip = \"10.0.0.1/24\"\n\n[limits]\ntimeout = \"20s\"\n",
+    );
+    let r = finish(ns.weft(&dir));
+    assert_ne!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    r.stderr_has(&format!(
+        "address clash on net device `service`: 10.0.0.1 is already used by {host_mac} (seen in an ARP reply from it); choose another `ip` in [stack]"
+    ));
+    assert!(!r.stdout.contains("listening"), "the app never ran: {}", r.stdout);
+}

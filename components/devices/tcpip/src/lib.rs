@@ -6,6 +6,8 @@
 //! `filter.configure(role, keys)` takes the manifest's `[stack]` keys: `ip =
 //! "10.0.0.2/24"` (required), `gateway = "10.0.0.1"`, `tcp-rx-buffer`, `tcp-tx-buffer`,
 //! `udp-buffer` (bytes per socket), `backlog` (listening sockets kept ready per port).
+//! It refuses to start when its ARP probe shows the address already in use on the link,
+//! and stops using the address if that shows later (see [`stack`]).
 //!
 //! The protocol work is in [`stack`], which knows nothing of the bindings; this file only
 //! adapts the `net`, `clock`, `random` and `log` imports to it.
@@ -111,14 +113,21 @@ impl FilterGuest for Tcpip {
         for (d, s) in seed.iter_mut().zip(seed_bytes.iter()) {
             *d = *s;
         }
-        let st = Stack::new(
+        let mut st = Stack::new(
             NetImport { dev },
+            &device,
             mac,
             info.mtu,
             cfg,
             u64::from_le_bytes(seed),
             clock::monotonic_now(),
         );
+        // The probe `Stack::new` sent may have been answered already (a Linux host
+        // answers within the send): refuse to start on an address in use.
+        st.poll(clock::monotonic_now());
+        if let Some(c) = st.clash() {
+            return Err(alloc::format!("{}; choose another `ip` in [stack]", c.message()));
+        }
         STACK.with(|s| *s = Some(st));
         Ok(())
     }

@@ -5,6 +5,16 @@
 //! Every public operation first calls [`Stack::poll`] (take pending frames, run the
 //! interface, send what it produced), does its work, and operations that queue output
 //! run the interface's egress once more so the frames leave in the same call.
+//!
+//! **Address clashes** (RFC 5227): [`Stack::new`] broadcasts an ARP probe for the
+//! configured address (sender 0.0.0.0, so no cache learns anything from it), and every
+//! poll looks at incoming ARP: a request or reply whose *sender* is our address but not
+//! our MAC means another host uses it (the answer to the probe, its gratuitous ARP, or
+//! its ordinary traffic). The stack then stops using the address at once, as RFC 5227
+//! requires: frames are drained and dropped, nothing more is sent, one event names the
+//! device, the address and the other MAC, and every sockets call fails with
+//! `unreachable`. [`Stack::clash`] reports it, so `configure` can refuse to start when
+//! the answer came back already (a Linux host answers the probe within the send call).
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
@@ -138,6 +148,36 @@ pub struct Stack<N: Net> {
     cfg: StackConfig,
     /// Frames the device refused or failed on, for the record.
     pub tx_dropped: u64,
+    mac: [u8; 6],
+    /// The net device's role, to name it in events.
+    role: String,
+    /// Another host's MAC that uses our address: the stack is off.
+    clash: Option<Clash>,
+}
+
+/// Another host on the link uses the stack's address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Clash {
+    pub ip: [u8; 4],
+    pub other_mac: [u8; 6],
+    /// The net device's role.
+    pub role: String,
+    /// How it showed: `ARP reply` or `ARP request`.
+    pub how: &'static str,
+}
+
+impl Clash {
+    /// What happened, naming the device, the address and the other host (the log
+    /// event and `configure`'s error each add what follows from it).
+    pub fn message(&self) -> String {
+        format!(
+            "address clash on net device `{}`: {} is already used by {} (seen in an {} from it)",
+            self.role,
+            fmt_ip(self.ip),
+            fmt_mac(self.other_mac),
+            self.how
+        )
+    }
 }
 
 fn instant(now_ns: u64) -> Instant {
@@ -159,8 +199,11 @@ fn listening(s: &tcp::Socket) -> bool {
 }
 
 impl<N: Net> Stack<N> {
+    /// A stack on the net device `role` (its name in events). Broadcasts an ARP probe
+    /// for the address at once (see the module docs).
     pub fn new(
         mut net: N,
+        role: &str,
         mac: [u8; 6],
         mtu: u32,
         cfg: StackConfig,
@@ -200,7 +243,9 @@ impl<N: Net> Stack<N> {
                 ("mtu", mtu.to_string()),
             ],
         );
-        Stack {
+        // RFC 5227 probe: who has our address? Anyone answering is using it.
+        phy.tx.push(arp_probe(mac, cfg.ip));
+        let mut st = Stack {
             net,
             phy,
             iface,
@@ -211,6 +256,53 @@ impl<N: Net> Stack<N> {
             rng: Rng::new(seed ^ 0x7463_7069_70),
             cfg,
             tx_dropped: 0,
+            mac,
+            role: String::from(role),
+            clash: None,
+        };
+        st.flush();
+        st
+    }
+
+    /// Another host's use of our address, once seen (the stack is off from then on).
+    pub fn clash(&self) -> Option<&Clash> {
+        self.clash.as_ref()
+    }
+
+    fn on_clash(&mut self, other_mac: [u8; 6], how: &'static str) {
+        if self.clash.is_some() {
+            return;
+        }
+        let c = Clash {
+            ip: self.cfg.ip,
+            other_mac,
+            role: self.role.clone(),
+            how,
+        };
+        self.net.log(
+            &format!(
+                "{}; the stack stops using the address: its sockets calls fail with `unreachable`",
+                c.message()
+            ),
+            &[
+                ("event", String::from("address-clash")),
+                ("device", self.role.clone()),
+                ("ip", fmt_ip(c.ip)),
+                ("other-mac", fmt_mac(other_mac)),
+                ("mac", fmt_mac(self.mac)),
+            ],
+        );
+        self.clash = Some(c);
+        self.phy.tx.clear();
+        self.phy.rx.clear();
+    }
+
+    /// [`Stack::poll`], then `unreachable` if the address clashed.
+    fn poll_live(&mut self, now_ns: u64) -> Result<(), SockErr> {
+        self.poll(now_ns);
+        match self.clash {
+            Some(_) => Err(SockErr::Unreachable),
+            None => Ok(()),
         }
     }
 
@@ -225,6 +317,19 @@ impl<N: Net> Stack<N> {
             let frames = self.net.receive(RX_BATCH);
             let full = frames.len() as u32 >= RX_BATCH;
             received |= !frames.is_empty();
+            for f in &frames {
+                if let Some((other, how)) = arp_claim(f, self.cfg.ip, self.mac) {
+                    self.on_clash(other, how);
+                }
+            }
+            if self.clash.is_some() {
+                // Off: keep draining the device (its readiness would wake the app's
+                // every wait otherwise), answer nothing.
+                if !full {
+                    break;
+                }
+                continue;
+            }
             // Enough listening sockets for every SYN in the batch, so a burst of
             // connections is not refused just because the pool was re-armed too late.
             let mut syns: Vec<(u16, usize)> = Vec::new();
@@ -258,6 +363,9 @@ impl<N: Net> Stack<N> {
     }
 
     fn flush(&mut self) {
+        if self.clash.is_some() {
+            self.phy.tx.clear();
+        }
         if self.phy.tx.is_empty() {
             return;
         }
@@ -376,7 +484,7 @@ impl<N: Net> Stack<N> {
     }
 
     pub fn tcp_listen(&mut self, now_ns: u64, port: u16) -> Result<u32, SockErr> {
-        self.poll(now_ns);
+        self.poll_live(now_ns)?;
         if port == 0 {
             return Err(SockErr::InvalidArgument);
         }
@@ -402,7 +510,7 @@ impl<N: Net> Stack<N> {
     }
 
     pub fn tcp_accept(&mut self, now_ns: u64, listener: u32) -> Result<(u32, Endpoint), SockErr> {
-        self.poll(now_ns);
+        self.poll_live(now_ns)?;
         let Some(Entry::Listener { pool, .. }) = self.table.get_mut(&listener) else {
             return Err(SockErr::InvalidArgument);
         };
@@ -426,7 +534,7 @@ impl<N: Net> Stack<N> {
     }
 
     pub fn tcp_connect(&mut self, now_ns: u64, remote: Endpoint) -> Result<u32, SockErr> {
-        self.poll(now_ns);
+        self.poll_live(now_ns)?;
         if remote.1 == 0 || remote.0 == [0; 4] {
             return Err(SockErr::InvalidArgument);
         }
@@ -463,7 +571,7 @@ impl<N: Net> Stack<N> {
     }
 
     pub fn tcp_send(&mut self, now_ns: u64, s: u32, data: &[u8]) -> Result<u32, SockErr> {
-        self.poll(now_ns);
+        self.poll_live(now_ns)?;
         let (h, shut) = self.tcp_handle(s)?;
         let sock = self.sockets.get_mut::<tcp::Socket>(h);
         if shut {
@@ -489,7 +597,7 @@ impl<N: Net> Stack<N> {
     }
 
     pub fn tcp_recv(&mut self, now_ns: u64, s: u32, max: u32) -> Result<Vec<u8>, SockErr> {
-        self.poll(now_ns);
+        self.poll_live(now_ns)?;
         let (h, _) = self.tcp_handle(s)?;
         let sock = self.sockets.get_mut::<tcp::Socket>(h);
         if max == 0 {
@@ -516,7 +624,7 @@ impl<N: Net> Stack<N> {
     }
 
     pub fn tcp_shutdown(&mut self, now_ns: u64, s: u32) -> Result<(), SockErr> {
-        self.poll(now_ns);
+        self.poll_live(now_ns)?;
         let (h, _) = self.tcp_handle(s)?;
         let sock = self.sockets.get_mut::<tcp::Socket>(h);
         if sock.state() == tcp::State::Closed {
@@ -531,7 +639,7 @@ impl<N: Net> Stack<N> {
     }
 
     pub fn udp_bind(&mut self, now_ns: u64, port: u16) -> Result<u32, SockErr> {
-        self.poll(now_ns);
+        self.poll_live(now_ns)?;
         if port == 0 {
             return Err(SockErr::InvalidArgument);
         }
@@ -561,7 +669,7 @@ impl<N: Net> Stack<N> {
         data: &[u8],
         to: Endpoint,
     ) -> Result<(), SockErr> {
-        self.poll(now_ns);
+        self.poll_live(now_ns)?;
         let Some(Entry::Udp { h }) = self.table.get(&s) else {
             return Err(SockErr::InvalidArgument);
         };
@@ -596,7 +704,7 @@ impl<N: Net> Stack<N> {
         s: u32,
         max: u32,
     ) -> Result<(Vec<u8>, Endpoint), SockErr> {
-        self.poll(now_ns);
+        self.poll_live(now_ns)?;
         let Some(Entry::Udp { h }) = self.table.get(&s) else {
             return Err(SockErr::InvalidArgument);
         };
@@ -653,6 +761,9 @@ impl<N: Net> Stack<N> {
     /// for the device to take them.
     pub fn next_deadline(&mut self, now_ns: u64) -> Option<u64> {
         let received = self.poll(now_ns);
+        if self.clash.is_some() {
+            return None;
+        }
         if received || !self.phy.tx.is_empty() {
             return Some(now_ns);
         }
@@ -665,6 +776,42 @@ impl<N: Net> Stack<N> {
     pub fn socket_count(&self) -> usize {
         self.sockets.iter().count()
     }
+}
+
+/// An RFC 5227 ARP probe for `ip`: broadcast, sender address 0.0.0.0.
+fn arp_probe(mac: [u8; 6], ip: [u8; 4]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(42);
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0; 4]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&ip);
+    f
+}
+
+/// Whether an Ethernet frame is ARP (Ethernet/IPv4) sent by another MAC than `mac`
+/// with `ip` as its sender address: that host uses our address. Returns its MAC and
+/// what kind of ARP showed it.
+fn arp_claim(f: &[u8], ip: [u8; 4], mac: [u8; 6]) -> Option<([u8; 6], &'static str)> {
+    if f.len() < 14 + 28 || f[12..14] != [0x08, 0x06] {
+        return None;
+    }
+    let a = &f[14..14 + 28];
+    if a[0..6] != [0, 1, 0x08, 0x00, 6, 4] || a[14..18] != ip {
+        return None;
+    }
+    let how = match a[7] {
+        1 if a[6] == 0 => "ARP request",
+        2 if a[6] == 0 => "ARP reply",
+        _ => return None,
+    };
+    let sha: [u8; 6] = a[8..14].try_into().ok()?;
+    if sha == mac || sha == [0; 6] || sha[0] & 1 != 0 {
+        return None;
+    }
+    Some((sha, how))
 }
 
 /// The destination port of a TCP SYN (without ACK) to `ip` in an Ethernet frame.
@@ -761,6 +908,7 @@ mod tests {
                 out: b.clone(),
                 logs: Vec::new(),
             },
+            "service",
             SERVER_MAC,
             1500,
             cfg(2),
@@ -773,6 +921,7 @@ mod tests {
                 out: a,
                 logs: Vec::new(),
             },
+            "service",
             CLIENT_MAC,
             1500,
             cfg(1),
@@ -1062,12 +1211,17 @@ mod tests {
                 out: out.clone(),
                 logs: Vec::new(),
             },
+            "service",
             SERVER_MAC,
             1500,
             cfg(2),
             3,
             0,
         );
+        // The address probe every stack starts with.
+        let probe = out.borrow_mut().pop_front().expect("an ARP probe");
+        assert_eq!(probe, arp_probe(SERVER_MAC, [10, 0, 0, 2]));
+        assert!(out.borrow().is_empty());
         (st, inp, out)
     }
 
@@ -1109,6 +1263,82 @@ mod tests {
                 data: b"weft ping"
             }
         );
+    }
+
+    fn arp(op: ArpOperation, smac: [u8; 6], sip: [u8; 4], tmac: [u8; 6], tip: [u8; 4]) -> Vec<u8> {
+        let repr = ArpRepr::EthernetIpv4 {
+            operation: op,
+            source_hardware_addr: EthernetAddress(smac),
+            source_protocol_addr: ip4(sip),
+            target_hardware_addr: EthernetAddress(tmac),
+            target_protocol_addr: ip4(tip),
+        };
+        let mut p = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut ArpPacket::new_unchecked(&mut p[..]));
+        let mut f = frame(if op == ArpOperation::Request { [0xff; 6] } else { tmac }, EthernetProtocol::Arp, &p);
+        f[6..12].copy_from_slice(&smac);
+        f
+    }
+
+    const OTHER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
+
+    /// Another host answers the start-up probe for our address: the stack names the
+    /// device, the address and that host's MAC once, stops answering (no ARP reply, no
+    /// ping reply), and every sockets call fails with `unreachable`.
+    #[test]
+    fn an_address_clash_names_the_device_and_stops_the_stack() {
+        let (mut st, inp, out) = lone();
+        let u = st.udp_bind(0, 53).unwrap();
+        assert!(st.clash().is_none());
+        inp.borrow_mut().push_back(arp(ArpOperation::Reply, OTHER_MAC, [10, 0, 0, 2], SERVER_MAC, [0; 4]));
+        st.poll(1_000);
+        let c = st.clash().expect("a clash").clone();
+        assert_eq!(
+            c.message(),
+            "address clash on net device `service`: 10.0.0.2 is already used by 02:00:00:00:00:99 (seen in an ARP reply from it)"
+        );
+        let logged: Vec<&String> = st.net.logs.iter().filter(|m| m.contains("address clash")).collect();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert!(logged[0].ends_with("its sockets calls fail with `unreachable`"), "{}", logged[0]);
+        assert_eq!(st.tcp_listen(2_000, 80), Err(SockErr::Unreachable));
+        assert_eq!(st.udp_recv_from(2_000, u, 10), Err(SockErr::Unreachable));
+        assert_eq!(st.tcp_connect(2_000, ([10, 0, 0, 1], 80)), Err(SockErr::Unreachable));
+        // It no longer defends or uses the address, and drains the device.
+        inp.borrow_mut().push_back(arp_request());
+        inp.borrow_mut().push_back(ping());
+        inp.borrow_mut().push_back(arp(ArpOperation::Request, OTHER_MAC, [10, 0, 0, 2], [0; 6], [10, 0, 0, 1]));
+        assert_eq!(st.next_deadline(3_000), None);
+        assert!(inp.borrow().is_empty());
+        assert!(out.borrow().is_empty(), "sent {} frames after the clash", out.borrow().len());
+        assert_eq!(st.net.logs.iter().filter(|m| m.contains("address clash")).count(), 1);
+        st.close(4_000, u);
+        assert!(out.borrow().is_empty());
+    }
+
+    /// What is not a clash: our own ARP, another host probing (sender 0.0.0.0),
+    /// ordinary ARP between others, garbage in the sender field's place. A gratuitous
+    /// ARP request from another MAC with our address is one.
+    #[test]
+    fn only_another_mac_claiming_our_address_is_a_clash() {
+        let (mut st, inp, _out) = lone();
+        for f in [
+            arp(ArpOperation::Reply, SERVER_MAC, [10, 0, 0, 2], OTHER_MAC, [10, 0, 0, 9]),
+            arp(ArpOperation::Request, OTHER_MAC, [0; 4], [0; 6], [10, 0, 0, 2]),
+            arp(ArpOperation::Request, OTHER_MAC, [10, 0, 0, 9], [0; 6], [10, 0, 0, 2]),
+            arp(ArpOperation::Reply, [0xff; 6], [10, 0, 0, 2], SERVER_MAC, [0; 4]),
+            arp_request(),
+        ] {
+            inp.borrow_mut().push_back(f);
+        }
+        let mut truncated = arp(ArpOperation::Reply, OTHER_MAC, [10, 0, 0, 2], SERVER_MAC, [0; 4]);
+        truncated.truncate(14 + 27);
+        inp.borrow_mut().push_back(truncated);
+        st.poll(1_000);
+        assert!(st.clash().is_none(), "{:?}", st.clash());
+        assert!(st.tcp_listen(1_000, 80).is_ok());
+        inp.borrow_mut().push_back(arp(ArpOperation::Request, OTHER_MAC, [10, 0, 0, 2], [0; 6], [10, 0, 0, 2]));
+        st.poll(2_000);
+        assert_eq!(st.clash().map(|c| (c.other_mac, c.how)), Some((OTHER_MAC, "ARP request")));
     }
 
     /// Thousands of seeded garbage, truncated, oversized and mutated frames through the
