@@ -41,7 +41,8 @@
 //! deadline among them — with sockets among them, no later than the stack's
 //! `next-deadline` and 1 s from now — and checks again. An empty list (WASI says that
 //! traps) waits until the end of time, i.e. until the run's timeout ends the run as a
-//! hang, which is what the program asked for.
+//! hang, which is what the program asked for. While any socket is open every wait also
+//! wakes at the stack's `next-deadline`, so connections are served during a `sleep`.
 //!
 //! **clocks** ([`clocks`]). `monotonic-clock` reads `clock.monotonic-now`, `wall-clock`
 //! reads `clock.wall-now`, both in nanoseconds; both report a resolution of 1 ns (the
@@ -62,8 +63,9 @@
 //! never followed (`unsupported`), nor can one be made; `link-at` is `unsupported`.
 //! `sync` and `sync-data` succeed and do nothing; `advise` is ignored. A tar preopen
 //! whose device is missing fails every call with `bad-descriptor`, one whose device does
-//! not hold a usable archive with `io`; either is logged at `configure`, naming the
-//! device and the problem.
+//! not hold a usable archive (garbage, truncated, `..` in a name, more than 262144
+//! files and directories) with `io`; either is logged at `configure`, naming the device
+//! and the problem. A block read that fails later is `io` (logged once).
 //!
 //! **sockets** ([`sockets`]). TCP and UDP over IPv4 on weft's `sockets`; IPv6 sockets are
 //! `not-supported`. Binding any IPv4 address binds the stack's own. `resolve-addresses`

@@ -7,7 +7,9 @@
 //! is `wait-until` the earliest timer deadline; when sockets are watched, also no later
 //! than the stack's `next-deadline` and [`IO_CAP`] from now, as weft's own network apps
 //! wait: `wait-until` returns early when a device has input, and the stack runs its
-//! timers on every call. The arithmetic is pure and tested on the host.
+//! timers on every call. While any socket is open, a wait on timers alone is split at
+//! the stack's deadlines too, so connections are served while the program sleeps. The
+//! arithmetic is pure and tested on the host.
 
 use alloc::vec::Vec;
 
@@ -118,7 +120,8 @@ pub fn wait_for(set: &[&Pollable]) -> Vec<u32> {
             Pollable::Io(_) => None,
         })
         .collect();
-    let io = timers.len() < set.len();
+    // With sockets open, timer waits also run the stack (see `sockets::active`).
+    let io = timers.len() < set.len() || sockets::active();
     let mut now = if io || needs_clock(&timers) {
         clock::monotonic_now()
     } else {

@@ -72,6 +72,9 @@ impl block::Sectors for Device {
 /// A read-only tree from an archive.
 pub struct TarTree {
     id: u64,
+    /// The preopen and the block role, for messages.
+    guest: String,
+    role: String,
     src: block::Cached<Device>,
     index: tar::Index,
 }
@@ -218,7 +221,10 @@ impl Obj {
     pub fn read(&self, offset: u64, len: u64) -> Result<(Vec<u8>, bool), ErrorCode> {
         match self {
             Obj::Tar(t, n) => t.index.read(&t.src, *n, offset, len).map_err(|e| {
-                log_once(&format!("tar tree read failed: {e}"));
+                log_once(&format!(
+                    "preopen {}: block device `{}`: read failed: {e} (further failures not logged)",
+                    t.guest, t.role
+                ));
                 ErrorCode::Io
             }),
             Obj::Mem(_, n) => mem::read(n, offset, len, READ_MAX),
@@ -311,7 +317,14 @@ fn open_tar(id: u64, guest: &str, role: &str) -> Result<Obj, ErrorCode> {
             ("directories", dirs.to_string()),
         ],
     );
-    Ok(Obj::Tar(Rc::new(TarTree { id, src, index }), 0))
+    let tree = TarTree {
+        id,
+        guest: guest.to_string(),
+        role: role.to_string(),
+        src,
+        index,
+    };
+    Ok(Obj::Tar(Rc::new(tree), 0))
 }
 
 /// Make the preopened trees (`configure`).

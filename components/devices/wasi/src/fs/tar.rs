@@ -10,7 +10,8 @@
 //! Like Python's `tarfile`, data blocks follow only regular files (`0`, NUL, `7`), pax
 //! and GNU metadata, and unknown types; an unknown type is listed as type `unknown`.
 //! Member names may not contain `..` (they would leave the tree). A later member
-//! replaces an earlier one of the same name, as when extracting; directories merge.
+//! replaces an earlier one of the same name, as when extracting; directories merge. An
+//! index holds at most [`NODES_MAX`] nodes.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -33,6 +34,10 @@ pub const BLOCK: u64 = 512;
 
 /// Largest pax header or GNU long name accepted.
 const META_MAX: u64 = 1 << 20;
+
+/// Most nodes an index holds (files, directories, links): a hostile archive of many
+/// tiny members or very deep paths is an error, not an out-of-memory trap.
+pub const NODES_MAX: usize = 1 << 18;
 
 /// Most bytes one read returns (a bigger request is a short read).
 pub const READ_MAX: u64 = 1 << 20;
@@ -64,6 +69,8 @@ pub struct Entry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Index {
     pub nodes: Vec<Entry>,
+    /// [`NODES_MAX`], or less in tests.
+    limit: usize,
 }
 
 /// Metadata that applies to the next member (pax `x` headers, GNU `L`/`K`).
@@ -204,13 +211,14 @@ fn link_name(p: &mut Pending, h: &[u8; 512], at: u64) -> Result<String, String> 
 }
 
 impl Index {
-    fn empty() -> Index {
+    fn empty(limit: usize) -> Index {
         Index {
             nodes: vec![Entry {
                 body: Body::Dir(BTreeMap::new()),
                 mtime: 0,
                 nlink: 1,
             }],
+            limit,
         }
     }
 
@@ -231,6 +239,12 @@ impl Index {
     }
 
     fn add(&mut self, dir: u32, name: &str, body: Body, mtime: u64) -> Result<u32, String> {
+        if self.nodes.len() >= self.limit {
+            return Err(format!(
+                "more than {} files and directories (the most a tree may hold)",
+                self.limit
+            ));
+        }
         let id = u32::try_from(self.nodes.len()).map_err(|_| String::from("too many members"))?;
         self.nodes.push(Entry {
             body,
@@ -364,8 +378,13 @@ impl Index {
 /// Index the archive that fills `src`. It ends at a zero block or at the end of the
 /// source; anything that does not parse is an error naming its offset.
 pub fn index(src: &dyn Source) -> Result<Index, String> {
+    index_with_limit(src, NODES_MAX)
+}
+
+/// [`index`] with at most `limit` nodes.
+pub fn index_with_limit(src: &dyn Source, limit: usize) -> Result<Index, String> {
     let len = src.size();
-    let mut ix = Index::empty();
+    let mut ix = Index::empty(limit);
     let mut pending = Pending::default();
     let mut pos = 0u64;
     let mut h = [0u8; 512];
@@ -683,8 +702,8 @@ mod tests {
 
     #[test]
     fn empty_device_and_no_end_marker() {
-        assert_eq!(index(&Mem(vec![0; 4096])).unwrap(), Index::empty());
-        assert_eq!(index(&Mem(Vec::new())).unwrap(), Index::empty());
+        assert_eq!(index(&Mem(vec![0; 4096])).unwrap(), Index::empty(NODES_MAX));
+        assert_eq!(index(&Mem(Vec::new())).unwrap(), Index::empty(NODES_MAX));
         let mut t = Vec::new();
         member(&mut t, "f", b'0', b"abc", "");
         let src = Mem(t);
@@ -803,6 +822,20 @@ mod tests {
         let mut t = h.to_vec();
         t.resize(512 + META_MAX as usize + 512, 0);
         assert!(err(t).starts_with("metadata header at offset 0 is"));
+    }
+
+    #[test]
+    fn node_limit() {
+        let src = Mem(sample());
+        assert_eq!(index_with_limit(&src, 10).unwrap().nodes.len(), 10);
+        assert_eq!(
+            index_with_limit(&src, 9).unwrap_err(),
+            "more than 9 files and directories (the most a tree may hold)"
+        );
+        // Deep implicit directories count too.
+        let mut t = Vec::new();
+        member(&mut t, "a/b/c/d/e/f", b'0', b"", "");
+        assert!(index_with_limit(&Mem(t), 4).is_err());
     }
 
     #[test]

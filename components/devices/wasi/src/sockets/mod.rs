@@ -99,6 +99,27 @@ pub fn next_deadline() -> Option<u64> {
     net::next_deadline()
 }
 
+/// weft sockets this component holds open.
+static OPEN: Global<u32> = Global::new(0);
+
+/// Count a socket weft handed out.
+fn opened(s: u32) -> u32 {
+    OPEN.with(|n| *n += 1);
+    s
+}
+
+/// Close a socket weft handed out.
+fn close(s: u32) {
+    OPEN.with(|n| *n = n.saturating_sub(1));
+    net::close(s);
+}
+
+/// Whether any socket is open: then every wait also wakes for the stack's timers, so a
+/// program sleeping on a clock keeps its connections served (retransmissions, ACKs).
+pub fn active() -> bool {
+    OPEN.with(|n| *n > 0)
+}
+
 /// Bind through `open` (weft's `tcp-listen` or `udp-bind`) to `port`, or for port 0 to
 /// a free port of the dynamic range picked at random.
 fn bind_port(
@@ -106,13 +127,13 @@ fn bind_port(
     open: impl Fn(u16) -> Result<u32, SocketError>,
 ) -> Result<(u32, u16), ErrorCode> {
     if port != 0 {
-        return open(port).map(|s| (s, port)).map_err(addr::code);
+        return open(port).map(|s| (opened(s), port)).map_err(addr::code);
     }
     let seed = crate::random::u64_from_device();
     for i in 0..64 {
         let p = addr::ephemeral(seed, i);
         match open(p) {
-            Ok(s) => return Ok((s, p)),
+            Ok(s) => return Ok((opened(s), p)),
             Err(SocketError::AddressInUse) => {}
             Err(e) => return Err(addr::code(e)),
         }

@@ -206,7 +206,7 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.drain(LINGER);
-        net::close(self.s);
+        super::close(self.s);
     }
 }
 
@@ -287,14 +287,14 @@ impl Sock {
     /// Close a reserved or listening port and connections waiting to be accepted.
     fn release(&mut self) {
         match core::mem::replace(&mut self.state, State::Closed) {
-            State::Bound { listener, .. } => net::close(listener),
+            State::Bound { listener, .. } => super::close(listener),
             State::Listening {
                 listener, queue, ..
             } => {
                 for (s, _) in queue {
-                    net::close(s);
+                    super::close(s);
                 }
-                net::close(listener);
+                super::close(listener);
             }
             other => self.state = other,
         }
@@ -320,8 +320,8 @@ pub fn ready(sock: &Rc<RefCell<Sock>>) -> bool {
                 return true;
             }
             match net::tcp_accept(*listener) {
-                Ok(c) => {
-                    queue.push_back(c);
+                Ok((c, remote)) => {
+                    queue.push_back((super::opened(c), remote));
                     true
                 }
                 Err(SocketError::WouldBlock) => false,
@@ -423,7 +423,7 @@ impl GuestTcpSocket for Tcp {
             Ok(c) => {
                 s.state = State::Connecting {
                     remote: ep,
-                    conn: Conn::new(c),
+                    conn: Conn::new(super::opened(c)),
                 };
                 s.pending = Pending::Connect;
                 Ok(())
@@ -500,7 +500,10 @@ impl GuestTcpSocket for Tcp {
         };
         let (c, remote) = match queue.pop_front() {
             Some(c) => c,
-            None => net::tcp_accept(*listener).map_err(addr::code)?,
+            None => {
+                let (c, remote) = net::tcp_accept(*listener).map_err(addr::code)?;
+                (super::opened(c), remote)
+            }
         };
         let conn = Conn::new(c);
         let (input, output) = streams(&conn);

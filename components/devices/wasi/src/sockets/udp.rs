@@ -46,7 +46,7 @@ pub struct Udp {
 impl Drop for Udp {
     fn drop(&mut self) {
         if let Some(s) = self.s {
-            net::close(s);
+            super::close(s);
         }
     }
 }
