@@ -8,8 +8,9 @@
 //!
 //! Without a `[stack]` the runtime answers every weft `sockets` call with
 //! `unreachable`; [`stack_present`] recognises that (a call on a socket that cannot
-//! exist gets `invalid-argument` from a real stack) and the WASI calls that would use
-//! the network fail with `access-denied`, logged once per kind.
+//! exist gets `invalid-argument` from a real stack; `tcpip` answers `unreachable` too
+//! once it has stopped on an address clash) and the WASI calls that would use the
+//! network fail with `access-denied`, logged once per kind.
 
 pub mod addr;
 pub mod tcp;
@@ -71,7 +72,7 @@ fn deny(what: Denied) -> ErrorCode {
     if first {
         log_event(
             &alloc::format!(
-                "denied {}: the manifest has no [stack] (further denials not logged)",
+                "denied {}: no network (the manifest has no [stack], or its stack has stopped; further denials not logged)",
                 what.what()
             ),
             &[("denied", String::from(what.what()))],
