@@ -11,6 +11,8 @@
 extern crate alloc;
 
 pub mod arp;
+#[cfg(test)]
+mod fuzz;
 
 use alloc::string::String;
 use alloc::vec::Vec;

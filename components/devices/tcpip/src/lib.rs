@@ -16,6 +16,8 @@
 extern crate alloc;
 
 pub mod config;
+#[cfg(test)]
+pub mod fuzz;
 pub mod stack;
 
 use alloc::string::{String, ToString};
