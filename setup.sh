@@ -32,8 +32,9 @@ done
 polyglot_install
 [ "${1:-}" = "--polyglot" ] && exit 0
 
-# Debian packages the tests and examples use (QEMU boots the bare-metal kernel).
-packages=(git qemu-system-x86 iproute2 iputils-ping curl)
+# Debian packages the tests and examples use (QEMU boots the bare-metal kernel;
+# wrk drives the httpd benchmark, host-posix/benches/net.rs).
+packages=(git qemu-system-x86 iproute2 iputils-ping curl wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
