@@ -1,13 +1,19 @@
 //! Stock WASI programs on weft: an app that imports `wasi:*` is composed
 //! with the shipped `wasi` component, so its std calls reach weft devices —
 //! the console, the (filtered) clock, random, exit — on Linux and on bare
-//! metal alike. Also: every WASI 0.2.x version links, and imports weft does
-//! not provide are listed by name and version before anything runs.
+//! metal alike; its files are a tar image on a block device (read-only) and
+//! memory (writable), its sockets the manifest's `[stack]`. Also: every WASI
+//! 0.2.x version links, and imports weft does not provide are listed by name
+//! and version before anything runs.
 
 mod common;
 use common::*;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A scratch folder with the stock program as `stock.wasm` and a manifest.
 fn stock(name: &str, manifest: &str) -> std::path::PathBuf {
@@ -193,4 +199,187 @@ fn a_stock_program_boots_on_bare_metal_like_on_linux() {
     linux.ok();
     metal.ok();
     assert_eq!(metal.stdout, linux.stdout, "bare metal stderr:\n{}", metal.stderr);
+}
+
+// ---- Files: a tar image on a block device, and memory ----
+
+const HELLO: &str = "hello from a tar image\n";
+
+/// 150000 bytes: more than one tar block and one read of the device.
+fn big() -> Vec<u8> {
+    (0..150_000u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// 64-bit FNV-1a, as the program prints it.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// `dir/data.img`: a tar archive (made by GNU tar) of hello.txt, sub/big.bin
+/// and the empty directory sub/empty.
+fn tar_image(dir: &Path) {
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("sub/empty")).unwrap();
+    std::fs::write(tree.join("hello.txt"), HELLO).unwrap();
+    std::fs::write(tree.join("sub/big.bin"), big()).unwrap();
+    let status = Command::new("tar")
+        .args(["--format=gnu", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "--sort=name", "-cf"])
+        .arg(dir.join("data.img"))
+        .arg("-C")
+        .arg(&tree)
+        .arg(".")
+        .status()
+        .expect("running tar");
+    assert!(status.success(), "tar failed");
+}
+
+/// The stock program with `args`, the block device `files` (the file
+/// `data.img`, read-only) as the tar preopen /data and memory as /tmp.
+fn files_manifest(args: &str) -> String {
+    format!(
+        "{}\n[devices.files]\nkind = \"block\"\nbackend = \"file\"\npath = \"data.img\"\nread-only = true\n\n[wasi]\npreopens = {{ \"/data\" = \"tar:files\", \"/tmp\" = \"memory\" }}\n\n[limits]\ntimeout = \"30s\"\n",
+        app(args)
+    )
+}
+
+/// Every file operation the tests check, in one run.
+const FILES_TOUR: &str = r#"["fs", "ls:/data", "read:/data/hello.txt", "read:/data/sub/big.bin", "write:/data/new.txt", "write:/data/hello.txt", "scratch:/tmp", "read:/data/../../etc/passwd"]"#;
+
+fn files_run(name: &str) -> std::path::PathBuf {
+    let dir = stock(name, &files_manifest(FILES_TOUR));
+    tar_image(&dir);
+    dir
+}
+
+fn no_trap(out: &Run) {
+    assert!(!out.stderr.contains("trap"), "a trap:\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn a_tar_image_is_a_read_only_tree() {
+    let out = run(&files_run("wasi-tar"));
+    out.ok()
+        // The listing: sorted, with sizes; directories (also empty ones) recurse.
+        .stdout_has("ls /data\n  file hello.txt 23\n  dir sub\n    file big.bin 150000\n    dir empty\n")
+        .stdout_has(&format!("read /data/hello.txt: 23 bytes, fnv {:016x}, {HELLO:?}\n", fnv(HELLO.as_bytes())))
+        .stdout_has(&format!("read /data/sub/big.bin: 150000 bytes, fnv {:016x}, 00070e151c232a31\n", fnv(&big())))
+        // Writing a new file or over an archived one is read-only.
+        .stdout_has("write /data/new.txt: err ReadOnlyFilesystem")
+        .stdout_has("write /data/hello.txt: err ReadOnlyFilesystem")
+        // The preopen and its counts are logged.
+        .stderr_has("preopen /data: tar archive on block device `files`, 2 files, 3 directories");
+}
+
+#[test]
+fn a_memory_preopen_is_writable() {
+    let out = run(&files_run("wasi-memory"));
+    out.ok().stdout_has(concat!(
+        "scratch write: ok\n",
+        "scratch read: ok \"hello scratch\"\n",
+        "scratch rename: ok\n",
+        "scratch read renamed: ok \"hello scratch\"\n",
+        "scratch read old: err NotFound",
+    ));
+    out.stdout_has("scratch remove: ok\nscratch read removed: err NotFound").stdout_has("scratch list: ok 0 entries\n");
+}
+
+#[test]
+fn a_path_escaping_its_preopen_is_refused() {
+    let m = files_manifest(r#"["fs", "read:/data/../../etc/passwd", "read:/tmp/../etc/passwd", "read:/data/sub/../../../etc/passwd", "read:/data/sub/../hello.txt"]"#);
+    let dir = stock("wasi-escape", &m);
+    tar_image(&dir);
+    run(&dir)
+        .ok()
+        .stdout_has("read /data/../../etc/passwd: err PermissionDenied")
+        .stdout_has("read /tmp/../etc/passwd: err PermissionDenied")
+        .stdout_has("read /data/sub/../../../etc/passwd: err PermissionDenied")
+        // `..` inside the preopen is fine.
+        .stdout_has("read /data/sub/../hello.txt: 23 bytes");
+}
+
+#[test]
+fn a_garbage_image_is_an_io_error_naming_the_device() {
+    let m = files_manifest(r#"["fs", "ls:/data", "read:/data/hello.txt", "scratch:/tmp"]"#);
+    let dir = stock("wasi-garbage", &m);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let garbage: Vec<u8> = (0..16_384)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.join("data.img"), garbage).unwrap();
+    let out = run(&dir);
+    out.ok()
+        .stdout_has("ls /data\n  err ")
+        .stderr_has("[wasi] preopen /data: block device `files`: not a usable tar archive");
+    let line = out.stdout.lines().find(|l| l.starts_with("read /data/hello.txt:")).unwrap();
+    assert!(line.contains("I/O error"), "{line}");
+    // The other preopen still works.
+    out.stdout_has("scratch list: ok 0 entries");
+    no_trap(&out);
+}
+
+#[test]
+fn files_read_the_same_on_bare_metal() {
+    if !Path::new("/usr/bin/qemu-system-x86_64").exists() {
+        panic!("qemu-system-x86_64 is missing: run ./setup.sh --deps");
+    }
+    let linux = run(&files_run("wasi-files-linux"));
+    let metal = weft(&["boot", files_run("wasi-files-metal").to_str().unwrap(), "--qemu-timeout", "60"]);
+    linux.ok().stdout_has("scratch list: ok 0 entries");
+    metal.ok();
+    assert_eq!(metal.stdout, linux.stdout, "bare metal stderr:\n{}", metal.stderr);
+}
+
+// ---- Sockets: the manifest's [stack] ----
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn connect_retry(addr: &str) -> TcpStream {
+    let t = Instant::now();
+    loop {
+        match TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)) {
+            Ok(s) => return s,
+            Err(_) if t.elapsed() < Duration::from_secs(15) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("connecting to {addr}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_stock_echo_server_serves_on_the_host_stack() {
+    let port = free_port();
+    let m = format!("{}\n[stack]\nbackend = \"host\"\n\n[limits]\ntimeout = \"30s\"\n", app(&format!(r#"["serve", "{port}", "1"]"#)));
+    let dir = stock("wasi-echo-host", &m);
+    let child = weft_cmd(&["run", dir.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let s = connect_retry(&format!("127.0.0.1:{port}"));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    // Send and receive at once, so neither side's buffers need hold it all.
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&sent).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut got = Vec::new();
+    (&s).read_to_end(&mut got).unwrap();
+    writer.join().unwrap();
+    assert!(got == data, "echoed {} bytes, not the {} sent", got.len(), data.len());
+    let out = output(child.wait_with_output().unwrap());
+    out.ok().stdout_has(&format!("listening on port {port}\nconnection 0: echoed 100000 bytes\n"));
+}
+
+#[test]
+fn without_a_stack_binding_is_access_denied() {
+    let out = run(&stock("wasi-no-stack", &app(r#"["serve", "7", "1"]"#)));
+    out.code(1)
+        .stdout_has("bind port 7: err PermissionDenied")
+        .stderr_has("[wasi] denied tcp socket: no network");
+    no_trap(&out);
 }

@@ -2,9 +2,20 @@
 //! other. Nothing here knows about weft; under `weft run` its std calls reach
 //! weft's devices through the `wasi` component.
 //!
-//! `wasi-stock [hello|time|env|exit N|panic|stdin|files PATH]`
+//! `wasi-stock [hello|time|env|exit N|panic|stdin|files PATH|fs OP:PATH...|serve PORT N]`
+//!
+//! `fs` runs file operations in order, one or more lines of output each:
+//! `ls:DIR` (the tree under DIR), `read:FILE` (length, FNV-1a hash, and the
+//! content if it is short text, else its first bytes in hex), `write:FILE`
+//! (writes a line) and `scratch:DIR` (write, read back, rename and remove in a
+//! writable DIR). Failures print the error's kind and text; nothing panics.
+//! `serve PORT N` is a TCP echo server on `0.0.0.0:PORT` for N connections
+//! (each echoed until the peer half-closes); a failed bind prints the error and
+//! exits with 1.
 
 use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn main() {
@@ -48,9 +59,140 @@ fn main() {
                 Err(e) => println!("cannot read {path}: {:?}", e.kind()),
             }
         }
+        "fs" => {
+            for op in &args[2..] {
+                fs_op(op);
+            }
+        }
+        "serve" => {
+            let port: u16 = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(7);
+            let conns: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(1);
+            serve(port, conns);
+        }
         other => {
             eprintln!("unknown command {other}");
             std::process::exit(2);
+        }
+    }
+}
+
+/// One error as the tests match it: its kind, then its text.
+fn err(e: &std::io::Error) -> String {
+    format!("err {:?} ({e})", e.kind())
+}
+
+fn fs_op(op: &str) {
+    let (what, path) = op.split_once(':').unwrap_or((op, ""));
+    match what {
+        "ls" => {
+            println!("ls {path}");
+            tree(Path::new(path), 1);
+        }
+        "read" => match std::fs::read(path) {
+            Ok(bytes) => {
+                // Short text in full; otherwise its first bytes in hex.
+                let shown = match std::str::from_utf8(&bytes) {
+                    Ok(text) if text.len() <= 256 => format!("{text:?}"),
+                    _ => bytes.iter().take(8).map(|b| format!("{b:02x}")).collect(),
+                };
+                println!("read {path}: {} bytes, fnv {:016x}, {shown}", bytes.len(), fnv(&bytes));
+            }
+            Err(e) => println!("read {path}: {}", err(&e)),
+        },
+        "write" => match std::fs::write(path, b"written by wasi-stock\n") {
+            Ok(()) => println!("write {path}: ok"),
+            Err(e) => println!("write {path}: {}", err(&e)),
+        },
+        "scratch" => scratch(Path::new(path)),
+        other => println!("unknown fs op {other}"),
+    }
+}
+
+/// The entries under `dir`, sorted, with kind and size, indented by depth.
+fn tree(dir: &Path, depth: usize) {
+    let mut entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.collect::<Result<Vec<_>, _>>(),
+        Err(e) => Err(e),
+    };
+    if let Ok(entries) = &mut entries {
+        entries.sort_by_key(|e| e.file_name());
+    }
+    let entries = match entries {
+        Ok(entries) => entries,
+        Err(e) => return println!("{}{}", "  ".repeat(depth), err(&e)),
+    };
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let indent = "  ".repeat(depth);
+        match e.file_type() {
+            Ok(t) if t.is_dir() => {
+                println!("{indent}dir {name}");
+                tree(&e.path(), depth + 1);
+            }
+            Ok(t) if t.is_symlink() => println!("{indent}link {name}"),
+            Ok(_) => println!("{indent}file {name} {}", e.metadata().map_or(0, |m| m.len())),
+            Err(e) => println!("{indent}{name}: {}", err(&e)),
+        }
+    }
+}
+
+/// Write, read back, rename and remove a file in the writable `dir`.
+fn scratch(dir: &Path) {
+    let a = dir.join("a.txt");
+    let b = dir.join("b.txt");
+    let show = |step: &str, r: std::io::Result<String>| match r {
+        Ok(v) if v.is_empty() => println!("scratch {step}: ok"),
+        Ok(v) => println!("scratch {step}: ok {v}"),
+        Err(e) => println!("scratch {step}: {}", err(&e)),
+    };
+    show("write", std::fs::write(&a, b"hello scratch").map(|()| String::new()));
+    show("read", std::fs::read_to_string(&a).map(|s| format!("{s:?}")));
+    show("rename", std::fs::rename(&a, &b).map(|()| String::new()));
+    show("read renamed", std::fs::read_to_string(&b).map(|s| format!("{s:?}")));
+    show("read old", std::fs::read_to_string(&a).map(|s| format!("{s:?}")));
+    show("remove", std::fs::remove_file(&b).map(|()| String::new()));
+    show("read removed", std::fs::read_to_string(&b).map(|s| format!("{s:?}")));
+    show("list", std::fs::read_dir(dir).map(|rd| format!("{} entries", rd.count())));
+}
+
+/// 64-bit FNV-1a.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Echo `conns` TCP connections on `0.0.0.0:port`, one after another.
+fn serve(port: u16, conns: usize) {
+    let listener = match TcpListener::bind(("0.0.0.0", port)) {
+        Ok(l) => l,
+        Err(e) => {
+            println!("bind port {port}: {}", err(&e));
+            std::io::stdout().flush().ok();
+            std::process::exit(1);
+        }
+    };
+    println!("listening on port {port}");
+    for i in 0..conns {
+        let (mut s, _) = match listener.accept() {
+            Ok(c) => c,
+            Err(e) => return println!("accept: {}", err(&e)),
+        };
+        let mut buf = [0u8; 16384];
+        let mut total = 0usize;
+        let result = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    total += n;
+                    if let Err(e) = s.write_all(&buf[..n]) {
+                        break Err(e);
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match result {
+            Ok(()) => println!("connection {i}: echoed {total} bytes"),
+            Err(e) => println!("connection {i}: {} after {total} bytes", err(&e)),
         }
     }
 }
