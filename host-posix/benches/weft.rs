@@ -229,21 +229,22 @@ fn start() {
     // Instantiate: app + 2 filters vs the app alone, on prepared InstancePres.
     let two = Fixture::new("inst-2", &chain_manifest(2).replace("callbench.wasm", "callbench.wasm"), &["callbench.wasm"]);
     let zero = Fixture::new("inst-0", &chain_manifest(0), &["callbench.wasm"]);
-    let time = |fx: &Fixture| {
-        let console = Capture::default();
-        let v: Vec<f64> = (0..2000)
-            .map(|_| {
-                let mut store = fx.store(&console);
-                let t = Instant::now();
-                let app = fx.unikernel.instantiate(&mut store).unwrap();
-                let d = t.elapsed();
-                std::hint::black_box(app);
-                d.as_secs_f64() * 1e6
-            })
-            .collect();
-        median(v)
+    // Interleaved, so both see the same machine load.
+    let console = Capture::default();
+    let once = |fx: &Fixture| {
+        let mut store = fx.store(&console);
+        let t = Instant::now();
+        let app = fx.unikernel.instantiate(&mut store).unwrap();
+        let d = t.elapsed();
+        std::hint::black_box(app);
+        d.as_secs_f64() * 1e6
     };
-    let (z, t) = (time(&zero), time(&two));
+    let (mut zs, mut ts) = (Vec::new(), Vec::new());
+    for _ in 0..2000 {
+        zs.push(once(&zero));
+        ts.push(once(&two));
+    }
+    let (z, t) = (median(zs), median(ts));
     println!("| instantiate app + 2 filters (incl. `configure`) | {t:.1} us | app alone {z:.1} us | {:.2}x |", t / z);
 }
 

@@ -20,6 +20,7 @@ use wasmtime::component::{
     Component, ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower,
     TypedFunc,
 };
+use core::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::{AsContextMut, Engine, Result, Store, StoreContextMut};
 
 use crate::devices::{
@@ -569,6 +570,8 @@ pub struct Unikernel {
     plan: Vec<Slot>,
     /// For each instance: its export indices.
     indices: Vec<Indices>,
+    /// An instantiation has type-checked every export `instantiate` uses.
+    checked: AtomicBool,
 }
 
 #[derive(Clone, Default)]
@@ -705,7 +708,7 @@ impl Unikernel {
                 .map_err(|e| e.context(format!("cannot link {}", plan[me].name)))?;
             pres.push(pre);
         }
-        Ok(Unikernel { wiring, pres, plan, indices })
+        Ok(Unikernel { wiring, pres, plan, indices, checked: AtomicBool::new(false) })
     }
 
     pub fn wiring(&self) -> &Wiring {
@@ -745,6 +748,7 @@ impl Unikernel {
             })
             .collect();
         host.filters.clear();
+        let check = if self.checked.load(Ordering::Acquire) { Check::Checked } else { Check::Types };
         let last = self.pres.len() - 1;
         for (me, pre) in self.pres.iter().enumerate() {
             let instance = pre.instantiate(&mut *store).inspect_err(|e| {
@@ -754,47 +758,48 @@ impl Unikernel {
             let x = &self.indices[me];
             if me == last {
                 let entry = if x.command {
-                    Entry::Command(typed(&instance, &mut *store, &x.entry)?)
+                    Entry::Command(typed(&instance, &mut *store, &x.entry, check)?)
                 } else {
-                    Entry::Weft(typed(&instance, &mut *store, &x.entry)?)
+                    Entry::Weft(typed(&instance, &mut *store, &x.entry, check)?)
                 };
                 let wasi = match &x.wasi {
-                    Some(i) => Some(typed(&instance, &mut *store, i)?),
+                    Some(i) => Some(typed(&instance, &mut *store, i, check)?),
                     None => None,
                 };
                 for (part, idx) in self.wiring.parts.iter().zip(&x.parts) {
-                    let configure: Configure = typed(&instance, &mut *store, idx)?;
+                    let configure: Configure = typed(&instance, &mut *store, idx, check)?;
                     let mut cx = store.as_context_mut();
                     if let Err(message) = call(&mut cx, me, configure, (part.name.clone(), part.config.clone()))?.0 {
                         let (filter, origin) = (part.name.clone(), part.origin.clone());
                         return Err(wasmtime::Error::new(ConfigError { filter, origin, message }));
                     }
                 }
+                self.checked.store(true, Ordering::Release);
                 let program = self.wiring.app.clone();
                 return Ok(App { entry, wasi, program, wasi_config: self.wiring.wasi.clone(), who: me });
             }
             let slot = &self.plan[me];
             let exports = FilterExports {
                 block: match slot.kind {
-                    Some(FilterKind::Block) => Some(block_fns(&instance, &mut *store, x)?),
+                    Some(FilterKind::Block) => Some(block_fns(&instance, &mut *store, x, check)?),
                     _ => None,
                 },
                 clock: match slot.kind {
-                    Some(FilterKind::Clock) => Some(clock_fns(&instance, &mut *store, x)?),
+                    Some(FilterKind::Clock) => Some(clock_fns(&instance, &mut *store, x, check)?),
                     _ => None,
                 },
                 net: match slot.kind {
-                    Some(FilterKind::Net) => Some(net_fns(&instance, &mut *store, x)?),
+                    Some(FilterKind::Net) => Some(net_fns(&instance, &mut *store, x, check)?),
                     _ => None,
                 },
                 sockets: match slot.kind {
-                    Some(FilterKind::Stack) => Some(socket_fns(&instance, &mut *store, x)?),
+                    Some(FilterKind::Stack) => Some(socket_fns(&instance, &mut *store, x, check)?),
                     _ => None,
                 },
             };
             store.data_mut().filters.push(exports);
             let configure =
-                typed::<(String, Vec<(String, String)>), (Result<(), String>,)>(&instance, &mut *store, &x.entry)?;
+                typed::<(String, Vec<(String, String)>), (Result<(), String>,)>(&instance, &mut *store, &x.entry, check)?;
             let role = slot.role.clone();
             let mut cx = store.as_context_mut();
             if let Err(message) = call(&mut cx, me, configure, (role, slot.config.clone()))?.0 {
@@ -820,7 +825,7 @@ fn export_index(c: &Component, iface: Option<&str>, func: &str) -> Result<Compon
         .ok_or_else(|| wasmtime::format_err!("component does not export `{}#{func}`", iface.unwrap_or("")))
 }
 
-fn typed<P, R>(instance: &Instance, mut store: impl AsContextMut, idx: &ComponentExportIndex) -> Result<TypedFunc<P, R>>
+fn typed<P, R>(instance: &Instance, mut store: impl AsContextMut, idx: &ComponentExportIndex, check: Check) -> Result<TypedFunc<P, R>>
 where
     P: ComponentNamedList + Lower,
     R: ComponentNamedList + Lift,
@@ -828,7 +833,21 @@ where
     let f = instance
         .get_func(&mut store, idx)
         .ok_or_else(|| wasmtime::format_err!("an indexed export is missing from its instance"))?;
-    f.typed(&mut store).map_err(|e| e.context("a device export has the wrong type"))
+    match check {
+        Check::Types => f.typed(&mut store).map_err(|e| e.context("a device export has the wrong type")),
+        // SAFETY: `Unikernel::instantiate` passes `Checked` only after one
+        // instance of the same component, with the same export indices, passed
+        // `Check::Types`: every instance of a component has its exports' types.
+        Check::Checked => Ok(unsafe { TypedFunc::new_unchecked(f) }),
+    }
+}
+
+/// Whether `typed` must type-check (the first instantiation of a unikernel)
+/// or may trust the check an earlier instantiation made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Types,
+    Checked,
 }
 
 const BLOCK_FNS: [&str; 5] = ["open", "info", "read", "write", "flush"];
@@ -906,50 +925,50 @@ impl Indices {
     }
 }
 
-fn block_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices) -> Result<BlockFns> {
+fn block_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices, c: Check) -> Result<BlockFns> {
     let d = &x.device;
     Ok(BlockFns {
-        open: typed(i, &mut s, &d[0])?,
-        info: typed(i, &mut s, &d[1])?,
-        read: typed(i, &mut s, &d[2])?,
-        write: typed(i, &mut s, &d[3])?,
-        flush: typed(i, &mut s, &d[4])?,
+        open: typed(i, &mut s, &d[0], c)?,
+        info: typed(i, &mut s, &d[1], c)?,
+        read: typed(i, &mut s, &d[2], c)?,
+        write: typed(i, &mut s, &d[3], c)?,
+        flush: typed(i, &mut s, &d[4], c)?,
     })
 }
 
-fn clock_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices) -> Result<ClockFns> {
+fn clock_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices, c: Check) -> Result<ClockFns> {
     let d = &x.device;
     Ok(ClockFns {
-        monotonic_now: typed(i, &mut s, &d[0])?,
-        wall_now: typed(i, &mut s, &d[1])?,
-        wait_until: typed(i, &mut s, &d[2])?,
+        monotonic_now: typed(i, &mut s, &d[0], c)?,
+        wall_now: typed(i, &mut s, &d[1], c)?,
+        wait_until: typed(i, &mut s, &d[2], c)?,
     })
 }
 
-fn net_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices) -> Result<NetFns> {
+fn net_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices, c: Check) -> Result<NetFns> {
     let d = &x.device;
     Ok(NetFns {
-        open: typed(i, &mut s, &d[0])?,
-        info: typed(i, &mut s, &d[1])?,
-        send: typed(i, &mut s, &d[2])?,
-        receive: typed(i, &mut s, &d[3])?,
+        open: typed(i, &mut s, &d[0], c)?,
+        info: typed(i, &mut s, &d[1], c)?,
+        send: typed(i, &mut s, &d[2], c)?,
+        receive: typed(i, &mut s, &d[3], c)?,
     })
 }
 
-fn socket_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices) -> Result<SocketFns> {
+fn socket_fns(i: &Instance, mut s: impl AsContextMut, x: &Indices, c: Check) -> Result<SocketFns> {
     let d = &x.device;
     Ok(SocketFns {
-        tcp_listen: typed(i, &mut s, &d[0])?,
-        tcp_accept: typed(i, &mut s, &d[1])?,
-        tcp_connect: typed(i, &mut s, &d[2])?,
-        tcp_send: typed(i, &mut s, &d[3])?,
-        tcp_recv: typed(i, &mut s, &d[4])?,
-        tcp_shutdown: typed(i, &mut s, &d[5])?,
-        udp_bind: typed(i, &mut s, &d[6])?,
-        udp_send_to: typed(i, &mut s, &d[7])?,
-        udp_recv_from: typed(i, &mut s, &d[8])?,
-        close: typed(i, &mut s, &d[9])?,
-        next_deadline: typed(i, &mut s, &d[10])?,
+        tcp_listen: typed(i, &mut s, &d[0], c)?,
+        tcp_accept: typed(i, &mut s, &d[1], c)?,
+        tcp_connect: typed(i, &mut s, &d[2], c)?,
+        tcp_send: typed(i, &mut s, &d[3], c)?,
+        tcp_recv: typed(i, &mut s, &d[4], c)?,
+        tcp_shutdown: typed(i, &mut s, &d[5], c)?,
+        udp_bind: typed(i, &mut s, &d[6], c)?,
+        udp_send_to: typed(i, &mut s, &d[7], c)?,
+        udp_recv_from: typed(i, &mut s, &d[8], c)?,
+        close: typed(i, &mut s, &d[9], c)?,
+        next_deadline: typed(i, &mut s, &d[10], c)?,
     })
 }
 
