@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the polyglot apps into components weft runs:
 #   python  components/polyglot/python/hello  ->  examples/hello-python/hello.wasm
+#           examples/python-script/script.py   ->  examples/python-script/script.wasm
 #   js      components/polyglot/js/hello      ->  examples/hello-js/hello.wasm
 #   c       components/polyglot/c/hello       ->  examples/hello-c/hello.wasm
 # and, for host-posix/tests/polyglot.rs, a JS component for the wrong world
@@ -95,6 +96,26 @@ build_python() {
     mv "$dest.tmp" "$dest"
   }
   build_if_changed "$dest" "$(stamp_of "componentize-py $(polyglot_python_version)" "$dir" "$wit")" python build_python_now
+  build_python_script
+}
+
+# A plain Python script (examples/python-script/script.py, untouched) as a
+# stock WASI command: the generic runner (python/runner/runner.py) with the
+# script staged beside it, for the world wasi:cli/command — no --stub-wasi:
+# CPython's WASI imports are what weft's `wasi` component serves.
+build_python_script() {
+  local runner=$here/python/runner script=$root/examples/python-script/script.py
+  local wit=$out/wit-command stage=$out/python-script dest=$root/examples/python-script/script.wasm
+  stage_wit "$here/wit/command.wit" "$wit"
+  build_python_script_now() {
+    rm -rf "$stage"
+    mkdir -p "$stage"
+    cp "$runner/runner.py" "$script" "$stage/"
+    (cd "$stage" && componentize-py -d "$wit" -w command componentize runner -o "$dest.tmp" >/dev/null)
+    mv "$dest.tmp" "$dest"
+  }
+  build_if_changed "$dest" "$(stamp_of "componentize-py $(polyglot_python_version)" "$runner" "$script" "$wit")" python-script \
+    build_python_script_now
 }
 
 # componentize-qjs with --sync (weft's wasmtime runs without the

@@ -169,3 +169,116 @@ fn world_body<'a>(wit: &'a str, world: &str) -> &'a str {
     let end = body.find("\n}").unwrap();
     &body[body.find('{').unwrap() + 1..end]
 }
+
+// ---- A plain Python script, unmodified, as a stock WASI command ----------
+
+/// The Python-script tests share one 19 MB component: the first one to run
+/// compiles it into the shared AOT cache (10-25 s on 2 cores) while the
+/// others wait, instead of all compiling it at once.
+static PYTHON_SCRIPT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn python_script(name: &str, manifest_text: &str) -> PathBuf {
+    built("examples/python-script/script.wasm");
+    let dir = manifest(name, manifest_text);
+    std::fs::copy(root().join("examples/python-script/script.wasm"), dir.join("script.wasm")).unwrap();
+    dir
+}
+
+/// The value after `key ` on the line that starts with it.
+fn field<'a>(out: &'a Run, key: &str) -> &'a str {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {key:?} line in\n{}\nstderr:\n{}", out.stdout, out.stderr))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// What examples/python-script/script.py prints whatever the clock: the
+/// greeting, its argv and environment, and 8 dice.
+fn check_script_output(out: &Run, name: &str, argv: &str) {
+    out.stdout_has(&format!("Hello, {name}, from a plain Python script!\n"))
+        .stdout_has(&format!("argv {argv}\n"));
+    let dice: Vec<&str> = field(out, "dice").split(' ').collect();
+    assert_eq!(dice.len(), 8, "{}", out.stdout);
+    assert!(dice.iter().all(|d| matches!(*d, "1" | "2" | "3" | "4" | "5" | "6")), "{}", out.stdout);
+    let slept: u64 = field(out, "slept-ms").parse().unwrap();
+    assert!(slept >= 50, "time.sleep(0.05) took {slept} ms of the script's monotonic clock");
+}
+
+#[test]
+fn a_plain_python_script_runs_unmodified() {
+    let _one = PYTHON_SCRIPT.lock().unwrap_or_else(|e| e.into_inner());
+    built("examples/python-script/script.wasm");
+    let dir = example("python-script");
+    // The script is the file in examples/, untouched: nothing of weft in it.
+    let script = std::fs::read_to_string(root().join("examples/python-script/script.py")).unwrap();
+    assert!(!script.contains("weft") && !script.contains("wit_world"), "script.py must stay a plain script");
+
+    let out = run(&dir);
+    out.ok();
+    check_script_output(&out, "weft", "['script.py', 'weft']");
+    // os.environ is the manifest's [wasi] env, nothing of the host's.
+    assert_eq!(field(&out, "env"), "LANG=C.UTF-8 TZ=UTC");
+    let time: i64 = field(&out, "time").parse().unwrap();
+    assert!((unix_now() - 120..=unix_now()).contains(&time), "time.time() {time} is not now ({})", unix_now());
+
+    // Two runs draw different dice: `random` is seeded at run time, not
+    // frozen in the build-time snapshot.
+    let again = run(&dir);
+    again.ok();
+    assert_ne!(field(&out, "dice"), field(&again, "dice"), "two runs rolled the same dice");
+
+    // It is a WASI command composed with the shipped `wasi` component.
+    weft(&["check", dir.to_str().unwrap()]).ok().stdout_has("shipped, composed into script");
+}
+
+#[test]
+fn time_warp_reaches_python_time_time() {
+    let _one = PYTHON_SCRIPT.lock().unwrap_or_else(|e| e.into_inner());
+    let skew = "[app]\ncomponent = \"script.wasm\"\nargs = [\"script.py\"]\n\n[devices.clock]\nkind = \"clock\"\nbackend = \"system\"\nfilters = [{ component = \"clock-skew\", config = { offset = \"-24h\", rate = 0.5 } }]\n";
+    let out = run(&python_script("python-script-warp", skew));
+    out.ok();
+    check_script_output(&out, "world", "['script.py']");
+    let time: i64 = field(&out, "time").parse().unwrap();
+    let day_ago = unix_now() - 86_400;
+    assert!((day_ago - 120..=day_ago + 1).contains(&time), "time.time() {time}, expected a day back: {day_ago}");
+    // datetime follows: the date printed is yesterday's.
+    let date = field(&out, "date");
+    assert!(date.ends_with(" UTC") && date.len() == 23, "{date}");
+}
+
+#[test]
+fn a_python_script_that_exits_with_an_error_fails_the_run() {
+    let _one = PYTHON_SCRIPT.lock().unwrap_or_else(|e| e.into_inner());
+    let m = "[app]\ncomponent = \"script.wasm\"\nargs = [\"script.py\", \"--fail\"]\n";
+    let out = run(&python_script("python-script-fail", m));
+    // sys.exit("message"): the message on stderr (the console), status 1,
+    // and no trap.
+    out.code(1).stdout_has("failing as asked\n");
+    assert!(!out.stderr.contains("trap"), "{}", out.stderr);
+    // A script the component does not hold: python's own complaint.
+    let m = "[app]\ncomponent = \"script.wasm\"\nargs = [\"other.py\"]\n";
+    let out = run(&python_script("python-script-missing", m));
+    out.code(1).stdout_has("python: can't open file 'other.py'").stdout_has("script.py");
+}
+
+#[test]
+fn a_plain_python_script_boots_on_bare_metal() {
+    let _one = PYTHON_SCRIPT.lock().unwrap_or_else(|e| e.into_inner());
+    if !std::path::Path::new("/usr/bin/qemu-system-x86_64").exists() {
+        panic!("qemu-system-x86_64 is missing: run ./setup.sh --deps");
+    }
+    built("examples/python-script/script.wasm");
+    let dir = example("python-script");
+    let t = std::time::Instant::now();
+    let metal = weft(&["boot", dir.to_str().unwrap(), "--qemu-timeout", "120"]);
+    metal.ok();
+    check_script_output(&metal, "weft", "['script.py', 'weft']");
+    assert_eq!(field(&metal, "env"), "LANG=C.UTF-8 TZ=UTC");
+    let time: i64 = field(&metal, "time").parse().unwrap();
+    assert!((unix_now() - 180..=unix_now()).contains(&time), "time.time() {time} on bare metal, now {}", unix_now());
+    eprintln!("weft boot python-script: {:.1} s (compile included when the cache was cold)", t.elapsed().as_secs_f64());
+}
