@@ -12,7 +12,8 @@
 //! hands the buffer straight back. Every device registers itself so the
 //! clock's `wait-until` can return as soon as a frame is waiting
 //! ([`rx_pending`]), as `ppoll` over the TAP fds does on Linux; its
-//! interrupt (INTx through the 8259 on q35, the second IOAPIC on microvm)
+//! interrupt (INTx through the 8259 on q35; on microvm the second IOAPIC,
+//! or ISA IRQ 5 + slot through the 8259 without ACPI)
 //! wakes the `hlt` in between, so a frame is seen within microseconds, not at
 //! the next 1 ms timer tick.
 
@@ -23,7 +24,6 @@ use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::{DeviceType, SomeTransport};
 use weft_runtime::devices::{ErrorCode, NetDevice, NetInfo};
 
-use crate::arch;
 use crate::virtio::{IdentityHal, Irq, Machine, transports};
 
 /// Descriptors per ring (QEMU's default virtio-net queue size).
@@ -62,11 +62,7 @@ pub fn rx_pending() -> bool {
         let nic = unsafe { &mut *n };
         nic.raw.ack_interrupt();
         pending |= nic.raw.poll_receive().is_some();
-        match nic.irq {
-            Irq::Pic(line) => arch::pic_unmask(line),
-            Irq::IoApic2(pin) => arch::ioapic2_unmask(pin),
-            Irq::None => {}
-        }
+        nic.irq.unmask();
     }
     pending
 }
@@ -98,9 +94,7 @@ pub fn devices(m: Machine) -> Vec<([u8; 6], VirtioNet)> {
             header,
             irq,
         }));
-        if let Irq::IoApic2(pin) = irq {
-            arch::ioapic2_route(pin);
-        }
+        irq.route();
         for _ in 0..QUEUE {
             let mut buf = alloc::vec![0u8; RX_BUF].into_boxed_slice();
             // SAFETY: the buffer is kept in `nic.rx` untouched until the

@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
-use virtio_drivers::device::blk::VirtIOBlk;
+use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::pci::bus::{Cam, Command, MmioCam, PciRoot};
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
@@ -73,14 +73,34 @@ pub fn machine() -> Machine {
 /// Where a device's interrupt arrives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Irq {
-    /// A legacy PCI INTx line through the 8259 (the interrupt line SeaBIOS
-    /// wrote into the function's config space; q35).
+    /// A line of the 8259: a legacy PCI INTx (the interrupt line SeaBIOS
+    /// wrote into the function's config space; q35), or a virtio-mmio slot's
+    /// ISA IRQ (microvm without ACPI).
     Pic(u8),
-    /// A pin of the second IOAPIC (microvm wires virtio-mmio slot `n` to
-    /// GSI 24 + n there).
+    /// A pin of the second IOAPIC (microvm with ACPI wires virtio-mmio slot
+    /// `n` to GSI 24 + n there).
     IoApic2(u8),
     /// Unknown: the device is polled on the timer tick.
     None,
+}
+
+impl Irq {
+    /// Prepares the line (routes an IOAPIC pin, masked).
+    pub fn route(self) {
+        if let Irq::IoApic2(pin) = self {
+            crate::arch::ioapic2_route(pin);
+        }
+    }
+
+    /// Opens the line again after its handler masked it (the driver has
+    /// acknowledged the device, which lowered it).
+    pub fn unmask(self) {
+        match self {
+            Irq::Pic(line) => crate::arch::pic_unmask(line),
+            Irq::IoApic2(pin) => crate::arch::ioapic2_unmask(pin),
+            Irq::None => {}
+        }
+    }
 }
 
 /// Every virtio transport of device type `kind` on the machine, with its
@@ -118,7 +138,17 @@ pub fn transports(m: Machine, kind: DeviceType) -> Vec<(SomeTransport<'static>, 
                     continue;
                 }
                 let header = NonNull::new(base as *mut VirtIOHeader).unwrap();
-                let irq = if crate::arch::ioapic2_present() { Irq::IoApic2(i as u8) } else { Irq::None };
+                // With ACPI, microvm wires slot n to GSI 24 + n on a second
+                // IOAPIC; without (`acpi=off`, how `weft boot` starts it
+                // when 8 slots are enough), to GSI 5 + n for n < 8, which
+                // the 8259 sees as ISA IRQ 5 + n.
+                let irq = if crate::arch::ioapic2_present() {
+                    Irq::IoApic2(i as u8)
+                } else if i < 8 {
+                    Irq::Pic(5 + i as u8)
+                } else {
+                    Irq::None
+                };
                 // SAFETY: a virtio-mmio slot, owned by this transport from now on.
                 if let Ok(t) = unsafe { MmioTransport::new(header, MMIO_SLOT) } {
                     out.push((t.into(), irq));
@@ -129,10 +159,48 @@ pub fn transports(m: Machine, kind: DeviceType) -> Vec<(SomeTransport<'static>, 
     out
 }
 
+/// Contiguous writes are merged into one request up to this size.
+const BATCH: usize = 256 * 1024;
+/// Requests in flight at most (the driver's queue has 16 descriptors; with
+/// indirect descriptors a request takes one).
+const IN_FLIGHT: usize = 8;
+
+/// A write the device has not finished: its buffers stay put until then.
+struct InFlight {
+    token: u16,
+    start: u64,
+    end: u64,
+    req: Box<BlkReq>,
+    data: Vec<u8>,
+    resp: Box<BlkResp>,
+}
+
 /// A virtio-blk drive.
+///
+/// Writes are written behind, as a disk's volatile cache does: `write`
+/// copies the data and returns; contiguous writes are merged into one
+/// request of up to `BATCH` bytes, which goes to the device when the next
+/// write is elsewhere or the batch is full, while the app goes on (up to
+/// `IN_FLIGHT` requests at once). A read sends the batch if it overlaps it
+/// and waits for the writes in flight (then the next request the device
+/// uses is the read); `flush` sends everything, waits for it and then
+/// flushes the device (virtio-blk `FLUSH`, an fdatasync on the host) — as
+/// on Linux, where `write` lands in the page cache and `flush` is the
+/// fdatasync. A write the device failed is reported by the next `write` or
+/// `flush`. Everything still queued reaches the device when the drive is
+/// dropped (the run's end), so a disk holds the same bytes after `weft boot`
+/// as after `weft run`. Waiting sleeps in `hlt` until the drive's interrupt.
+///
+/// One request per call otherwise: a `read` of n sectors is one request.
 pub struct VirtioBlk {
     dev: VirtIOBlk<IdentityHal, SomeTransport<'static>>,
     geometry: Geometry,
+    irq: Irq,
+    /// Writes not sent yet: first sector, bytes (contiguous).
+    pending: Option<(u64, Vec<u8>)>,
+    in_flight: Vec<InFlight>,
+    /// A written-behind request failed (at this sector); reported once.
+    failed: Option<u64>,
 }
 
 // SAFETY: the kernel is single-threaded; the driver is only used from the
@@ -142,15 +210,16 @@ unsafe impl Send for VirtioBlk {}
 /// Every virtio-blk drive, with its serial (`weft boot` sets it to the role).
 pub fn drives(m: Machine) -> Vec<(String, Box<VirtioBlk>)> {
     let mut out = Vec::new();
-    for (t, _) in transports(m, DeviceType::Block) {
+    for (t, irq) in transports(m, DeviceType::Block) {
         let Ok(mut dev) = VirtIOBlk::<IdentityHal, _>::new(t) else { continue };
         let mut id = [0u8; 20];
         let serial = match dev.device_id(&mut id) {
             Ok(n) => String::from_utf8_lossy(&id[..n]).into_owned(),
             Err(_) => String::new(),
         };
+        irq.route();
         let geometry = Geometry { sector_size: 512, sector_count: dev.capacity(), read_only: dev.readonly() };
-        out.push((serial, Box::new(VirtioBlk { dev, geometry })));
+        out.push((serial, Box::new(VirtioBlk { dev, geometry, irq, pending: None, in_flight: Vec::new(), failed: None })));
     }
     out
 }
@@ -158,6 +227,109 @@ pub fn drives(m: Machine) -> Vec<(String, Box<VirtioBlk>)> {
 impl VirtioBlk {
     pub fn set_read_only(&mut self) {
         self.geometry.read_only = true;
+    }
+
+    /// Sleeps until the device has used a request (its interrupt, or the
+    /// next timer tick). Interrupts are off from the check to the `hlt`, so
+    /// a completion in between still ends it.
+    fn wait_used(&mut self) {
+        loop {
+            if self.dev.peek_used().is_some() {
+                return;
+            }
+            crate::arch::cli();
+            self.dev.ack_interrupt();
+            self.irq.unmask();
+            if self.dev.peek_used().is_some() {
+                crate::arch::sti();
+                return;
+            }
+            crate::arch::halt();
+        }
+    }
+
+    /// Takes back every write the device has finished.
+    fn reap(&mut self) {
+        while let Some(token) = self.dev.peek_used() {
+            let Some(i) = self.in_flight.iter().position(|w| w.token == token) else {
+                crate::fatal(format_args!("virtio-blk: the device used request {token}, which the kernel never made"));
+            };
+            let mut w = self.in_flight.swap_remove(i);
+            // SAFETY: the buffers `write_blocks_nb` was given for `token`.
+            if unsafe { self.dev.complete_write_blocks(token, &w.req, &w.data, &mut w.resp) }.is_err() {
+                self.failed.get_or_insert(w.start);
+            }
+        }
+    }
+
+    /// Waits until no write in flight overlaps sectors `start..end`.
+    fn wait_for(&mut self, start: u64, end: u64) {
+        self.reap();
+        while self.in_flight.iter().any(|w| w.start < end && start < w.end) {
+            self.wait_used();
+            self.reap();
+        }
+    }
+
+    /// Sends the pending writes to the device.
+    fn submit(&mut self) {
+        let Some((start, data)) = self.pending.take() else { return };
+        let end = start + data.len() as u64 / 512;
+        // The device may complete requests in any order: one that overlaps
+        // an earlier write waits for it.
+        self.wait_for(start, end);
+        let (mut req, mut resp) = (Box::new(BlkReq::default()), Box::new(BlkResp::default()));
+        loop {
+            if self.in_flight.len() < IN_FLIGHT {
+                // SAFETY: `req`, `data` and `resp` are heap buffers kept
+                // untouched in `in_flight` until the device used them (`reap`).
+                match unsafe { self.dev.write_blocks_nb(start as usize, &mut req, &data, &mut resp) } {
+                    Ok(token) => {
+                        self.in_flight.push(InFlight { token, start, end, req, data, resp });
+                        return;
+                    }
+                    Err(virtio_drivers::Error::QueueFull) => {}
+                    Err(_) => {
+                        self.failed.get_or_insert(start);
+                        return;
+                    }
+                }
+            }
+            self.wait_used();
+            self.reap();
+        }
+    }
+
+    /// Everything queued reaches the device.
+    fn drain(&mut self) {
+        self.submit();
+        while !self.in_flight.is_empty() {
+            self.wait_used();
+            self.reap();
+        }
+    }
+
+    fn take_failure(&mut self) -> Result<(), ErrorCode> {
+        match self.failed.take() {
+            Some(_) => Err(ErrorCode::Io),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for VirtioBlk {
+    fn drop(&mut self) {
+        self.drain();
+        if let Some(sector) = self.failed {
+            crate::serial::message(format_args!(
+                "weft kernel: error: a write to the virtio-blk drive `{}` at sector {sector} failed and was never flushed",
+                {
+                    let mut id = [0u8; 20];
+                    let n = self.dev.device_id(&mut id).unwrap_or(0);
+                    String::from_utf8_lossy(&id[..n]).into_owned()
+                }
+            ));
+        }
     }
 }
 
@@ -167,16 +339,53 @@ impl BlockDevice for VirtioBlk {
     }
 
     fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, ErrorCode> {
+        let end = start + u64::from(count);
+        if self.pending.as_ref().is_some_and(|(s, data)| *s < end && start < s + data.len() as u64 / 512) {
+            self.submit();
+        }
+        // Whatever is in flight finishes first: then the next used request
+        // is this read.
+        self.wait_for(0, u64::MAX);
         let mut buf = alloc::vec![0; count as usize * 512];
-        self.dev.read_blocks(start as usize, &mut buf).map_err(|_| ErrorCode::Io)?;
+        let (mut req, mut resp) = (BlkReq::default(), BlkResp::default());
+        // SAFETY: the buffers outlive the request: it completes before they
+        // are touched again, below.
+        let token = unsafe { self.dev.read_blocks_nb(start as usize, &mut req, &mut buf, &mut resp) }.map_err(|_| ErrorCode::Io)?;
+        self.wait_used();
+        // SAFETY: the buffers given to `read_blocks_nb` for `token`.
+        unsafe { self.dev.complete_read_blocks(token, &req, &mut buf, &mut resp) }.map_err(|_| ErrorCode::Io)?;
         Ok(buf)
     }
 
     fn write(&mut self, start: u64, data: &[u8]) -> Result<(), ErrorCode> {
-        self.dev.write_blocks(start as usize, data).map_err(|_| ErrorCode::Io)
+        self.reap();
+        self.take_failure()?;
+        if let Some((s, buf)) = &mut self.pending {
+            let end = *s + buf.len() as u64 / 512;
+            if start == end && buf.len() + data.len() <= BATCH {
+                buf.extend_from_slice(data);
+                return Ok(());
+            }
+            // Inside the batch: overwrite in place.
+            if start >= *s && start + data.len() as u64 / 512 <= end {
+                let off = (start - *s) as usize * 512;
+                buf[off..off + data.len()].copy_from_slice(data);
+                return Ok(());
+            }
+        }
+        self.submit();
+        let mut buf = Vec::with_capacity(BATCH.max(data.len()));
+        buf.extend_from_slice(data);
+        self.pending = Some((start, buf));
+        if data.len() >= BATCH {
+            self.submit();
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), ErrorCode> {
+        self.drain();
+        self.take_failure()?;
         self.dev.flush().map_err(|_| ErrorCode::Io)
     }
 }
