@@ -72,7 +72,6 @@ pub fn qemu_exit(v: u8) -> ! {
 /// Timer interrupts since boot (1 kHz).
 pub static TICKS: AtomicU64 = AtomicU64::new(0);
 pub const TICK_HZ: u32 = 1000;
-const PIT_HZ: u32 = 1_193_182;
 
 #[repr(C, packed)]
 struct IdtPtr {
@@ -105,16 +104,6 @@ fn gate(handler: u64) -> Gate {
     // Present, DPL 0, 64-bit interrupt gate, selector 0x08.
     let lo = (handler & 0xFFFF) | (0x08 << 16) | (0x8E00u64 << 32) | ((handler >> 16) & 0xFFFF) << 48;
     Gate { lo, hi: handler >> 32 }
-}
-
-/// Starts PIT channel 0 as a `TICK_HZ` rate generator; returns its reload
-/// value (the clock calibrates against it before interrupts are on).
-pub fn init_pit() -> u16 {
-    let divisor = (PIT_HZ / TICK_HZ) as u16;
-    outb(0x43, 0x34); // channel 0, lobyte/hibyte, mode 2
-    outb(0x40, divisor as u8);
-    outb(0x40, (divisor >> 8) as u8);
-    divisor
 }
 
 /// Installs the IDT, remaps the PIC to vectors 32..48 (only IRQ 0, the

@@ -78,6 +78,7 @@ fn print_phases(tsc: &Tsc) {
     for (name, t) in p {
         line.push_str(&alloc::format!(" {name} {:.2}", tsc.ms(*t)));
     }
+    line.push_str(&alloc::format!("; TSC {:.3} MHz", tsc.hz() as f64 / 1e6));
     serial::message(format_args!("{line}"));
 }
 
@@ -220,9 +221,10 @@ extern "C" fn kmain(start_info: u32) -> ! {
         // SAFETY: single-threaded boot.
         unsafe { *core::ptr::addr_of_mut!(PHASES) = Some(alloc::vec![("kmain", entry)]) };
     }
-    let reload = arch::init_pit();
-    let tsc: &'static Tsc = Box::leak(Box::new(Tsc::calibrate(reload)));
-    phase("calibrated");
+    // The PIT runs slow until `Tsc::refine` (just before the app) makes it
+    // the 1 kHz tick; the calibration overlaps the boot.
+    let tsc: &'static Tsc = Box::leak(Box::new(Tsc::start()));
+    phase("clock");
     arch::init_interrupts();
     if module.1 == 0 {
         serial::message(format_args!("error: no bundle: boot this kernel with the bundle as its initrd (`weft boot`)"));
@@ -298,6 +300,8 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
         epoch_tick: 1_000_000_000 / u64::from(arch::TICK_HZ),
     };
     phase("linked");
+    tsc.refine(arch::TICK_HZ);
+    phase("calibrated");
     let mut store = Store::new(&engine, Host::new(leaves, limits));
     let result = unikernel.instantiate(&mut store).and_then(|app| {
         phase("instantiated");
