@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 echo "==> bare-metal kernel (its tests boot it under QEMU)" >&2
 cargo build -p weft-baremetal --target x86_64-unknown-none --release
 
-echo "==> polyglot apps (Python, JavaScript, C; host-posix/tests/polyglot.rs runs them)" >&2
+echo "==> polyglot apps (Python, JavaScript, C, a Rust CLI from crates.io; host-posix/tests/polyglot.rs runs them)" >&2
 components/polyglot/build.sh
 
 echo "==> host workspace tests" >&2

@@ -4,11 +4,12 @@
 #           examples/python-script/script.py   ->  examples/python-script/script.wasm
 #   js      components/polyglot/js/hello      ->  examples/hello-js/hello.wasm
 #   c       components/polyglot/c/hello       ->  examples/hello-c/hello.wasm
+#   rust    ulid-cli from crates.io (pinned)   ->  examples/rust-cli/ulid.wasm
 # and, for host-posix/tests/polyglot.rs, a JS component for the wrong world
 # (target/polyglot/wrong-world-js.wasm).
 #
-#   components/polyglot/build.sh [python|js|c ...]   build these (default: all)
-#   components/polyglot/build.sh --check             only check the toolchains
+#   components/polyglot/build.sh [python|js|c|rust ...]   build these (default: all)
+#   components/polyglot/build.sh --check                  only check the toolchains
 #
 # Every toolchain is checked first; when one is missing the script names
 # each missing piece and the command that installs it (./setup.sh --polyglot
@@ -25,8 +26,8 @@ langs=()
 for a in "$@"; do
   case $a in
     --check) check_only=1 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    python | js | c) langs+=("$a") ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    python | js | c | rust) langs+=("$a") ;;
     *) echo "error: unknown argument \`$a\` (languages: ${POLYGLOT_LANGS[*]}; or --check)" >&2; exit 2 ;;
   esac
 done
@@ -159,6 +160,21 @@ build_c() {
     mv "$dest.tmp" "$dest"
   }
   build_if_changed "$dest" "$(stamp_of "wit-bindgen $WIT_BINDGEN_VERSION $(clang-$LLVM_VERSION --version | head -n1) $(polyglot_component_ld)" "$dir" "$root/wit")" c build_c_now
+}
+
+# A Rust CLI from crates.io, unmodified: `cargo install` of the pinned
+# version for wasm32-wasip2, with its own Cargo.lock (--locked), by the pinned
+# toolchain (run from the repository root, so rust-toolchain.toml applies).
+build_rust() {
+  local inst=$out/rust-cli dest=$root/examples/rust-cli/$RUST_CLI_BIN.wasm
+  build_rust_now() {
+    local log
+    log=$(cd "$root" && cargo install --locked --force --target wasm32-wasip2 --version "$RUST_CLI_VERSION" \
+      --root "$inst" "$RUST_CLI_CRATE" 2>&1) || { echo "$log" >&2; return 1; }
+    cp "$inst/bin/$RUST_CLI_BIN.wasm" "$dest.tmp"
+    mv "$dest.tmp" "$dest"
+  }
+  build_if_changed "$dest" "$(stamp_of "$RUST_CLI_CRATE $RUST_CLI_VERSION $(cd "$root" && rustc --version)")" rust-cli build_rust_now
 }
 
 t0=$SECONDS

@@ -9,6 +9,8 @@
 #   c       clang, wasm-ld, compiler-rt and wasi-libc for wasm32 (Debian),
 #           wit-bindgen-cli (crates.io, pinned below), and the Rust
 #           toolchain's own wasm-component-ld as clang's linker
+#   rust    the pinned Rust toolchain's wasm32-wasip2 target; the CLI crate
+#           (pinned below) comes from crates.io through `cargo install`
 # The Python and JS apps need nothing else: each package carries its
 # interpreter compiled to wasm.
 
@@ -28,7 +30,15 @@ LLVM_VERSION=19
 POLYGLOT_APT=("clang-$LLVM_VERSION" "lld-$LLVM_VERSION" "libclang-rt-$LLVM_VERSION-dev-wasm32" wasi-libc)
 WASI_SYSROOT=/usr # headers in /usr/include/wasm32-wasi, libc in /usr/lib/wasm32-wasi
 
-POLYGLOT_LANGS=(python js c)
+# A Rust command-line program from crates.io, unmodified, built for
+# wasm32-wasip2 by `cargo install --locked` at this pinned version: ulid-cli
+# generates ULIDs, whose first 48 bits are the wall clock in ms and the other
+# 80 random, so time-warp and a seeded random device both show in its output.
+RUST_CLI_CRATE=ulid-cli
+RUST_CLI_VERSION=0.1.12
+RUST_CLI_BIN=ulid
+
+POLYGLOT_LANGS=(python js c rust)
 
 # clang links the C apps with wasm-component-ld, the linker rustc uses for
 # wasm32-wasip2: wasm-ld, then the core module made a component. It ships with
@@ -100,6 +110,13 @@ polyglot_problems() {
           printf "c\trustc not found (clang links with the Rust toolchain's wasm-component-ld)\t./setup.sh --deps\n"
         elif [ ! -x "$ld" ]; then
           printf 'c\twasm-component-ld is not in the Rust toolchain (%s)\t./setup.sh --deps\n' "$ld"
+        fi
+        ;;
+      rust)
+        if ! (cd "$POLYGLOT_DIR" && rustc --print sysroot >/dev/null 2>&1); then
+          printf 'rust\trustc not found\t./setup.sh --deps\n'
+        elif [ ! -d "$(cd "$POLYGLOT_DIR" && rustc --print sysroot)/lib/rustlib/wasm32-wasip2" ]; then
+          printf 'rust\tthe Rust target wasm32-wasip2 is not installed\trustup target add wasm32-wasip2\n'
         fi
         ;;
       *)

@@ -282,3 +282,104 @@ fn a_plain_python_script_boots_on_bare_metal() {
     assert!((unix_now() - 180..=unix_now()).contains(&time), "time.time() {time} on bare metal, now {}", unix_now());
     eprintln!("weft boot python-script: {:.1} s (compile included when the cache was cold)", t.elapsed().as_secs_f64());
 }
+
+// ---- A Rust CLI crate from crates.io, unmodified --------------------------
+
+/// A scratch folder holding ulid-cli (examples/rust-cli/ulid.wasm) and `manifest_text`.
+fn rust_cli(name: &str, manifest_text: &str) -> PathBuf {
+    built("examples/rust-cli/ulid.wasm");
+    let dir = manifest(name, manifest_text);
+    std::fs::copy(root().join("examples/rust-cli/ulid.wasm"), dir.join("ulid.wasm")).unwrap();
+    dir
+}
+
+/// A ULID split into its wall clock (ms since the epoch) and its 16
+/// random characters (Crockford base32).
+fn ulid(s: &str) -> (i64, &str) {
+    const ALPHABET: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    assert_eq!(s.len(), 26, "not a ULID: {s:?}");
+    let ms = s[..10].chars().fold(0i64, |v, c| v * 32 + ALPHABET.find(c).unwrap_or_else(|| panic!("{s:?}")) as i64);
+    (ms, &s[10..])
+}
+
+fn ulids(out: &Run) -> Vec<(i64, String)> {
+    out.ok();
+    out.stdout.lines().map(|l| ulid(l)).map(|(ms, r)| (ms, r.to_string())).collect()
+}
+
+#[test]
+fn a_rust_cli_from_crates_io_runs_unmodified() {
+    built("examples/rust-cli/ulid.wasm");
+    let dir = example("rust-cli");
+    let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let out = run(&dir);
+    let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let got = ulids(&out);
+    assert_eq!(got.len(), 3, "--count 3:\n{}", out.stdout);
+    for (ms, _) in &got {
+        assert!((before..=after).contains(ms), "a ULID of this run carries {ms}, not within [{before}, {after}]");
+    }
+    // 80 random bits each, from the OS through the random device.
+    assert!(got[0].1 != got[1].1 && got[1].1 != got[2].1, "{}", out.stdout);
+    weft(&["check", dir.to_str().unwrap()]).ok().stdout_has("shipped, composed into ulid");
+
+    // Its other mode: a ULID in, its time out (clap parsed the argument).
+    let m = "[app]\ncomponent = \"ulid.wasm\"\nargs = [\"01M8DG4VMRPN0KH9J9HE4TMVEG\"]\n";
+    run(&rust_cli("rust-cli-parse", m)).ok().stdout_has("1795749473944\n");
+    // --help is clap's, through the console.
+    let m = "[app]\ncomponent = \"ulid.wasm\"\nargs = [\"--help\"]\n";
+    run(&rust_cli("rust-cli-help", m)).ok().stdout_has("Usage: ulid [OPTIONS] [TIMESTAMP_OR_ULID]");
+}
+
+#[test]
+fn time_warp_and_a_seeded_random_device_show_in_a_rust_cli() {
+    let m = |seed: u64| {
+        format!(
+            "[app]\ncomponent = \"ulid.wasm\"\nargs = [\"--count\", \"3\"]\n\n\
+             [devices.random]\nkind = \"random\"\nbackend = \"seeded\"\nseed = {seed}\n\n\
+             [devices.clock]\nkind = \"clock\"\nbackend = \"system\"\n\
+             filters = [{{ component = \"clock-skew\", config = {{ offset = \"-24h\" }} }}]\n"
+        )
+    };
+    let day_ago = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64 - 86_400_000;
+    let before = day_ago();
+    let first = ulids(&run(&rust_cli("rust-cli-seed7", &m(7))));
+    let again = ulids(&run(&rust_cli("rust-cli-seed7-again", &m(7))));
+    let other = ulids(&run(&rust_cli("rust-cli-seed8", &m(8))));
+    let after = day_ago();
+    // The clock part: a day back.
+    for (ms, _) in first.iter().chain(&again).chain(&other) {
+        assert!((before..=after).contains(ms), "ULID time {ms} is not a day back: [{before}, {after}]");
+    }
+    // The random part: the same bits from the same seed, other bits from another.
+    let random = |v: &[(i64, String)]| v.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>();
+    assert_eq!(random(&first), random(&again), "seed 7 twice");
+    assert_ne!(random(&first), random(&other), "seeds 7 and 8");
+}
+
+#[test]
+fn a_rust_cli_writes_files_in_a_memory_preopen() {
+    // `-o FILE` writes the ULIDs to a file: denied without a preopen (the
+    // crate prints the error itself and exits 0), written with one.
+    let denied = run(&rust_cli("rust-cli-nofs", "[app]\ncomponent = \"ulid.wasm\"\nargs = [\"-o\", \"/tmp/ids.txt\"]\n"));
+    denied.ok().stdout_has("Error: No such file or directory");
+    let m = "[app]\ncomponent = \"ulid.wasm\"\nargs = [\"-o\", \"/tmp/ids.txt\"]\n\n[wasi]\npreopens = { \"/tmp\" = \"memory\" }\n";
+    let written = run(&rust_cli("rust-cli-memfs", m));
+    written.ok();
+    assert!(!written.stdout.contains("Error"), "{}", written.stdout);
+}
+
+#[test]
+fn a_rust_cli_boots_on_bare_metal_with_the_same_seeded_bits() {
+    if !std::path::Path::new("/usr/bin/qemu-system-x86_64").exists() {
+        panic!("qemu-system-x86_64 is missing: run ./setup.sh --deps");
+    }
+    let m = "[app]\ncomponent = \"ulid.wasm\"\nargs = [\"--count\", \"2\"]\n\n[devices.random]\nkind = \"random\"\nbackend = \"seeded\"\nseed = 42\n";
+    let linux = ulids(&run(&rust_cli("rust-cli-linux", m)));
+    let metal = weft(&["boot", rust_cli("rust-cli-metal", m).to_str().unwrap(), "--qemu-timeout", "120"]);
+    let metal = ulids(&metal);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert!(metal.iter().all(|(ms, _)| (now - 180_000..=now).contains(ms)), "{metal:?} vs now {now}");
+    let random = |v: &[(i64, String)]| v.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>();
+    assert_eq!(random(&metal), random(&linux), "the seeded random device gives both hosts the same bits");
+}
