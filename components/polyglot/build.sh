@@ -2,6 +2,7 @@
 # Builds the polyglot apps into components weft runs:
 #   python  components/polyglot/python/hello  ->  examples/hello-python/hello.wasm
 #           examples/python-script/script.py   ->  examples/python-script/script.wasm
+#           components/polyglot/python/kv-client ->  examples/kv-python/kv-client.wasm
 #   js      components/polyglot/js/hello      ->  examples/hello-js/hello.wasm
 #   c       components/polyglot/c/hello       ->  examples/hello-c/hello.wasm
 #   rust    ulid-cli from crates.io (pinned)   ->  examples/rust-cli/ulid.wasm
@@ -26,7 +27,7 @@ langs=()
 for a in "$@"; do
   case $a in
     --check) check_only=1 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     python | js | c | rust) langs+=("$a") ;;
     *) echo "error: unknown argument \`$a\` (languages: ${POLYGLOT_LANGS[*]}; or --check)" >&2; exit 2 ;;
   esac
@@ -98,6 +99,19 @@ build_python() {
   }
   build_if_changed "$dest" "$(stamp_of "componentize-py $(polyglot_python_version)" "$dir" "$wit")" python build_python_now
   build_python_script
+  build_python_kv_client
+}
+
+# The kv client: a Python app of the world kv-client (kv + console).
+build_python_kv_client() {
+  local dir=$here/python/kv-client wit=$out/wit-kv-client dest=$root/examples/kv-python/kv-client.wasm
+  stage_wit "$here/wit/kv-client.wit" "$wit"
+  build_python_kv_client_now() {
+    (cd "$dir" && componentize-py -d "$wit" -w kv-client componentize --stub-wasi app -o "$dest.tmp" >/dev/null)
+    mv "$dest.tmp" "$dest"
+  }
+  build_if_changed "$dest" "$(stamp_of "componentize-py $(polyglot_python_version)" "$dir" "$wit")" python-kv-client \
+    build_python_kv_client_now
 }
 
 # A plain Python script (examples/python-script/script.py, untouched) as a

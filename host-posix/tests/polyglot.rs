@@ -150,16 +150,20 @@ fn a_js_component_for_the_wrong_world_names_the_app_world() {
 }
 
 #[test]
-fn the_polyglot_wit_world_stays_a_subset_of_the_app_world() {
-    // components/polyglot/wit/hello.wit narrows weft:devices/app for the
-    // dynamic-binding toolchains; every import it names must be one the app
-    // world has, with the same `run` export.
-    let hello = std::fs::read_to_string(root().join("components/polyglot/wit/hello.wit")).unwrap();
+fn the_polyglot_wit_worlds_stay_subsets_of_the_device_worlds() {
+    // components/polyglot/wit/{hello,kv-client}.wit narrow weft:devices/app
+    // and kv-app for the dynamic-binding toolchains; every import they name
+    // must be one the device world has, with the same `run` export.
     let worlds = std::fs::read_to_string(root().join("wit/worlds.wit")).unwrap();
     let app = world_body(&worlds, "app");
-    for line in world_body(&hello, "hello").lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")) {
-        let local = line.replace("weft:devices/", "").replace("@0.1.0", "");
-        assert!(app.lines().any(|l| l.trim() == local), "`{line}` is not in world app:\n{app}");
+    // kv-app is `include app;` plus its own lines.
+    let kv_app = format!("{app}\n{}", world_body(&worlds, "kv-app"));
+    for (file, world, of) in [("hello.wit", "hello", app.to_string()), ("kv-client.wit", "kv-client", kv_app)] {
+        let text = std::fs::read_to_string(root().join("components/polyglot/wit").join(file)).unwrap();
+        for line in world_body(&text, world).lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")) {
+            let local = line.replace("weft:devices/", "").replace("@0.1.0", "");
+            assert!(of.lines().any(|l| l.trim() == local), "{file}: `{line}` is not in its device world:\n{of}");
+        }
     }
 }
 
@@ -382,4 +386,64 @@ fn a_rust_cli_boots_on_bare_metal_with_the_same_seeded_bits() {
     assert!(metal.iter().all(|(ms, _)| (now - 180_000..=now).contains(ms)), "{metal:?} vs now {now}");
     let random = |v: &[(i64, String)]| v.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>();
     assert_eq!(random(&metal), random(&linux), "the seeded random device gives both hosts the same bits");
+}
+
+// ---- Across languages: a Python app using the Rust kv provider -----------
+
+/// Rewrites the `args = ...` line of `dir`'s weft.toml.
+fn set_args(dir: &std::path::Path, args: &str) {
+    let path = dir.join("weft.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text: Vec<String> =
+        text.lines().map(|l| if l.starts_with("args = ") { format!("args = {args}") } else { l.to_string() }).collect();
+    std::fs::write(&path, text.join("\n") + "\n").unwrap();
+}
+
+/// Both kv tests use one 19 MB component: one compiles it, the other waits.
+static PYTHON_KV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn a_python_app_keeps_data_in_the_rust_kv_provider() {
+    let _one = PYTHON_KV.lock().unwrap_or_else(|e| e.into_inner());
+    built("examples/kv-python/kv-client.wasm");
+    let dir = example("kv-python");
+    // The example as shipped: sets two keys, reads one back, lists them.
+    let first = run(&dir);
+    first.ok();
+    assert_eq!(first.stdout, "set greeting\nset language\ngreeting = hello from Python\nkeys: greeting language\n");
+    // A second run reads what the first wrote to kv.img.
+    set_args(&dir, r#"["get", "language", "get", "colour", "set", "colour", "blue", "keys"]"#);
+    let second = run(&dir);
+    second.ok();
+    assert_eq!(second.stdout, "language = python\ncolour is not set\nset colour\nkeys: colour greeting language\n");
+    // `check` shows the Rust provider composed into the Python app.
+    weft(&["check", dir.to_str().unwrap()]).ok().stdout_has("shipped, composed into kv-client");
+
+    // The Rust kvstore app reads the same image: one on-disk format.
+    let kvstore = |key: &str| {
+        let m = format!(
+            "[app]\ncomponent = \"kvstore\"\nargs = [\"get\", \"{key}\"]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"kv.img\"\n"
+        );
+        std::fs::write(dir.join("weft.toml"), m).unwrap();
+        run(&dir)
+    };
+    kvstore("greeting").ok().stdout_has("hello from Python\n");
+    kvstore("colour").ok().stdout_has("blue\n");
+}
+
+#[test]
+fn a_python_kv_client_reports_errors_and_usage() {
+    let _one = PYTHON_KV.lock().unwrap_or_else(|e| e.into_inner());
+    built("examples/kv-python/kv-client.wasm");
+    let dir = example("kv-python");
+    set_args(&dir, r#"["get"]"#);
+    run(&dir).code(2).stdout_has("kv-client: get needs 1 argument(s)\nusage: kv-client");
+    // The provider's error (its device is not in the manifest) reaches the
+    // Python app as an `Err`, printed, not a trap.
+    let text = std::fs::read_to_string(dir.join("weft.toml")).unwrap().replace("device = \"storage\"", "device = \"elsewhere\"");
+    std::fs::write(dir.join("weft.toml"), text).unwrap();
+    set_args(&dir, r#"["keys"]"#);
+    let out = run(&dir);
+    out.code(1).stdout_has("error: open elsewhere: not-found\n");
+    assert!(!out.stderr.contains("trap"), "{}", out.stderr);
 }
