@@ -251,8 +251,9 @@ fn events_become_the_same_git_history_as_on_linux() {
 }
 
 /// Pulley (the interpreter) instead of native code: needs the kernel built
-/// with `--features pulley` into target/pulley, which CI does not build
-/// (another wasmtime build); skipped without it.
+/// with `--features pulley` at target/pulley/…, which test.sh builds next to
+/// the native one (so CI runs this against a kernel as fresh as the bundle
+/// format); skipped without it, e.g. under a bare `cargo test`.
 #[test]
 fn pulley_kernel_runs_the_same_app() {
     if !root().join("target/pulley/x86_64-unknown-none/release/weft-kernel").exists() {
