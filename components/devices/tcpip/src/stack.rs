@@ -63,6 +63,14 @@ const RX_ROUNDS: usize = 16;
 const TX_QUEUE: usize = 256;
 /// Sockets of all kinds at most (listener pools included).
 const MAX_SOCKETS: usize = 4096;
+/// Connections the app closed that smoltcp holds in TIME-WAIT (10 s), at most: the
+/// oldest beyond are forgotten (nothing to send: no RST). Every socket costs time in
+/// every poll (smoltcp walks them all), and a server closing thousands of connections a
+/// second would otherwise carry tens of thousands: measured, httpd with a new connection
+/// per request fell to a few hundred requests/s. TIME-WAIT's guard against old
+/// duplicates matters little on the links weft serves; a peer whose last FIN is
+/// retransmitted after we forgot gets a RST instead of an ACK, having all its data.
+const TIME_WAIT_MAX: usize = 128;
 /// A TCP connection with unacknowledged data and a silent peer is aborted after this.
 const TCP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -462,9 +470,22 @@ impl<N: Net> Stack<N> {
                 }
             }
         }
+        // Forget finished connections, and TIME-WAITs beyond the newest TIME_WAIT_MAX
+        // (oldest first: `closing` is in closing order).
         let sockets = &mut self.sockets;
+        let time_waits = self
+            .closing
+            .iter()
+            .filter(|&&h| sockets.get::<tcp::Socket>(h).state() == tcp::State::TimeWait)
+            .count();
+        let mut surplus = time_waits.saturating_sub(TIME_WAIT_MAX);
         self.closing.retain(|&h| {
-            if sockets.get_mut::<tcp::Socket>(h).state() == tcp::State::Closed {
+            let state = sockets.get::<tcp::Socket>(h).state();
+            let drop_tw = state == tcp::State::TimeWait && surplus > 0;
+            if drop_tw {
+                surplus -= 1;
+            }
+            if state == tcp::State::Closed || drop_tw {
                 sockets.remove(h);
                 false
             } else {
@@ -1136,6 +1157,53 @@ mod tests {
             }
             assert_eq!(time_wait(&srv), 1, "round {round}: the server holds TIME-WAIT");
         }
+    }
+
+    /// A server closing connections first keeps at most TIME_WAIT_MAX of them in
+    /// TIME-WAIT (each costs every poll), and still serves new ones.
+    #[test]
+    fn time_waits_are_bounded() {
+        let (mut srv, mut cli) = pair();
+        let l = srv.tcp_listen(0, 80).unwrap();
+        let mut t = 0u64;
+        let mut done = 0;
+        while done < TIME_WAIT_MAX + 72 {
+            let conns: Vec<u32> = (0..6)
+                .map(|_| cli.tcp_connect(t, ([10, 0, 0, 2], 80)).unwrap())
+                .collect();
+            let mut open = conns.clone();
+            for _ in 0..200 {
+                t += 1_000_000;
+                while let Ok((s, _)) = srv.tcp_accept(t, l) {
+                    srv.tcp_shutdown(t, s).unwrap();
+                    srv.close(t, s);
+                }
+                open.retain(|&c| match cli.tcp_recv(t, c, 10) {
+                    Ok(d) if d.is_empty() => {
+                        cli.close(t, c);
+                        false
+                    }
+                    _ => true,
+                });
+                if open.is_empty() {
+                    break;
+                }
+            }
+            assert!(open.is_empty(), "{} connections never closed", open.len());
+            done += conns.len();
+        }
+        for _ in 0..20 {
+            t += 1_000_000;
+            srv.poll(t);
+            cli.poll(t);
+        }
+        let time_waits = srv
+            .sockets
+            .iter()
+            .filter(|(_, s)| matches!(s, smoltcp::socket::Socket::Tcp(t) if t.state() == tcp::State::TimeWait))
+            .count();
+        assert_eq!(time_waits, TIME_WAIT_MAX, "{done} connections closed");
+        assert!(srv.socket_count() <= TIME_WAIT_MAX + 4 * 2, "{}", srv.socket_count());
     }
 
     #[test]
