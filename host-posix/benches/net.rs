@@ -1,15 +1,25 @@
-//! Network benchmarks, side by side in one run (ratios against the native
-//! server measured in the same run; needs root for the TAP namespace).
+//! Network benchmarks, side by side in one run: ratios against a native Linux
+//! server doing the same work, measured in the same run. Needs root (a network
+//! namespace with a TAP device), `wrk` (setup.sh installs it) and a release
+//! build:
 //!
-//!     cargo build --release -p weft && cargo bench -p weft --bench net
+//!     cargo build --release -p weft && cargo bench -p weft --bench net [-- httpd|echo]
 //!
-//! TCP echo throughput (client sends 16 MiB in 64 KiB writes while reading the
-//! echo back) and request latency (1-byte-ish request/response round trips on
-//! one connection, p50/p99), against:
-//!   - a native Rust echo server (thread per connection) on loopback: baseline;
-//!   - weft `echo` with `[stack] backend = "host"` on loopback;
-//!   - weft `echo` on the smoltcp `tcpip` component over a TAP device in a
-//!     network namespace, with 0 and 1 passthrough net filter (`arp-log`).
+//! Servers, each in turn:
+//!   - native: a tiny Rust server in this process (a thread per connection) on
+//!     loopback: the baseline;
+//!   - weft with `[stack] backend = "host"` (the host's own TCP/IP) on loopback;
+//!   - weft on the smoltcp `tcpip` component over a TAP device in a network
+//!     namespace, without and with one passthrough net filter (`arp-log`).
+//!
+//! `httpd` (`GET /`, the ~600-byte page; the native server answers the very
+//! bytes weft's httpd sends): requests/s and p50/p99 from wrk, keep-alive and
+//! with a new connection per request. TCP `echo`: MiB/s of 16 MiB written in
+//! 64 KiB writes while reading the echo back, and p50/p99 of 64-byte round
+//! trips on one connection.
+//!
+//! The filter's cost is measured apart: the TAP server without and with
+//! `arp-log`, alternating, several rounds, medians compared.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +30,11 @@ use std::time::{Duration, Instant};
 
 const BYTES: usize = 16 << 20;
 const ROUNDTRIPS: usize = 2000;
+/// wrk: one thread (two cores in all), eight connections, this long per run.
+const WRK: &[&str] = &["-t1", "-c8", "--latency"];
+const WRK_SECS: u32 = 5;
+/// Alternating rounds of the filter comparison.
+const FILTER_ROUNDS: usize = 5;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -65,6 +80,8 @@ fn connect(addr: &str) -> TcpStream {
     }
 }
 
+// --- TCP echo -------------------------------------------------------------
+
 /// MiB/s of echoed data.
 fn throughput(addr: &str) -> f64 {
     let s = connect(addr);
@@ -108,12 +125,22 @@ fn latency(addr: &str) -> (f64, f64) {
     (v[v.len() / 2], v[v.len() * 99 / 100])
 }
 
-fn measure(ns: Option<&str>, addr: &'static str) -> (f64, (f64, f64)) {
-    let ns = ns.map(str::to_string);
-    in_ns(ns.as_deref().map(|s| Box::leak(s.to_string().into_boxed_str()) as &str), move || (throughput(addr), latency(addr)))
+struct Echo {
+    mib_s: f64,
+    p50: f64,
+    p99: f64,
 }
 
-fn native_server() -> u16 {
+fn echo_measure(ns: Option<&str>, addr: &str) -> Echo {
+    let addr = addr.to_string();
+    in_ns(ns, move || {
+        let mib_s = throughput(&addr);
+        let (p50, p99) = latency(&addr);
+        Echo { mib_s, p50, p99 }
+    })
+}
+
+fn native_echo() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -138,6 +165,163 @@ fn native_server() -> u16 {
     port
 }
 
+// --- HTTP -----------------------------------------------------------------
+
+/// The tiny native HTTP/1.1 server: a thread per connection, answers every
+/// request head with `response` (weft httpd's own answer to `GET /`), closes
+/// after answering a request that says `Connection: close`.
+fn native_http(response: Vec<u8>) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let closing = String::from_utf8(response.clone())
+        .unwrap()
+        .replacen("Connection: keep-alive\r\n", "Connection: close\r\n", 1)
+        .into_bytes();
+    let responses: &'static (Vec<u8>, Vec<u8>) = Box::leak(Box::new((response, closing)));
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_nodelay(true);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 16 << 10];
+                let mut have = 0;
+                loop {
+                    let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") else {
+                        if have == buf.len() {
+                            return;
+                        }
+                        match s.read(&mut buf[have..]) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => have += n,
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let close = head.contains("\r\nconnection: close");
+                    let r = if close { &responses.1 } else { &responses.0 };
+                    if s.write_all(r).is_err() || close {
+                        return;
+                    }
+                    buf.copy_within(end + 4..have, 0);
+                    have -= end + 4;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// weft httpd's whole response to a keep-alive `GET /`.
+fn fetch_page(addr: &str) -> Vec<u8> {
+    let mut s = connect(addr);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "httpd closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .expect("content-length");
+            if got.len() >= end + 4 + len {
+                got.truncate(end + 4 + len);
+                return got;
+            }
+        }
+    }
+}
+
+struct Wrk {
+    req_s: f64,
+    requests: u64,
+    /// CPU time the server process used during the run, per request (µs).
+    cpu_us_per_req: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: String,
+}
+
+/// wrk's `50.00us` / `1.23ms` / `2.00s` in µs.
+fn wrk_time(s: &str) -> f64 {
+    let (num, mult) = if let Some(v) = s.strip_suffix("us") {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix("ms") {
+        (v, 1e3)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1e6)
+    } else {
+        panic!("wrk time {s:?}")
+    };
+    num.parse::<f64>().unwrap() * mult
+}
+
+/// CPU time (user + system, all threads) process `pid` has used, in µs (clock
+/// ticks of 10 ms: over a run of seconds, within 1 %).
+fn cpu_us(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name in parentheses: utime and stime are the
+    // 12th and 13th of them.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc_sysconf(2) } as f64; // _SC_CLK_TCK
+    ticks as f64 * 1e6 / hz
+}
+
+unsafe extern "C" {
+    #[link_name = "sysconf"]
+    fn libc_sysconf(name: i32) -> i64;
+}
+
+/// wrk against `url` (inside `ns` when given) while watching server process
+/// `server`'s CPU time; `close`: a new connection per request.
+fn wrk(ns: Option<&str>, url: &str, close: bool, secs: u32, server: u32) -> Wrk {
+    let mut c = match ns {
+        Some(n) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", n, "wrk"]);
+            c
+        }
+        None => Command::new("wrk"),
+    };
+    c.args(WRK).arg(format!("-d{secs}s"));
+    if close {
+        c.args(["-H", "Connection: close"]);
+    }
+    let cpu0 = cpu_us(server);
+    let o = c.arg(url).output().expect("wrk is installed by setup.sh");
+    let cpu = cpu_us(server) - cpu0;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "wrk {url}: {out}{}", String::from_utf8_lossy(&o.stderr));
+    let field = |prefix: &str| out.lines().map(str::trim).find_map(|l| l.strip_prefix(prefix)).map(|v| v.trim().to_string());
+    let req_s = field("Requests/sec:").unwrap_or_else(|| panic!("no Requests/sec: {out}")).parse().unwrap();
+    let pct = |p: &str| wrk_time(field(p).unwrap_or_else(|| panic!("no {p}: {out}")).split_whitespace().next().unwrap());
+    let mut errors = String::new();
+    if let Some(e) = field("Socket errors:") {
+        errors.push_str(&format!("socket errors: {e}; "));
+    }
+    if let Some(e) = field("Non-2xx or 3xx responses:") {
+        errors.push_str(&format!("non-2xx: {e}; "));
+    }
+    let requests: u64 = out
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .unwrap_or_else(|| panic!("no request count: {out}"))
+        .0
+        .trim()
+        .parse()
+        .unwrap();
+    Wrk { req_s, requests, cpu_us_per_req: cpu / requests.max(1) as f64, p50_us: pct("50%"), p99_us: pct("99%"), errors }
+}
+
+// --- weft and the namespace -----------------------------------------------
+
 fn spawn_weft(dir: &Path, manifest: &str, ns: Option<&str>) -> Child {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("weft.toml"), manifest).unwrap();
@@ -152,52 +336,207 @@ fn spawn_weft(dir: &Path, manifest: &str, ns: Option<&str>) -> Child {
     c.arg("run").arg(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
 }
 
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 fn sh(args: &[&str]) {
     assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
 }
 
-fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
+/// A namespace with tap0 at 10.0.0.1/24, removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let ns = format!("weft-bench-{}", std::process::id());
+        sh(&["netns", "add", &ns]);
+        sh(&["-n", &ns, "link", "set", "lo", "up"]);
+        sh(&["-n", &ns, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+        sh(&["-n", &ns, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
+        sh(&["-n", &ns, "link", "set", "tap0", "up"]);
+        // The client's TIME-WAITs: with a new connection per request, tens of
+        // thousands pile up in the namespace within seconds, and connect() then
+        // searches the port range for a free port (measured: 3 ms a connect,
+        // ~250 req/s). On loopback Linux reuses them (tcp_tw_reuse = 2); here the
+        // namespace keeps at most 256 (a per-namespace setting).
+        let st = Command::new("ip")
+            .args(["netns", "exec", &ns, "sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=256"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "sysctl in {ns}");
+        Netns(ns)
     }
-    let scratch = root().join("target/bench-scratch/net");
-    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+const ARP_LOG: &str = "filters = [{ component = \"arp-log\" }]\n";
+
+fn host_manifest(app: &str, port: u16) -> String {
+    let storage = if app == "httpd" { "[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\n\n" } else { "" };
+    format!("[app]\ncomponent = \"{app}\"\nargs = [\"{port}\"]\n\n{storage}[stack]\nbackend = \"host\"\n")
+}
+
+fn tap_manifest(app: &str, port: u16, filters: &str) -> String {
+    let storage = if app == "httpd" { "[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\n\n" } else { "" };
+    format!(
+        "[app]\ncomponent = \"{app}\"\nargs = [\"{port}\"]\n\n{storage}[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n{filters}\n[stack]\nip = \"10.0.0.2/24\"\n"
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// A weft server on the TAP for the length of `f` (given its pid), waited for
+/// by a connect.
+fn with_tap<T>(scratch: &Path, ns: &Netns, app: &str, port: u16, filters: &str, f: impl FnOnce(u32) -> T) -> T {
+    let child = spawn_weft(&scratch.join(format!("{app}-tap")), &tap_manifest(app, port, filters), Some(&ns.0));
+    let addr = format!("10.0.0.2:{port}");
+    in_ns(Some(&ns.0), move || drop(connect(&addr)));
+    let r = f(child.id());
+    stop(child);
+    r
+}
+
+fn httpd(scratch: &Path, ns: &Netns) {
+    println!("### httpd `GET /`: wrk {} -d{WRK_SECS}s\n", WRK.join(" "));
+    let hport = free_port();
+    let host = spawn_weft(&scratch.join("httpd-host"), &host_manifest("httpd", hport), None);
+    let haddr = format!("127.0.0.1:{hport}");
+    let page = fetch_page(&haddr);
+    println!("(response: {} bytes, head and page; server CPU: user + system time of the server process per request)\n", page.len());
+    let nport = native_http(page);
+    let me = std::process::id();
+
+    println!("| server | keep-alive req/s | ratio | p50 µs | p99 µs | server CPU µs/req | new connection each req/s | ratio | p50 µs | p99 µs | server CPU µs/req |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut base = (0.0, 0.0);
+    let mut row = |name: &str, ka: Wrk, nc: Wrk| {
+        if base.0 == 0.0 {
+            base = (ka.req_s, nc.req_s);
+        }
+        println!(
+            "| {name} | {:.0} | {:.2}× | {:.0} | {:.0} | {:.1} | {:.0} | {:.2}× | {:.0} | {:.0} | {:.1} |",
+            ka.req_s,
+            ka.req_s / base.0,
+            ka.p50_us,
+            ka.p99_us,
+            ka.cpu_us_per_req,
+            nc.req_s,
+            nc.req_s / base.1,
+            nc.p50_us,
+            nc.p99_us,
+            nc.cpu_us_per_req,
+        );
+        for (what, w) in [("keep-alive", &ka), ("new connection", &nc)] {
+            if !w.errors.is_empty() {
+                println!("|  ↳ {name}, {what}: {} of {} requests | | | | | | | | | | |", w.errors, w.requests);
+            }
+        }
+    };
+    let nurl = format!("http://127.0.0.1:{nport}/");
+    row("native Rust HTTP server, loopback (baseline)", wrk(None, &nurl, false, WRK_SECS, me), wrk(None, &nurl, true, WRK_SECS, me));
+    let hurl = format!("http://{haddr}/");
+    let hpid = host.id();
+    row("weft `httpd`, `backend = \"host\"`, loopback", wrk(None, &hurl, false, WRK_SECS, hpid), wrk(None, &hurl, true, WRK_SECS, hpid));
+    stop(host);
+    let turl = "http://10.0.0.2:80/";
+    for (name, filters) in [("weft `httpd` on `tcpip` over TAP", ""), ("… + 1 net filter (`arp-log`)", ARP_LOG)] {
+        let (ka, nc) = with_tap(scratch, ns, "httpd", 80, filters, |pid| {
+            (wrk(Some(&ns.0), turl, false, WRK_SECS, pid), wrk(Some(&ns.0), turl, true, WRK_SECS, pid))
+        });
+        row(name, ka, nc);
+    }
+
+    println!("\nFilter cost, httpd keep-alive over TAP, {FILTER_ROUNDS} alternating rounds of {WRK_SECS} s:\n");
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..FILTER_ROUNDS {
+        for (filters, into) in [("", &mut without), (ARP_LOG, &mut with)] {
+            into.push(with_tap(scratch, ns, "httpd", 80, filters, |pid| {
+                let w = wrk(Some(&ns.0), turl, false, WRK_SECS, pid);
+                (w.req_s, w.cpu_us_per_req)
+            }));
+        }
+    }
+    filter_lines("req/s", "server CPU µs/req", without, with);
+}
+
+/// The filter's cost from rounds of (throughput, server CPU per unit).
+fn filter_lines(unit: &str, cpu_unit: &str, without: Vec<(f64, f64)>, with: Vec<(f64, f64)>) {
+    let col = |v: &[(f64, f64)], i: usize| v.iter().map(|x| if i == 0 { x.0 } else { x.1 }).collect::<Vec<f64>>();
+    let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(", ");
+    let (tw, tf) = (col(&without, 0), col(&with, 0));
+    let (cw, cf) = (col(&without, 1), col(&with, 1));
+    let (a, b) = (median(tw.clone()), median(tf.clone()));
+    let (ca, cb) = (median(cw.clone()), median(cf.clone()));
+    println!("- without filter, {unit}: {} (median {a:.1}); {cpu_unit}: {} (median {ca:.2})", fmt(&tw), fmt(&cw));
+    println!("- with `arp-log`, {unit}: {} (median {b:.1}); {cpu_unit}: {} (median {cb:.2})", fmt(&tf), fmt(&cf));
+    println!(
+        "- cost of one filter: {:.1} % of throughput (medians); {:+.1} % server CPU per unit\n",
+        (1.0 - b / a) * 100.0,
+        (cb / ca - 1.0) * 100.0
+    );
+}
+
+fn echo(scratch: &Path, ns: &Netns) {
     println!("### TCP echo: throughput and 64-byte round-trip latency\n");
     println!("| server | MiB/s | ratio | p50 µs | p99 µs |");
     println!("|---|---:|---:|---:|---:|");
-    let row = |name: &str, (mb, (p50, p99)): (f64, (f64, f64)), base: f64| {
-        println!("| {name} | {mb:.1} | {:.2}x | {p50:.0} | {p99:.0} |", mb / base);
+    let row = |name: &str, e: Echo, base: f64| {
+        println!("| {name} | {:.1} | {:.2}× | {:.0} | {:.0} |", e.mib_s, e.mib_s / base, e.p50, e.p99);
     };
-    let port = native_server();
-    let native_addr: &'static str = Box::leak(format!("127.0.0.1:{port}").into_boxed_str());
-    let native = measure(None, native_addr);
-    row("native Rust echo, loopback (baseline)", native, native.0);
+    let native = echo_measure(None, &format!("127.0.0.1:{}", native_echo()));
+    let base = native.mib_s;
+    row("native Rust echo, loopback (baseline)", native, base);
 
-    let hport = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = spawn_weft(
-        &scratch.join("host"),
-        &format!("[app]\ncomponent = \"echo\"\nargs = [\"{hport}\"]\n\n[stack]\nbackend = \"host\"\n"),
-        None,
-    );
-    let haddr: &'static str = Box::leak(format!("127.0.0.1:{hport}").into_boxed_str());
-    row("weft echo, `backend = \"host\"`, loopback", measure(None, haddr), native.0);
-    let _ = child.kill();
-    let _ = child.wait();
-
-    let ns = format!("weft-bench-{}", std::process::id());
-    sh(&["netns", "add", &ns]);
-    sh(&["-n", &ns, "link", "set", "lo", "up"]);
-    sh(&["-n", &ns, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-    sh(&["-n", &ns, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
-    sh(&["-n", &ns, "link", "set", "tap0", "up"]);
-    for (name, filters) in [("weft echo on `tcpip` over TAP", ""), ("... + 1 net filter (`arp-log`)", "filters = [{ component = \"arp-log\" }]\n")] {
-        let m = format!(
-            "[app]\ncomponent = \"echo\"\nargs = [\"7\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n{filters}\n[stack]\nip = \"10.0.0.2/24\"\n"
-        );
-        let mut child = spawn_weft(&scratch.join("tap"), &m, Some(&ns));
-        row(name, measure(Some(Box::leak(ns.clone().into_boxed_str())), "10.0.0.2:7"), native.0);
-        let _ = child.kill();
-        let _ = child.wait();
+    let hport = free_port();
+    let child = spawn_weft(&scratch.join("echo-host"), &host_manifest("echo", hport), None);
+    row("weft `echo`, `backend = \"host\"`, loopback", echo_measure(None, &format!("127.0.0.1:{hport}")), base);
+    stop(child);
+    for (name, filters) in [("weft `echo` on `tcpip` over TAP", ""), ("… + 1 net filter (`arp-log`)", ARP_LOG)] {
+        let e = with_tap(scratch, ns, "echo", 7, filters, |_| echo_measure(Some(&ns.0), "10.0.0.2:7"));
+        row(name, e, base);
     }
-    sh(&["netns", "del", &ns]);
+
+    println!("\nFilter cost, echo over TAP, {FILTER_ROUNDS} alternating rounds of 16 MiB:\n");
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..FILTER_ROUNDS {
+        for (filters, into) in [("", &mut without), (ARP_LOG, &mut with)] {
+            into.push(with_tap(scratch, ns, "echo", 7, filters, |pid| {
+                let cpu0 = cpu_us(pid);
+                let mib_s = in_ns(Some(&ns.0), || throughput("10.0.0.2:7"));
+                (mib_s, (cpu_us(pid) - cpu0) / (BYTES >> 20) as f64)
+            }));
+        }
+    }
+    filter_lines("MiB/s", "server CPU µs/MiB", without, with);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let want = |g: &str| args.is_empty() || args.iter().any(|a| a == g);
+    let scratch = root().join("target/bench-scratch/net");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let ns = Netns::new();
+    if want("httpd") {
+        httpd(&scratch, &ns);
+    }
+    if want("echo") {
+        echo(&scratch, &ns);
+    }
 }
