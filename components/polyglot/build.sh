@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds the polyglot apps into components weft runs:
 #   python  components/polyglot/python/hello  ->  examples/hello-python/hello.wasm
-#           examples/python-script/script.py   ->  examples/python-script/script.wasm
+#           examples/python-script/*.py        ->  examples/python-script/script.wasm
 #           components/polyglot/python/kv-client ->  examples/kv-python/kv-client.wasm
 #   js      components/polyglot/js/hello      ->  examples/hello-js/hello.wasm
 #   c       components/polyglot/c/hello       ->  examples/hello-c/hello.wasm
 #   rust    ulid-cli from crates.io (pinned)   ->  examples/rust-cli/ulid.wasm
+#           components/polyglot/rust/wasi-hello ->  target/polyglot/wasi-hello.wasm
 # and, for host-posix/tests/polyglot.rs, a JS component for the wrong world
 # (target/polyglot/wrong-world-js.wasm).
 #
@@ -27,7 +28,7 @@ langs=()
 for a in "$@"; do
   case $a in
     --check) check_only=1 ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     python | js | c | rust) langs+=("$a") ;;
     *) echo "error: unknown argument \`$a\` (languages: ${POLYGLOT_LANGS[*]}; or --check)" >&2; exit 2 ;;
   esac
@@ -114,22 +115,24 @@ build_python_kv_client() {
     build_python_kv_client_now
 }
 
-# A plain Python script (examples/python-script/script.py, untouched) as a
-# stock WASI command: the generic runner (python/runner/runner.py) with the
-# script staged beside it, for the world wasi:cli/command — no --stub-wasi:
-# CPython's WASI imports are what weft's `wasi` component serves.
+# Plain Python scripts (examples/python-script/*.py, untouched) as a stock
+# WASI command: the generic runner (python/runner/runner.py) with the scripts
+# staged beside it, for the world wasi:cli/command — no --stub-wasi: CPython's
+# WASI imports are what weft's `wasi` component serves. The first argument
+# names the script to run, as for `python`.
 build_python_script() {
-  local runner=$here/python/runner script=$root/examples/python-script/script.py
+  local runner=$here/python/runner scripts
   local wit=$out/wit-command stage=$out/python-script dest=$root/examples/python-script/script.wasm
+  scripts=("$root"/examples/python-script/*.py)
   stage_wit "$here/wit/command.wit" "$wit"
   build_python_script_now() {
     rm -rf "$stage"
     mkdir -p "$stage"
-    cp "$runner/runner.py" "$script" "$stage/"
+    cp "$runner/runner.py" "${scripts[@]}" "$stage/"
     (cd "$stage" && componentize-py -d "$wit" -w command componentize runner -o "$dest.tmp" >/dev/null)
     mv "$dest.tmp" "$dest"
   }
-  build_if_changed "$dest" "$(stamp_of "componentize-py $(polyglot_python_version)" "$runner" "$script" "$wit")" python-script \
+  build_if_changed "$dest" "$(stamp_of "componentize-py $(polyglot_python_version)" "$runner" "${scripts[@]}" "$wit")" python-script \
     build_python_script_now
 }
 
@@ -189,6 +192,17 @@ build_rust() {
     mv "$dest.tmp" "$dest"
   }
   build_if_changed "$dest" "$(stamp_of "$RUST_CLI_CRATE $RUST_CLI_VERSION $(cd "$root" && rustc --version)")" rust-cli build_rust_now
+
+  # A stock Rust std program of our own, for the benchmark's WASI row.
+  local hello=$here/rust/wasi-hello
+  build_wasi_hello_now() {
+    local log
+    log=$(cd "$root" && cargo build --release --locked --target wasm32-wasip2 --manifest-path "$hello/Cargo.toml" \
+      --target-dir "$out/cargo" 2>&1) || { echo "$log" >&2; return 1; }
+    cp "$out/cargo/wasm32-wasip2/release/wasi-hello.wasm" "$out/wasi-hello.wasm"
+  }
+  build_if_changed "$out/wasi-hello.wasm" "$(stamp_of "$(cd "$root" && rustc --version)" "$hello/src" "$hello/Cargo.toml")" \
+    rust-wasi-hello build_wasi_hello_now
 }
 
 t0=$SECONDS

@@ -447,3 +447,25 @@ fn a_python_kv_client_reports_errors_and_usage() {
     out.code(1).stdout_has("error: open elsewhere: not-found\n");
     assert!(!out.stderr.contains("trap"), "{}", out.stderr);
 }
+
+// ---- The call-cost mode the benchmark uses (host-posix/benches/polyglot.rs) ----
+
+#[test]
+fn each_hello_times_device_calls_for_the_benchmark() {
+    // `now N`: N clock.monotonic-now calls timed inside the app.
+    for lang in ["c", "js"] {
+        let dir = hello_example(lang);
+        std::fs::write(dir.join("weft.toml"), "[app]\ncomponent = \"hello.wasm\"\nargs = [\"now\", \"1000\"]\n").unwrap();
+        let out = run(&dir);
+        out.ok();
+        let ns: f64 = field(&out, "ns/call").parse().unwrap_or_else(|_| panic!("{lang}: {}", out.stdout));
+        assert!(ns > 0.0 && ns < 1e6, "{lang}: {ns} ns/call");
+    }
+    // The stock script that times time.monotonic_ns(), in the same component
+    // as script.py (the first argument picks the script, as for `python`).
+    let _one = PYTHON_SCRIPT.lock().unwrap_or_else(|e| e.into_inner());
+    let out = run(&python_script("python-clock-loop", "[app]\ncomponent = \"script.wasm\"\nargs = [\"clock_loop.py\", \"1000\"]\n"));
+    out.ok();
+    let ns: f64 = field(&out, "ns/call").parse().unwrap();
+    assert!(ns > 0.0 && ns < 1e6, "python script: {ns} ns/call");
+}

@@ -2,7 +2,10 @@
 // prints — a greeting, the wall clock (RFC 3339 UTC, from the weft clock),
 // the monotonic clock and 8 random bytes from the weft random device — and
 // exits 0. Built by componentize-qjs (QuickJS) with --stub-wasi, so the
-// component imports nothing but weft:devices interfaces.
+// component imports nothing but weft:devices interfaces. With the arguments
+// `now N` it is the call-cost benchmark instead (host-posix/benches/
+// polyglot.rs): N `clock.monotonicNow` calls timed with that clock, printed
+// as `ns/call X`, then the same loop without the call, `ns/loop Y`.
 import clock from "weft:devices/clock@0.1.0";
 import console from "weft:devices/console@0.1.0";
 import random from "weft:devices/random@0.1.0";
@@ -28,10 +31,24 @@ const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0"))
 // few hundred ns, far below the millisecond printed here.
 const rfc3339 = (ns) => new Date(Math.floor(ns / 1e6)).toISOString();
 
+function calls(n) {
+  const t0 = clock.monotonicNow();
+  for (let i = 0; i < n; i++) clock.monotonicNow();
+  const t1 = clock.monotonicNow();
+  for (let i = 0; i < n; i++);
+  const t2 = clock.monotonicNow();
+  const per = (a, b) => (Number(b - a) / n).toFixed(1);
+  print(`ns/call ${per(t0, t1)}\nns/loop ${per(t1, t2)}\n`);
+}
+
 export function run(args) {
   // An uncaught exception would go to WASI stderr, which --stub-wasi turns
   // into a trap with no message: report it on the console instead.
   try {
+    if (args[0] === "now") {
+      calls(args.length > 1 ? Number(args[1]) : 100000);
+      return 0;
+    }
     const wall = clock.wallNow();
     const mono = clock.monotonicNow();
     const bytes = random.fill(8);
