@@ -23,6 +23,13 @@ pub fn outl(port: u16, v: u32) {
     unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) }
 }
 
+pub fn inl(port: u16) -> u32 {
+    let v: u32;
+    // SAFETY: as `outb`.
+    unsafe { asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
 pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     let r = core::arch::x86_64::__cpuid_count(leaf, sub);
     (r.eax, r.ebx, r.ecx, r.edx)
@@ -136,8 +143,9 @@ pub fn init_interrupts() {
     outb(0x21, 0xFE);
     outb(0xA1, 0xFF);
     // The local APIC in virtual-wire mode: the PIC's INTR reaches the CPU
-    // through LINT0 as ExtINT. Firmware does this on q35 (SeaBIOS); on
-    // microvm nobody does, and without it no timer interrupt ever arrives.
+    // through LINT0 as ExtINT. SeaBIOS does this on q35; qboot (microvm,
+    // and q35 under `weft boot`) does not, and without it no timer
+    // interrupt ever arrives.
     const LAPIC: usize = 0xFEE0_0000;
     for (reg, v) in [(0xF0, 0x1FFu32), (0x350, 0x700), (0x360, 0x400)] {
         // SAFETY: the LAPIC's MMIO page is identity-mapped.

@@ -1,5 +1,5 @@
-//! virtio transports, found on PCI (q35: ECAM at 0xB000_0000, BARs assigned
-//! by SeaBIOS) or virtio-mmio (microvm: 512-byte slots from 0xFEB0_0000),
+//! virtio transports, found on PCI (q35: ECAM at 0xB000_0000; the kernel
+//! turns it on and assigns BARs when the firmware did not) or virtio-mmio (microvm: 512-byte slots from 0xFEB0_0000),
 //! and the virtio-blk drives on them. `weft boot` gives each drive the serial
 //! of the manifest role it backs, so drives are matched to devices by name,
 //! never by bus order (net devices are matched by MAC, see `net`).
@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::pci::bus::{Cam, Command, MmioCam, PciRoot};
+use virtio_drivers::transport::pci::bus::{BarInfo, Cam, Command, DeviceFunction, MmioCam, PciRoot};
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 use virtio_drivers::transport::{DeviceType, SomeTransport};
 use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
@@ -62,19 +62,81 @@ pub enum Machine {
     Microvm,
 }
 
-/// q35 has a PCIe host bridge (8086:29c0) at 00:00.0 in the ECAM window;
-/// microvm has no PCI, and the window reads as nothing.
+/// q35's host bridge (MCH), vendor and device id.
+const Q35_MCH: u32 = 0x29C0_8086;
+
+/// Reads a 32-bit register of bus 0's function `dev`.`func` through the
+/// legacy configuration ports (0xCF8/0xCFC), which work before the ECAM
+/// window is on.
+fn config_port_read(dev: u8, func: u8, reg: u8) -> u32 {
+    crate::arch::outl(0xCF8, 0x8000_0000 | u32::from(dev) << 11 | u32::from(func) << 8 | u32::from(reg & 0xFC));
+    crate::arch::inl(0xCFC)
+}
+
+fn config_port_write(dev: u8, func: u8, reg: u8, v: u32) {
+    crate::arch::outl(0xCF8, 0x8000_0000 | u32::from(dev) << 11 | u32::from(func) << 8 | u32::from(reg & 0xFC));
+    crate::arch::outl(0xCFC, v);
+}
+
+/// q35 has a PCIe host bridge (8086:29c0) at 00:00.0; microvm has no PCI.
+/// SeaBIOS turns q35's ECAM window on at 0xB000_0000; qboot (the firmware
+/// `weft boot` gives q35, ~45 ms quicker) does not, so the kernel does it
+/// (the MCH's PCIEXBAR, 256 buses).
 pub fn machine() -> Machine {
     // SAFETY: identity-mapped MMIO; reading a vendor/device id has no effect.
-    let id = unsafe { core::ptr::read_volatile(ECAM as *const u32) };
-    if id == 0x29C0_8086 { Machine::Q35 } else { Machine::Microvm }
+    let ecam_id = || unsafe { core::ptr::read_volatile(ECAM as *const u32) };
+    if ecam_id() == Q35_MCH {
+        return Machine::Q35;
+    }
+    if config_port_read(0, 0, 0) == Q35_MCH {
+        config_port_write(0, 0, 0x64, 0);
+        config_port_write(0, 0, 0x60, ECAM as u32 | 1);
+        if ecam_id() == Q35_MCH {
+            return Machine::Q35;
+        }
+    }
+    Machine::Microvm
+}
+
+/// Where unassigned BARs go: the 32-bit PCI hole above the ECAM window (q35
+/// keeps RAM below 0xB000_0000) and the top of the I/O space.
+static NEXT_MMIO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0xC000_0000);
+static NEXT_IO: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0xC000);
+
+/// Gives every BAR of `f` that the firmware left at 0 an address (qboot
+/// assigns none; SeaBIOS all), below 4 GiB where the identity map reaches.
+fn assign_bars(root: &mut PciRoot<MmioCam<'static>>, f: DeviceFunction) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let mut i = 0;
+    while i < 6 {
+        let Ok(Some(info)) = root.bar_info(f, i) else {
+            i += 1;
+            continue;
+        };
+        let two = info.takes_two_entries();
+        match info {
+            BarInfo::Memory { address: 0, size, .. } if size > 0 => {
+                let at = NEXT_MMIO.load(Relaxed).next_multiple_of(size);
+                NEXT_MMIO.store(at + size, Relaxed);
+                if two { root.set_bar_64(f, i, at) } else { root.set_bar_32(f, i, at as u32) }
+            }
+            BarInfo::IO { address: 0, size } if size > 0 => {
+                let at = NEXT_IO.load(Relaxed).next_multiple_of(size);
+                NEXT_IO.store(at + size, Relaxed);
+                root.set_bar_32(f, i, at | 1);
+            }
+            _ => {}
+        }
+        i += if two { 2 } else { 1 };
+    }
 }
 
 /// Where a device's interrupt arrives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Irq {
-    /// A line of the 8259: a legacy PCI INTx (the interrupt line SeaBIOS
-    /// wrote into the function's config space; q35), or a virtio-mmio slot's
+    /// A line of the 8259: a legacy PCI INTx (the interrupt line the
+    /// firmware wrote into the function's config space, routed there and
+    /// made level-triggered; q35), or a virtio-mmio slot's
     /// ISA IRQ (microvm without ACPI).
     Pic(u8),
     /// A pin of the second IOAPIC (microvm with ACPI wires virtio-mmio slot
@@ -117,6 +179,7 @@ pub fn transports(m: Machine, kind: DeviceType) -> Vec<(SomeTransport<'static>, 
                 .map(|(f, _)| f)
                 .collect();
             for f in found {
+                assign_bars(&mut root, f);
                 root.set_command(f, Command::IO_SPACE | Command::MEMORY_SPACE | Command::BUS_MASTER);
                 let cfg = ECAM + ((f.bus as usize) << 20 | (f.device as usize) << 15 | (f.function as usize) << 12);
                 // SAFETY: the function's config space in the ECAM window.

@@ -382,6 +382,12 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
         // No option ROM: SeaBIOS would otherwise look for efi-virtio.rom.
         Machine::Q35 => ("q35", "virtio-blk-pci", "virtio-net-pci,romfile="),
     };
+    if opts.machine == Machine::Q35 {
+        // qboot (microvm's firmware) instead of SeaBIOS: ~45 ms sooner to
+        // the kernel under TCG. It routes PCI interrupts but leaves the ECAM
+        // window off and BARs unassigned; the kernel does both.
+        c.args(["-bios", "qboot.rom"]);
+    }
     // RAM: the heap must hold twice the largest linear memory (growth
     // copies), plus memory disks, plus the kernel and components.
     let disks: u64 = bundle
