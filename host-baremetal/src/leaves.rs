@@ -17,6 +17,10 @@ pub struct SerialConsole;
 
 impl Console for SerialConsole {
     fn write(&mut self, bytes: &[u8]) {
+        static FIRST: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+        if FIRST.swap(false, core::sync::atomic::Ordering::Relaxed) {
+            crate::phase("output");
+        }
         serial::console(bytes);
     }
 }

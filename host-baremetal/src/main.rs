@@ -61,7 +61,7 @@ const TARGET: Target = Target::BareMetalPulley;
 /// `weft.timing` (`WEFT_BOOT_TIMING=1 weft boot …`).
 static mut PHASES: Option<Vec<(&'static str, u64)>> = None;
 
-fn phase(name: &'static str) {
+pub fn phase(name: &'static str) {
     // SAFETY: single-threaded; the timer interrupt never touches PHASES.
     unsafe {
         if let Some(p) = &mut *core::ptr::addr_of_mut!(PHASES) {
