@@ -59,6 +59,8 @@ fn mac_for(name: &str) -> (u8, u8, u8, u8, u8, u8) {
 
 const MTU: u32 = 1500;
 const FRAME_MAX: usize = 14 + MTU as usize;
+/// The largest MTU a TAP device may report: a frame must fit the 64 KiB read buffer.
+const TAP_MTU_MAX: u32 = 65535 - 14;
 
 /// An existing TAP interface (IFF_TAP | IFF_NO_PI), non-blocking.
 pub struct TapNet {
@@ -100,8 +102,15 @@ impl TapNet {
                 bail!("device `{role}`: attaching to TAP device {device}: {e} (is it a TAP, not a TUN, device, owned by this user or used by another process?)");
             }
         }
+        // The TAP device's own MTU (`ip link set tap0 mtu 9000` gives the stack jumbo
+        // frames: far fewer frames, and so syscalls and component calls, per byte).
+        let mtu = std::fs::read_to_string(sys.join("mtu"))
+            .ok()
+            .and_then(|m| m.trim().parse::<u32>().ok())
+            .unwrap_or(MTU)
+            .clamp(576, TAP_MTU_MAX);
         readiness.add(file.as_raw_fd());
-        Ok(TapNet { file, info: NetInfo { mac: mac_for(device), mtu: MTU }, buf: vec![0; 65536] })
+        Ok(TapNet { file, info: NetInfo { mac: mac_for(device), mtu }, buf: vec![0; 65536] })
     }
 }
 
@@ -138,7 +147,7 @@ impl NetDevice for TapNet {
         while out.len() < max as usize {
             match self.file.read(&mut self.buf) {
                 // Frames longer than the MTU (offloads) are dropped, as a NIC would.
-                Ok(n) if (14..=FRAME_MAX).contains(&n) => out.push(self.buf[..n].to_vec()),
+                Ok(n) if (14..=14 + self.info.mtu as usize).contains(&n) => out.push(self.buf[..n].to_vec()),
                 Ok(_) => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) if !out.is_empty() => break,

@@ -346,3 +346,22 @@ fn fuzz_targets_build_and_run_briefly() {
         assert!(err.contains("Done "), "{target} ran: {err}");
     }
 }
+
+/// A TAP device's MTU is the stack's: with tap0 at 9000, the stack says so
+/// and answers a 8,000-byte ping that may not be fragmented.
+#[test]
+fn the_tap_devices_mtu_is_the_stacks() {
+    let Some(ns) = Netns::new("mtu") else { return };
+    let st = ns.cmd("ip").args(["link", "set", "tap0", "mtu", "9000"]).status().unwrap();
+    assert!(st.success());
+    let dir = manifest(
+        "mtu",
+        "[app]\ncomponent = \"echo\"\nargs = [\"7\", \"1\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[stack]\nip = \"10.0.0.2/24\"\n\n[limits]\ntimeout = \"30s\"\n",
+    );
+    let child = ns.weft(&dir);
+    ns.ping("10.0.0.2");
+    let big = ns.cmd("ping").args(["-c", "1", "-W", "2", "-M", "do", "-s", "8000", "10.0.0.2"]).output().unwrap();
+    let r = kill(child);
+    assert!(big.status.success(), "{}\n{}", String::from_utf8_lossy(&big.stdout), r.stderr);
+    r.stderr_has("[tcpip] address 10.0.0.2/24 gateway none mac 52:54:00:").stderr_has(" mtu 9000 |");
+}
