@@ -29,6 +29,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BYTES: usize = 16 << 20;
+/// Echoed per round of the filter comparison (enough server CPU time for 10 ms ticks).
+const FILTER_BYTES: usize = 64 << 20;
 const ROUNDTRIPS: usize = 2000;
 /// wrk: one thread (two cores in all), eight connections, this long per run.
 const WRK: &[&str] = &["-t1", "-c8", "--latency"];
@@ -82,8 +84,8 @@ fn connect(addr: &str) -> TcpStream {
 
 // --- TCP echo -------------------------------------------------------------
 
-/// MiB/s of echoed data.
-fn throughput(addr: &str) -> f64 {
+/// MiB/s of `bytes` echoed.
+fn throughput(addr: &str, bytes: usize) -> f64 {
     let s = connect(addr);
     let mut r = s.try_clone().unwrap();
     let t = Instant::now();
@@ -91,7 +93,7 @@ fn throughput(addr: &str) -> f64 {
         let mut s = s;
         let chunk = vec![0x5a; 64 << 10];
         let mut sent = 0;
-        while sent < BYTES {
+        while sent < bytes {
             s.write_all(&chunk).unwrap();
             sent += chunk.len();
         }
@@ -99,14 +101,14 @@ fn throughput(addr: &str) -> f64 {
     });
     let mut buf = vec![0; 64 << 10];
     let mut got = 0;
-    while got < BYTES {
+    while got < bytes {
         let n = r.read(&mut buf).unwrap();
         assert!(n > 0, "echo closed early after {got} bytes");
         got += n;
     }
     let secs = t.elapsed().as_secs_f64();
     drop(writer.join().unwrap());
-    BYTES as f64 / (1 << 20) as f64 / secs
+    bytes as f64 / (1 << 20) as f64 / secs
 }
 
 /// (p50, p99) round-trip latency in µs of a 64-byte message.
@@ -134,7 +136,7 @@ struct Echo {
 fn echo_measure(ns: Option<&str>, addr: &str) -> Echo {
     let addr = addr.to_string();
     in_ns(ns, move || {
-        let mib_s = throughput(&addr);
+        let mib_s = throughput(&addr, BYTES);
         let (p50, p99) = latency(&addr);
         Echo { mib_s, p50, p99 }
     })
@@ -377,16 +379,19 @@ impl Drop for Netns {
 }
 
 const ARP_LOG: &str = "filters = [{ component = \"arp-log\" }]\n";
+/// The jumbo-frame row: tap0's MTU, and more `[stack]` keys.
+const JUMBO_MTU: u32 = 65000;
+const JUMBO_STACK: &str = "tcp-rx-buffer = 262144\ntcp-tx-buffer = 262144\n";
 
 fn host_manifest(app: &str, port: u16) -> String {
     let storage = if app == "httpd" { "[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\n\n" } else { "" };
     format!("[app]\ncomponent = \"{app}\"\nargs = [\"{port}\"]\n\n{storage}[stack]\nbackend = \"host\"\n")
 }
 
-fn tap_manifest(app: &str, port: u16, filters: &str) -> String {
+fn tap_manifest(app: &str, port: u16, filters: &str, stack: &str) -> String {
     let storage = if app == "httpd" { "[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\n\n" } else { "" };
     format!(
-        "[app]\ncomponent = \"{app}\"\nargs = [\"{port}\"]\n\n{storage}[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n{filters}\n[stack]\nip = \"10.0.0.2/24\"\n"
+        "[app]\ncomponent = \"{app}\"\nargs = [\"{port}\"]\n\n{storage}[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n{filters}\n[stack]\nip = \"10.0.0.2/24\"\n{stack}"
     )
 }
 
@@ -401,8 +406,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// A weft server on the TAP for the length of `f` (given its pid), waited for
 /// by a connect.
-fn with_tap<T>(scratch: &Path, ns: &Netns, app: &str, port: u16, filters: &str, f: impl FnOnce(u32) -> T) -> T {
-    let child = spawn_weft(&scratch.join(format!("{app}-tap")), &tap_manifest(app, port, filters), Some(&ns.0));
+fn with_tap<T>(scratch: &Path, ns: &Netns, app: &str, port: u16, (filters, stack): (&str, &str), f: impl FnOnce(u32) -> T) -> T {
+    let child = spawn_weft(&scratch.join(format!("{app}-tap")), &tap_manifest(app, port, filters, stack), Some(&ns.0));
     let addr = format!("10.0.0.2:{port}");
     in_ns(Some(&ns.0), move || drop(connect(&addr)));
     let r = f(child.id());
@@ -454,7 +459,7 @@ fn httpd(scratch: &Path, ns: &Netns) {
     stop(host);
     let turl = "http://10.0.0.2:80/";
     for (name, filters) in [("weft `httpd` on `tcpip` over TAP", ""), ("… + 1 net filter (`arp-log`)", ARP_LOG)] {
-        let (ka, nc) = with_tap(scratch, ns, "httpd", 80, filters, |pid| {
+        let (ka, nc) = with_tap(scratch, ns, "httpd", 80, (filters, ""), |pid| {
             (wrk(Some(&ns.0), turl, false, WRK_SECS, pid), wrk(Some(&ns.0), turl, true, WRK_SECS, pid))
         });
         row(name, ka, nc);
@@ -464,7 +469,7 @@ fn httpd(scratch: &Path, ns: &Netns) {
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for _ in 0..FILTER_ROUNDS {
         for (filters, into) in [("", &mut without), (ARP_LOG, &mut with)] {
-            into.push(with_tap(scratch, ns, "httpd", 80, filters, |pid| {
+            into.push(with_tap(scratch, ns, "httpd", 80, (filters, ""), |pid| {
                 let w = wrk(Some(&ns.0), turl, false, WRK_SECS, pid);
                 (w.req_s, w.cpu_us_per_req)
             }));
@@ -506,18 +511,24 @@ fn echo(scratch: &Path, ns: &Netns) {
     row("weft `echo`, `backend = \"host\"`, loopback", echo_measure(None, &format!("127.0.0.1:{hport}")), base);
     stop(child);
     for (name, filters) in [("weft `echo` on `tcpip` over TAP", ""), ("… + 1 net filter (`arp-log`)", ARP_LOG)] {
-        let e = with_tap(scratch, ns, "echo", 7, filters, |_| echo_measure(Some(&ns.0), "10.0.0.2:7"));
+        let e = with_tap(scratch, ns, "echo", 7, (filters, ""), |_| echo_measure(Some(&ns.0), "10.0.0.2:7"));
         row(name, e, base);
     }
+    // Jumbo frames: the TAP device's MTU is the stack's (loopback's is 65536), and
+    // socket buffers that hold a few of them.
+    sh(&["-n", &ns.0, "link", "set", "tap0", "mtu", &JUMBO_MTU.to_string()]);
+    let e = with_tap(scratch, ns, "echo", 7, ("", JUMBO_STACK), |_| echo_measure(Some(&ns.0), "10.0.0.2:7"));
+    row(&format!("weft `echo` on `tcpip` over TAP, MTU {JUMBO_MTU}, 256 KiB socket buffers"), e, base);
+    sh(&["-n", &ns.0, "link", "set", "tap0", "mtu", "1500"]);
 
-    println!("\nFilter cost, echo over TAP, {FILTER_ROUNDS} alternating rounds of 16 MiB:\n");
+    println!("\nFilter cost, echo over TAP, {FILTER_ROUNDS} alternating rounds of {} MiB:\n", FILTER_BYTES >> 20);
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for _ in 0..FILTER_ROUNDS {
         for (filters, into) in [("", &mut without), (ARP_LOG, &mut with)] {
-            into.push(with_tap(scratch, ns, "echo", 7, filters, |pid| {
+            into.push(with_tap(scratch, ns, "echo", 7, (filters, ""), |pid| {
                 let cpu0 = cpu_us(pid);
-                let mib_s = in_ns(Some(&ns.0), || throughput("10.0.0.2:7"));
-                (mib_s, (cpu_us(pid) - cpu0) / (BYTES >> 20) as f64)
+                let mib_s = in_ns(Some(&ns.0), || throughput("10.0.0.2:7", FILTER_BYTES));
+                (mib_s, (cpu_us(pid) - cpu0) / (FILTER_BYTES >> 20) as f64)
             }));
         }
     }
