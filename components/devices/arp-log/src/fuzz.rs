@@ -13,7 +13,9 @@
 
 use alloc::vec::Vec;
 
-use crate::arp::{ARP_LEN, Arp, Direction, MAX_ENTRIES, OP_REPLY, OP_REQUEST, Parsed, Table, parse};
+use crate::arp::{
+    ARP_LEN, Arp, Direction, MAX_ENTRIES, OP_REPLY, OP_REQUEST, Parsed, Table, parse,
+};
 
 /// Records per input at most.
 const RECORDS: usize = 4096;
@@ -29,7 +31,11 @@ pub fn frames(mut data: &[u8]) {
         let len = u16::from_le_bytes([data[1], data[2]]) as usize;
         let body = &data[3..3 + len.min(data.len() - 3)];
         data = &data[3 + body.len()..];
-        let dir = if ctl & 1 == 0 { Direction::In } else { Direction::Out };
+        let dir = if ctl & 1 == 0 {
+            Direction::In
+        } else {
+            Direction::Out
+        };
         now += u64::from(ctl >> 2) * 1_000_000;
         let frame = if ctl & 2 != 0 {
             let mut f = [0u8; 21];
@@ -78,7 +84,11 @@ mod tests {
         while runs < 20 || (start.elapsed().as_millis() < 500 && runs < 5000) {
             let mut input = Vec::new();
             for _ in 0..rng.below(400) {
-                let len = if rng.chance(0.5) { 21 } else { rng.below(80) as usize };
+                let len = if rng.chance(0.5) {
+                    21
+                } else {
+                    rng.below(80) as usize
+                };
                 let mut body = vec![0u8; len];
                 rng.fill(&mut body);
                 let ctl = rng.below(256) as u8 | if len == 21 { 2 } else { 0 };

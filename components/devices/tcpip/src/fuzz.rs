@@ -153,18 +153,18 @@ pub fn frames(data: &[u8]) {
         // client (b).
         let wire = if op & 0x80 == 0 { &a } else { &b };
         match op & 0x0f {
-            0 | 1 | 2 => {
+            0..=2 => {
                 t += u64::from(input.byte()) * 200_000 + 1000;
                 step(&mut srv, &mut cli, &mut app, t);
             }
             3 => {
                 let at = input.u16() as usize;
                 let x = input.byte().max(1);
-                if let Some(f) = wire.borrow_mut().front_mut() {
-                    if !f.is_empty() {
-                        let i = at % f.len();
-                        f[i] ^= x;
-                    }
+                if let Some(f) = wire.borrow_mut().front_mut()
+                    && !f.is_empty()
+                {
+                    let i = at % f.len();
+                    f[i] ^= x;
                 }
             }
             4 => {
@@ -172,10 +172,10 @@ pub fn frames(data: &[u8]) {
             }
             5 => {
                 let mut q = wire.borrow_mut();
-                if let Some(f) = q.front().cloned() {
-                    if q.len() < WIRE_MAX {
-                        q.push_back(f);
-                    }
+                if let Some(f) = q.front().cloned()
+                    && q.len() < WIRE_MAX
+                {
+                    q.push_back(f);
                 }
             }
             6 => {

@@ -128,7 +128,10 @@ impl FilterGuest for Tcpip {
         // answers within the send): refuse to start on an address in use.
         st.poll(clock::monotonic_now());
         if let Some(c) = st.clash() {
-            return Err(alloc::format!("{}; choose another `ip` in [stack]", c.message()));
+            return Err(alloc::format!(
+                "{}; choose another `ip` in [stack]",
+                c.message()
+            ));
         }
         STACK.with(|s| *s = Some(st));
         Ok(())

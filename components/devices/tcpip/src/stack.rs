@@ -1102,8 +1102,15 @@ mod tests {
         assert!(!srv.net.inp.borrow().is_empty(), "data on the wire");
         t += 1000;
         let d = srv.next_deadline(t);
-        assert!(srv.net.inp.borrow().is_empty(), "next-deadline took the frame");
-        assert_eq!(d, Some(t), "data arrived in next-deadline's poll: run again now");
+        assert!(
+            srv.net.inp.borrow().is_empty(),
+            "next-deadline took the frame"
+        );
+        assert_eq!(
+            d,
+            Some(t),
+            "data arrived in next-deadline's poll: run again now"
+        );
         assert_eq!(srv.tcp_recv(t, s, 100).as_deref(), Ok(&b"request"[..]));
     }
 
@@ -1128,7 +1135,10 @@ mod tests {
             let mut s = None;
             while s.is_none() {
                 t += 1_000_000;
-                assert!(t - start < 100_000_000, "round {round}: not accepted within 100 ms");
+                assert!(
+                    t - start < 100_000_000,
+                    "round {round}: not accepted within 100 ms"
+                );
                 cli.poll(t);
                 s = srv.tcp_accept(t, l).ok().map(|x| x.0);
             }
@@ -1155,7 +1165,11 @@ mod tests {
                 srv.poll(t);
                 cli.poll(t);
             }
-            assert_eq!(time_wait(&srv), 1, "round {round}: the server holds TIME-WAIT");
+            assert_eq!(
+                time_wait(&srv),
+                1,
+                "round {round}: the server holds TIME-WAIT"
+            );
         }
     }
 
@@ -1203,7 +1217,11 @@ mod tests {
             .filter(|(_, s)| matches!(s, smoltcp::socket::Socket::Tcp(t) if t.state() == tcp::State::TimeWait))
             .count();
         assert_eq!(time_waits, TIME_WAIT_MAX, "{done} connections closed");
-        assert!(srv.socket_count() <= TIME_WAIT_MAX + 4 * 2, "{}", srv.socket_count());
+        assert!(
+            srv.socket_count() <= TIME_WAIT_MAX + 4 * 2,
+            "{}",
+            srv.socket_count()
+        );
     }
 
     #[test]
@@ -1433,7 +1451,15 @@ mod tests {
         };
         let mut p = vec![0u8; repr.buffer_len()];
         repr.emit(&mut ArpPacket::new_unchecked(&mut p[..]));
-        let mut f = frame(if op == ArpOperation::Request { [0xff; 6] } else { tmac }, EthernetProtocol::Arp, &p);
+        let mut f = frame(
+            if op == ArpOperation::Request {
+                [0xff; 6]
+            } else {
+                tmac
+            },
+            EthernetProtocol::Arp,
+            &p,
+        );
         f[6..12].copy_from_slice(&smac);
         f
     }
@@ -1448,27 +1474,62 @@ mod tests {
         let (mut st, inp, out) = lone();
         let u = st.udp_bind(0, 53).unwrap();
         assert!(st.clash().is_none());
-        inp.borrow_mut().push_back(arp(ArpOperation::Reply, OTHER_MAC, [10, 0, 0, 2], SERVER_MAC, [0; 4]));
+        inp.borrow_mut().push_back(arp(
+            ArpOperation::Reply,
+            OTHER_MAC,
+            [10, 0, 0, 2],
+            SERVER_MAC,
+            [0; 4],
+        ));
         st.poll(1_000);
         let c = st.clash().expect("a clash").clone();
         assert_eq!(
             c.message(),
             "address clash on net device `service`: 10.0.0.2 is already used by 02:00:00:00:00:99 (seen in an ARP reply from it)"
         );
-        let logged: Vec<&String> = st.net.logs.iter().filter(|m| m.contains("address clash")).collect();
+        let logged: Vec<&String> = st
+            .net
+            .logs
+            .iter()
+            .filter(|m| m.contains("address clash"))
+            .collect();
         assert_eq!(logged.len(), 1, "{logged:?}");
-        assert!(logged[0].ends_with("its sockets calls fail with `unreachable`"), "{}", logged[0]);
+        assert!(
+            logged[0].ends_with("its sockets calls fail with `unreachable`"),
+            "{}",
+            logged[0]
+        );
         assert_eq!(st.tcp_listen(2_000, 80), Err(SockErr::Unreachable));
         assert_eq!(st.udp_recv_from(2_000, u, 10), Err(SockErr::Unreachable));
-        assert_eq!(st.tcp_connect(2_000, ([10, 0, 0, 1], 80)), Err(SockErr::Unreachable));
+        assert_eq!(
+            st.tcp_connect(2_000, ([10, 0, 0, 1], 80)),
+            Err(SockErr::Unreachable)
+        );
         // It no longer defends or uses the address, and drains the device.
         inp.borrow_mut().push_back(arp_request());
         inp.borrow_mut().push_back(ping());
-        inp.borrow_mut().push_back(arp(ArpOperation::Request, OTHER_MAC, [10, 0, 0, 2], [0; 6], [10, 0, 0, 1]));
+        inp.borrow_mut().push_back(arp(
+            ArpOperation::Request,
+            OTHER_MAC,
+            [10, 0, 0, 2],
+            [0; 6],
+            [10, 0, 0, 1],
+        ));
         assert_eq!(st.next_deadline(3_000), None);
         assert!(inp.borrow().is_empty());
-        assert!(out.borrow().is_empty(), "sent {} frames after the clash", out.borrow().len());
-        assert_eq!(st.net.logs.iter().filter(|m| m.contains("address clash")).count(), 1);
+        assert!(
+            out.borrow().is_empty(),
+            "sent {} frames after the clash",
+            out.borrow().len()
+        );
+        assert_eq!(
+            st.net
+                .logs
+                .iter()
+                .filter(|m| m.contains("address clash"))
+                .count(),
+            1
+        );
         st.close(4_000, u);
         assert!(out.borrow().is_empty());
     }
@@ -1480,23 +1541,62 @@ mod tests {
     fn only_another_mac_claiming_our_address_is_a_clash() {
         let (mut st, inp, _out) = lone();
         for f in [
-            arp(ArpOperation::Reply, SERVER_MAC, [10, 0, 0, 2], OTHER_MAC, [10, 0, 0, 9]),
-            arp(ArpOperation::Request, OTHER_MAC, [0; 4], [0; 6], [10, 0, 0, 2]),
-            arp(ArpOperation::Request, OTHER_MAC, [10, 0, 0, 9], [0; 6], [10, 0, 0, 2]),
-            arp(ArpOperation::Reply, [0xff; 6], [10, 0, 0, 2], SERVER_MAC, [0; 4]),
+            arp(
+                ArpOperation::Reply,
+                SERVER_MAC,
+                [10, 0, 0, 2],
+                OTHER_MAC,
+                [10, 0, 0, 9],
+            ),
+            arp(
+                ArpOperation::Request,
+                OTHER_MAC,
+                [0; 4],
+                [0; 6],
+                [10, 0, 0, 2],
+            ),
+            arp(
+                ArpOperation::Request,
+                OTHER_MAC,
+                [10, 0, 0, 9],
+                [0; 6],
+                [10, 0, 0, 2],
+            ),
+            arp(
+                ArpOperation::Reply,
+                [0xff; 6],
+                [10, 0, 0, 2],
+                SERVER_MAC,
+                [0; 4],
+            ),
             arp_request(),
         ] {
             inp.borrow_mut().push_back(f);
         }
-        let mut truncated = arp(ArpOperation::Reply, OTHER_MAC, [10, 0, 0, 2], SERVER_MAC, [0; 4]);
+        let mut truncated = arp(
+            ArpOperation::Reply,
+            OTHER_MAC,
+            [10, 0, 0, 2],
+            SERVER_MAC,
+            [0; 4],
+        );
         truncated.truncate(14 + 27);
         inp.borrow_mut().push_back(truncated);
         st.poll(1_000);
         assert!(st.clash().is_none(), "{:?}", st.clash());
         assert!(st.tcp_listen(1_000, 80).is_ok());
-        inp.borrow_mut().push_back(arp(ArpOperation::Request, OTHER_MAC, [10, 0, 0, 2], [0; 6], [10, 0, 0, 2]));
+        inp.borrow_mut().push_back(arp(
+            ArpOperation::Request,
+            OTHER_MAC,
+            [10, 0, 0, 2],
+            [0; 6],
+            [10, 0, 0, 2],
+        ));
         st.poll(2_000);
-        assert_eq!(st.clash().map(|c| (c.other_mac, c.how)), Some((OTHER_MAC, "ARP request")));
+        assert_eq!(
+            st.clash().map(|c| (c.other_mac, c.how)),
+            Some((OTHER_MAC, "ARP request"))
+        );
     }
 
     /// Thousands of seeded garbage, truncated, oversized and mutated frames through the
