@@ -93,7 +93,7 @@ build_python() {
   stage_wit "$here/wit/hello.wit" "$wit"
   # --stub-wasi: CPython's own WASI imports (stdio, clocks, random, files)
   # become traps, so the component needs only weft:devices. The app uses the
-  # devices directly; stock-WASI Python waits for the `wasi` component.
+  # devices directly; plain scripts are built without it (build_python_script).
   build_python_now() {
     (cd "$dir" && componentize-py -d "$wit" -w hello componentize --stub-wasi app -o "$dest.tmp" >/dev/null)
     mv "$dest.tmp" "$dest"
