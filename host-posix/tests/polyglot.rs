@@ -308,7 +308,7 @@ fn ulid(s: &str) -> (i64, &str) {
 
 fn ulids(out: &Run) -> Vec<(i64, String)> {
     out.ok();
-    out.stdout.lines().map(|l| ulid(l)).map(|(ms, r)| (ms, r.to_string())).collect()
+    out.stdout.lines().map(ulid).map(|(ms, r)| (ms, r.to_string())).collect()
 }
 
 #[test]
