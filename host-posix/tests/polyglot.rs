@@ -469,3 +469,20 @@ fn each_hello_times_device_calls_for_the_benchmark() {
     let ns: f64 = field(&out, "ns/call").parse().unwrap();
     assert!(ns > 0.0 && ns < 1e6, "python script: {ns} ns/call");
 }
+
+#[test]
+fn a_missing_toolchain_is_named_with_its_fix() {
+    // A PATH without the user's Python (pyenv) and cargo bins: componentize-py
+    // is not found, and build.sh says so before building anything.
+    let out = std::process::Command::new("/bin/bash")
+        .arg(root().join("components/polyglot/build.sh"))
+        .args(["--check", "python"])
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{err}");
+    assert!(err.contains("componentize-py 0.25.1 is needed"), "stderr:\n{err}");
+    assert!(err.contains("fix: ./setup.sh --polyglot"), "stderr:\n{err}");
+    assert!(err.contains("pip install -r components/polyglot/python/requirements.txt"), "stderr:\n{err}");
+}
