@@ -80,7 +80,7 @@ fn config_port_write(dev: u8, func: u8, reg: u8, v: u32) {
 
 /// q35 has a PCIe host bridge (8086:29c0) at 00:00.0; microvm has no PCI.
 /// SeaBIOS turns q35's ECAM window on at 0xB000_0000; qboot (the firmware
-/// `weft boot` gives q35, ~45 ms quicker) does not, so the kernel does it
+/// `weft boot` gives q35, ~37 ms quicker) does not, so the kernel does it
 /// (the MCH's PCIEXBAR, 256 buses).
 pub fn machine() -> Machine {
     // SAFETY: identity-mapped MMIO; reading a vendor/device id has no effect.

@@ -383,7 +383,7 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
         Machine::Q35 => ("q35", "virtio-blk-pci", "virtio-net-pci,romfile="),
     };
     if opts.machine == Machine::Q35 {
-        // qboot (microvm's firmware) instead of SeaBIOS: ~45 ms sooner to
+        // qboot (microvm's firmware) instead of SeaBIOS: ~37 ms sooner to
         // the kernel under TCG. It routes PCI interrupts but leaves the ECAM
         // window off and BARs unassigned; the kernel does both.
         c.args(["-bios", "qboot.rom"]);
