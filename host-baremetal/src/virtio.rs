@@ -103,6 +103,46 @@ pub fn machine() -> Machine {
 static NEXT_MMIO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0xC000_0000);
 static NEXT_IO: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0xC000);
 
+/// A byte of bus 0's configuration space, through the ECAM window.
+fn ecam_byte(f: DeviceFunction, reg: usize) -> *mut u8 {
+    (ECAM + ((f.bus as usize) << 20 | (f.device as usize) << 15 | (f.function as usize) << 12) + reg) as *mut u8
+}
+
+/// The 8259 line a q35 function's INTx arrives on. The chipset wires INTx
+/// of a device in slot s (below 25) to PIRQ E + (s + pin - 1) % 4; the LPC
+/// bridge (00:1f.0) routes PIRQ E..H to an ISA IRQ (registers 0x68..0x6B,
+/// bit 7 = off). SeaBIOS routes them (10, 10, 11, 11, level-triggered) and
+/// writes the line into the function; qboot leaves E..H off, so the kernel
+/// routes them the same way.
+fn intx_route(f: DeviceFunction) -> Irq {
+    // SAFETY: configuration space in the ECAM window, identity-mapped.
+    let (line, pin) = unsafe { (core::ptr::read_volatile(ecam_byte(f, 0x3C)), core::ptr::read_volatile(ecam_byte(f, 0x3D))) };
+    if pin == 0 || pin > 4 {
+        return Irq::None;
+    }
+    if f.bus != 0 || f.device >= 25 {
+        return if line < 16 { Irq::Pic(line) } else { Irq::None };
+    }
+    let pirq = (f.device + pin - 1) % 4; // 0..4 = PIRQ E..H
+    let lpc = DeviceFunction { bus: 0, device: 0x1F, function: 0 };
+    let route = ecam_byte(lpc, 0x68 + pirq as usize);
+    // SAFETY: as above; the LPC bridge's PIRQ routing registers.
+    unsafe {
+        let cur = core::ptr::read_volatile(route);
+        let irq = if cur & 0x80 == 0 {
+            cur & 0x0F
+        } else {
+            let irq = if pirq < 2 { 10 } else { 11 };
+            core::ptr::write_volatile(route, irq);
+            // ELCR: level-triggered, as a PCI line is.
+            crate::arch::outb(0x4D1, crate::arch::inb(0x4D1) | 1 << (irq - 8));
+            irq
+        };
+        core::ptr::write_volatile(ecam_byte(f, 0x3C), irq);
+        Irq::Pic(irq)
+    }
+}
+
 /// Gives every BAR of `f` that the firmware left at 0 an address (qboot
 /// assigns none; SeaBIOS all), below 4 GiB where the identity map reaches.
 fn assign_bars(root: &mut PciRoot<MmioCam<'static>>, f: DeviceFunction) {
@@ -181,10 +221,7 @@ pub fn transports(m: Machine, kind: DeviceType) -> Vec<(SomeTransport<'static>, 
             for f in found {
                 assign_bars(&mut root, f);
                 root.set_command(f, Command::IO_SPACE | Command::MEMORY_SPACE | Command::BUS_MASTER);
-                let cfg = ECAM + ((f.bus as usize) << 20 | (f.device as usize) << 15 | (f.function as usize) << 12);
-                // SAFETY: the function's config space in the ECAM window.
-                let (line, pin) = unsafe { (core::ptr::read_volatile((cfg + 0x3C) as *const u8), core::ptr::read_volatile((cfg + 0x3D) as *const u8)) };
-                let irq = if pin != 0 && line < 16 { Irq::Pic(line) } else { Irq::None };
+                let irq = intx_route(f);
                 if let Ok(t) = PciTransport::new::<IdentityHal, _>(&mut root, f) {
                     out.push((t.into(), irq));
                 }
