@@ -64,14 +64,15 @@ pub fn baremetal_engine(target: Target) -> Result<Engine> {
 
 /// Precompiles `bytes` for the kernel, through the AOT cache (keyed by the
 /// bare-metal engine and target, so it never collides with native entries).
-fn precompile(engine: &Engine, target: Target, cache: &Cache, bytes: &[u8]) -> Result<Vec<u8>> {
+fn precompile(engine: &Engine, target: Target, cache: &Cache, name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     let path = cache.dir().map(|d| d.join(format!("{}.cwasm", Cache::key(engine, target, bytes))));
     if let Some(p) = &path {
         if let Ok(b) = std::fs::read(p) {
             return Ok(b);
         }
     }
-    let out = engine.precompile_component(bytes)?;
+    let what = format!("{} code for the bare-metal kernel", target.name());
+    let out = weft_runtime::cache::with_progress(name, bytes.len(), &what, || engine.precompile_component(bytes))?;
     if let Some(p) = &path {
         let tmp = p.with_extension(format!("tmp{}", std::process::id()));
         let _ = std::fs::create_dir_all(p.parent().unwrap())
@@ -111,7 +112,7 @@ pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
             weft_runtime::manifest::Source::Shipped(n) => loader.shipped(n).expect("planned").to_vec(),
             weft_runtime::manifest::Source::File(p) => loader.dir.read(p)?,
         };
-        let code = precompile(&engine, target, &cache, &bytes)
+        let code = precompile(&engine, target, &cache, &c.name, &bytes)
             .with_context(|| format!("precompiling {} for the bare-metal kernel", c.name))?;
         compiled.push((c.name.clone(), code));
     }

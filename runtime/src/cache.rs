@@ -149,13 +149,20 @@ const PROGRESS_MIN: usize = 1 << 20;
 
 /// Compiles with cranelift; a big component shows its progress on stderr.
 fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component> {
+    with_progress(name, bytes.len(), "native code", || Component::new(engine, bytes))
+}
+
+/// Runs `work` (compiling component `name` of `size` bytes into `what`);
+/// when the component is big, says so on stderr and shows the time passing
+/// on a terminal. `weft boot`'s precompile for the kernel uses it too.
+pub fn with_progress<T>(name: &str, size: usize, what: &str, work: impl FnOnce() -> T) -> T {
     use std::io::IsTerminal as _;
     use std::sync::atomic::{AtomicBool, Ordering};
-    if bytes.len() < PROGRESS_MIN || std::env::var_os("WEFT_CACHE_QUIET").is_some() {
-        return Component::new(engine, bytes);
+    if size < PROGRESS_MIN || std::env::var_os("WEFT_CACHE_QUIET").is_some() {
+        return work();
     }
-    let mb = bytes.len() as f64 / (1 << 20) as f64;
-    std::eprintln!("weft: compiling {name} ({mb:.1} MiB) to native code, once: later runs load it from the AOT cache");
+    let mb = size as f64 / (1 << 20) as f64;
+    std::eprintln!("weft: compiling {name} ({mb:.1} MiB) to {what}, once: later runs load it from the AOT cache");
     let start = std::time::Instant::now();
     let done = std::sync::Arc::new(AtomicBool::new(false));
     let ticker = std::io::stderr().is_terminal().then(|| {
@@ -168,13 +175,13 @@ fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component> {
             std::eprint!("\r");
         })
     });
-    let component = Component::new(engine, bytes);
+    let out = work();
     done.store(true, Ordering::Relaxed);
     if let Some(t) = ticker {
         let _ = t.join();
     }
     std::eprintln!("weft: compiled {name} in {:.1} s", start.elapsed().as_secs_f64());
-    component
+    out
 }
 
 fn tracing_warn(path: &Path, e: &dyn core::fmt::Display) {
