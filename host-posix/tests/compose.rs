@@ -69,3 +69,13 @@ fn a_kv_without_its_device_fails_each_call_clearly() {
     std::fs::write(dir.join("weft.toml"), m).unwrap();
     run(&dir).code(1).stdout_has("error: open elsewhere: not-found");
 }
+
+#[test]
+fn a_kv_client_without_a_provider_is_told_how_to_add_one() {
+    let dir = kv_dir("kv-noprovider");
+    std::fs::write(dir.join("weft.toml"), "[app]\ncomponent = \"kvclient.wasm\"\nargs = [\"keys\"]\n").unwrap();
+    weft(&["check", dir.to_str().unwrap()])
+        .code(2)
+        .stderr_has("imports `weft:devices/kv@0.1.0`, which a component provides, not a device")
+        .stderr_has("[components.kv]");
+}

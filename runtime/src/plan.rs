@@ -466,6 +466,14 @@ fn check_app(r: &mut Report, m: &Manifest, app: &Resolved, engine: &Engine) {
         }
         let kind = match weft_iface(name) {
             Some("types" | "exit") => continue,
+            Some("kv") => {
+                r.at_line(
+                    m.app.line,
+                    "app.component",
+                    format!("{} imports `{name}`, which a component provides, not a device; add one:\n  [components.kv]\n  component = \"kv\"                 # the kvstore on a block device\n  config = {{ device = \"storage\" }}", app.name),
+                );
+                continue;
+            }
             Some("sockets") => {
                 if m.stack.is_none() {
                     r.at_line(
