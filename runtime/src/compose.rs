@@ -55,19 +55,30 @@ impl core::fmt::Display for ComposeError {
 impl core::error::Error for ComposeError {}
 
 /// The names a component imports at its top level (`wasi:cli/stdout@0.2.6`,
-/// `weft:devices/console@0.1.0`), read without compiling it.
+/// `weft:devices/console@0.1.0`), read without compiling it. Nested modules
+/// and components are skipped unread: a Python component is tens of MiB of
+/// them, and this runs on every start.
 pub fn imports(bytes: &[u8]) -> Result<Vec<String>, String> {
+    use wasmparser::{Chunk, Parser, Payload};
     let mut out = Vec::new();
-    let mut depth = 0usize;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| e.to_string())? {
-            wasmparser::Payload::ModuleSection { .. } | wasmparser::Payload::ComponentSection { .. } => depth += 1,
-            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
-            wasmparser::Payload::ComponentImportSection(s) if depth == 0 => {
+    let mut parser = Parser::new(0);
+    let mut at = 0;
+    while at < bytes.len() {
+        let (payload, consumed) = match parser.parse(&bytes[at..], true).map_err(|e| e.to_string())? {
+            Chunk::Parsed { payload, consumed } => (payload, consumed),
+            Chunk::NeedMoreData(_) => return Err("truncated component".into()),
+        };
+        at += consumed;
+        match payload {
+            Payload::ModuleSection { unchecked_range, .. } | Payload::ComponentSection { unchecked_range, .. } => {
+                at += (unchecked_range.end - unchecked_range.start) as usize;
+            }
+            Payload::ComponentImportSection(s) => {
                 for import in s {
                     out.push(import.map_err(|e| e.to_string())?.name.name.to_string());
                 }
             }
+            Payload::End(_) => break,
             _ => {}
         }
     }
