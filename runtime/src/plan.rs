@@ -307,8 +307,13 @@ fn display_name(s: &Source) -> String {
 
 fn resolve(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cache, s: &Source, line: usize, key: &str) -> Option<Resolved> {
     let bytes = read(r, loader, s, line, key)?;
-    let digest = sha256(&bytes);
-    match cache.load(engine, Target::Native, &display_name(s), &digest, &bytes) {
+    compile(r, engine, cache, s, line, key, &bytes)
+}
+
+/// Compiles (through the cache) a component whose bytes are already read.
+fn compile(r: &mut Report, engine: &Engine, cache: &Cache, s: &Source, line: usize, key: &str, bytes: &[u8]) -> Option<Resolved> {
+    let digest = sha256(bytes);
+    match cache.load(engine, Target::Native, &display_name(s), &digest, bytes) {
         Ok((component, origin)) => Some(Resolved {
             name: display_name(s),
             source: s.clone(),
@@ -366,7 +371,7 @@ fn resolve_app(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cac
     let imports = compose::imports(&bytes).unwrap_or_default();
     let wanted = parts_for(m, &imports);
     if wanted.is_empty() {
-        return resolve(r, loader, engine, cache, s, line, key);
+        return compile(r, engine, cache, s, line, key, &bytes);
     }
     let mut parts = Vec::new();
     let mut provided: Vec<(String, Vec<u8>)> = Vec::new();
