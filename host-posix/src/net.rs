@@ -8,9 +8,9 @@ use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use cap_std::fs::{Dir, OpenOptions};
@@ -109,8 +109,29 @@ impl TapNet {
             .and_then(|m| m.trim().parse::<u32>().ok())
             .unwrap_or(MTU)
             .clamp(576, TAP_MTU_MAX);
+        wait_link_up(&sys);
         readiness.add(file.as_raw_fd());
         Ok(TapNet { file, info: NetInfo { mac: mac_for(device), mtu }, buf: vec![0; 65536] })
+    }
+}
+
+/// Attaching gives the TAP device its carrier, but Linux starts transmitting on it
+/// only once its link-watch work has run (until then its queue discipline is `noop`
+/// and drops everything, such as the host's answer to the stack's first ARP probe).
+/// That work is asynchronous and late on a busy machine, so `open` waits for the
+/// operational state it sets, at most a second, when the interface is up at all.
+fn wait_link_up(sys: &Path) {
+    let flags = std::fs::read_to_string(sys.join("flags")).unwrap_or_default();
+    let up = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).is_ok_and(|f| f & libc::IFF_UP as u32 != 0);
+    if !up {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        match std::fs::read_to_string(sys.join("operstate")).as_deref().map(str::trim) {
+            Ok("down" | "lowerlayerdown" | "notpresent") => std::thread::sleep(Duration::from_millis(1)),
+            _ => return,
+        }
     }
 }
 

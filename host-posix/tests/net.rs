@@ -295,6 +295,9 @@ fn a_port_in_use_is_a_clear_error() {
 /// The manifest gives the stack the address the host's tap0 already has: the
 /// tcpip component's ARP probe is answered by the host, and the run stops
 /// before the app starts, naming the device, the address and the host's MAC.
+/// `probe-wait` is a second, not the default 20 ms: the answer comes from the
+/// host kernel, which a CI machine running tests on every core may be slow to
+/// schedule (the wait ends as soon as the answer is in).
 #[test]
 fn an_address_clash_is_a_clear_error_naming_the_device() {
     let Some(ns) = Netns::new("clash") else { return };
@@ -303,7 +306,7 @@ fn an_address_clash_is_a_clear_error_naming_the_device() {
     assert_eq!(host_mac.len(), 17, "{host_mac:?}");
     let dir = manifest(
         "clash",
-        "[app]\ncomponent = \"echo\"\nargs = [\"7\", \"1\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[stack]\nnet = \"service\"\nip = \"10.0.0.1/24\"\n\n[limits]\ntimeout = \"20s\"\n",
+        "[app]\ncomponent = \"echo\"\nargs = [\"7\", \"1\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[stack]\nnet = \"service\"\nip = \"10.0.0.1/24\"\nprobe-wait = \"1s\"\n\n[limits]\ntimeout = \"20s\"\n",
     );
     let r = finish(ns.weft(&dir));
     assert_ne!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);

@@ -14,7 +14,12 @@ pub const KEYS: &[&str] = &[
     "tcp-tx-buffer",
     "udp-buffer",
     "backlog",
+    "probe-wait",
 ];
+
+/// A host on the same link answers an ARP probe within a millisecond; a loaded
+/// machine's kernel may take a scheduler tick or two to.
+pub const PROBE_WAIT_DEFAULT_NS: u64 = 20_000_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackConfig {
@@ -29,6 +34,8 @@ pub struct StackConfig {
     /// Listening sockets kept ready per listened port: how many handshakes can be in
     /// flight (or established and not yet accepted) before SYNs are refused.
     pub backlog: usize,
+    /// How long `configure` listens for an answer to the start-up ARP probe.
+    pub probe_wait_ns: u64,
 }
 
 impl StackConfig {
@@ -65,6 +72,13 @@ impl StackConfig {
             tcp_tx: size("tcp-tx-buffer", 64 * 1024, 1024, 1 << 24)?,
             udp_buf: size("udp-buffer", 16 * 1024, 1024, 1 << 24)?,
             backlog: size("backlog", 8, 1, 256)?,
+            probe_wait_ns: match cfg.nonneg_duration_ns("probe-wait")? {
+                Some(ns) if ns > 10_000_000_000 => {
+                    return Err(format!("bad value for `probe-wait`: at most 10s, got {}", weft_guest::fmt::duration(ns)))
+                }
+                Some(ns) => ns as u64,
+                None => PROBE_WAIT_DEFAULT_NS,
+            },
         })
     }
 }
@@ -123,6 +137,17 @@ mod tests {
         kv.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn probe_wait() {
+        let c = |v: &str| StackConfig::from_pairs(&pairs(&[("ip", "10.0.0.2/24"), ("probe-wait", v)]));
+        assert_eq!(c("\"1s\"").unwrap().probe_wait_ns, 1_000_000_000);
+        assert_eq!(c("\"0s\"").unwrap().probe_wait_ns, 0);
+        assert!(c("\"-1ms\"").unwrap_err().contains("probe-wait"));
+        assert!(c("\"11s\"").unwrap_err().contains("at most 10s"));
+        let d = StackConfig::from_pairs(&pairs(&[("ip", "10.0.0.2/24")])).unwrap();
+        assert_eq!(d.probe_wait_ns, PROBE_WAIT_DEFAULT_NS);
     }
 
     #[test]

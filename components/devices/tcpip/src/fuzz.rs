@@ -68,6 +68,7 @@ fn cfg(last: u8) -> StackConfig {
         tcp_tx: 2048,
         udp_buf: 2048,
         backlog: 2,
+        probe_wait_ns: 0,
     }
 }
 

@@ -104,6 +104,7 @@ struct Tcpip;
 impl FilterGuest for Tcpip {
     fn configure(device: String, config: Vec<(String, String)>) -> Result<(), String> {
         let cfg = config::StackConfig::from_pairs(&config)?;
+        let probe_wait = cfg.probe_wait_ns;
         let dev = net::open(&device)
             .map_err(|e| alloc::format!("net device `{device}`: open: {}", e.name()))?;
         let info = net::info(dev)
@@ -124,14 +125,23 @@ impl FilterGuest for Tcpip {
             u64::from_le_bytes(seed),
             clock::monotonic_now(),
         );
-        // The probe `Stack::new` sent may have been answered already (a Linux host
-        // answers within the send): refuse to start on an address in use.
-        st.poll(clock::monotonic_now());
-        if let Some(c) = st.clash() {
-            return Err(alloc::format!(
-                "{}; choose another `ip` in [stack]",
-                c.message()
-            ));
+        // Listen `probe-wait` for an answer to the probe `Stack::new` sent, and refuse
+        // to start on an address in use. `wait-until` returns early on input; the
+        // round limit ends the wait under a clock filter that stops time.
+        let end = clock::monotonic_now().saturating_add(probe_wait);
+        for _ in 0..64 {
+            let now = clock::monotonic_now();
+            st.poll(now);
+            if let Some(c) = st.clash() {
+                return Err(alloc::format!(
+                    "{}; choose another `ip` in [stack]",
+                    c.message()
+                ));
+            }
+            if now >= end {
+                break;
+            }
+            clock::wait_until(end);
         }
         STACK.with(|s| *s = Some(st));
         Ok(())

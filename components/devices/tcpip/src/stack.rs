@@ -952,6 +952,7 @@ mod tests {
             tcp_tx: 4096,
             udp_buf: 4096,
             backlog: 2,
+            probe_wait_ns: 0,
         }
     }
 
