@@ -104,11 +104,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// callbench with `filters` passthrough filters on the block device (and
 /// as many on the clock, for the `now` calls).
 fn chain_manifest(filters: usize) -> String {
-    let chain = |c: &str| vec![format!("{{ component = \"{c}\" }}"); filters].join(", ");
+    chains(filters, filters)
+}
+
+/// callbench with `block` passthrough filters on its block device and `clock` on its clock.
+fn chains(block: usize, clock: usize) -> String {
+    let chain = |c: &str, n: usize| vec![format!("{{ component = \"{c}\" }}"); n].join(", ");
     format!(
         "[app]\ncomponent = \"callbench.wasm\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [{}]\n\n[devices.clock]\nkind = \"clock\"\nfilters = [{}]\n",
-        chain("block-fault"),
-        chain("clock-skew"),
+        chain("block-fault", block),
+        chain("clock-skew", clock),
     )
 }
 
@@ -226,26 +231,42 @@ fn start() {
     println!("|---|---:|---:|---:|");
     println!("| `weft run examples/hello`, warm cache: spawn to first output | {w:.1} ms | `weft --version` {b:.1} ms | {:.1}x |", w / b);
 
-    // Instantiate: app + 2 filters vs the app alone, on prepared InstancePres.
-    let two = Fixture::new("inst-2", &chain_manifest(2).replace("callbench.wasm", "callbench.wasm"), &["callbench.wasm"]);
-    let zero = Fixture::new("inst-0", &chain_manifest(0), &["callbench.wasm"]);
-    // Interleaved, so both see the same machine load.
+    // Instantiate, on prepared InstancePres: the app alone (the baseline), with
+    // two filters on its block device, and with two more on its clock.
+    let fixtures = [
+        ("the app alone (baseline)", Fixture::new("inst-0", &chains(0, 0), &["callbench.wasm"])),
+        ("app + 2 filters (2 `block-fault` on block)", Fixture::new("inst-2", &chains(2, 0), &["callbench.wasm"])),
+        ("app + 4 filters (2 `block-fault`, 2 `clock-skew`)", Fixture::new("inst-4", &chains(2, 2), &["callbench.wasm"])),
+    ];
     let console = Capture::default();
+    // Instantiation alone, and the whole cycle: a new store, instantiation, and
+    // dropping the store (which hands the instances' slots back to the pool).
     let once = |fx: &Fixture| {
+        let t0 = Instant::now();
         let mut store = fx.store(&console);
         let t = Instant::now();
         let app = fx.unikernel.instantiate(&mut store).unwrap();
         let d = t.elapsed();
         std::hint::black_box(app);
-        d.as_secs_f64() * 1e6
+        drop(store);
+        (d.as_secs_f64() * 1e6, t0.elapsed().as_secs_f64() * 1e6)
     };
-    let (mut zs, mut ts) = (Vec::new(), Vec::new());
+    let mut times = vec![(Vec::new(), Vec::new()); fixtures.len()];
+    // Interleaved, so every fixture sees the same machine load.
     for _ in 0..2000 {
-        zs.push(once(&zero));
-        ts.push(once(&two));
+        for (i, (_, fx)) in fixtures.iter().enumerate() {
+            let (inst, cycle) = once(fx);
+            times[i].0.push(inst);
+            times[i].1.push(cycle);
+        }
     }
-    let (z, t) = (median(zs), median(ts));
-    println!("| instantiate app + 2 filters (incl. `configure`) | {t:.1} us | app alone {z:.1} us | {:.2}x |", t / z);
+    let medians: Vec<(f64, f64)> = times.into_iter().map(|(a, b)| (median(a), median(b))).collect();
+    println!("\n| instantiate (incl. each filter's `configure`) | median | ratio | store + instantiate + drop | ratio |");
+    println!("|---|---:|---:|---:|---:|");
+    let (z, zc) = medians[0];
+    for ((what, _), (t, c)) in fixtures.iter().zip(&medians) {
+        println!("| {what} | {t:.1} us | {:.2}x | {c:.1} us | {:.2}x |", t / z, c / zc);
+    }
 }
 
 fn main() {

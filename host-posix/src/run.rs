@@ -60,8 +60,36 @@ fn invalid(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Exit { code: exit::INVALID, message: message.into() })
 }
 
+/// The engine `weft run` instantiates with: the shared configuration plus the
+/// pooling instance allocator (an instance's memory and tables come from slots
+/// reserved once, not from fresh `mmap`s that are page-faulted in and unmapped
+/// again: `docs/benchmarks.md`, "Start-up").
 pub fn engine() -> Result<Engine> {
-    Engine::new(&engine::config(Target::Native)).map_err(anyhow::Error::from)
+    let mut c = engine::config(Target::Native);
+    c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool()));
+    Engine::new(&c).map_err(anyhow::Error::from)
+}
+
+/// The pool's sizes. A run holds one store: the app, its filters and stack, and
+/// what they were composed from (a Python app is ~10 core instances, a chain of
+/// four filters 5 more); 128 slots of each kind leave room for tests and
+/// benchmarks that keep several stores. Each memory slot reserves 4 GiB of
+/// address space (wasm32's whole range, so `limits.memory` stays the only limit)
+/// — 512 GiB of the 128 TiB a process has, none of it committed until touched.
+fn pool() -> wasmtime::PoolingAllocationConfig {
+    let mut p = wasmtime::PoolingAllocationConfig::new();
+    p.total_component_instances(128)
+        .total_core_instances(128)
+        .total_memories(128)
+        .total_tables(128)
+        // CPython's function table is ~10k entries; leave room for bigger runtimes.
+        .table_elements(100_000)
+        // What a small component touches on instantiation (its data and first heap
+        // pages) stays mapped when its slot is freed, and is zeroed with memset
+        // instead of being faulted in again on the next instantiation.
+        .linear_memory_keep_resident(256 << 10)
+        .table_keep_resident(64 << 10);
+    p
 }
 
 /// Parses and plans `manifest`: every problem at once, as one error.
