@@ -67,7 +67,15 @@ fn invalid(message: impl Into<String>) -> anyhow::Error {
 pub fn engine() -> Result<Engine> {
     let mut c = engine::config(Target::Native);
     c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool()));
-    Engine::new(&c).map_err(anyhow::Error::from)
+    match Engine::new(&c) {
+        Ok(e) => Ok(e),
+        // The pool's address space refused (a `ulimit -v`, say): instances are
+        // then mapped one by one, as without the pool.
+        Err(e) => {
+            tracing::debug!("pooling allocator unavailable ({e}); allocating instances on demand");
+            Engine::new(&engine::config(Target::Native)).map_err(anyhow::Error::from)
+        }
+    }
 }
 
 /// The pool's sizes. A run holds one store: the app, its filters and stack, and

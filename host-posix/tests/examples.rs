@@ -16,6 +16,22 @@ fn hello_greets_with_time_and_randomness() {
     assert_ne!(r.stdout.lines().last(), again.stdout.lines().last());
 }
 
+/// `weft run` reserves address space for its instance pool; where a limit
+/// (`ulimit -v`) refuses that, it allocates instances one by one and runs all the same.
+#[test]
+fn hello_runs_under_an_address_space_limit() {
+    let weft = env!("CARGO_BIN_EXE_weft");
+    let dir = example("hello");
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c")
+        .arg(format!("ulimit -v 8000000 && exec {weft} run {}", dir.display()))
+        .env("WEFT_CACHE_DIR", cache_dir())
+        .env("RUST_LOG", "weft=debug");
+    let r = output(c.output().unwrap());
+    r.ok().stdout_has("Hello from weft!");
+    r.stderr_has("allocating instances on demand");
+}
+
 #[test]
 fn kvstore_persists_on_a_real_file() {
     let dir = example("kvstore");

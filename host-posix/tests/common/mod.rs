@@ -71,7 +71,7 @@ impl Run {
     }
 }
 
-fn cache_dir() -> PathBuf {
+pub fn cache_dir() -> PathBuf {
     root().join("target/test-scratch/cache")
 }
 
