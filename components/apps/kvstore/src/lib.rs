@@ -28,20 +28,7 @@ wit_bindgen::generate!({
 
 use weft::devices::{block, console};
 
-/// The `block` import as a [`store::Device`].
-struct Block(u32);
-
-impl store::Device for Block {
-    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, &'static str> {
-        block::read(self.0, start, count).map_err(|e| e.name())
-    }
-    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), &'static str> {
-        block::write(self.0, start, data).map_err(|e| e.name())
-    }
-    fn flush(&mut self) -> Result<(), &'static str> {
-        block::flush(self.0).map_err(|e| e.name())
-    }
-}
+block_device!();
 
 const ROLE: &str = "storage";
 

@@ -29,6 +29,30 @@ pub trait Device {
     fn flush(&mut self) -> Result<(), &'static str>;
 }
 
+/// `struct Block(u32)`: a handle from the crate's `block` import (the module its
+/// wit-bindgen made, in scope where the macro is called) as a [`Device`]. The
+/// components that keep a store on a block device (kvstore, httpd, kv) each call it
+/// once: each has its own bindings.
+#[macro_export]
+macro_rules! block_device {
+    () => {
+        /// The `block` import as a [`store::Device`].
+        struct Block(u32);
+
+        impl $crate::store::Device for Block {
+            fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, &'static str> {
+                block::read(self.0, start, count).map_err(|e| e.name())
+            }
+            fn write(&mut self, start: u64, data: &[u8]) -> Result<(), &'static str> {
+                block::write(self.0, start, data).map_err(|e| e.name())
+            }
+            fn flush(&mut self) -> Result<(), &'static str> {
+                block::flush(self.0).map_err(|e| e.name())
+            }
+        }
+    };
+}
+
 impl<T: Device + ?Sized> Device for &mut T {
     fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, &'static str> {
         (**self).read(start, count)
