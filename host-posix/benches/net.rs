@@ -22,11 +22,12 @@
 //! `arp-log`, alternating, several rounds, medians compared.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
 
 const BYTES: usize = 16 << 20;
 /// Echoed per round of the filter comparison (enough server CPU time for 10 ms ticks).
@@ -38,94 +39,7 @@ const WRK_SECS: u32 = 5;
 /// Alternating rounds of the filter comparison.
 const FILTER_ROUNDS: usize = 5;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn weft() -> PathBuf {
-    let w = root().join("target/release/weft");
-    assert!(w.exists(), "build it first: cargo build --release -p weft");
-    w
-}
-
-/// Runs `f` on a thread that has entered network namespace `ns` (if any).
-fn in_ns<T: Send + 'static>(ns: Option<&str>, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let ns = ns.map(|n| format!("/var/run/netns/{n}"));
-    std::thread::spawn(move || {
-        if let Some(path) = ns {
-            let f = std::fs::File::open(&path).unwrap();
-            // SAFETY: setns on this thread only; the fd is valid for the call.
-            let r = unsafe { libc_setns(f.as_raw_fd(), 0x4000_0000) };
-            assert_eq!(r, 0, "setns {path}");
-        }
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
-unsafe extern "C" {
-    #[link_name = "setns"]
-    fn libc_setns(fd: i32, nstype: i32) -> i32;
-}
-
-fn connect(addr: &str) -> TcpStream {
-    let t = Instant::now();
-    loop {
-        if let Ok(s) = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)) {
-            s.set_nodelay(true).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            return s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "cannot connect to {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 // --- TCP echo -------------------------------------------------------------
-
-/// MiB/s of `bytes` echoed.
-fn throughput(addr: &str, bytes: usize) -> f64 {
-    let s = connect(addr);
-    let mut r = s.try_clone().unwrap();
-    let t = Instant::now();
-    let writer = std::thread::spawn(move || {
-        let mut s = s;
-        let chunk = vec![0x5a; 64 << 10];
-        let mut sent = 0;
-        while sent < bytes {
-            s.write_all(&chunk).unwrap();
-            sent += chunk.len();
-        }
-        s
-    });
-    let mut buf = vec![0; 64 << 10];
-    let mut got = 0;
-    while got < bytes {
-        let n = r.read(&mut buf).unwrap();
-        assert!(n > 0, "echo closed early after {got} bytes");
-        got += n;
-    }
-    let secs = t.elapsed().as_secs_f64();
-    drop(writer.join().unwrap());
-    bytes as f64 / (1 << 20) as f64 / secs
-}
-
-/// (p50, p99) round-trip latency in µs of a 64-byte message.
-fn latency(addr: &str) -> (f64, f64) {
-    let mut s = connect(addr);
-    let msg = [7u8; 64];
-    let mut buf = [0u8; 64];
-    let mut v = Vec::with_capacity(ROUNDTRIPS);
-    for _ in 0..ROUNDTRIPS {
-        let t = Instant::now();
-        s.write_all(&msg).unwrap();
-        s.read_exact(&mut buf).unwrap();
-        v.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (v[v.len() / 2], v[v.len() * 99 / 100])
-}
 
 struct Echo {
     mib_s: f64,
@@ -133,11 +47,11 @@ struct Echo {
     p99: f64,
 }
 
-fn echo_measure(ns: Option<&str>, addr: &str) -> Echo {
+fn echo_measure(ns: Option<&Netns>, addr: &str) -> Echo {
     let addr = addr.to_string();
     in_ns(ns, move || {
-        let mib_s = throughput(&addr, BYTES);
-        let (p50, p99) = latency(&addr);
+        let mib_s = echo_throughput(&addr, BYTES);
+        let (p50, p99) = echo_latency(&addr, ROUNDTRIPS);
         Echo { mib_s, p50, p99 }
     })
 }
@@ -283,13 +197,9 @@ unsafe extern "C" {
 
 /// wrk against `url` (inside `ns` when given) while watching server process
 /// `server`'s CPU time; `close`: a new connection per request.
-fn wrk(ns: Option<&str>, url: &str, close: bool, secs: u32, server: u32) -> Wrk {
+fn wrk(ns: Option<&Netns>, url: &str, close: bool, secs: u32, server: u32) -> Wrk {
     let mut c = match ns {
-        Some(n) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", n, "wrk"]);
-            c
-        }
+        Some(ns) => ns.cmd("wrk"),
         None => Command::new("wrk"),
     };
     c.args(WRK).arg(format!("-d{secs}s"));
@@ -324,58 +234,23 @@ fn wrk(ns: Option<&str>, url: &str, close: bool, secs: u32, server: u32) -> Wrk 
 
 // --- weft and the namespace -----------------------------------------------
 
-fn spawn_weft(dir: &Path, manifest: &str, ns: Option<&str>) -> Child {
+fn spawn_weft(dir: &Path, manifest: &str, ns: Option<&Netns>) -> Child {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("weft.toml"), manifest).unwrap();
-    let mut c = match ns {
-        Some(n) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", n]).arg(weft());
-            c
-        }
-        None => Command::new(weft()),
-    };
-    c.arg("run").arg(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+    weft_cmd(ns).arg("run").arg(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
 }
 
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn sh(args: &[&str]) {
-    assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
-}
-
-/// A namespace with tap0 at 10.0.0.1/24, removed on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let ns = format!("weft-bench-{}", std::process::id());
-        sh(&["netns", "add", &ns]);
-        sh(&["-n", &ns, "link", "set", "lo", "up"]);
-        sh(&["-n", &ns, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-        sh(&["-n", &ns, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
-        sh(&["-n", &ns, "link", "set", "tap0", "up"]);
-        // The client's TIME-WAITs: with a new connection per request, tens of
-        // thousands pile up in the namespace within seconds, and connect() then
-        // searches the port range for a free port (measured: 3 ms a connect,
-        // ~250 req/s). On loopback Linux reuses them (tcp_tw_reuse = 2); here the
-        // namespace keeps at most 256 (a per-namespace setting).
-        let st = Command::new("ip")
-            .args(["netns", "exec", &ns, "sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=256"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "sysctl in {ns}");
-        Netns(ns)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// The namespace the TAP servers and their clients run in.
+fn bench_netns() -> Netns {
+    let ns = Netns::new("bench");
+    // The client's TIME-WAITs: with a new connection per request, tens of
+    // thousands pile up in the namespace within seconds, and connect() then
+    // searches the port range for a free port (measured: 3 ms a connect,
+    // ~250 req/s). On loopback Linux reuses them (tcp_tw_reuse = 2); here the
+    // namespace keeps at most 256 (a per-namespace setting).
+    let st = ns.cmd("sysctl").args(["-qw", "net.ipv4.tcp_max_tw_buckets=256"]).status().unwrap();
+    assert!(st.success(), "sysctl in {}", ns.0);
+    ns
 }
 
 const ARP_LOG: &str = "filters = [{ component = \"arp-log\" }]\n";
@@ -399,19 +274,14 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 /// A weft server on the TAP for the length of `f` (given its pid), waited for
 /// by a connect.
 fn with_tap<T>(scratch: &Path, ns: &Netns, app: &str, port: u16, (filters, stack): (&str, &str), f: impl FnOnce(u32) -> T) -> T {
-    let child = spawn_weft(&scratch.join(format!("{app}-tap")), &tap_manifest(app, port, filters, stack), Some(&ns.0));
+    let child = spawn_weft(&scratch.join(format!("{app}-tap")), &tap_manifest(app, port, filters, stack), Some(ns));
     let addr = format!("10.0.0.2:{port}");
-    in_ns(Some(&ns.0), move || drop(connect(&addr)));
+    in_ns(Some(ns), move || drop(connect(&addr)));
     let r = f(child.id());
-    stop(child);
+    kill(child);
     r
 }
 
@@ -456,11 +326,11 @@ fn httpd(scratch: &Path, ns: &Netns) {
     let hurl = format!("http://{haddr}/");
     let hpid = host.id();
     row("weft `httpd`, `backend = \"host\"`, loopback", wrk(None, &hurl, false, WRK_SECS, hpid), wrk(None, &hurl, true, WRK_SECS, hpid));
-    stop(host);
+    kill(host);
     let turl = "http://10.0.0.2:80/";
     for (name, filters) in [("weft `httpd` on `tcpip` over TAP", ""), ("… + 1 net filter (`arp-log`)", ARP_LOG)] {
         let (ka, nc) = with_tap(scratch, ns, "httpd", 80, (filters, ""), |pid| {
-            (wrk(Some(&ns.0), turl, false, WRK_SECS, pid), wrk(Some(&ns.0), turl, true, WRK_SECS, pid))
+            (wrk(Some(ns), turl, false, WRK_SECS, pid), wrk(Some(ns), turl, true, WRK_SECS, pid))
         });
         row(name, ka, nc);
     }
@@ -470,7 +340,7 @@ fn httpd(scratch: &Path, ns: &Netns) {
     for _ in 0..FILTER_ROUNDS {
         for (filters, into) in [("", &mut without), (ARP_LOG, &mut with)] {
             into.push(with_tap(scratch, ns, "httpd", 80, (filters, ""), |pid| {
-                let w = wrk(Some(&ns.0), turl, false, WRK_SECS, pid);
+                let w = wrk(Some(ns), turl, false, WRK_SECS, pid);
                 (w.req_s, w.cpu_us_per_req)
             }));
         }
@@ -509,17 +379,17 @@ fn echo(scratch: &Path, ns: &Netns) {
     let hport = free_port();
     let child = spawn_weft(&scratch.join("echo-host"), &host_manifest("echo", hport), None);
     row("weft `echo`, `backend = \"host\"`, loopback", echo_measure(None, &format!("127.0.0.1:{hport}")), base);
-    stop(child);
+    kill(child);
     for (name, filters) in [("weft `echo` on `tcpip` over TAP", ""), ("… + 1 net filter (`arp-log`)", ARP_LOG)] {
-        let e = with_tap(scratch, ns, "echo", 7, (filters, ""), |_| echo_measure(Some(&ns.0), "10.0.0.2:7"));
+        let e = with_tap(scratch, ns, "echo", 7, (filters, ""), |_| echo_measure(Some(ns), "10.0.0.2:7"));
         row(name, e, base);
     }
     // Jumbo frames: the TAP device's MTU is the stack's (loopback's is 65536), and
     // socket buffers that hold a few of them.
-    sh(&["-n", &ns.0, "link", "set", "tap0", "mtu", &JUMBO_MTU.to_string()]);
-    let e = with_tap(scratch, ns, "echo", 7, ("", JUMBO_STACK), |_| echo_measure(Some(&ns.0), "10.0.0.2:7"));
+    ip(&["-n", &ns.0, "link", "set", "tap0", "mtu", &JUMBO_MTU.to_string()]);
+    let e = with_tap(scratch, ns, "echo", 7, ("", JUMBO_STACK), |_| echo_measure(Some(ns), "10.0.0.2:7"));
     row(&format!("weft `echo` on `tcpip` over TAP, MTU {JUMBO_MTU}, 256 KiB socket buffers"), e, base);
-    sh(&["-n", &ns.0, "link", "set", "tap0", "mtu", "1500"]);
+    ip(&["-n", &ns.0, "link", "set", "tap0", "mtu", "1500"]);
 
     println!("\nFilter cost, echo over TAP, {FILTER_ROUNDS} alternating rounds of {} MiB:\n", FILTER_BYTES >> 20);
     let (mut without, mut with) = (Vec::new(), Vec::new());
@@ -527,7 +397,7 @@ fn echo(scratch: &Path, ns: &Netns) {
         for (filters, into) in [("", &mut without), (ARP_LOG, &mut with)] {
             into.push(with_tap(scratch, ns, "echo", 7, (filters, ""), |pid| {
                 let cpu0 = cpu_us(pid);
-                let mib_s = in_ns(Some(&ns.0), || throughput("10.0.0.2:7", FILTER_BYTES));
+                let mib_s = in_ns(Some(ns), || echo_throughput("10.0.0.2:7", FILTER_BYTES));
                 (mib_s, (cpu_us(pid) - cpu0) / (FILTER_BYTES >> 20) as f64)
             }));
         }
@@ -543,7 +413,7 @@ fn main() {
     let want = |g: &str| args.is_empty() || args.iter().any(|a| a == g);
     let scratch = root().join("target/bench-scratch/net");
     let _ = std::fs::remove_dir_all(&scratch);
-    let ns = Netns::new();
+    let ns = bench_netns();
     if want("httpd") {
         httpd(&scratch, &ns);
     }

@@ -11,33 +11,15 @@
 //!
 //! Results and the command are recorded in docs/benchmarks.md ("Polyglot").
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::Component;
-use wasmtime::{Engine, Store};
 use weft::run;
-use weft_runtime::link::{Host, Limits, Unikernel};
-use weft_runtime::plan::Plan;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = root().join("target/bench-scratch/polyglot").join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
+mod common;
+use common::*;
 
 /// One language's hello (for size, compile, start and instantiate) and its
 /// call-cost program.
@@ -139,75 +121,10 @@ fn rows() -> Vec<Row> {
     ]
 }
 
-/// A console that keeps what the app wrote.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl weft_runtime::Console for Capture {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-    }
-}
-
-struct Quiet;
-impl weft_runtime::Log for Quiet {
-    fn append(&mut self, _: &str, _: &str, _: &[(String, String)]) {}
-}
-
-/// A planned, linked unikernel (from the warm AOT cache), ready to instantiate.
-struct Fixture {
-    engine: Engine,
-    plan: Plan,
-    dir: cap_std::fs::Dir,
-    unikernel: Unikernel,
-}
-
-impl Fixture {
-    fn new(engine: &Engine, dir: &Path) -> Fixture {
-        let (plan, d) = run::plan(&dir.join("weft.toml"), engine).unwrap();
-        let unikernel = Unikernel::new(engine, plan.wiring.clone(), &plan.app.component, &run::components(&plan)).unwrap();
-        Fixture { engine: engine.clone(), plan, dir: d, unikernel }
-    }
-
-    fn store(&self, console: &Capture) -> Store<Host> {
-        let mut leaves = run::leaves(&self.plan, &self.dir).unwrap();
-        leaves.console = Box::new(console.clone());
-        leaves.log = Box::new(Quiet);
-        let limits = Limits { memory: 1 << 30, timeout: None, epoch_tick: 0 };
-        Store::new(&self.engine, Host::new(leaves, limits))
-    }
-
-    /// Instantiates and runs once with the manifest's args; the console output.
-    fn run(&self) -> String {
-        let console = Capture::default();
-        let mut store = self.store(&console);
-        let app = self.unikernel.instantiate(&mut store).unwrap();
-        let code = app.run(&mut store, self.plan.manifest.app.args.clone()).unwrap();
-        let out = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(code, 0, "{out}");
-        out
-    }
-
-    /// µs to instantiate (a fresh store each time, not counted).
-    fn instantiate_us(&self) -> f64 {
-        let console = Capture::default();
-        let mut store = self.store(&console);
-        let t = Instant::now();
-        let app = self.unikernel.instantiate(&mut store).unwrap();
-        let d = t.elapsed();
-        std::hint::black_box(app);
-        d.as_secs_f64() * 1e6
-    }
-}
-
-/// Spawn to the first byte on stdout.
-fn first_output(cmd: &mut Command) -> Duration {
-    let t = Instant::now();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut b = [0u8; 1];
-    child.stdout.as_mut().unwrap().read_exact(&mut b).unwrap();
-    let d = t.elapsed();
-    assert!(child.wait().unwrap().success());
+/// Spawn to the first byte on stdout, of a run that succeeds.
+fn first_output_ok(cmd: &mut Command) -> Duration {
+    let (d, status) = first_output(cmd);
+    assert!(status.success());
     d
 }
 
@@ -231,8 +148,7 @@ fn field(out: &str, key: &str) -> Option<f64> {
 }
 
 fn main() {
-    let weft = root().join("target/release/weft");
-    assert!(weft.exists(), "build it first: cargo build --release -p weft");
+    let weft = release_weft();
     let cache = root().join("target/bench-scratch/polyglot-cache");
     // In-process plans (instantiate, calls) use the same warm cache as the spawned runs.
     // SAFETY: set before any other thread exists.
@@ -254,7 +170,7 @@ fn main() {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let d = scratch(&format!("hello-{i}"));
+            let d = scratch(&format!("polyglot/hello-{i}"));
             manifest(&d, r.app, "", r.hello_args);
             d
         })
@@ -263,7 +179,7 @@ fn main() {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let d = scratch(&format!("calls-{i}"));
+            let d = scratch(&format!("polyglot/calls-{i}"));
             manifest(&d, r.calls.0, r.calls.1, r.calls.2);
             d
         })
@@ -294,8 +210,8 @@ fn main() {
             })
             .collect();
         compile_s.push(median(t));
-        let empty = scratch(&format!("cold-cache-{i}"));
-        let d = first_output(Command::new(&weft).arg("run").arg(&hello_dirs[i]).env("WEFT_CACHE_DIR", &empty));
+        let empty = scratch(&format!("polyglot/cold-cache-{i}"));
+        let d = first_output_ok(Command::new(&weft).arg("run").arg(&hello_dirs[i]).env("WEFT_CACHE_DIR", &empty));
         cold_ms.push(d.as_secs_f64() * 1e3);
         eprintln!("  {}: compile {:.2} s, first run {:.0} ms", r.label, compile_s[i], cold_ms[i]);
     }
@@ -308,26 +224,26 @@ fn main() {
     let mut warm: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
     for _ in 0..20 {
         for (i, d) in hello_dirs.iter().enumerate() {
-            warm[i].push(first_output(Command::new(&weft).arg("run").arg(d)).as_secs_f64() * 1e3);
+            warm[i].push(first_output_ok(Command::new(&weft).arg("run").arg(d)).as_secs_f64() * 1e3);
         }
     }
 
     // Instantiate, interleaved too.
-    let fixtures: Vec<Fixture> = hello_dirs.iter().map(|d| Fixture::new(&engine, d)).collect();
+    let fixtures: Vec<Fixture> = hello_dirs.iter().map(|d| Fixture::open(&engine, d)).collect();
     let mut inst: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
     for _ in 0..200 {
         for (i, f) in fixtures.iter().enumerate() {
-            inst[i].push(f.instantiate_us());
+            inst[i].push(f.instantiate_us(&Capture::default()).0);
         }
     }
     drop(fixtures);
 
     // Device calls: median of 5 runs, each timed inside the app.
     let mut calls: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); rows.len()];
-    let call_fx: Vec<Fixture> = call_dirs.iter().map(|d| Fixture::new(&engine, d)).collect();
+    let call_fx: Vec<Fixture> = call_dirs.iter().map(|d| Fixture::open(&engine, d)).collect();
     for _ in 0..5 {
         for (i, f) in call_fx.iter().enumerate() {
-            let out = f.run();
+            let out = f.run(f.plan.manifest.app.args.clone());
             calls[i].0.push(field(&out, "ns/call ").unwrap_or_else(|| panic!("{}: {out}", rows[i].label)));
             if let Some(l) = field(&out, "ns/loop ") {
                 calls[i].1.push(l);

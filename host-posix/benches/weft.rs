@@ -8,16 +8,16 @@
 
 extern crate alloc;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::{Engine, Store};
 use weft::run;
-use weft_runtime::link::{Host, Limits, Unikernel};
-use weft_runtime::plan::Plan;
+
+mod common;
+use common::*;
 
 /// The kvstore's own format and store logic, compiled natively: the
 /// baseline writes exactly the records the component writes.
@@ -28,77 +28,18 @@ mod format;
 #[allow(dead_code)]
 mod store;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = root().join("target/bench-scratch").join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A console that keeps what the app wrote.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl weft_runtime::Console for Capture {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+/// An app in `target/bench-scratch/<name>` with `manifest` and `files`
+/// from the test components, on an engine of its own.
+fn fixture(name: &str, manifest: &str, files: &[&str]) -> Fixture {
+    let d = scratch(name);
+    std::fs::write(d.join("weft.toml"), manifest).unwrap();
+    for f in files {
+        let src = root().join("components/target/wasm32-wasip2/release").join(f);
+        std::fs::copy(&src, d.join(f)).unwrap();
     }
-}
-
-struct Fixture {
-    engine: Engine,
-    plan: Plan,
-    dir: cap_std::fs::Dir,
-    unikernel: Unikernel,
-}
-
-impl Fixture {
-    fn new(name: &str, manifest: &str, files: &[&str]) -> Fixture {
-        let d = scratch(name);
-        std::fs::write(d.join("weft.toml"), manifest).unwrap();
-        for f in files {
-            let src = root().join("components/target/wasm32-wasip2/release").join(f);
-            std::fs::copy(&src, d.join(f)).unwrap();
-        }
-        let engine = run::engine().unwrap();
-        run::start_ticker(&engine);
-        let (plan, dir) = run::plan(&d.join("weft.toml"), &engine).unwrap();
-        let unikernel = Unikernel::new(&engine, plan.wiring.clone(), &plan.app.component, &run::components(&plan)).unwrap();
-        Fixture { engine, plan, dir, unikernel }
-    }
-
-    fn store(&self, console: &Capture) -> Store<Host> {
-        let mut leaves = run::leaves(&self.plan, &self.dir).unwrap();
-        leaves.console = Box::new(console.clone());
-        leaves.log = Box::new(Quiet);
-        let limits = Limits { memory: 1 << 30, timeout: None, epoch_tick: 0 };
-        Store::new(&self.engine, Host::new(leaves, limits))
-    }
-
-    /// Instantiates and runs once; returns the console output.
-    fn run(&self, args: &[&str]) -> String {
-        let console = Capture::default();
-        let mut store = self.store(&console);
-        let app = self.unikernel.instantiate(&mut store).unwrap();
-        let code = app.run(&mut store, args.iter().map(|s| s.to_string()).collect()).unwrap();
-        let out = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(code, 0, "{out}");
-        out
-    }
-}
-
-struct Quiet;
-impl weft_runtime::Log for Quiet {
-    fn append(&mut self, _: &str, _: &str, _: &[(String, String)]) {}
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    let engine = run::engine().unwrap();
+    run::start_ticker(&engine);
+    Fixture::open(&engine, &d)
 }
 
 /// callbench with `filters` passthrough filters on the block device (and
@@ -121,7 +62,7 @@ fn chains(block: usize, clock: usize) -> String {
 fn per_call(fx: &Fixture, what: &str, n: u64) -> f64 {
     let runs = (0..5)
         .map(|_| {
-            let out = fx.run(&[what, &n.to_string()]);
+            let out = fx.run([what, &n.to_string()]);
             out.trim().strip_prefix("ns/call ").unwrap().parse::<f64>().unwrap()
         })
         .collect();
@@ -134,7 +75,7 @@ fn calls() {
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     let mut base = [0.0; 3];
     for n in [0usize, 1, 2, 4] {
-        let fx = Fixture::new(&format!("calls-{n}"), &chain_manifest(n), &["callbench.wasm"]);
+        let fx = fixture(&format!("calls-{n}"), &chain_manifest(n), &["callbench.wasm"]);
         let v = [per_call(&fx, "read", 100_000), per_call(&fx, "small", 1_000_000), per_call(&fx, "now", 1_000_000)];
         if n == 0 {
             base = v;
@@ -173,7 +114,7 @@ fn kvstore() {
         "[app]\ncomponent = \"kvstore\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"{}MiB\"\n",
         SIZE >> 20
     );
-    let fx = Fixture::new("kvstore", &manifest, &[]);
+    let fx = fixture("kvstore", &manifest, &[]);
     let img = root().join("target/bench-scratch/kvstore/disk.img");
     let fresh = || {
         let _ = std::fs::remove_file(&img);
@@ -186,7 +127,7 @@ fn kvstore() {
     for _ in 0..5 {
         drop(fresh());
         let t = Instant::now();
-        let out = fx.run(&["fill", &N.to_string()]);
+        let out = fx.run(["fill", &N.to_string()]);
         weft_t.push(t.elapsed().as_secs_f64());
         assert_eq!(out.trim(), format!("wrote {N} verified {N} lost 0 corrupt 0"));
 
@@ -204,28 +145,16 @@ fn kvstore() {
     println!("| weft: kvstore component -> `file` backend | {:.0} | {:.1} ms | {:.2}x throughput |", N as f64 / w, w * 1e3, n / w);
 }
 
-/// Time from spawning a process to the first byte on its stdout.
-fn first_output(cmd: &mut Command) -> Duration {
-    let t = Instant::now();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut b = [0u8; 1];
-    child.stdout.as_mut().unwrap().read_exact(&mut b).unwrap();
-    let d = t.elapsed();
-    child.wait().unwrap();
-    d
-}
-
 fn start() {
     println!("\n### Start-up\n");
-    let weft = root().join("target/release/weft");
-    assert!(weft.exists(), "build it first: cargo build --release -p weft");
+    let weft = release_weft();
     let cache = root().join("target/bench-scratch/cache");
     let hello = root().join("examples/hello");
-    let run = || first_output(Command::new(&weft).arg("run").arg(&hello).env("WEFT_CACHE_DIR", &cache));
+    let run = || first_output(Command::new(&weft).arg("run").arg(&hello).env("WEFT_CACHE_DIR", &cache)).0;
     run(); // warm the cache
     let weft_ms: Vec<f64> = (0..30).map(|_| run().as_secs_f64() * 1e3).collect();
     let base_ms: Vec<f64> =
-        (0..30).map(|_| first_output(Command::new(&weft).arg("--version")).as_secs_f64() * 1e3).collect();
+        (0..30).map(|_| first_output(Command::new(&weft).arg("--version")).0.as_secs_f64() * 1e3).collect();
     let (w, b) = (median(weft_ms), median(base_ms));
     println!("| measurement | median | baseline | ratio |");
     println!("|---|---:|---:|---:|");
@@ -234,28 +163,18 @@ fn start() {
     // Instantiate, on prepared InstancePres: the app alone (the baseline), with
     // two filters on its block device, and with two more on its clock.
     let fixtures = [
-        ("the app alone (baseline)", Fixture::new("inst-0", &chains(0, 0), &["callbench.wasm"])),
-        ("app + 2 filters (2 `block-fault` on block)", Fixture::new("inst-2", &chains(2, 0), &["callbench.wasm"])),
-        ("app + 4 filters (2 `block-fault`, 2 `clock-skew`)", Fixture::new("inst-4", &chains(2, 2), &["callbench.wasm"])),
+        ("the app alone (baseline)", fixture("inst-0", &chains(0, 0), &["callbench.wasm"])),
+        ("app + 2 filters (2 `block-fault` on block)", fixture("inst-2", &chains(2, 0), &["callbench.wasm"])),
+        ("app + 4 filters (2 `block-fault`, 2 `clock-skew`)", fixture("inst-4", &chains(2, 2), &["callbench.wasm"])),
     ];
     let console = Capture::default();
     // Instantiation alone, and the whole cycle: a new store, instantiation, and
     // dropping the store (which hands the instances' slots back to the pool).
-    let once = |fx: &Fixture| {
-        let t0 = Instant::now();
-        let mut store = fx.store(&console);
-        let t = Instant::now();
-        let app = fx.unikernel.instantiate(&mut store).unwrap();
-        let d = t.elapsed();
-        std::hint::black_box(app);
-        drop(store);
-        (d.as_secs_f64() * 1e6, t0.elapsed().as_secs_f64() * 1e6)
-    };
     let mut times = vec![(Vec::new(), Vec::new()); fixtures.len()];
     // Interleaved, so every fixture sees the same machine load.
     for _ in 0..2000 {
         for (i, (_, fx)) in fixtures.iter().enumerate() {
-            let (inst, cycle) = once(fx);
+            let (inst, cycle) = fx.instantiate_us(&console);
             times[i].0.push(inst);
             times[i].1.push(cycle);
         }
@@ -384,7 +303,7 @@ fn baremetal() {
     let hello = scratch("bm-hello");
     std::fs::copy(root().join("examples/hello/weft.toml"), hello.join("weft.toml")).unwrap();
     let (bytes, file) = bm_bundle(&hello);
-    let weft = root().join("target/release/weft");
+    let weft = release_weft();
     const RUNS: usize = 20;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     // Interleaved, so a burst of load on this shared machine hits every
@@ -396,7 +315,8 @@ fn baremetal() {
     for _ in 0..RUNS {
         linux.push(ms(first_output(
             Command::new(&weft).arg("run").arg(&hello).env("WEFT_CACHE_DIR", root().join("target/bench-scratch/cache")),
-        )));
+        )
+        .0));
         for (i, (m, _)) in machines.iter().enumerate() {
             boots[i].push(bm_boot(&bytes, &file, *m));
             floors[i].push(ms(bm_floor(*m, &bytes, &file)));
@@ -499,14 +419,14 @@ fn baremetal() {
     };
     let kv = scratch("bm-kvstore");
     let manifest = "[app]\ncomponent = \"kvstore\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"64MiB\"\n";
-    let fx = Fixture::new("bm-kvstore-linux", manifest, &[]);
+    let fx = fixture("bm-kvstore-linux", manifest, &[]);
     let img = root().join("target/bench-scratch/bm-kvstore-linux/disk.img");
     let linux: Vec<f64> = (0..FILLS)
         .map(|_| {
             let _ = std::fs::remove_file(&img);
             std::fs::File::create(&img).unwrap().set_len(64 << 20).unwrap();
             let t = Instant::now();
-            fx.run(&["fill", &N.to_string()]);
+            fx.run(["fill", &N.to_string()]);
             t.elapsed().as_secs_f64()
         })
         .collect();
@@ -543,132 +463,8 @@ fn loaded_bytes(elf: &[u8]) -> u64 {
         .sum()
 }
 
-/// A network namespace with `tap0` at 10.0.0.1/24, removed on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("weft-bmbench-{}", std::process::id());
-        let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
-        ip(&["netns", "add", &name]);
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        ip(&["-n", &name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-        ip(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
-        ip(&["-n", &name, "link", "set", "tap0", "up"]);
-        Netns(name)
-    }
-
-    /// `weft run|boot dir …` inside the namespace.
-    fn spawn(&self, args: &[&str]) -> std::process::Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .arg(root().join("target/release/weft"))
-            .args(args)
-            .env("WEFT_CACHE_DIR", root().join("target/bench-scratch/cache"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    }
-
-    /// Kills `weft` and waits until tap0 is free (QEMU exits with `weft boot`).
-    fn stop(&self, mut child: std::process::Child) {
-        let _ = child.kill();
-        let _ = child.wait();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            let o = Command::new("ip").args(["-n", &self.0, "link", "show", "tap0"]).output().unwrap();
-            if String::from_utf8_lossy(&o.stdout).contains("NO-CARRIER") {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Runs `f` on a thread inside the namespace.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.0);
-        std::thread::spawn(move || {
-            use std::os::fd::AsRawFd;
-            let ns = std::fs::File::open(&path).unwrap();
-            // SAFETY: setns on this thread only, with a valid fd.
-            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {path}");
-            f()
-        })
-        .join()
-        .unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Connects, retrying while the server boots.
-fn connect_retry(addr: &str) -> std::net::TcpStream {
-    let t = Instant::now();
-    loop {
-        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(500)) {
-            s.set_nodelay(true).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            return s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(60), "cannot connect to {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// MiB/s of `bytes` echoed (written in 64 KiB pieces while reading back).
-fn echo_throughput(addr: &str, bytes: usize) -> f64 {
-    use std::io::Write;
-    let s = connect_retry(addr);
-    let mut r = s.try_clone().unwrap();
-    let t = Instant::now();
-    let writer = std::thread::spawn(move || {
-        let mut s = s;
-        let chunk = vec![0x5a; 64 << 10];
-        let mut sent = 0;
-        while sent < bytes {
-            let n = chunk.len().min(bytes - sent);
-            s.write_all(&chunk[..n]).unwrap();
-            sent += n;
-        }
-        s
-    });
-    let mut buf = vec![0; 64 << 10];
-    let mut got = 0;
-    while got < bytes {
-        let n = r.read(&mut buf).unwrap();
-        assert!(n > 0, "echo closed early after {got} bytes");
-        got += n;
-    }
-    let secs = t.elapsed().as_secs_f64();
-    drop(writer.join().unwrap());
-    bytes as f64 / (1 << 20) as f64 / secs
-}
-
-/// (p50, p99) µs of 64-byte echo round trips on one connection.
-fn echo_latency(addr: &str, n: usize) -> (f64, f64) {
-    use std::io::Write;
-    let mut s = connect_retry(addr);
-    let (msg, mut buf) = ([7u8; 64], [0u8; 64]);
-    let mut v: Vec<f64> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            s.write_all(&msg).unwrap();
-            s.read_exact(&mut buf).unwrap();
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (v[v.len() / 2], v[v.len() * 99 / 100])
-}
-
 /// One `GET /` on `s`; reads the whole response (Content-Length).
 fn http_get(s: &mut std::net::TcpStream) {
-    use std::io::Write;
     s.write_all(b"GET / HTTP/1.1\r\nHost: 10.0.0.2\r\n\r\n").unwrap();
     let mut head = Vec::new();
     let mut b = [0u8; 1];
@@ -690,10 +486,10 @@ fn http_get(s: &mut std::net::TcpStream) {
 /// (requests/s on one keep-alive connection, requests/s with a new
 /// connection per request, p50 µs, p99 µs of the keep-alive requests).
 fn httpd_rates(addr: &str, keepalive: usize, fresh: usize) -> (f64, f64, f64, f64) {
-    let mut s = connect_retry(addr);
+    let mut s = connect(addr);
     http_get(&mut s);
     let t = Instant::now();
-    let mut v: Vec<f64> = (0..keepalive)
+    let v: Vec<f64> = (0..keepalive)
         .map(|_| {
             let t = Instant::now();
             http_get(&mut s);
@@ -704,12 +500,12 @@ fn httpd_rates(addr: &str, keepalive: usize, fresh: usize) -> (f64, f64, f64, f6
     drop(s);
     let t = Instant::now();
     for _ in 0..fresh {
-        let mut s = connect_retry(addr);
+        let mut s = connect(addr);
         http_get(&mut s);
     }
     let fr = fresh as f64 / t.elapsed().as_secs_f64();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (ka, fr, v[v.len() / 2], v[v.len() * 99 / 100])
+    let (p50, p99) = p50_p99(v);
+    (ka, fr, p50, p99)
 }
 
 /// Networking on the bare-metal target: the same `echo` and `httpd` on the
@@ -727,7 +523,7 @@ fn baremetal_net() {
     const ROUNDTRIPS: usize = 500;
     const KEEPALIVE: usize = 500;
     const FRESH: usize = 100;
-    let ns = Netns::new();
+    let ns = Netns::new("bmbench");
     let echo = scratch("bm-net-echo");
     std::fs::write(
         echo.join("weft.toml"),
@@ -745,14 +541,24 @@ fn baremetal_net() {
         ("`weft boot`, `-M microvm`", &["boot", "--machine", "microvm"]),
         ("`weft boot`, `-M q35`", &["boot", "--machine", "q35"]),
     ];
+    // `weft run|boot dir …` inside the namespace.
+    let spawn = |args: &[&str]| {
+        weft_cmd(Some(&ns))
+            .args(args)
+            .env("WEFT_CACHE_DIR", root().join("target/bench-scratch/cache"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
     println!("\n### Networking on bare metal: `tcpip` over TAP, `weft boot` (QEMU TCG, virtio-net) vs `weft run`\n");
     let mut echo_rows = Vec::new();
     let mut http_rows = Vec::new();
     for (name, verb) in targets {
         let dir = echo.to_str().unwrap().to_string();
         let args: Vec<&str> = [verb[0], dir.as_str()].into_iter().chain(verb[1..].iter().copied()).collect();
-        let child = ns.spawn(&args);
-        let (mb, (p50, p99)) = ns.run(|| {
+        let child = spawn(&args);
+        let (mb, (p50, p99)) = in_ns(Some(&ns), || {
             let _ = echo_throughput("10.0.0.2:7", 64 << 10); // warm up: ARP, TCG translation
             (echo_throughput("10.0.0.2:7", ECHO_BYTES), echo_latency("10.0.0.2:7", ROUNDTRIPS))
         });
@@ -760,8 +566,8 @@ fn baremetal_net() {
         echo_rows.push((name, mb, p50, p99));
         let dir = httpd.to_str().unwrap().to_string();
         let args: Vec<&str> = [verb[0], dir.as_str()].into_iter().chain(verb[1..].iter().copied()).collect();
-        let child = ns.spawn(&args);
-        let r = ns.run(|| {
+        let child = spawn(&args);
+        let r = in_ns(Some(&ns), || {
             let _ = httpd_rates("10.0.0.2:80", 20, 5); // warm up
             httpd_rates("10.0.0.2:80", KEEPALIVE, FRESH)
         });

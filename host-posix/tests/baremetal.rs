@@ -10,7 +10,7 @@ mod common;
 use common::*;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use weft_runtime::bundle::{Bundle, checksum};
 use weft_runtime::engine::Target;
@@ -318,10 +318,6 @@ fn udp_manifest(app: &str, args: &str, local: u16, remote: u16, ip: &str) -> Str
     )
 }
 
-fn finish(child: Child) -> Run {
-    output(child.wait_with_output().unwrap())
-}
-
 /// A `weft run` unikernel and a `weft boot` kernel on one `udp` link (QEMU's
 /// `-netdev socket,udp=` speaks the same one-frame-per-datagram format as
 /// `UdpNet`): TCP through two smoltcp stacks, both directions, both machines.
@@ -347,105 +343,9 @@ fn weft_run_and_weft_boot_talk_over_a_udp_link() {
     }
 }
 
-/// A network namespace with a TAP device `tap0` at 10.0.0.1/24 (what the
-/// examples expect) with a fixed MAC, removed on drop. Root only.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Option<Netns> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { geteuid() } != 0 {
-            eprintln!("skipped: TAP tests need root (CI runs them as root)");
-            return None;
-        }
-        let name = format!("weft-bm-{tag}-{}", std::process::id());
-        let ns = Netns(name.clone());
-        let sh = |args: &[&str]| {
-            let st = Command::new("ip").args(args).status().expect("iproute2 is installed by setup.sh");
-            assert!(st.success(), "ip {args:?}");
-        };
-        sh(&["netns", "add", &name]);
-        sh(&["-n", &name, "link", "set", "lo", "up"]);
-        sh(&["-n", &name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-        // A fixed MAC, so two namespaces see the same ARP history.
-        sh(&["-n", &name, "link", "set", "tap0", "address", "02:00:00:00:00:01"]);
-        sh(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
-        sh(&["-n", &name, "link", "set", "tap0", "up"]);
-        Some(ns)
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-
-    /// `weft <verb> dir …` inside the namespace.
-    fn weft(&self, verb: &str, dir: &Path, extra: &[&str]) -> Child {
-        self.cmd(env!("CARGO_BIN_EXE_weft"))
-            .args([verb, dir.to_str().unwrap()])
-            .args(extra)
-            .env("WEFT_CACHE_DIR", root().join("target/test-scratch/cache"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn ping(&self, addr: &str) {
-        let t = Instant::now();
-        loop {
-            let ping = self.cmd("ping").args(["-c", "1", "-W", "1", addr]).output().unwrap();
-            if ping.status.success() {
-                return;
-            }
-            assert!(t.elapsed() < Duration::from_secs(30), "no ping reply from {addr}: {}", String::from_utf8_lossy(&ping.stdout));
-        }
-    }
-
-    fn curl(&self, args: &[&str]) -> String {
-        let o = self.cmd("curl").args(["-sS", "--max-time", "20", "--retry", "3", "--retry-connrefused"]).args(args).output().unwrap();
-        assert!(o.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-unsafe extern "C" {
-    fn geteuid() -> u32;
-}
-
-/// Kills a running `weft` (QEMU dies with `weft boot`) and collects its output.
-fn kill(mut child: Child) -> Run {
-    let _ = child.kill();
-    finish(child)
-}
-
-impl Netns {
-    /// Stops `weft` and waits until nothing holds tap0 any more (QEMU exits
-    /// shortly after `weft boot`: it gets SIGKILL when its parent dies).
-    fn stop(&self, child: Child) -> Run {
-        let r = kill(child);
-        let t = Instant::now();
-        loop {
-            let o = Command::new("ip").args(["-n", &self.0, "link", "show", "tap0"]).output().unwrap();
-            if String::from_utf8_lossy(&o.stdout).contains("NO-CARRIER") {
-                return r;
-            }
-            assert!(t.elapsed() < Duration::from_secs(10), "tap0 is still attached: {}", String::from_utf8_lossy(&o.stdout));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 #[test]
 fn httpd_booted_with_tap_answers_curl() {
-    let Some(ns) = Netns::new("httpd") else { return };
+    let Some(ns) = Netns::new("bm-httpd") else { return };
     let dir = example("httpd");
     let metal = ns.weft("boot", &dir, &["--qemu-timeout", QEMU_TIMEOUT]);
     ns.ping("10.0.0.2");
@@ -480,7 +380,7 @@ fn arp_history(dir: &Path) -> String {
 /// Runs arp-git in a fresh namespace with `verb` (`run` or `boot`), pings it,
 /// waits for the reply to be committed and stops it; returns the history.
 fn arp_git(verb: &str) -> String {
-    let ns = Netns::new(verb).unwrap();
+    let ns = Netns::new(&format!("bm-{verb}")).unwrap();
     let dir = example("arp-git");
     let child = ns.weft(verb, &dir, if verb == "boot" { &["--qemu-timeout", QEMU_TIMEOUT] } else { &[] });
     // The stack's start-up ARP probe for its own address is the first event;
@@ -508,7 +408,7 @@ fn arp_git(verb: &str) -> String {
 
 #[test]
 fn arp_git_booted_records_the_same_history_as_linux() {
-    if Netns::new("probe").is_none() {
+    if Netns::new("bm-probe").is_none() {
         return;
     }
     let metal = arp_git("boot");
@@ -522,7 +422,7 @@ fn arp_git_booted_records_the_same_history_as_linux() {
 /// captured arrive in the pcap file `weft run` would write.
 #[test]
 fn lossy_net_booted_still_serves_and_captures() {
-    let Some(ns) = Netns::new("lossy") else { return };
+    let Some(ns) = Netns::new("bm-lossy") else { return };
     let dir = example("lossy-net");
     let metal = ns.weft("boot", &dir, &["--qemu-timeout", QEMU_TIMEOUT]);
     ns.ping("10.0.0.2");

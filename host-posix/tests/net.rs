@@ -7,7 +7,7 @@ use common::*;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
@@ -36,10 +36,6 @@ fn connect_retry(addr: &str) -> TcpStream {
             Err(e) => panic!("connecting to {addr}: {e}"),
         }
     }
-}
-
-fn finish(child: Child) -> Run {
-    output(child.wait_with_output().unwrap())
 }
 
 #[test]
@@ -72,78 +68,6 @@ fn a_missing_tap_device_is_named() {
     run(&dir).code(2).stderr_has("device `service`: TAP device weftnope0 does not exist; create it with `ip tuntap add dev weftnope0 mode tap");
 }
 
-/// A network namespace with a TAP device `tap0` at 10.0.0.1/24 (what the
-/// examples expect), removed on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Option<Netns> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc_geteuid() } != 0 {
-            eprintln!("skipped: TAP tests need root (CI runs them as root)");
-            return None;
-        }
-        let name = format!("weft-{tag}-{}", std::process::id());
-        let ns = Netns(name.clone());
-        let sh = |args: &[&str]| {
-            let st = Command::new("ip").args(args).status().expect("iproute2 is installed by setup.sh");
-            assert!(st.success(), "ip {args:?}");
-        };
-        sh(&["netns", "add", &name]);
-        sh(&["-n", &name, "link", "set", "lo", "up"]);
-        sh(&["-n", &name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-        sh(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
-        sh(&["-n", &name, "link", "set", "tap0", "up"]);
-        Some(ns)
-    }
-
-    /// `weft run dir` inside the namespace.
-    fn weft(&self, dir: &std::path::Path) -> Child {
-        self.cmd(env!("CARGO_BIN_EXE_weft"))
-            .args(["run", dir.to_str().unwrap()])
-            .env("WEFT_CACHE_DIR", root().join("target/test-scratch/cache"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn ping(&self, addr: &str) {
-        let t = Instant::now();
-        loop {
-            let ping = self.cmd("ping").args(["-c", "1", "-W", "1", addr]).output().unwrap();
-            if ping.status.success() {
-                return;
-            }
-            assert!(t.elapsed() < Duration::from_secs(20), "no ping reply from {addr}: {}", String::from_utf8_lossy(&ping.stdout));
-        }
-    }
-
-    /// curl inside the namespace; returns (status line code, body).
-    fn curl(&self, args: &[&str]) -> String {
-        let o = self.cmd("curl").args(["-sS", "--max-time", "20", "--retry", "3", "--retry-connrefused"]).args(args).output().unwrap();
-        assert!(o.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
 #[test]
 fn echo_on_tcpip_over_tap_answers_ping_and_tcp() {
     let Some(ns) = Netns::new("echo") else { return };
@@ -151,24 +75,9 @@ fn echo_on_tcpip_over_tap_answers_ping_and_tcp() {
         "echo-tap",
         "[app]\ncomponent = \"echo\"\nargs = [\"7\", \"1\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[stack]\nnet = \"service\"\nip = \"10.0.0.2/24\"\ngateway = \"10.0.0.1\"\n\n[limits]\ntimeout = \"60s\"\n",
     );
-    let weft = env!("CARGO_BIN_EXE_weft");
-    let child = ns
-        .cmd(weft)
-        .args(["run", dir.to_str().unwrap()])
-        .env("WEFT_CACHE_DIR", root().join("target/test-scratch/cache"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ns.weft("run", &dir, &[]);
     // ICMP echo from the namespace: answered by smoltcp inside the component.
-    let t = Instant::now();
-    loop {
-        let ping = ns.cmd("ping").args(["-c", "1", "-W", "1", "10.0.0.2"]).output().unwrap();
-        if ping.status.success() {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "no ping reply: {}", String::from_utf8_lossy(&ping.stdout));
-    }
+    ns.ping("10.0.0.2");
     // TCP echo from the namespace (python's socket module, run inside it).
     let client = ns
         .cmd("python3")
@@ -183,16 +92,11 @@ fn echo_on_tcpip_over_tap_answers_ping_and_tcp() {
     r.ok().stdout_has("served 1 connections").stderr_has("[tcpip] address 10.0.0.2/24");
 }
 
-fn kill(mut child: Child) -> Run {
-    let _ = child.kill();
-    finish(child)
-}
-
 #[test]
 fn httpd_example_serves_curl_over_tap() {
     let Some(ns) = Netns::new("httpd") else { return };
     let dir = example("httpd");
-    let child = ns.weft(&dir);
+    let child = ns.weft("run", &dir, &[]);
     ns.ping("10.0.0.2");
     let page = ns.curl(&["http://10.0.0.2/"]);
     assert!(page.contains("<html"), "{page}");
@@ -203,7 +107,7 @@ fn httpd_example_serves_curl_over_tap() {
     let r = kill(child);
     assert!(r.stderr.contains("[tcpip] address 10.0.0.2/24"), "{}", r.stderr);
     // The value is on the disk image: a fresh run serves it again.
-    let child = ns.weft(&dir);
+    let child = ns.weft("run", &dir, &[]);
     assert_eq!(ns.curl(&["http://10.0.0.2/kv/colour"]), "blue");
     kill(child);
 }
@@ -229,7 +133,7 @@ fn httpd_on_the_host_stack_answers_on_loopback() {
 fn arp_git_example_records_ping_in_git() {
     let Some(ns) = Netns::new("arp") else { return };
     let dir = example("arp-git");
-    let child = ns.weft(&dir);
+    let child = ns.weft("run", &dir, &[]);
     ns.ping("10.0.0.2");
     // Events reach git within the log's batching window, while the unikernel
     // keeps running (the user's flow: ping, then git log).
@@ -255,7 +159,7 @@ fn arp_git_example_records_ping_in_git() {
 fn lossy_net_example_still_serves_and_captures() {
     let Some(ns) = Netns::new("lossy") else { return };
     let dir = example("lossy-net");
-    let child = ns.weft(&dir);
+    let child = ns.weft("run", &dir, &[]);
     ns.ping("10.0.0.2");
     for _ in 0..5 {
         let page = ns.curl(&["http://10.0.0.2/"]);
@@ -308,7 +212,7 @@ fn an_address_clash_is_a_clear_error_naming_the_device() {
         "clash",
         "[app]\ncomponent = \"echo\"\nargs = [\"7\", \"1\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[stack]\nnet = \"service\"\nip = \"10.0.0.1/24\"\nprobe-wait = \"1s\"\n\n[limits]\ntimeout = \"20s\"\n",
     );
-    let r = finish(ns.weft(&dir));
+    let r = finish(ns.weft("run", &dir, &[]));
     assert_ne!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     r.stderr_has(&format!(
         "address clash on net device `service`: 10.0.0.1 is already used by {host_mac} (seen in an ARP reply from it); choose another `ip` in [stack]"
@@ -361,7 +265,7 @@ fn the_tap_devices_mtu_is_the_stacks() {
         "mtu",
         "[app]\ncomponent = \"echo\"\nargs = [\"7\", \"1\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[stack]\nip = \"10.0.0.2/24\"\n\n[limits]\ntimeout = \"30s\"\n",
     );
-    let child = ns.weft(&dir);
+    let child = ns.weft("run", &dir, &[]);
     ns.ping("10.0.0.2");
     let big = ns.cmd("ping").args(["-c", "1", "-W", "2", "-M", "do", "-s", "8000", "10.0.0.2"]).output().unwrap();
     let r = kill(child);

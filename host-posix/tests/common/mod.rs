@@ -2,8 +2,13 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+mod netns;
+// Only the tests that need root use it.
+#[allow(unused_imports)]
+pub use netns::Netns;
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -91,6 +96,17 @@ pub fn output(o: Output) -> Run {
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
+}
+
+/// Waits for a spawned `weft` and collects its output.
+pub fn finish(child: Child) -> Run {
+    output(child.wait_with_output().unwrap())
+}
+
+/// Kills a running `weft` (QEMU dies with `weft boot`) and collects its output.
+pub fn kill(mut child: Child) -> Run {
+    let _ = child.kill();
+    finish(child)
 }
 
 pub fn run(dir: &Path) -> Run {
