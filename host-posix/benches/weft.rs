@@ -22,7 +22,7 @@ use common::*;
 /// The kvstore's own format and store logic, compiled natively: the
 /// baseline writes exactly the records the component writes.
 #[path = "../../components/apps/kvstore/src/format.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)] // its unit tests are compiled here, without the test harness
 mod format;
 #[path = "../../components/apps/kvstore/src/store.rs"]
 #[allow(dead_code)]
