@@ -68,7 +68,8 @@ impl Plan {
     pub fn build(manifest: Manifest, loader: &dyn Loader, engine: &Engine, cache: &Cache) -> Result<Plan, Problems> {
         let src = std::fs::read_to_string(&manifest.path).unwrap_or_default();
         let mut r = Report::new(&manifest.path, &src);
-        let app = resolve_app(&mut r, loader, engine, cache, &manifest);
+        let env = Env { loader, engine, cache };
+        let app = env.app(&mut r, &manifest);
         if let Some(app) = &app {
             check_app(&mut r, &manifest, app, engine);
         }
@@ -89,7 +90,7 @@ impl Plan {
             let mut resolved = Vec::new();
             for (i, f) in dev.filters.iter().enumerate() {
                 let key = format!("devices.{}.filters[{i}]", dev.role);
-                match resolve(&mut r, loader, engine, cache, &f.component, f.line, &key) {
+                match env.resolve(&mut r, &f.component, f.line, &key) {
                     Some(c) => {
                         check_filter(&mut r, dev, f, &c, engine, &key);
                         chain.push(filter(&manifest, f, &c));
@@ -109,7 +110,7 @@ impl Plan {
         let mut stack = None;
         if let Some(spec) = &manifest.stack {
             if let (Some(source), Some(net)) = (&spec.component, &spec.net) {
-                match resolve(&mut r, loader, engine, cache, source, spec.line, "stack.component") {
+                match env.resolve(&mut r, source, spec.line, "stack.component") {
                     Some(c) => {
                         check_stack(&mut r, spec.line, &c, engine);
                         let filter = Filter {
@@ -305,28 +306,93 @@ fn display_name(s: &Source) -> String {
     }
 }
 
-fn resolve(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cache, s: &Source, line: usize, key: &str) -> Option<Resolved> {
-    let bytes = read(r, loader, s, line, key)?;
-    compile(r, engine, cache, s, line, key, &bytes)
+/// Where components come from and go: what turns a manifest's component
+/// entries into compiled [`Resolved`]s. Its problems go to the caller's
+/// [`Report`], each at the manifest `line` and `key` of the entry.
+struct Env<'a> {
+    loader: &'a dyn Loader,
+    engine: &'a Engine,
+    cache: &'a Cache,
 }
 
-/// Compiles (through the cache) a component whose bytes are already read.
-fn compile(r: &mut Report, engine: &Engine, cache: &Cache, s: &Source, line: usize, key: &str, bytes: &[u8]) -> Option<Resolved> {
-    let digest = sha256(bytes);
-    match cache.load(engine, Target::Native, &display_name(s), &digest, bytes) {
-        Ok((component, origin)) => Some(Resolved {
-            name: display_name(s),
-            source: s.clone(),
-            sha256: digest,
-            size: bytes.len(),
-            component,
-            origin,
-            parts: Vec::new(),
-            own_imports: Vec::new(),
-        }),
-        Err(e) => {
-            r.at_line(line, key, format!("{s} is not a valid component: {e:#}"));
-            None
+impl Env<'_> {
+    /// Reads and compiles (through the cache) one component entry.
+    fn resolve(&self, r: &mut Report, s: &Source, line: usize, key: &str) -> Option<Resolved> {
+        let bytes = read(r, self.loader, s, line, key)?;
+        self.compile(r, s, line, key, &bytes)
+    }
+
+    /// Compiles (through the cache) a component whose bytes are already read.
+    fn compile(&self, r: &mut Report, s: &Source, line: usize, key: &str, bytes: &[u8]) -> Option<Resolved> {
+        let digest = sha256(bytes);
+        match self.cache.load(self.engine, Target::Native, &display_name(s), &digest, bytes) {
+            Ok((component, origin)) => Some(Resolved {
+                name: display_name(s),
+                source: s.clone(),
+                sha256: digest,
+                size: bytes.len(),
+                component,
+                origin,
+                parts: Vec::new(),
+                own_imports: Vec::new(),
+            }),
+            Err(e) => {
+                r.at_line(line, key, format!("{s} is not a valid component: {e:#}"));
+                None
+            }
+        }
+    }
+
+    /// The app's entry: read, composed with its parts when it has any, compiled.
+    fn app(&self, r: &mut Report, m: &Manifest) -> Option<Resolved> {
+        let (s, line, key) = (&m.app.component, m.app.line, "app.component");
+        let bytes = read(r, self.loader, s, line, key)?;
+        let imports = compose::imports(&bytes).unwrap_or_default();
+        let wanted = parts_for(m, &imports);
+        if wanted.is_empty() {
+            return self.compile(r, s, line, key, &bytes);
+        }
+        let mut parts = Vec::new();
+        let mut provided: Vec<(String, Vec<u8>)> = Vec::new();
+        for (name, source, pline, pkey) in wanted {
+            if name == "wasi" && self.loader.shipped("wasi").is_none() {
+                r.at_line(line, key, format!("{} imports WASI, but this weft was built without the `wasi` component", display_name(s)));
+                return None;
+            }
+            let b = read(r, self.loader, &source, pline, &pkey)?;
+            parts.push(Part { name: name.clone(), source, sha256: sha256(&b), size: b.len() });
+            provided.push((name, b));
+        }
+        let digest = sha256(&bytes);
+        let inputs: Vec<[u8; 32]> = core::iter::once(digest).chain(parts.iter().map(|p| p.sha256)).collect();
+        let composed = self.cache.load_composed(self.engine, Target::Native, &display_name(s), &inputs, || {
+            let providers: Vec<compose::Provider<'_>> =
+                provided.iter().map(|(name, bytes)| compose::Provider { name, bytes }).collect();
+            compose::compose(&bytes, &providers).map_err(wasmtime::Error::new)
+        });
+        match composed {
+            Ok((component, origin)) => Some(Resolved {
+                name: display_name(s),
+                source: s.clone(),
+                sha256: digest,
+                size: bytes.len(),
+                component,
+                origin,
+                parts,
+                own_imports: imports,
+            }),
+            Err(e) => {
+                let (at, k, fix) = match e.downcast_ref::<compose::ComposeError>() {
+                    Some(compose::ComposeError::Unprovided(_)) => (line, key.to_string(), "; weft's `wasi` component provides wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem and wasi:sockets, any version 0.2.0-0.2.12: build the app without the others".to_string()),
+                    Some(compose::ComposeError::Unused(name)) => {
+                        let c = m.components.iter().find(|c| c.name == *name);
+                        (c.map_or(line, |c| c.line), format!("components.{name}"), format!("; remove [components.{name}], or use an app that imports its interfaces"))
+                    }
+                    _ => (line, key.to_string(), String::new()),
+                };
+                r.at_line(at, &k, format!("{} {e:#}{fix}", display_name(s)));
+                None
+            }
         }
     }
 }
@@ -344,97 +410,41 @@ fn parts_for(m: &Manifest, imports: &[String]) -> Vec<(String, Source, usize, St
     parts
 }
 
-fn load(loader: &dyn Loader, s: &Source) -> Result<Vec<u8>, String> {
+/// A component's bytes, or what a user reads when they cannot be had.
+fn fetch(loader: &dyn Loader, s: &Source) -> Result<Vec<u8>, String> {
     match s {
-        Source::Shipped(n) => loader.shipped(n).map(<[u8]>::to_vec).ok_or_else(|| format!("no shipped component {n}")),
-        Source::File(p) => loader.read(p).map_err(|e| format!("{}: {e}", p.display())),
+        Source::Shipped(name) => loader.shipped(name).map(<[u8]>::to_vec).ok_or_else(|| {
+            let known = loader.shipped_names().join(", ");
+            format!("no shipped component named {name:?}; shipped: {known}; or give a path ending in .wasm")
+        }),
+        Source::File(p) => loader
+            .read(p)
+            .map_err(|e| format!("cannot read {}: {e}; paths are relative to the manifest's folder", p.display())),
     }
 }
 
 /// The app's bytes as the linker sees them: composed with its parts.
 /// (`weft build` precompiles these for the kernel.)
 pub fn app_bytes(loader: &dyn Loader, app: &Resolved) -> Result<Vec<u8>, String> {
-    let bytes = load(loader, &app.source)?;
+    let bytes = fetch(loader, &app.source)?;
     if app.parts.is_empty() {
         return Ok(bytes);
     }
     let parts: Vec<(String, Vec<u8>)> =
-        app.parts.iter().map(|p| Ok((p.name.clone(), load(loader, &p.source)?))).collect::<Result<_, String>>()?;
+        app.parts.iter().map(|p| Ok((p.name.clone(), fetch(loader, &p.source)?))).collect::<Result<_, String>>()?;
     let providers: Vec<compose::Provider<'_>> =
         parts.iter().map(|(name, bytes)| compose::Provider { name, bytes }).collect();
     compose::compose(&bytes, &providers).map_err(|e| e.to_string())
 }
 
-fn resolve_app(r: &mut Report, loader: &dyn Loader, engine: &Engine, cache: &Cache, m: &Manifest) -> Option<Resolved> {
-    let (s, line, key) = (&m.app.component, m.app.line, "app.component");
-    let bytes = read(r, loader, s, line, key)?;
-    let imports = compose::imports(&bytes).unwrap_or_default();
-    let wanted = parts_for(m, &imports);
-    if wanted.is_empty() {
-        return compile(r, engine, cache, s, line, key, &bytes);
-    }
-    let mut parts = Vec::new();
-    let mut provided: Vec<(String, Vec<u8>)> = Vec::new();
-    for (name, source, pline, pkey) in wanted {
-        if name == "wasi" && loader.shipped("wasi").is_none() {
-            r.at_line(line, key, format!("{} imports WASI, but this weft was built without the `wasi` component", display_name(s)));
-            return None;
-        }
-        let b = read(r, loader, &source, pline, &pkey)?;
-        parts.push(Part { name: name.clone(), source, sha256: sha256(&b), size: b.len() });
-        provided.push((name, b));
-    }
-    let digest = sha256(&bytes);
-    let inputs: Vec<[u8; 32]> = core::iter::once(digest).chain(parts.iter().map(|p| p.sha256)).collect();
-    let composed = cache.load_composed(engine, Target::Native, &display_name(s), &inputs, || {
-        let providers: Vec<compose::Provider<'_>> =
-            provided.iter().map(|(name, bytes)| compose::Provider { name, bytes }).collect();
-        compose::compose(&bytes, &providers).map_err(wasmtime::Error::new)
-    });
-    match composed {
-        Ok((component, origin)) => Some(Resolved {
-            name: display_name(s),
-            source: s.clone(),
-            sha256: digest,
-            size: bytes.len(),
-            component,
-            origin,
-            parts,
-            own_imports: imports,
-        }),
-        Err(e) => {
-            let (at, k, fix) = match e.downcast_ref::<compose::ComposeError>() {
-                Some(compose::ComposeError::Unprovided(_)) => (line, key.to_string(), "; weft's `wasi` component provides wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem and wasi:sockets, any version 0.2.0-0.2.12: build the app without the others".to_string()),
-                Some(compose::ComposeError::Unused(name)) => {
-                    let c = m.components.iter().find(|c| c.name == *name);
-                    (c.map_or(line, |c| c.line), format!("components.{name}"), format!("; remove [components.{name}], or use an app that imports its interfaces"))
-                }
-                _ => (line, key.to_string(), String::new()),
-            };
-            r.at_line(at, &k, format!("{} {e:#}{fix}", display_name(s)));
-            None
-        }
-    }
-}
-
 /// Reads a component's bytes and checks it is a component at all.
 fn read(r: &mut Report, loader: &dyn Loader, s: &Source, line: usize, key: &str) -> Option<Vec<u8>> {
-    let bytes = match s {
-        Source::Shipped(name) => match loader.shipped(name) {
-            Some(b) => b.to_vec(),
-            None => {
-                let known = loader.shipped_names().join(", ");
-                r.at_line(line, key, format!("no shipped component named {name:?}; shipped: {known}; or give a path ending in .wasm"));
-                return None;
-            }
-        },
-        Source::File(p) => match loader.read(p) {
-            Ok(b) => b,
-            Err(e) => {
-                r.at_line(line, key, format!("cannot read {}: {e}; paths are relative to the manifest's folder", p.display()));
-                return None;
-            }
-        },
+    let bytes = match fetch(loader, s) {
+        Ok(b) => b,
+        Err(e) => {
+            r.at_line(line, key, e);
+            return None;
+        }
     };
     if !bytes.starts_with(b"\0asm") {
         r.at_line(line, key, format!("{s} is not a WebAssembly file (no \\0asm header)"));
