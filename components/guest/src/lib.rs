@@ -19,6 +19,7 @@ pub mod config;
 pub mod fmt;
 pub mod parse;
 pub mod rng;
+pub mod serve;
 
 pub use cell::Global;
 pub use config::Config;

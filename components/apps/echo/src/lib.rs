@@ -16,7 +16,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 // The allocator, panic handler and `cabi_realloc` come from weft-guest.
-use weft_guest as _;
+use weft_guest::serve::{self, SECOND};
 
 wit_bindgen::generate!({
     world: "app",
@@ -30,7 +30,6 @@ use weft::devices::{clock, console};
 /// read no further (until the peer has taken some back).
 const CHUNK: u32 = 16 * 1024;
 const HOLD: usize = 64 * 1024;
-const SECOND: u64 = 1_000_000_000;
 
 struct Conn {
     s: u32,
@@ -135,22 +134,11 @@ impl Guest for Echo {
                 break;
             }
             if !progress {
-                let now = clock::monotonic_now();
-                let cap = now.saturating_add(SECOND);
-                let deadline = sockets::next_deadline().map_or(cap, |d| d.min(cap));
-                clock::wait_until(deadline);
+                clock::wait_until(serve::idle_until(clock::monotonic_now(), sockets::next_deadline()));
             }
         }
         // Let the last FINs and ACKs go out before the stack stops running.
-        let end = clock::monotonic_now().saturating_add(SECOND / 5);
-        loop {
-            let now = clock::monotonic_now();
-            if now >= end {
-                break;
-            }
-            let d = sockets::next_deadline().map_or(end, |d| d.clamp(now + 1, end));
-            clock::wait_until(d);
-        }
+        serve::linger(SECOND / 5, clock::monotonic_now, sockets::next_deadline, clock::wait_until);
         sockets::close(listener);
         say(&format!(
             "echo: served {served} connections, {bytes} bytes\n"

@@ -28,7 +28,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use weft_guest as _;
+use weft_guest::serve::{self, SECOND};
 
 wit_bindgen::generate!({
     world: "app",
@@ -44,7 +44,6 @@ const MAX_HEAD: usize = 8 * 1024;
 /// A value must fit one kvstore record (one 1 MiB write with header, key and padding).
 const MAX_BODY: usize = 512 * 1024;
 const CHUNK: u32 = 16 * 1024;
-const SECOND: u64 = 1_000_000_000;
 const ROLE: &str = "storage";
 
 fn say(s: &str) {
@@ -239,22 +238,11 @@ impl Guest for Httpd {
                 break;
             }
             if !progress {
-                let now = clock::monotonic_now();
-                let cap = now.saturating_add(SECOND);
-                let deadline = sockets::next_deadline().map_or(cap, |d| d.min(cap));
-                clock::wait_until(deadline);
+                clock::wait_until(serve::idle_until(clock::monotonic_now(), sockets::next_deadline()));
             }
         }
         // Let the last segments and FINs go out before the stack stops running.
-        let end = clock::monotonic_now().saturating_add(SECOND / 5);
-        loop {
-            let now = clock::monotonic_now();
-            if now >= end {
-                break;
-            }
-            let d = sockets::next_deadline().map_or(end, |d| d.clamp(now + 1, end));
-            clock::wait_until(d);
-        }
+        serve::linger(SECOND / 5, clock::monotonic_now, sockets::next_deadline, clock::wait_until);
         sockets::close(listener);
         say(&format!("httpd: answered {handled} requests\n"));
         0
