@@ -17,6 +17,7 @@ extern crate alloc;
 pub mod cell;
 pub mod config;
 pub mod fmt;
+pub mod observe;
 pub mod parse;
 pub mod rng;
 pub mod serve;

@@ -14,11 +14,10 @@ pub mod arp;
 #[cfg(test)]
 mod fuzz;
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use arp::{Direction, Table};
-use weft_guest::{Config, Global};
+use weft_guest::Global;
 
 wit_bindgen::generate!({
     world: "net-filter",
@@ -52,40 +51,4 @@ fn observe(frames: &[Vec<u8>], dir: Direction) {
     });
 }
 
-struct ArpLog;
-
-impl FilterGuest for ArpLog {
-    fn configure(_device: String, config: Vec<(String, String)>) -> Result<(), String> {
-        Config::new(&config, &[])?;
-        Ok(())
-    }
-}
-
-impl NetGuest for ArpLog {
-    fn open(name: String) -> Result<Handle, ErrorCode> {
-        net::open(&name)
-    }
-
-    fn info(dev: Handle) -> Result<NetInfo, ErrorCode> {
-        let i = net::info(dev)?;
-        Ok(NetInfo {
-            mac: i.mac,
-            mtu: i.mtu,
-        })
-    }
-
-    fn send(dev: Handle, frames: Vec<Vec<u8>>) -> Result<u32, ErrorCode> {
-        let n = net::send(dev, &frames)?;
-        // Log only what the device took.
-        observe(&frames[..(n as usize).min(frames.len())], Direction::Out);
-        Ok(n)
-    }
-
-    fn receive(dev: Handle, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
-        let frames = net::receive(dev, max)?;
-        observe(&frames, Direction::In);
-        Ok(frames)
-    }
-}
-
-export!(ArpLog);
+weft_guest::observing_net_filter!(ArpLog, observe, in: Direction::In, out: Direction::Out);

@@ -6,10 +6,7 @@
 
 extern crate alloc;
 
-use alloc::string::String;
 use alloc::vec::Vec;
-
-use weft_guest::Config;
 
 wit_bindgen::generate!({
     world: "net-filter",
@@ -32,42 +29,4 @@ fn record(frames: &[Vec<u8>], dir: Direction) {
     }
 }
 
-struct NetPcap;
-
-impl FilterGuest for NetPcap {
-    fn configure(_device: String, config: Vec<(String, String)>) -> Result<(), String> {
-        Config::new(&config, &[])?;
-        Ok(())
-    }
-}
-
-impl NetGuest for NetPcap {
-    fn open(name: String) -> Result<Handle, ErrorCode> {
-        net::open(&name)
-    }
-
-    fn info(dev: Handle) -> Result<NetInfo, ErrorCode> {
-        let i = net::info(dev)?;
-        Ok(NetInfo {
-            mac: i.mac,
-            mtu: i.mtu,
-        })
-    }
-
-    fn send(dev: Handle, frames: Vec<Vec<u8>>) -> Result<u32, ErrorCode> {
-        let n = net::send(dev, &frames)?;
-        record(
-            &frames[..(n as usize).min(frames.len())],
-            Direction::Outbound,
-        );
-        Ok(n)
-    }
-
-    fn receive(dev: Handle, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
-        let frames = net::receive(dev, max)?;
-        record(&frames, Direction::Inbound);
-        Ok(frames)
-    }
-}
-
-export!(NetPcap);
+weft_guest::observing_net_filter!(NetPcap, record, in: Direction::Inbound, out: Direction::Outbound);

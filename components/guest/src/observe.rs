@@ -1,0 +1,52 @@
+//! [`observing_net_filter!`](crate::observing_net_filter): the whole of a `net` filter
+//! that only watches, like smoltcp's `Tracer` middleware.
+
+/// Defines the unit struct `$filter` as a complete `net-filter` component: it takes no
+/// configuration keys, passes every call through unchanged, and shows the frames that
+/// pass to `$observe(&[Vec<u8>], direction)` — received frames with `$in`, sent ones
+/// with `$out`, and of those only the ones the device took.
+///
+/// Call it in a crate whose wit-bindgen bindings for the `net-filter` world are in
+/// scope as `FilterGuest`, `NetGuest`, `NetInfo`, `Handle`, `ErrorCode` and `net`
+/// (each crate has its own). It ends with `export!($filter)`.
+#[macro_export]
+macro_rules! observing_net_filter {
+    ($filter:ident, $observe:path, in: $in:expr, out: $out:expr $(,)?) => {
+        struct $filter;
+
+        impl FilterGuest for $filter {
+            fn configure(
+                _device: ::alloc::string::String,
+                config: ::alloc::vec::Vec<(::alloc::string::String, ::alloc::string::String)>,
+            ) -> Result<(), ::alloc::string::String> {
+                $crate::Config::new(&config, &[])?;
+                Ok(())
+            }
+        }
+
+        impl NetGuest for $filter {
+            fn open(name: ::alloc::string::String) -> Result<Handle, ErrorCode> {
+                net::open(&name)
+            }
+
+            fn info(dev: Handle) -> Result<NetInfo, ErrorCode> {
+                let i = net::info(dev)?;
+                Ok(NetInfo { mac: i.mac, mtu: i.mtu })
+            }
+
+            fn send(dev: Handle, frames: ::alloc::vec::Vec<::alloc::vec::Vec<u8>>) -> Result<u32, ErrorCode> {
+                let n = net::send(dev, &frames)?;
+                $observe(&frames[..(n as usize).min(frames.len())], $out);
+                Ok(n)
+            }
+
+            fn receive(dev: Handle, max: u32) -> Result<::alloc::vec::Vec<::alloc::vec::Vec<u8>>, ErrorCode> {
+                let frames = net::receive(dev, max)?;
+                $observe(&frames, $in);
+                Ok(frames)
+            }
+        }
+
+        export!($filter);
+    };
+}
