@@ -390,6 +390,15 @@ fn echo(scratch: &Path, ns: &Netns) {
     let e = with_tap(scratch, ns, "echo", 7, ("", JUMBO_STACK), |_| echo_measure(Some(ns), "10.0.0.2:7"));
     row(&format!("weft `echo` on `tcpip` over TAP, MTU {JUMBO_MTU}, 256 KiB socket buffers"), e, base);
     ip(&["-n", &ns.0, "link", "set", "tap0", "mtu", "1500"]);
+    // Segmentation offload (`offload = true`): the wire stays at MTU 1500, Linux
+    // and weft's TAP leaf exchange super-frames of up to 64 KiB.
+    for (name, filters) in [
+        ("weft `echo` on `tcpip` over TAP, MTU 1500, `offload = true`, 256 KiB socket buffers", "offload = true\n".to_string()),
+        ("… + 1 net filter (`arp-log`)", format!("offload = true\n{ARP_LOG}")),
+    ] {
+        let e = with_tap(scratch, ns, "echo", 7, (&filters, JUMBO_STACK), |_| echo_measure(Some(ns), "10.0.0.2:7"));
+        row(name, e, base);
+    }
 
     println!("\nFilter cost, echo over TAP, {FILTER_ROUNDS} alternating rounds of {} MiB:\n", FILTER_BYTES >> 20);
     let (mut without, mut with) = (Vec::new(), Vec::new());

@@ -130,7 +130,7 @@ pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
         .net_devices()
         .map(|d| {
             let (link, name) = match &d.backend {
-                Backend::Tap { device } => (NetLink::Tap { device: device.clone() }, device.as_str()),
+                Backend::Tap { device, .. } => (NetLink::Tap { device: device.clone() }, device.as_str()),
                 Backend::Udp { local, remote } => {
                     (NetLink::Udp { local: local.clone(), remote: remote.clone() }, local.as_str())
                 }
@@ -191,7 +191,10 @@ fn qemu_mapping(kind: Kind, role: &str, backend: &Backend) -> Result<()> {
             }
             Ok(())
         }
-        (Kind::Net, Backend::Tap { device }) => {
+        (Kind::Net, Backend::Tap { offload: true, .. }) => Err(invalid(format!(
+            "error: device `{role}`: `offload` is the Linux TAP leaf's (`weft run`); under `weft boot` QEMU drives the TAP device and the kernel's virtio-net does no segmentation offload: remove `offload`"
+        ))),
+        (Kind::Net, Backend::Tap { device, .. }) => {
             // The name goes into a QEMU option; `TapNet` refuses the same names.
             if device.is_empty() || device.len() >= 16 || !device.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
                 return Err(invalid(format!("error: device `{role}`: {device:?} is not a valid interface name")));

@@ -4,6 +4,7 @@
 pub mod backends;
 pub mod gitlog;
 pub mod net;
+mod offload;
 pub mod boot;
 pub mod run;
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use cap_std::fs::{Dir, OpenOptions};
+use crate::offload;
 use weft_runtime::devices::{Capture, Direction, Endpoint, ErrorCode, NetDevice, NetInfo, SocketError, Sockets};
 
 /// File descriptors whose input should end a `clock.wait-until` early.
@@ -62,15 +63,22 @@ const FRAME_MAX: usize = 14 + MTU as usize;
 /// The largest MTU a TAP device may report: a frame must fit the 64 KiB read buffer.
 const TAP_MTU_MAX: u32 = 65535 - 14;
 
-/// An existing TAP interface (IFF_TAP | IFF_NO_PI), non-blocking.
+/// An existing TAP interface (IFF_TAP | IFF_NO_PI), non-blocking; with `offload`,
+/// segmentation offload through virtio-net headers (`crate::offload`).
 pub struct TapNet {
     file: File,
     info: NetInfo,
     buf: Vec<u8>,
+    offload: bool,
 }
 
+/// `TUNSETOFFLOAD` and its flags (linux/if_tun.h; not in the libc crate).
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUN_F_CSUM: libc::c_ulong = 0x01;
+const TUN_F_TSO4: libc::c_ulong = 0x02;
+
 impl TapNet {
-    pub fn open(device: &str, role: &str, readiness: &Readiness) -> Result<TapNet> {
+    pub fn open(device: &str, role: &str, offload: bool, readiness: &Readiness) -> Result<TapNet> {
         if device.is_empty() || device.len() >= libc::IFNAMSIZ || device.contains('/') {
             bail!("device `{role}`: {device:?} is not a valid interface name");
         }
@@ -96,10 +104,17 @@ impl TapNet {
             for (i, b) in device.bytes().enumerate() {
                 req.ifr_name[i] = b as libc::c_char;
             }
-            req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+            let vnet = if offload { libc::IFF_VNET_HDR } else { 0 };
+            req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | vnet) as libc::c_short;
             if libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &req) < 0 {
                 let e = std::io::Error::last_os_error();
                 bail!("device `{role}`: attaching to TAP device {device}: {e} (is it a TAP, not a TUN, device, owned by this user or used by another process?)");
+            }
+            // Linux may now hand over TCP as unsegmented super-frames with the
+            // checksum left to do; weft completes it (`offload::complete_checksum`).
+            if offload && libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4) < 0 {
+                let e = std::io::Error::last_os_error();
+                bail!("device `{role}`: turning on segmentation offload on TAP device {device}: {e}; remove `offload` from the device to run without it");
             }
         }
         // The TAP device's own MTU (`ip link set tap0 mtu 9000` gives the stack jumbo
@@ -109,9 +124,14 @@ impl TapNet {
             .and_then(|m| m.trim().parse::<u32>().ok())
             .unwrap_or(MTU)
             .clamp(576, TAP_MTU_MAX);
+        // With offload the stack must take super-frames: its MTU is the largest
+        // IPv4 packet, and the peer's MSS (from the link's MTU) still bounds what
+        // it sends.
+        let mtu = if offload { TAP_MTU_MAX } else { mtu };
         wait_link_up(&sys);
         readiness.add(file.as_raw_fd());
-        Ok(TapNet { file, info: NetInfo { mac: mac_for(device), mtu }, buf: vec![0; 65536] })
+        let buf = vec![0; offload::HDR_LEN + 65536];
+        Ok(TapNet { file, info: NetInfo { mac: mac_for(device), mtu }, buf, offload })
     }
 }
 
@@ -152,6 +172,9 @@ impl NetDevice for TapNet {
     }
 
     fn send(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode> {
+        if self.offload {
+            return self.send_offloaded(frames);
+        }
         let mut sent = 0;
         for f in frames {
             match self.file.write(f) {
@@ -164,11 +187,21 @@ impl NetDevice for TapNet {
     }
 
     fn receive(&mut self, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
+        let skip = if self.offload { offload::HDR_LEN } else { 0 };
         let mut out = Vec::new();
         while out.len() < max as usize {
             match self.file.read(&mut self.buf) {
                 // Frames longer than the MTU (offloads) are dropped, as a NIC would.
-                Ok(n) if (14..=14 + self.info.mtu as usize).contains(&n) => out.push(self.buf[..n].to_vec()),
+                Ok(n) if (skip + 14..=skip + 14 + self.info.mtu as usize).contains(&n) => {
+                    let mut f = self.buf[skip..n].to_vec();
+                    if self.offload {
+                        let hdr: [u8; offload::HDR_LEN] = self.buf[..offload::HDR_LEN].try_into().unwrap();
+                        if !offload::complete_checksum(&hdr, &mut f) {
+                            continue;
+                        }
+                    }
+                    out.push(f);
+                }
                 Ok(_) => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) if !out.is_empty() => break,
@@ -176,6 +209,24 @@ impl NetDevice for TapNet {
             }
         }
         Ok(out)
+    }
+}
+
+impl TapNet {
+    /// `send` with virtio-net headers, runs of TCP segments merged: the count
+    /// returned is of the caller's frames, a merged frame counting for each of its
+    /// segments.
+    fn send_offloaded(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode> {
+        let mut sent = 0u32;
+        for (hdr, f, segments) in offload::coalesce(frames) {
+            let iov = [std::io::IoSlice::new(&hdr), std::io::IoSlice::new(&f)];
+            match self.file.write_vectored(&iov) {
+                Ok(_) => sent += segments as u32,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return if sent > 0 { Ok(sent) } else { Err(ErrorCode::Io) },
+            }
+        }
+        Ok(sent)
     }
 }
 

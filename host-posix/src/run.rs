@@ -144,7 +144,7 @@ pub fn leaves(plan: &Plan, dir: &Dir) -> Result<Leaves> {
     let shared = Arc::new(dir.try_clone().map_err(|e| fail(e.into()))?);
     for d in plan.net_devices() {
         let n: Box<dyn NetDevice> = match &d.backend {
-            Backend::Tap { device } => Box::new(TapNet::open(device, &d.role, &readiness).map_err(fail)?),
+            Backend::Tap { device, offload } => Box::new(TapNet::open(device, &d.role, *offload, &readiness).map_err(fail)?),
             Backend::Udp { local, remote } => Box::new(UdpNet::open(local, remote, &d.role, &readiness).map_err(fail)?),
             other => unreachable!("validated: {other:?} is not a net backend"),
         };

@@ -109,7 +109,8 @@ pub enum Backend {
     /// Events as commits in a git repository (relative to the manifest).
     Git { path: PathBuf },
     /// An existing TAP interface, by name.
-    Tap { device: String },
+    /// `offload`: segmentation offload through virtio-net headers (Linux only).
+    Tap { device: String, offload: bool },
     /// Frames as UDP datagrams between two sockets (QEMU's
     /// `-netdev socket,udp=…,localaddr=…` wire format); needs no privileges.
     Udp { local: String, remote: String },
@@ -751,12 +752,23 @@ impl Manifest {
                 Backend::Seeded { seed }
             }
             "tap" => {
-                known.push("device");
+                known.extend(["device", "offload"]);
                 let Some(d) = get(dt, "device") else {
                     r.at_line(line, &format!("{prefix}.device"), "missing; the TAP interface's name, e.g. device = \"tap0\" (create it with `ip tuntap add dev tap0 mode tap`)");
                     return None;
                 };
-                Backend::Tap { device: string(r, d, &format!("{prefix}.device"))?.to_string() }
+                let device = string(r, d, &format!("{prefix}.device"))?.to_string();
+                let offload = match get(dt, "offload") {
+                    Some(v) => match v.get_ref().as_bool() {
+                        Some(b) => b,
+                        None => {
+                            r.at(v.span().start, &format!("{prefix}.offload"), "expected true or false");
+                            return None;
+                        }
+                    },
+                    None => false,
+                };
+                Backend::Tap { device, offload }
             }
             "udp" => {
                 known.extend(["local", "remote"]);

@@ -289,7 +289,7 @@ fn backend_text(b: &Backend) -> String {
         Backend::Os => "os".into(),
         Backend::Seeded { seed } => format!("seeded {seed}"),
         Backend::Stderr => "stderr".into(),
-        Backend::Tap { device } => format!("tap {device:?}"),
+        Backend::Tap { device, offload } => format!("tap {device:?}{}", if *offload { ", offload" } else { "" }),
         Backend::Git { path } => format!("git {:?}", path.display().to_string()),
         Backend::Udp { local, remote } => format!("udp {local} <-> {remote}"),
     }

@@ -1,0 +1,345 @@
+//! TAP segmentation offload (`offload = true` on a `tap` device): what virtio-net
+//! does for a VM, done in weft's TAP leaf so the stack component moves 64 KiB at a
+//! time over a 1500-byte link.
+//!
+//! With `IFF_VNET_HDR` every frame on the TAP file descriptor carries a 10-byte
+//! `virtio_net_hdr` in front. Linux then hands weft TCP data as *super-frames* of up
+//! to 64 KiB (one `read` instead of ~45) whose checksum is left for the receiver
+//! ([`complete_checksum`]), and takes one super-frame per `write` that it cuts into
+//! MSS-sized segments itself: [`coalesce`] merges the stack's consecutive segments
+//! of one TCP stream into such a frame. Everything else passes as it is.
+//!
+//! The stack sees the TAP device's MTU as 64 KiB (it must accept super-frames); the
+//! segments it sends stay within the peer's MSS, which the link's MTU sets. Filters
+//! on the device see super-frames inbound and wire segments outbound.
+
+/// `sizeof(struct virtio_net_hdr)`, the TAP default.
+pub const HDR_LEN: usize = 10;
+
+const F_NEEDS_CSUM: u8 = 1;
+const GSO_TCPV4: u8 = 1;
+
+/// The largest IPv4 packet.
+const IP_MAX: usize = 65535;
+const ETH: usize = 14;
+const TCP_FLAG_ACK: u8 = 0x10;
+const TCP_FLAG_PSH: u8 = 0x08;
+const TCP_FLAG_FIN: u8 = 0x01;
+
+/// The header of a frame Linux needs to do nothing for.
+pub const PLAIN: [u8; HDR_LEN] = [0; HDR_LEN];
+
+/// A received frame's header asks for its checksum to be filled in (Linux's
+/// `CHECKSUM_PARTIAL`): the one's complement sum of the bytes from `csum_start` on,
+/// whose checksum field already holds the pseudo-header's sum, goes to
+/// `csum_start + csum_offset`. Returns false for a header that points outside the
+/// frame (the frame is then dropped, as a NIC drops a bad descriptor).
+pub fn complete_checksum(hdr: &[u8; HDR_LEN], frame: &mut [u8]) -> bool {
+    if hdr[0] & F_NEEDS_CSUM == 0 {
+        return true;
+    }
+    let start = u16::from_le_bytes([hdr[6], hdr[7]]) as usize;
+    let at = start + u16::from_le_bytes([hdr[8], hdr[9]]) as usize;
+    if start >= frame.len() || at + 2 > frame.len() {
+        return false;
+    }
+    let sum = !fold(sum16(&frame[start..], 0));
+    frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+    true
+}
+
+/// The stack's frames as they go to the TAP device, each with its header: runs of
+/// consecutive full-size segments of one TCP stream become one super-frame.
+/// Each with how many of the caller's frames it holds.
+pub fn coalesce(frames: &[Vec<u8>]) -> Vec<([u8; HDR_LEN], Vec<u8>, usize)> {
+    let mut out: Vec<([u8; HDR_LEN], Vec<u8>, usize)> = Vec::new();
+    let mut run: Option<Run> = None;
+    for f in frames {
+        let Some(seg) = Segment::parse(f) else {
+            if let Some(r) = run.take() {
+                out.push(r.finish());
+            }
+            out.push((PLAIN, f.clone(), 1));
+            continue;
+        };
+        if let Some(r) = &mut run {
+            if r.append(f, &seg) {
+                continue;
+            }
+            out.push(run.take().unwrap().finish());
+        }
+        run = Some(Run::start(f, seg));
+    }
+    if let Some(r) = run {
+        out.push(r.finish());
+    }
+    out
+}
+
+/// An IPv4 TCP segment with data, as far as merging needs it.
+#[derive(Clone, Copy)]
+struct Segment {
+    /// Bytes of Ethernet + IP + TCP header.
+    hdr_len: usize,
+    ip_hdr: usize,
+    seq: u32,
+    flags: u8,
+    payload: usize,
+}
+
+impl Segment {
+    fn parse(f: &[u8]) -> Option<Segment> {
+        if f.len() < ETH + 20 || f[12..14] != [0x08, 0x00] {
+            return None;
+        }
+        let ip = &f[ETH..];
+        let ihl = (ip[0] & 0x0f) as usize * 4;
+        let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+        let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+        if ip[0] >> 4 != 4 || ihl != 20 || ip[9] != 6 || fragment || total != ip.len() || total < ihl + 20 {
+            return None;
+        }
+        let tcp = &ip[ihl..];
+        let thl = (tcp[12] >> 4) as usize * 4;
+        if thl < 20 || ihl + thl > total {
+            return None;
+        }
+        let flags = tcp[13];
+        let payload = total - ihl - thl;
+        // Only data with ACK, and at most PSH or FIN besides: SYN, RST, URG and the
+        // ECN flags are never merged.
+        if payload == 0 || flags & !(TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_FIN) != 0 || flags & TCP_FLAG_ACK == 0 {
+            return None;
+        }
+        Some(Segment {
+            hdr_len: ETH + ihl + thl,
+            ip_hdr: ihl,
+            seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+            flags,
+            payload,
+        })
+    }
+}
+
+/// Segments being merged: the first one's headers, every payload after them.
+struct Run {
+    frame: Vec<u8>,
+    first: Segment,
+    last: Segment,
+    segments: usize,
+}
+
+impl Run {
+    fn start(f: &[u8], seg: Segment) -> Run {
+        let mut frame = Vec::with_capacity(ETH + IP_MAX);
+        frame.extend_from_slice(f);
+        Run { frame, first: seg, last: seg, segments: 1 }
+    }
+
+    /// Appends `f` if Linux's segmentation of the result gives back exactly the
+    /// segments merged: every header byte but the sequence number, IP id and
+    /// checksums alike, every segment but the last one MSS long, in sequence, and
+    /// PSH or FIN only on the last.
+    fn append(&mut self, f: &[u8], seg: &Segment) -> bool {
+        let (a, h) = (&self.first, seg.hdr_len);
+        let mss = a.payload;
+        let fits = self.frame.len() - ETH + seg.payload <= IP_MAX;
+        let in_order = seg.seq == self.last.seq.wrapping_add(self.last.payload as u32);
+        if h != a.hdr_len || !fits || !in_order || self.last.payload != mss || seg.payload > mss {
+            return false;
+        }
+        if self.last.flags & (TCP_FLAG_PSH | TCP_FLAG_FIN) != 0 {
+            return false;
+        }
+        let ip = ETH;
+        let tcp = ETH + a.ip_hdr;
+        let same = |r: core::ops::Range<usize>| self.frame[r.clone()] == f[r];
+        // Ethernet; IP version to TOS, flags to protocol, addresses; TCP ports,
+        // ack, window, urgent pointer and options (not seq, flags or checksum).
+        let alike = same(0..ip + 2)
+            && same(ip + 6..ip + 10)
+            && same(ip + 12..ip + 20)
+            && same(tcp..tcp + 4)
+            && same(tcp + 8..tcp + 13)
+            && same(tcp + 14..tcp + 16)
+            && same(tcp + 18..h);
+        if !alike {
+            return false;
+        }
+        self.frame.extend_from_slice(&f[h..]);
+        // The super-frame's flags are the last segment's: Linux gives PSH and FIN to
+        // the last segment only.
+        self.frame[tcp + 13] = seg.flags;
+        self.last = *seg;
+        self.segments += 1;
+        true
+    }
+
+    fn finish(mut self) -> ([u8; HDR_LEN], Vec<u8>, usize) {
+        if self.segments == 1 {
+            return (PLAIN, self.frame, 1);
+        }
+        let a = self.first;
+        let (ip, tcp) = (ETH, ETH + a.ip_hdr);
+        let total = (self.frame.len() - ETH) as u16;
+        self.frame[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+        self.frame[ip + 10..ip + 12].fill(0);
+        let ip_sum = !fold(sum16(&self.frame[ip..tcp], 0));
+        self.frame[ip + 10..ip + 12].copy_from_slice(&ip_sum.to_be_bytes());
+        // CHECKSUM_PARTIAL: the checksum field holds the pseudo-header's sum,
+        // Linux adds each segment's bytes.
+        let tcp_len = (self.frame.len() - tcp) as u32;
+        let mut pseudo = sum16(&self.frame[ip + 12..ip + 20], 0);
+        pseudo += 6 + tcp_len;
+        self.frame[tcp + 16..tcp + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
+        let mut hdr = [0u8; HDR_LEN];
+        hdr[0] = F_NEEDS_CSUM;
+        hdr[1] = GSO_TCPV4;
+        hdr[2..4].copy_from_slice(&(a.hdr_len as u16).to_le_bytes());
+        hdr[4..6].copy_from_slice(&(a.payload as u16).to_le_bytes());
+        hdr[6..8].copy_from_slice(&(tcp as u16).to_le_bytes());
+        hdr[8..10].copy_from_slice(&16u16.to_le_bytes());
+        (hdr, self.frame, self.segments)
+    }
+}
+
+/// The one's complement sum of `data` as big-endian 16-bit words, unfolded.
+fn sum16(data: &[u8], mut sum: u32) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+        if sum > 0xffff_0000 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+    }
+    if let [b] = chunks.remainder() {
+        sum += (*b as u32) << 8;
+    }
+    sum
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet/IPv4/TCP frame with `payload` bytes of data, full checksums.
+    fn segment(seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        let total = (20 + 32 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1]);
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        let ip_sum = !fold(sum16(&f[14..34], 0));
+        f[24..26].copy_from_slice(&ip_sum.to_be_bytes());
+        // ports 7 → 40000, seq, ack, data offset 8 words (12 bytes of options), flags, window
+        let mut t = vec![0, 7, 0x9c, 0x40];
+        t.extend_from_slice(&seq.to_be_bytes());
+        t.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+        t.extend_from_slice(&[0x80, flags, 0x10, 0x00, 0, 0, 0, 0]);
+        t.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 5]); // NOP NOP timestamps
+        t.extend_from_slice(payload);
+        let mut pseudo = sum16(&f[26..34], 0) + 6 + t.len() as u32;
+        pseudo = sum16(&t, pseudo);
+        let sum = !fold(pseudo);
+        t[16..18].copy_from_slice(&sum.to_be_bytes());
+        f.extend_from_slice(&t);
+        f
+    }
+
+    /// What Linux does with a super-frame: cut it at `gso_size`, and each segment's
+    /// checksum computed from the partial one.
+    fn segment_like_linux(hdr: &[u8; HDR_LEN], f: &[u8]) -> Vec<Vec<u8>> {
+        let hdr_len = u16::from_le_bytes([hdr[2], hdr[3]]) as usize;
+        let mss = u16::from_le_bytes([hdr[4], hdr[5]]) as usize;
+        let seq0 = u32::from_be_bytes(f[38..42].try_into().unwrap());
+        let data = &f[hdr_len..];
+        let n = data.len().div_ceil(mss);
+        (0..n)
+            .map(|i| {
+                let chunk = &data[i * mss..((i + 1) * mss).min(data.len())];
+                let last = i == n - 1;
+                let flags = if last { f[47] } else { f[47] & !(TCP_FLAG_PSH | TCP_FLAG_FIN) };
+                segment(seq0.wrapping_add((i * mss) as u32), flags, chunk)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn consecutive_full_segments_become_one_frame_linux_cuts_back() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+        let segs: Vec<Vec<u8>> = data
+            .chunks(1448)
+            .enumerate()
+            .map(|(i, c)| segment(1000 + (i * 1448) as u32, if i == 3 { 0x18 } else { 0x10 }, c))
+            .collect();
+        let out = coalesce(&segs);
+        assert_eq!(out.len(), 1);
+        let (hdr, f, n) = &out[0];
+        assert_eq!(*n, 4);
+        assert_eq!(hdr[1], GSO_TCPV4);
+        assert_eq!(u16::from_le_bytes([hdr[4], hdr[5]]), 1448);
+        assert_eq!(f.len(), 14 + 20 + 32 + 5000);
+        assert_eq!(segment_like_linux(hdr, f), segs);
+        // The partial checksum completes to the super-frame's true one.
+        let mut g = f.clone();
+        assert!(complete_checksum(hdr, &mut g));
+        assert_eq!(g, segment(1000, 0x18, &data));
+    }
+
+    #[test]
+    fn what_cannot_merge_passes_as_it_is() {
+        let a = segment(1, 0x10, &[1; 100]);
+        let short_then_more = [segment(1, 0x10, &[1; 50]), segment(51, 0x10, &[2; 100])];
+        let gap = [a.clone(), segment(500, 0x10, &[2; 100])];
+        let psh_first = [segment(1, 0x18, &[1; 100]), segment(101, 0x10, &[2; 100])];
+        let syn = [segment(1, 0x12, &[1; 100]), segment(101, 0x10, &[2; 100])];
+        let mut other_ack = segment(101, 0x10, &[2; 100]);
+        other_ack[42] ^= 1;
+        let pure_ack = [segment(1, 0x10, &[]), segment(1, 0x10, &[])];
+        let arp = [vec![0xff; 42]];
+        for frames in [&short_then_more[..], &gap, &psh_first, &syn, &[a.clone(), other_ack], &pure_ack, &arp] {
+            let out = coalesce(frames);
+            assert_eq!(out.len(), frames.len());
+            for ((h, f, n), orig) in out.iter().zip(frames) {
+                assert_eq!(*n, 1);
+                assert_eq!(h, &PLAIN);
+                assert_eq!(f, orig);
+            }
+        }
+    }
+
+    #[test]
+    fn a_run_stops_at_64_kib_and_another_starts() {
+        let segs: Vec<Vec<u8>> = (0..50u32).map(|i| segment(i * 1448, 0x10, &[i as u8; 1448])).collect();
+        let out = coalesce(&segs);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|(_, f, _)| f.len() - 14 <= IP_MAX));
+        assert_eq!(out.iter().map(|(_, _, n)| n).sum::<usize>(), 50);
+        let back: Vec<Vec<u8>> = out.iter().flat_map(|(h, f, _)| segment_like_linux(h, f)).collect();
+        assert_eq!(back, segs);
+    }
+
+    #[test]
+    fn checksums_are_completed_and_bad_offsets_refused() {
+        let full = segment(9, 0x18, b"hello, partial checksum");
+        let mut partial = full.clone();
+        let tcp_len = (full.len() - 34) as u32;
+        let pseudo = fold(sum16(&full[26..34], 0) + 6 + tcp_len);
+        partial[50..52].copy_from_slice(&pseudo.to_be_bytes());
+        let mut hdr = PLAIN;
+        hdr[0] = F_NEEDS_CSUM;
+        hdr[6..8].copy_from_slice(&34u16.to_le_bytes());
+        hdr[8..10].copy_from_slice(&16u16.to_le_bytes());
+        assert!(complete_checksum(&hdr, &mut partial));
+        assert_eq!(partial, full);
+        hdr[6..8].copy_from_slice(&60000u16.to_le_bytes());
+        assert!(!complete_checksum(&hdr, &mut partial));
+        assert!(complete_checksum(&PLAIN, &mut partial));
+    }
+}
