@@ -28,6 +28,15 @@ fn unknown_keys_are_errors_all_reported_at_once() {
 }
 
 #[test]
+fn a_tap_offload_that_is_not_a_boolean_is_named() {
+    let dir = manifest(
+        "offload-type",
+        "[app]\ncomponent = \"echo\"\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\noffload = \"yes\"\n\n[stack]\nip = \"10.0.0.2/24\"\n",
+    );
+    run(&dir).code(INVALID).stderr_has("weft.toml:8: `devices.service.offload`: expected true or false");
+}
+
+#[test]
 fn missing_component_file() {
     let dir = manifest("missing-file", "[app]\ncomponent = \"nothere.wasm\"\n");
     run(&dir).code(INVALID).stderr_has("`app.component`: cannot read nothere.wasm");

@@ -195,6 +195,15 @@ fn a_missing_disk_image_is_refused_before_boot() {
     boot(&dir, &[]).code(2).stderr_has("device `storage`: disk image none.img does not exist");
 }
 
+#[test]
+fn tap_offload_is_refused_before_boot() {
+    let dir = manifest(
+        "bm-offload",
+        "[app]\ncomponent = \"echo\"\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\noffload = true\n\n[stack]\nip = \"10.0.0.2/24\"\n",
+    );
+    boot(&dir, &[]).code(2).stderr_has("error: device `service`: `offload` is the Linux TAP leaf's (`weft run`)");
+}
+
 fn misbehave(name: &str, args: &str, limits: &str) -> Run {
     let dir = manifest(name, &format!("[app]\ncomponent = \"misbehave.wasm\"\nargs = {args}\n\n[limits]\n{limits}\n"));
     test_component(&dir, "misbehave", "misbehave.wasm");
