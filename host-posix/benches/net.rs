@@ -237,7 +237,9 @@ fn wrk(ns: Option<&Netns>, url: &str, close: bool, secs: u32, server: u32) -> Wr
 fn spawn_weft(dir: &Path, manifest: &str, ns: Option<&Netns>) -> Child {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("weft.toml"), manifest).unwrap();
-    weft_cmd(ns).arg("run").arg(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+    // Its log, for when a server does not come up.
+    let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
+    weft_cmd(ns).arg("run").arg(dir).stdout(Stdio::null()).stderr(log).spawn().unwrap()
 }
 
 /// The namespace the TAP servers and their clients run in.

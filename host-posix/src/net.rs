@@ -110,11 +110,14 @@ impl TapNet {
                 let e = std::io::Error::last_os_error();
                 bail!("device `{role}`: attaching to TAP device {device}: {e} (is it a TAP, not a TUN, device, owned by this user or used by another process?)");
             }
-            // Linux may now hand over TCP as unsegmented super-frames with the
-            // checksum left to do; weft completes it (`offload::complete_checksum`).
-            if offload && libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4) < 0 {
+            // With offload Linux may hand over TCP as unsegmented super-frames with
+            // the checksum left to do; weft completes it (`offload::complete_checksum`).
+            // Without, the device is set back to none: offloads outlive the process
+            // that set them, and a plain reader would get frames it cannot take.
+            let flags = if offload { TUN_F_CSUM | TUN_F_TSO4 } else { 0 };
+            if libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, flags) < 0 {
                 let e = std::io::Error::last_os_error();
-                bail!("device `{role}`: turning on segmentation offload on TAP device {device}: {e}; remove `offload` from the device to run without it");
+                bail!("device `{role}`: setting segmentation offload on TAP device {device} to {offload}: {e}");
             }
         }
         // The TAP device's own MTU (`ip link set tap0 mtu 9000` gives the stack jumbo

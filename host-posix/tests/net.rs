@@ -127,6 +127,24 @@ fn echo_with_tap_offload_moves_super_frames_intact() {
     eprintln!("bytes per packet: from weft {from_weft}, to weft {to_weft}");
     assert!(from_weft > 3000, "weft wrote {from_weft} bytes per packet on average: no merged segments");
     assert!(to_weft > 3000, "weft read {to_weft} bytes per packet on average: no super-frames");
+
+    // Offloads outlive the process that set them: the same TAP device without
+    // `offload` gets plain frames again.
+    let plain = manifest(
+        "echo-after-offload",
+        "[app]\ncomponent = \"echo\"\nargs = [\"7\", \"1\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\n\n[stack]\nnet = \"service\"\nip = \"10.0.0.2/24\"\n\n[limits]\ntimeout = \"60s\"\n",
+    );
+    let child = ns.weft("run", &plain, &[]);
+    let client = ns
+        .cmd("python3")
+        .args([
+            "-c",
+            "import socket\ns=socket.create_connection(('10.0.0.2',7),timeout=10)\ns.sendall(bytes(200000));s.shutdown(socket.SHUT_WR)\nn=0\nwhile True:\n  x=s.recv(1<<16)\n  if not x: break\n  n+=len(x)\nprint(n)",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&client.stdout).trim(), "200000", "{}", String::from_utf8_lossy(&client.stderr));
+    finish(child).ok().stderr_has("mtu 1500");
 }
 
 #[test]
