@@ -70,6 +70,8 @@ pub struct TapNet {
     info: NetInfo,
     buf: Vec<u8>,
     offload: bool,
+    /// The TAP device's own MTU (the stack's is 64 KiB with offload).
+    wire_mtu: u32,
 }
 
 /// `TUNSETOFFLOAD` and its flags (linux/if_tun.h; not in the libc crate).
@@ -127,14 +129,14 @@ impl TapNet {
             .and_then(|m| m.trim().parse::<u32>().ok())
             .unwrap_or(MTU)
             .clamp(576, TAP_MTU_MAX);
-        // With offload the stack must take super-frames: its MTU is the largest
-        // IPv4 packet, and the peer's MSS (from the link's MTU) still bounds what
-        // it sends.
+        // With offload the stack takes and sends super-frames: its MTU is the
+        // largest IPv4 packet's (`offload::widen_mss`).
+        let wire_mtu = mtu;
         let mtu = if offload { TAP_MTU_MAX } else { mtu };
         wait_link_up(&sys);
         readiness.add(file.as_raw_fd());
         let buf = vec![0; offload::HDR_LEN + 65536];
-        Ok(TapNet { file, info: NetInfo { mac: mac_for(device), mtu }, buf, offload })
+        Ok(TapNet { file, info: NetInfo { mac: mac_for(device), mtu }, buf, offload, wire_mtu })
     }
 }
 
@@ -202,6 +204,7 @@ impl NetDevice for TapNet {
                         if !offload::complete_checksum(&hdr, &mut f) {
                             continue;
                         }
+                        offload::widen_mss(&mut f, self.wire_mtu);
                     }
                     out.push(f);
                 }
@@ -221,7 +224,7 @@ impl TapNet {
     /// segments.
     fn send_offloaded(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode> {
         let mut sent = 0u32;
-        for (hdr, f, segments) in offload::coalesce(frames) {
+        for (hdr, f, segments) in offload::coalesce(frames, self.wire_mtu) {
             let iov = [std::io::IoSlice::new(&hdr), std::io::IoSlice::new(&f)];
             match self.file.write_vectored(&iov) {
                 Ok(_) => sent += segments as u32,

@@ -9,9 +9,13 @@
 //! MSS-sized segments itself: [`coalesce`] merges the stack's consecutive segments
 //! of one TCP stream into such a frame. Everything else passes as it is.
 //!
-//! The stack sees the TAP device's MTU as 64 KiB (it must accept super-frames); the
-//! segments it sends stay within the peer's MSS, which the link's MTU sets. Filters
-//! on the device see super-frames inbound and wire segments outbound.
+//! The stack sees the TAP device's MTU as 64 KiB (it must accept super-frames), and
+//! sends super-frames itself: in a SYN from a peer on the link, whose MSS is the
+//! wire's (its MTU less 40), [`widen_mss`] raises the MSS to 64 KiB, so smoltcp builds
+//! segments of up to 64 KiB that Linux cuts to the wire's size — the TCP segmentation
+//! offload a NIC gives a kernel. A peer announcing a smaller MSS (behind a router)
+//! keeps it, and the stack's segments to it are merged as above. Filters on the
+//! device see super-frames both ways.
 
 /// `sizeof(struct virtio_net_hdr)`, the TAP default.
 pub const HDR_LEN: usize = 10;
@@ -25,6 +29,11 @@ const ETH: usize = 14;
 const TCP_FLAG_ACK: u8 = 0x10;
 const TCP_FLAG_PSH: u8 = 0x08;
 const TCP_FLAG_FIN: u8 = 0x01;
+const TCP_FLAG_SYN: u8 = 0x02;
+
+/// The MSS [`widen_mss`] announces: the largest a TCP segment in one IPv4 packet
+/// can carry.
+pub const WIDE_MSS: u16 = (IP_MAX - 40) as u16;
 
 /// The header of a frame Linux needs to do nothing for.
 pub const PLAIN: [u8; HDR_LEN] = [0; HDR_LEN];
@@ -48,20 +57,77 @@ pub fn complete_checksum(hdr: &[u8; HDR_LEN], frame: &mut [u8]) -> bool {
     true
 }
 
+/// In a received SYN whose MSS option is `wire_mtu - 40` (a peer on this link),
+/// raises the MSS to [`WIDE_MSS`] and fixes the checksum: the stack then sends that
+/// peer segments of up to 64 KiB, which [`coalesce`] hands Linux to cut at the
+/// wire's size. Any other frame is left alone.
+pub fn widen_mss(frame: &mut [u8], wire_mtu: u32) {
+    if frame.len() < ETH + 40 || frame[12..14] != [0x08, 0x00] {
+        return;
+    }
+    let ihl = (frame[ETH] & 0x0f) as usize * 4;
+    let total = u16::from_be_bytes([frame[ETH + 2], frame[ETH + 3]]) as usize;
+    if frame[ETH] >> 4 != 4 || ihl < 20 || frame[ETH + 9] != 6 || total != frame.len() - ETH || total < ihl + 20 {
+        return;
+    }
+    let tcp = ETH + ihl;
+    let thl = (frame[tcp + 12] >> 4) as usize * 4;
+    if frame[tcp + 13] & TCP_FLAG_SYN == 0 || thl < 20 || ihl + thl > total {
+        return;
+    }
+    let mut at = tcp + 20;
+    while at < tcp + thl {
+        match frame[at] {
+            0 => return,
+            1 => at += 1,
+            kind => {
+                let len = *frame.get(at + 1).unwrap_or(&0) as usize;
+                if len < 2 || at + len > tcp + thl {
+                    return;
+                }
+                if kind == 2 && len == 4 {
+                    let mss = u16::from_be_bytes([frame[at + 2], frame[at + 3]]) as u32;
+                    if mss + 40 != wire_mtu {
+                        return;
+                    }
+                    frame[at + 2..at + 4].copy_from_slice(&WIDE_MSS.to_be_bytes());
+                    frame[tcp + 16..tcp + 18].fill(0);
+                    let pseudo = sum16(&frame[ETH + 12..ETH + 20], 0) + 6 + (frame.len() - tcp) as u32;
+                    let sum = !fold(sum16(&frame[tcp..], pseudo));
+                    frame[tcp + 16..tcp + 18].copy_from_slice(&sum.to_be_bytes());
+                    return;
+                }
+                at += len;
+            }
+        }
+    }
+}
+
 /// The stack's frames as they go to the TAP device, each with its header: runs of
-/// consecutive full-size segments of one TCP stream become one super-frame.
+/// consecutive full-size segments of one TCP stream become one super-frame, and a
+/// segment larger than the wire (`wire_mtu`) is handed over for Linux to cut.
 /// Each with how many of the caller's frames it holds.
-pub fn coalesce(frames: &[Vec<u8>]) -> Vec<([u8; HDR_LEN], Vec<u8>, usize)> {
+pub fn coalesce(frames: &[Vec<u8>], wire_mtu: u32) -> Vec<([u8; HDR_LEN], Vec<u8>, usize)> {
     let mut out: Vec<([u8; HDR_LEN], Vec<u8>, usize)> = Vec::new();
     let mut run: Option<Run> = None;
     for f in frames {
-        let Some(seg) = Segment::parse(f) else {
+        let seg = Segment::parse(f);
+        let oversize = f.len() > ETH + wire_mtu as usize;
+        let Some(seg) = seg.filter(|s| !oversize || ETH + wire_mtu as usize > s.hdr_len) else {
             if let Some(r) = run.take() {
                 out.push(r.finish());
             }
             out.push((PLAIN, f.clone(), 1));
             continue;
         };
+        if oversize {
+            if let Some(r) = run.take() {
+                out.push(r.finish());
+            }
+            let mss = ETH + wire_mtu as usize - seg.hdr_len;
+            out.push(Run::start(f, seg).gso(mss));
+            continue;
+        }
         if let Some(r) = &mut run {
             if r.append(f, &seg) {
                 continue;
@@ -175,10 +241,16 @@ impl Run {
         true
     }
 
-    fn finish(mut self) -> ([u8; HDR_LEN], Vec<u8>, usize) {
+    fn finish(self) -> ([u8; HDR_LEN], Vec<u8>, usize) {
         if self.segments == 1 {
             return (PLAIN, self.frame, 1);
         }
+        let mss = self.first.payload;
+        self.gso(mss)
+    }
+
+    /// The run as one frame for Linux to cut into segments of `mss` bytes of data.
+    fn gso(mut self, mss: usize) -> ([u8; HDR_LEN], Vec<u8>, usize) {
         let a = self.first;
         let (ip, tcp) = (ETH, ETH + a.ip_hdr);
         let total = (self.frame.len() - ETH) as u16;
@@ -196,7 +268,7 @@ impl Run {
         hdr[0] = F_NEEDS_CSUM;
         hdr[1] = GSO_TCPV4;
         hdr[2..4].copy_from_slice(&(a.hdr_len as u16).to_le_bytes());
-        hdr[4..6].copy_from_slice(&(a.payload as u16).to_le_bytes());
+        hdr[4..6].copy_from_slice(&(mss as u16).to_le_bytes());
         hdr[6..8].copy_from_slice(&(tcp as u16).to_le_bytes());
         hdr[8..10].copy_from_slice(&16u16.to_le_bytes());
         (hdr, self.frame, self.segments)
@@ -278,7 +350,7 @@ mod tests {
             .enumerate()
             .map(|(i, c)| segment(1000 + (i * 1448) as u32, if i == 3 { 0x18 } else { 0x10 }, c))
             .collect();
-        let out = coalesce(&segs);
+        let out = coalesce(&segs, 1500);
         assert_eq!(out.len(), 1);
         let (hdr, f, n) = &out[0];
         assert_eq!(*n, 4);
@@ -304,7 +376,7 @@ mod tests {
         let pure_ack = [segment(1, 0x10, &[]), segment(1, 0x10, &[])];
         let arp = [vec![0xff; 42]];
         for frames in [&short_then_more[..], &gap, &psh_first, &syn, &[a.clone(), other_ack], &pure_ack, &arp] {
-            let out = coalesce(frames);
+            let out = coalesce(frames, 1500);
             assert_eq!(out.len(), frames.len());
             for ((h, f, n), orig) in out.iter().zip(frames) {
                 assert_eq!(*n, 1);
@@ -317,12 +389,73 @@ mod tests {
     #[test]
     fn a_run_stops_at_64_kib_and_another_starts() {
         let segs: Vec<Vec<u8>> = (0..50u32).map(|i| segment(i * 1448, 0x10, &[i as u8; 1448])).collect();
-        let out = coalesce(&segs);
+        let out = coalesce(&segs, 1500);
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|(_, f, _)| f.len() - 14 <= IP_MAX));
         assert_eq!(out.iter().map(|(_, _, n)| n).sum::<usize>(), 50);
         let back: Vec<Vec<u8>> = out.iter().flat_map(|(h, f, _)| segment_like_linux(h, f)).collect();
         assert_eq!(back, segs);
+    }
+
+    /// A SYN with options MSS, NOP, NOP, SACK-permitted.
+    fn syn(mss: u16) -> Vec<u8> {
+        let mut f = segment(77, 0x02, &[]);
+        // Replace the timestamps option by MSS + SACK-permitted (same length: 12 bytes).
+        f[54..66].copy_from_slice(&[2, 4, (mss >> 8) as u8, mss as u8, 1, 1, 4, 2, 1, 1, 1, 0]);
+        f[50..52].fill(0);
+        let pseudo = sum16(&f[26..34], 0) + 6 + (f.len() - 34) as u32;
+        let sum = !fold(sum16(&f[34..], pseudo));
+        f[50..52].copy_from_slice(&sum.to_be_bytes());
+        f
+    }
+
+    fn tcp_checksum_ok(f: &[u8]) -> bool {
+        let pseudo = sum16(&f[26..34], 0) + 6 + (f.len() - 34) as u32;
+        fold(sum16(&f[34..], pseudo)) == 0xffff
+    }
+
+    #[test]
+    fn an_on_link_peers_mss_is_widened_and_others_are_not() {
+        let mut f = syn(1460);
+        widen_mss(&mut f, 1500);
+        assert_eq!(u16::from_be_bytes([f[56], f[57]]), WIDE_MSS);
+        assert!(tcp_checksum_ok(&f));
+        // Behind a router (a smaller MSS), on another link, or not a SYN: untouched.
+        for (mut g, mtu) in [(syn(1400), 1500), (syn(1460), 9000), (segment(1, 0x10, &[2, 4, 5, 180]), 1500)] {
+            let before = g.clone();
+            widen_mss(&mut g, mtu);
+            assert_eq!(g, before);
+        }
+        // Truncated or garbage frames are left as they are, without a panic.
+        for n in 0..f.len() {
+            let mut g = f[..n].to_vec();
+            widen_mss(&mut g, 1500);
+        }
+        let mut bad = syn(1460);
+        bad[55] = 40; // an option length past the header
+        let before = bad.clone();
+        widen_mss(&mut bad, 1500);
+        assert_eq!(bad, before);
+    }
+
+    #[test]
+    fn a_segment_larger_than_the_wire_goes_to_linux_to_cut() {
+        let data: Vec<u8> = (0..60000u32).map(|i| (i % 251) as u8).collect();
+        let big = segment(5, 0x18, &data);
+        let out = coalesce(&[big.clone()], 1500);
+        assert_eq!(out.len(), 1);
+        let (hdr, f, n) = &out[0];
+        assert_eq!((*n, hdr[1]), (1, GSO_TCPV4));
+        // 1500 less 20 of IP and 32 of TCP with timestamps.
+        assert_eq!(u16::from_le_bytes([hdr[4], hdr[5]]), 1448);
+        let cut = segment_like_linux(hdr, f);
+        assert!(cut.iter().all(|s| s.len() <= 14 + 1500));
+        let expect: Vec<Vec<u8>> = data
+            .chunks(1448)
+            .enumerate()
+            .map(|(i, c)| segment(5 + (i * 1448) as u32, if (i + 1) * 1448 >= data.len() { 0x18 } else { 0x10 }, c))
+            .collect();
+        assert_eq!(cut, expect);
     }
 
     #[test]
