@@ -135,7 +135,7 @@ impl TapNet {
         let mtu = if offload { TAP_MTU_MAX } else { mtu };
         wait_link_up(&sys);
         readiness.add(file.as_raw_fd());
-        let buf = vec![0; offload::HDR_LEN + 65536];
+        let buf = vec![0; 65536];
         Ok(TapNet { file, info: NetInfo { mac: mac_for(device), mtu }, buf, offload, wire_mtu })
     }
 }
@@ -192,22 +192,14 @@ impl NetDevice for TapNet {
     }
 
     fn receive(&mut self, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
-        let skip = if self.offload { offload::HDR_LEN } else { 0 };
+        if self.offload {
+            return self.receive_offloaded(max);
+        }
         let mut out = Vec::new();
         while out.len() < max as usize {
             match self.file.read(&mut self.buf) {
                 // Frames longer than the MTU (offloads) are dropped, as a NIC would.
-                Ok(n) if (skip + 14..=skip + 14 + self.info.mtu as usize).contains(&n) => {
-                    let mut f = self.buf[skip..n].to_vec();
-                    if self.offload {
-                        let hdr: [u8; offload::HDR_LEN] = self.buf[..offload::HDR_LEN].try_into().unwrap();
-                        if !offload::complete_checksum(&hdr, &mut f) {
-                            continue;
-                        }
-                        offload::widen_mss(&mut f, self.wire_mtu);
-                    }
-                    out.push(f);
-                }
+                Ok(n) if (14..=14 + self.info.mtu as usize).contains(&n) => out.push(self.buf[..n].to_vec()),
                 Ok(_) => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) if !out.is_empty() => break,
@@ -219,15 +211,62 @@ impl NetDevice for TapNet {
 }
 
 impl TapNet {
+    /// `receive` with virtio-net headers: each frame is read straight into the
+    /// buffer it is handed over in (a super-frame is 64 KiB), its checksum completed
+    /// and a SYN's MSS widened (`offload`).
+    fn receive_offloaded(&mut self, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
+        const SMALL: usize = 4096;
+        let cap = 14 + self.info.mtu as usize;
+        let mut out = Vec::new();
+        while out.len() < max as usize {
+            if self.buf.capacity() < cap {
+                self.buf = Vec::with_capacity(cap);
+            }
+            let mut hdr = [0u8; offload::HDR_LEN];
+            let iov = [
+                libc::iovec { iov_base: hdr.as_mut_ptr().cast(), iov_len: hdr.len() },
+                libc::iovec { iov_base: self.buf.as_mut_ptr().cast(), iov_len: cap },
+            ];
+            // SAFETY: both iovecs point at writable memory of their lengths (the
+            // buffer's capacity is at least `cap`), alive across the call.
+            let n = unsafe { libc::readv(self.file.as_raw_fd(), iov.as_ptr(), 2) };
+            if n < 0 {
+                match std::io::Error::last_os_error().kind() {
+                    ErrorKind::WouldBlock => break,
+                    _ if !out.is_empty() => break,
+                    _ => return Err(ErrorCode::Io),
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            let Some(len) = (n as usize).checked_sub(offload::HDR_LEN).filter(|l| *l >= 14) else { continue };
+            // SAFETY: readv wrote `len` bytes into the buffer.
+            unsafe { self.buf.set_len(len) };
+            // A big frame is handed over as it is (a new buffer is made for the
+            // next), a small one copied out of the reused buffer.
+            let mut f = if len > SMALL { std::mem::take(&mut self.buf) } else { self.buf.clone() };
+            if !offload::complete_checksum(&hdr, &mut f) {
+                continue;
+            }
+            offload::widen_mss(&mut f, self.wire_mtu);
+            out.push(f);
+        }
+        Ok(out)
+    }
+
     /// `send` with virtio-net headers, runs of TCP segments merged: the count
     /// returned is of the caller's frames, a merged frame counting for each of its
     /// segments.
     fn send_offloaded(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode> {
         let mut sent = 0u32;
-        for (hdr, f, segments) in offload::coalesce(frames, self.wire_mtu) {
-            let iov = [std::io::IoSlice::new(&hdr), std::io::IoSlice::new(&f)];
+        for out in offload::coalesce(frames, self.wire_mtu) {
+            let mut iov = Vec::with_capacity(2 + out.parts.len());
+            iov.push(std::io::IoSlice::new(&out.hdr));
+            iov.push(std::io::IoSlice::new(&out.head));
+            iov.extend(out.parts.iter().map(|p| std::io::IoSlice::new(p)));
             match self.file.write_vectored(&iov) {
-                Ok(_) => sent += segments as u32,
+                Ok(_) => sent += out.frames as u32,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => return if sent > 0 { Ok(sent) } else { Err(ErrorCode::Io) },
             }

@@ -103,13 +103,35 @@ pub fn widen_mss(frame: &mut [u8], wire_mtu: u32) {
     }
 }
 
-/// The stack's frames as they go to the TAP device, each with its header: runs of
-/// consecutive full-size segments of one TCP stream become one super-frame, and a
-/// segment larger than the wire (`wire_mtu`) is handed over for Linux to cut.
-/// Each with how many of the caller's frames it holds.
-pub fn coalesce(frames: &[Vec<u8>], wire_mtu: u32) -> Vec<([u8; HDR_LEN], Vec<u8>, usize)> {
-    let mut out: Vec<([u8; HDR_LEN], Vec<u8>, usize)> = Vec::new();
-    let mut run: Option<Run> = None;
+/// A frame as it goes to the TAP device: its virtio-net header, then `head` and
+/// `parts` written in one vectored write — for a super-frame the first segment's
+/// headers, patched, and every segment's payload, borrowed from the stack's frames.
+pub struct Out<'a> {
+    pub hdr: [u8; HDR_LEN],
+    pub head: Vec<u8>,
+    pub parts: Vec<&'a [u8]>,
+    /// How many of the stack's frames it holds.
+    pub frames: usize,
+}
+
+impl Out<'_> {
+    /// The frame's bytes after the header.
+    #[cfg(test)]
+    fn bytes(&self) -> Vec<u8> {
+        let mut v = self.head.clone();
+        for p in &self.parts {
+            v.extend_from_slice(p);
+        }
+        v
+    }
+}
+
+/// The stack's frames as they go to the TAP device: runs of consecutive full-size
+/// segments of one TCP stream become one super-frame, and a segment larger than the
+/// wire (`wire_mtu`) is handed over for Linux to cut. Nothing is copied but headers.
+pub fn coalesce(frames: &[Vec<u8>], wire_mtu: u32) -> Vec<Out<'_>> {
+    let mut out = Vec::new();
+    let mut run: Option<Run<'_>> = None;
     for f in frames {
         let seg = Segment::parse(f);
         let oversize = f.len() > ETH + wire_mtu as usize;
@@ -117,7 +139,7 @@ pub fn coalesce(frames: &[Vec<u8>], wire_mtu: u32) -> Vec<([u8; HDR_LEN], Vec<u8
             if let Some(r) = run.take() {
                 out.push(r.finish());
             }
-            out.push((PLAIN, f.clone(), 1));
+            out.push(Out { hdr: PLAIN, head: Vec::new(), parts: vec![f.as_slice()], frames: 1 });
             continue;
         };
         if oversize {
@@ -188,28 +210,31 @@ impl Segment {
 }
 
 /// Segments being merged: the first one's headers, every payload after them.
-struct Run {
-    frame: Vec<u8>,
+struct Run<'a> {
+    first_frame: &'a [u8],
+    head: Vec<u8>,
+    parts: Vec<&'a [u8]>,
+    /// Bytes of IP packet so far.
+    ip_len: usize,
     first: Segment,
     last: Segment,
     segments: usize,
 }
 
-impl Run {
-    fn start(f: &[u8], seg: Segment) -> Run {
-        let mut frame = Vec::with_capacity(ETH + IP_MAX);
-        frame.extend_from_slice(f);
-        Run { frame, first: seg, last: seg, segments: 1 }
+impl<'a> Run<'a> {
+    fn start(f: &'a [u8], seg: Segment) -> Run<'a> {
+        let head = f[..seg.hdr_len].to_vec();
+        Run { first_frame: f, head, parts: vec![&f[seg.hdr_len..]], ip_len: f.len() - ETH, first: seg, last: seg, segments: 1 }
     }
 
     /// Appends `f` if Linux's segmentation of the result gives back exactly the
     /// segments merged: every header byte but the sequence number, IP id and
     /// checksums alike, every segment but the last one MSS long, in sequence, and
     /// PSH or FIN only on the last.
-    fn append(&mut self, f: &[u8], seg: &Segment) -> bool {
+    fn append(&mut self, f: &'a [u8], seg: &Segment) -> bool {
         let (a, h) = (&self.first, seg.hdr_len);
         let mss = a.payload;
-        let fits = self.frame.len() - ETH + seg.payload <= IP_MAX;
+        let fits = self.ip_len + seg.payload <= IP_MAX;
         let in_order = seg.seq == self.last.seq.wrapping_add(self.last.payload as u32);
         if h != a.hdr_len || !fits || !in_order || self.last.payload != mss || seg.payload > mss {
             return false;
@@ -219,7 +244,7 @@ impl Run {
         }
         let ip = ETH;
         let tcp = ETH + a.ip_hdr;
-        let same = |r: core::ops::Range<usize>| self.frame[r.clone()] == f[r];
+        let same = |r: core::ops::Range<usize>| self.first_frame[r.clone()] == f[r];
         // Ethernet; IP version to TOS, flags to protocol, addresses; TCP ports,
         // ack, window, urgent pointer and options (not seq, flags or checksum).
         let alike = same(0..ip + 2)
@@ -232,38 +257,38 @@ impl Run {
         if !alike {
             return false;
         }
-        self.frame.extend_from_slice(&f[h..]);
+        self.parts.push(&f[h..]);
+        self.ip_len += seg.payload;
         // The super-frame's flags are the last segment's: Linux gives PSH and FIN to
         // the last segment only.
-        self.frame[tcp + 13] = seg.flags;
+        self.head[tcp + 13] = seg.flags;
         self.last = *seg;
         self.segments += 1;
         true
     }
 
-    fn finish(self) -> ([u8; HDR_LEN], Vec<u8>, usize) {
+    fn finish(self) -> Out<'a> {
         if self.segments == 1 {
-            return (PLAIN, self.frame, 1);
+            return Out { hdr: PLAIN, head: Vec::new(), parts: vec![self.first_frame], frames: 1 };
         }
         let mss = self.first.payload;
         self.gso(mss)
     }
 
     /// The run as one frame for Linux to cut into segments of `mss` bytes of data.
-    fn gso(mut self, mss: usize) -> ([u8; HDR_LEN], Vec<u8>, usize) {
+    fn gso(mut self, mss: usize) -> Out<'a> {
         let a = self.first;
         let (ip, tcp) = (ETH, ETH + a.ip_hdr);
-        let total = (self.frame.len() - ETH) as u16;
-        self.frame[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
-        self.frame[ip + 10..ip + 12].fill(0);
-        let ip_sum = !fold(sum16(&self.frame[ip..tcp], 0));
-        self.frame[ip + 10..ip + 12].copy_from_slice(&ip_sum.to_be_bytes());
+        let head = &mut self.head;
+        head[ip + 2..ip + 4].copy_from_slice(&(self.ip_len as u16).to_be_bytes());
+        head[ip + 10..ip + 12].fill(0);
+        let ip_sum = !fold(sum16(&head[ip..tcp], 0));
+        head[ip + 10..ip + 12].copy_from_slice(&ip_sum.to_be_bytes());
         // CHECKSUM_PARTIAL: the checksum field holds the pseudo-header's sum,
         // Linux adds each segment's bytes.
-        let tcp_len = (self.frame.len() - tcp) as u32;
-        let mut pseudo = sum16(&self.frame[ip + 12..ip + 20], 0);
-        pseudo += 6 + tcp_len;
-        self.frame[tcp + 16..tcp + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
+        let tcp_len = (ETH + self.ip_len - tcp) as u32;
+        let pseudo = sum16(&head[ip + 12..ip + 20], 0) + 6 + tcp_len;
+        head[tcp + 16..tcp + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
         let mut hdr = [0u8; HDR_LEN];
         hdr[0] = F_NEEDS_CSUM;
         hdr[1] = GSO_TCPV4;
@@ -271,23 +296,31 @@ impl Run {
         hdr[4..6].copy_from_slice(&(mss as u16).to_le_bytes());
         hdr[6..8].copy_from_slice(&(tcp as u16).to_le_bytes());
         hdr[8..10].copy_from_slice(&16u16.to_le_bytes());
-        (hdr, self.frame, self.segments)
+        Out { hdr, head: self.head, parts: self.parts, frames: self.segments }
     }
 }
 
-/// The one's complement sum of `data` as big-endian 16-bit words, unfolded.
-fn sum16(data: &[u8], mut sum: u32) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
-        if sum > 0xffff_0000 {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
+/// `sum` plus the one's complement sum of `data` as big-endian 16-bit words,
+/// folded to at most 17 bits. Eight bytes at a time (a 64 KiB super-frame is summed
+/// on every receive): 2^16 ≡ 1 modulo 0xffff, so the sum of 64-bit words with
+/// end-around carry folds to the same 16 bits.
+fn sum16(data: &[u8], sum: u32) -> u32 {
+    let mut acc = sum as u64;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let (s, carry) = acc.overflowing_add(u64::from_be_bytes(w.try_into().unwrap()));
+        acc = s + carry as u64;
     }
-    if let [b] = chunks.remainder() {
-        sum += (*b as u32) << 8;
+    let mut pairs = words.remainder().chunks_exact(2);
+    for p in &mut pairs {
+        acc += u16::from_be_bytes([p[0], p[1]]) as u64;
     }
-    sum
+    if let [b] = pairs.remainder() {
+        acc += (*b as u64) << 8;
+    }
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    ((acc & 0xffff) + (acc >> 16)) as u32
 }
 
 fn fold(mut sum: u32) -> u16 {
@@ -352,8 +385,8 @@ mod tests {
             .collect();
         let out = coalesce(&segs, 1500);
         assert_eq!(out.len(), 1);
-        let (hdr, f, n) = &out[0];
-        assert_eq!(*n, 4);
+        let (hdr, f, n) = (&out[0].hdr, &out[0].bytes(), out[0].frames);
+        assert_eq!(n, 4);
         assert_eq!(hdr[1], GSO_TCPV4);
         assert_eq!(u16::from_le_bytes([hdr[4], hdr[5]]), 1448);
         assert_eq!(f.len(), 14 + 20 + 32 + 5000);
@@ -378,10 +411,10 @@ mod tests {
         for frames in [&short_then_more[..], &gap, &psh_first, &syn, &[a.clone(), other_ack], &pure_ack, &arp] {
             let out = coalesce(frames, 1500);
             assert_eq!(out.len(), frames.len());
-            for ((h, f, n), orig) in out.iter().zip(frames) {
-                assert_eq!(*n, 1);
-                assert_eq!(h, &PLAIN);
-                assert_eq!(f, orig);
+            for (o, orig) in out.iter().zip(frames) {
+                assert_eq!(o.frames, 1);
+                assert_eq!(o.hdr, PLAIN);
+                assert_eq!(&o.bytes(), orig);
             }
         }
     }
@@ -391,9 +424,9 @@ mod tests {
         let segs: Vec<Vec<u8>> = (0..50u32).map(|i| segment(i * 1448, 0x10, &[i as u8; 1448])).collect();
         let out = coalesce(&segs, 1500);
         assert_eq!(out.len(), 2);
-        assert!(out.iter().all(|(_, f, _)| f.len() - 14 <= IP_MAX));
-        assert_eq!(out.iter().map(|(_, _, n)| n).sum::<usize>(), 50);
-        let back: Vec<Vec<u8>> = out.iter().flat_map(|(h, f, _)| segment_like_linux(h, f)).collect();
+        assert!(out.iter().all(|o| o.bytes().len() - 14 <= IP_MAX));
+        assert_eq!(out.iter().map(|o| o.frames).sum::<usize>(), 50);
+        let back: Vec<Vec<u8>> = out.iter().flat_map(|o| segment_like_linux(&o.hdr, &o.bytes())).collect();
         assert_eq!(back, segs);
     }
 
@@ -442,10 +475,11 @@ mod tests {
     fn a_segment_larger_than_the_wire_goes_to_linux_to_cut() {
         let data: Vec<u8> = (0..60000u32).map(|i| (i % 251) as u8).collect();
         let big = segment(5, 0x18, &data);
-        let out = coalesce(&[big.clone()], 1500);
+        let frames = [big];
+        let out = coalesce(&frames, 1500);
         assert_eq!(out.len(), 1);
-        let (hdr, f, n) = &out[0];
-        assert_eq!((*n, hdr[1]), (1, GSO_TCPV4));
+        let (hdr, f, n) = (&out[0].hdr, &out[0].bytes(), out[0].frames);
+        assert_eq!((n, hdr[1]), (1, GSO_TCPV4));
         // 1500 less 20 of IP and 32 of TCP with timestamps.
         assert_eq!(u16::from_le_bytes([hdr[4], hdr[5]]), 1448);
         let cut = segment_like_linux(hdr, f);
@@ -456,6 +490,24 @@ mod tests {
             .map(|(i, c)| segment(5 + (i * 1448) as u32, if (i + 1) * 1448 >= data.len() { 0x18 } else { 0x10 }, c))
             .collect();
         assert_eq!(cut, expect);
+    }
+
+    #[test]
+    fn the_wide_sum_is_the_16_bit_sum() {
+        let naive = |d: &[u8], mut s: u32| {
+            for c in d.chunks(2) {
+                s += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+                s = (s & 0xffff) + (s >> 16);
+            }
+            s
+        };
+        let data: Vec<u8> = (0..70000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+        for len in (0..64).chain([1499, 1500, 65535, 70000]) {
+            for start in [0u32, 0xffff, 0x1_2345] {
+                assert_eq!(fold(sum16(&data[..len], start)), fold(naive(&data[..len], start)), "len {len}");
+            }
+        }
+        assert_eq!(fold(sum16(&[0xff; 65536], 0)), 0xffff);
     }
 
     #[test]
