@@ -10,10 +10,6 @@ use std::net::{Shutdown, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Sends `msg`, half-closes, reads until EOF.
 fn echo_roundtrip(mut s: TcpStream, msg: &[u8]) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -22,20 +18,6 @@ fn echo_roundtrip(mut s: TcpStream, msg: &[u8]) -> Vec<u8> {
     let mut got = Vec::new();
     s.read_to_end(&mut got).unwrap();
     got
-}
-
-fn connect_retry(addr: &str) -> TcpStream {
-    let t = Instant::now();
-    loop {
-        match TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)) {
-            Ok(s) => return s,
-            Err(e) if t.elapsed() < Duration::from_secs(15) => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => panic!("connecting to {addr}: {e}"),
-        }
-    }
 }
 
 #[test]

@@ -10,10 +10,10 @@ mod common;
 use common::*;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A scratch folder with the stock program as `stock.wasm` and a manifest.
 fn stock(name: &str, manifest: &str) -> std::path::PathBuf {
@@ -335,21 +335,6 @@ fn files_read_the_same_on_bare_metal() {
 }
 
 // ---- Sockets: the manifest's [stack] ----
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn connect_retry(addr: &str) -> TcpStream {
-    let t = Instant::now();
-    loop {
-        match TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)) {
-            Ok(s) => return s,
-            Err(_) if t.elapsed() < Duration::from_secs(15) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("connecting to {addr}: {e}"),
-        }
-    }
-}
 
 #[test]
 fn a_stock_echo_server_serves_on_the_host_stack() {

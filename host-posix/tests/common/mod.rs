@@ -112,3 +112,20 @@ pub fn kill(mut child: Child) -> Run {
 pub fn run(dir: &Path) -> Run {
     weft(&["run", dir.to_str().unwrap()])
 }
+
+/// A TCP port free on loopback just now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Connects to a server that is still starting, for up to 15 s.
+pub fn connect_retry(addr: &str) -> std::net::TcpStream {
+    let t = std::time::Instant::now();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), std::time::Duration::from_secs(2)) {
+            Ok(s) => return s,
+            Err(_) if t.elapsed() < std::time::Duration::from_secs(15) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(e) => panic!("connecting to {addr}: {e}"),
+        }
+    }
+}
