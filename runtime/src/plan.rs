@@ -44,6 +44,13 @@ pub struct Resolved {
     pub own_imports: Vec<String>,
 }
 
+impl Resolved {
+    /// A compiled component from `s`, nothing composed into it.
+    fn new(s: &Source, sha256: [u8; 32], size: usize, (component, origin): (Component, Origin)) -> Resolved {
+        Resolved { name: display_name(s), source: s.clone(), sha256, size, component, origin, parts: Vec::new(), own_imports: Vec::new() }
+    }
+}
+
 /// A component composed into the app.
 pub struct Part {
     pub name: String,
@@ -326,16 +333,7 @@ impl Env<'_> {
     fn compile(&self, r: &mut Report, s: &Source, line: usize, key: &str, bytes: &[u8]) -> Option<Resolved> {
         let digest = sha256(bytes);
         match self.cache.load(self.engine, Target::Native, &display_name(s), &digest, bytes) {
-            Ok((component, origin)) => Some(Resolved {
-                name: display_name(s),
-                source: s.clone(),
-                sha256: digest,
-                size: bytes.len(),
-                component,
-                origin,
-                parts: Vec::new(),
-                own_imports: Vec::new(),
-            }),
+            Ok(compiled) => Some(Resolved::new(s, digest, bytes.len(), compiled)),
             Err(e) => {
                 r.at_line(line, key, format!("{s} is not a valid component: {e:#}"));
                 None
@@ -371,16 +369,7 @@ impl Env<'_> {
             compose::compose(&bytes, &providers).map_err(wasmtime::Error::new)
         });
         match composed {
-            Ok((component, origin)) => Some(Resolved {
-                name: display_name(s),
-                source: s.clone(),
-                sha256: digest,
-                size: bytes.len(),
-                component,
-                origin,
-                parts,
-                own_imports: imports,
-            }),
+            Ok(compiled) => Some(Resolved { parts, own_imports: imports, ..Resolved::new(s, digest, bytes.len(), compiled) }),
             Err(e) => {
                 let (at, k, fix) = match e.downcast_ref::<compose::ComposeError>() {
                     Some(compose::ComposeError::Unprovided(_)) => (line, key.to_string(), "; weft's `wasi` component provides wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem and wasi:sockets, any version 0.2.0-0.2.12: build the app without the others".to_string()),
