@@ -37,6 +37,19 @@ fn a_tap_offload_that_is_not_a_boolean_is_named() {
 }
 
 #[test]
+fn a_read_only_or_config_of_the_wrong_type_is_named() {
+    let dir = manifest(
+        "flag-config-types",
+        "[app]\ncomponent = \"kvstore\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nread-only = 1\nfilters = [{ component = \"block-fault\", config = 3 }]\n\n[components.kv]\ncomponent = \"kv\"\nconfig = \"x\"\n",
+    );
+    run(&dir)
+        .code(INVALID)
+        .stderr_has("weft.toml:8: `devices.storage.read-only`: expected true or false")
+        .stderr_has("`devices.storage.filters[0].config`: expected a table: config = { key = value }")
+        .stderr_has("weft.toml:13: `components.kv.config`: expected a table: config = { key = value }");
+}
+
+#[test]
 fn missing_component_file() {
     let dir = manifest("missing-file", "[app]\ncomponent = \"nothere.wasm\"\n");
     run(&dir).code(INVALID).stderr_has("`app.component`: cannot read nothere.wasm");

@@ -275,6 +275,33 @@ fn string<'t>(r: &mut Report, v: &'t Value, key: &str) -> Option<&'t str> {
     }
 }
 
+/// `key` of `t` as a boolean: false when absent, `None` (reported) when not a boolean.
+fn flag(r: &mut Report, t: &Table, key: &str, full: &str) -> Option<bool> {
+    match get(t, key) {
+        None => Some(false),
+        Some(v) => match v.get_ref().as_bool() {
+            Some(b) => Some(b),
+            None => {
+                r.at(v.span().start, full, "expected true or false");
+                None
+            }
+        },
+    }
+}
+
+/// `t.config`, a table of filter or component settings rendered as TOML values;
+/// reported when it is not a table.
+fn config_table(r: &mut Report, t: &Table, key: &str) -> Vec<(String, String)> {
+    let Some(c) = get(t, "config") else { return Vec::new() };
+    match c.get_ref().as_table() {
+        Some(ct) => ct.iter().map(|(k, v)| (k.get_ref().to_string(), config_value(v.get_ref()))).collect(),
+        None => {
+            r.at(c.span().start, &format!("{key}.config"), "expected a table: config = { key = value }");
+            Vec::new()
+        }
+    }
+}
+
 fn integer(v: &DeValue) -> Option<i64> {
     let i = v.as_integer()?;
     i64::from_str_radix(i.as_str(), i.radix()).ok()
@@ -437,13 +464,7 @@ impl Manifest {
                     None
                 }
             };
-            let mut config = Vec::new();
-            if let Some(c) = get(ct, "config") {
-                match c.get_ref().as_table() {
-                    Some(t) => config.extend(t.iter().map(|(k, v)| (k.get_ref().to_string(), config_value(v.get_ref())))),
-                    None => r.at(c.span().start, &format!("{key}.config"), "expected a table: config = { key = value }"),
-                }
-            }
+            let config = config_table(r, ct, &key);
             if let Some(component) = component {
                 out.push(ComponentSpec { name: name.get_ref().to_string(), component, config, line: r.line_of(cv.span().start) });
             }
@@ -697,16 +718,7 @@ impl Manifest {
             }
             None => kind.backends()[0],
         };
-        let read_only = |r: &mut Report| match get(dt, "read-only") {
-            Some(v) => match v.get_ref().as_bool() {
-                Some(b) => b,
-                None => {
-                    r.at(v.span().start, &format!("{prefix}.read-only"), "expected true or false");
-                    false
-                }
-            },
-            None => false,
-        };
+        let read_only = |r: &mut Report| flag(r, dt, "read-only", &format!("{prefix}.read-only")).unwrap_or(false);
         let sized = |r: &mut Report| -> Option<u64> {
             let v = get(dt, "size")?;
             let n = size(r, v, &format!("{prefix}.size"))?;
@@ -758,16 +770,7 @@ impl Manifest {
                     return None;
                 };
                 let device = string(r, d, &format!("{prefix}.device"))?.to_string();
-                let offload = match get(dt, "offload") {
-                    Some(v) => match v.get_ref().as_bool() {
-                        Some(b) => b,
-                        None => {
-                            r.at(v.span().start, &format!("{prefix}.offload"), "expected true or false");
-                            return None;
-                        }
-                    },
-                    None => false,
-                };
+                let offload = flag(r, dt, "offload", &format!("{prefix}.offload"))?;
                 Backend::Tap { device, offload }
             }
             "udp" => {
@@ -835,17 +838,7 @@ impl Manifest {
                     None
                 }
             };
-            let mut config = Vec::new();
-            if let Some(c) = get(t, "config") {
-                match c.get_ref().as_table() {
-                    Some(ct) => {
-                        for (k, v) in ct.iter() {
-                            config.push((k.get_ref().to_string(), config_value(v.get_ref())));
-                        }
-                    }
-                    None => r.at(c.span().start, &format!("{ikey}.config"), "expected a table: config = { key = value }"),
-                }
-            }
+            let config = config_table(r, t, &ikey);
             if let Some(component) = component {
                 out.push(FilterSpec { component, config, line: r.line_of(item.span().start), capture });
             }
