@@ -108,7 +108,7 @@ pub fn devices(m: Machine) -> Vec<([u8; 6], VirtioNet)> {
         // SAFETY: single-threaded boot.
         unsafe { (*core::ptr::addr_of_mut!(NICS)).push(nic) };
         let m = mac;
-        let info = NetInfo { mac: (m[0], m[1], m[2], m[3], m[4], m[5]), mtu: MTU };
+        let info = NetInfo { mac: (m[0], m[1], m[2], m[3], m[4], m[5]), mtu: MTU, checksum_offload: false };
         out.push((mac, VirtioNet { nic, info }));
     }
     out

@@ -113,7 +113,7 @@ impl TapNet {
                 bail!("device `{role}`: attaching to TAP device {device}: {e} (is it a TAP, not a TUN, device, owned by this user or used by another process?)");
             }
             // With offload Linux may hand over TCP as unsegmented super-frames with
-            // the checksum left to do; weft completes it (`offload::complete_checksum`).
+            // the checksum left to do, which the stack then skips (`offload::check_received`).
             // Without, the device is set back to none: offloads outlive the process
             // that set them, and a plain reader would get frames it cannot take.
             let flags = if offload { TUN_F_CSUM | TUN_F_TSO4 } else { 0 };
@@ -136,7 +136,7 @@ impl TapNet {
         wait_link_up(&sys);
         readiness.add(file.as_raw_fd());
         let buf = vec![0; 65536];
-        Ok(TapNet { file, info: NetInfo { mac: mac_for(device), mtu }, buf, offload, wire_mtu })
+        Ok(TapNet { file, info: NetInfo { mac: mac_for(device), mtu, checksum_offload: offload }, buf, offload, wire_mtu })
     }
 }
 
@@ -212,8 +212,9 @@ impl NetDevice for TapNet {
 
 impl TapNet {
     /// `receive` with virtio-net headers: each frame is read straight into the
-    /// buffer it is handed over in (a super-frame is 64 KiB), its checksum completed
-    /// and a SYN's MSS widened (`offload`).
+    /// buffer it is handed over in (a super-frame is 64 KiB), its checksum left
+    /// partial or checked (frames with a bad one dropped) and a SYN's MSS widened
+    /// (`offload`).
     fn receive_offloaded(&mut self, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
         const SMALL: usize = 4096;
         let cap = 14 + self.info.mtu as usize;
@@ -246,10 +247,11 @@ impl TapNet {
             // A big frame is handed over as it is (a new buffer is made for the
             // next), a small one copied out of the reused buffer.
             let mut f = if len > SMALL { std::mem::take(&mut self.buf) } else { self.buf.clone() };
-            if !offload::complete_checksum(&hdr, &mut f) {
-                continue;
-            }
-            offload::widen_mss(&mut f, self.wire_mtu);
+            let partial = match offload::check_received(&hdr, &mut f) {
+                offload::Received::Bad => continue,
+                r => r == offload::Received::Partial,
+            };
+            offload::widen_mss(&mut f, self.wire_mtu, partial);
             out.push(f);
         }
         Ok(out)
@@ -261,6 +263,11 @@ impl TapNet {
     fn send_offloaded(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode> {
         let mut sent = 0u32;
         for out in offload::coalesce(frames, self.wire_mtu) {
+            if out.is_dropped() {
+                // Lost as on the wire: a bad checksum the receiver would drop.
+                sent += out.frames as u32;
+                continue;
+            }
             let mut iov = Vec::with_capacity(2 + out.parts.len());
             iov.push(std::io::IoSlice::new(&out.hdr));
             iov.push(std::io::IoSlice::new(&out.head));
@@ -290,7 +297,7 @@ impl UdpNet {
         sock.connect(remote).with_context(|| format!("device `{role}`: UDP peer {remote}"))?;
         sock.set_nonblocking(true)?;
         readiness.add(sock.as_raw_fd());
-        Ok(UdpNet { sock, info: NetInfo { mac: mac_for(local), mtu: MTU }, buf: vec![0; 65536] })
+        Ok(UdpNet { sock, info: NetInfo { mac: mac_for(local), mtu: MTU, checksum_offload: false }, buf: vec![0; 65536] })
     }
 }
 

@@ -1,13 +1,19 @@
-//! TAP segmentation offload (`offload = true` on a `tap` device): what virtio-net
-//! does for a VM, done in weft's TAP leaf so the stack component moves 64 KiB at a
-//! time over a 1500-byte link.
+//! TAP segmentation and checksum offload (`offload = true` on a `tap` device): what
+//! virtio-net does for a VM, done in weft's TAP leaf so the stack component moves 64
+//! KiB at a time over a 1500-byte link and never sums a byte of TCP.
 //!
 //! With `IFF_VNET_HDR` every frame on the TAP file descriptor carries a 10-byte
 //! `virtio_net_hdr` in front. Linux then hands weft TCP data as *super-frames* of up
-//! to 64 KiB (one `read` instead of ~45) whose checksum is left for the receiver
-//! ([`complete_checksum`]), and takes one super-frame per `write` that it cuts into
-//! MSS-sized segments itself: [`coalesce`] merges the stack's consecutive segments
-//! of one TCP stream into such a frame. Everything else passes as it is.
+//! to 64 KiB (one `read` instead of ~45), and takes one super-frame per `write` that
+//! it cuts into MSS-sized segments itself: [`coalesce`] merges the stack's consecutive
+//! segments of one TCP stream into such a frame. Everything else passes as it is.
+//!
+//! **Checksums** (`net-info.checksum-offload`, see `weft_guest::checksum`): the stack
+//! sends TCP and UDP with a zero checksum, which the leaf hands Linux to fill in
+//! (`NEEDS_CSUM`); a frame with a complete checksum goes out as it is, for Linux to
+//! check. Linux's own frames arrive with the checksum left to do or already checked
+//! ([`check_received`]), and pass up as they are; only a frame nothing vouches for is
+//! summed here, and dropped if wrong.
 //!
 //! The stack sees the TAP device's MTU as 64 KiB (it must accept super-frames), and
 //! sends super-frames itself: in a SYN from a peer on the link, whose MSS is the
@@ -17,10 +23,13 @@
 //! keeps it, and the stack's segments to it are merged as above. Filters on the
 //! device see super-frames both ways.
 
+use weft_guest::checksum::{L4, fold, sum16};
+
 /// `sizeof(struct virtio_net_hdr)`, the TAP default.
 pub const HDR_LEN: usize = 10;
 
 const F_NEEDS_CSUM: u8 = 1;
+const F_DATA_VALID: u8 = 2;
 const GSO_TCPV4: u8 = 1;
 
 /// The largest IPv4 packet.
@@ -38,41 +47,54 @@ pub const WIDE_MSS: u16 = (IP_MAX - 40) as u16;
 /// The header of a frame Linux needs to do nothing for.
 pub const PLAIN: [u8; HDR_LEN] = [0; HDR_LEN];
 
-/// A received frame's header asks for its checksum to be filled in (Linux's
-/// `CHECKSUM_PARTIAL`): the one's complement sum of the bytes from `csum_start` on,
-/// whose checksum field already holds the pseudo-header's sum, goes to
-/// `csum_start + csum_offset`. Returns false for a header that points outside the
-/// frame (the frame is then dropped, as a NIC drops a bad descriptor).
-pub fn complete_checksum(hdr: &[u8; HDR_LEN], frame: &mut [u8]) -> bool {
+/// How a received frame's checksum stands, from its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Linux built it and left the TCP or UDP checksum to do (`CHECKSUM_PARTIAL`):
+    /// the field holds the pseudo-header's sum. Passed up as it is.
+    Partial,
+    /// Checked, or with nothing for the device to check: passed up as it is.
+    Valid,
+    /// A bad checksum, or a header pointing outside the frame: dropped, as a NIC
+    /// drops it.
+    Bad,
+}
+
+/// What to do with a frame read from the TAP device under `hdr`. Linux marks its
+/// own TCP and UDP `NEEDS_CSUM` (partial) or `DATA_VALID`; a frame with neither (one
+/// forwarded from elsewhere) has its TCP or UDP checksum checked here, since the
+/// stack above trusts the device's. A `NEEDS_CSUM` frame that is not plain IPv4 TCP
+/// or UDP has its checksum completed, as before any offload.
+pub fn check_received(hdr: &[u8; HDR_LEN], frame: &mut [u8]) -> Received {
     if hdr[0] & F_NEEDS_CSUM == 0 {
-        return true;
+        return match L4::of(frame) {
+            Some(l4) if hdr[0] & F_DATA_VALID == 0 && !l4.verify(frame) => Received::Bad,
+            _ => Received::Valid,
+        };
     }
     let start = u16::from_le_bytes([hdr[6], hdr[7]]) as usize;
     let at = start + u16::from_le_bytes([hdr[8], hdr[9]]) as usize;
     if start >= frame.len() || at + 2 > frame.len() {
-        return false;
+        return Received::Bad;
+    }
+    if L4::of(frame).is_some_and(|l4| l4.start == start && l4.field == at) {
+        return Received::Partial;
     }
     let sum = !fold(sum16(&frame[start..], 0));
     frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
-    true
+    Received::Valid
 }
 
 /// In a received SYN whose MSS option is `wire_mtu - 40` (a peer on this link),
-/// raises the MSS to [`WIDE_MSS`] and fixes the checksum: the stack then sends that
-/// peer segments of up to 64 KiB, which [`coalesce`] hands Linux to cut at the
-/// wire's size. Any other frame is left alone.
-pub fn widen_mss(frame: &mut [u8], wire_mtu: u32) {
-    if frame.len() < ETH + 40 || frame[12..14] != [0x08, 0x00] {
-        return;
-    }
-    let ihl = (frame[ETH] & 0x0f) as usize * 4;
-    let total = u16::from_be_bytes([frame[ETH + 2], frame[ETH + 3]]) as usize;
-    if frame[ETH] >> 4 != 4 || ihl < 20 || frame[ETH + 9] != 6 || total != frame.len() - ETH || total < ihl + 20 {
-        return;
-    }
-    let tcp = ETH + ihl;
+/// raises the MSS to [`WIDE_MSS`] (and mends the checksum, unless it is `partial`,
+/// whose sum covers no option): the stack then sends that peer segments of up to 64
+/// KiB, which [`coalesce`] hands Linux to cut at the wire's size. Any other frame is
+/// left alone.
+pub fn widen_mss(frame: &mut [u8], wire_mtu: u32, partial: bool) {
+    let Some(l4) = L4::of(frame).filter(|l| !l.udp) else { return };
+    let tcp = l4.start;
     let thl = (frame[tcp + 12] >> 4) as usize * 4;
-    if frame[tcp + 13] & TCP_FLAG_SYN == 0 || thl < 20 || ihl + thl > total {
+    if frame[tcp + 13] & TCP_FLAG_SYN == 0 || thl < 20 || tcp + thl > l4.end {
         return;
     }
     let mut at = tcp + 20;
@@ -91,10 +113,9 @@ pub fn widen_mss(frame: &mut [u8], wire_mtu: u32) {
                         return;
                     }
                     frame[at + 2..at + 4].copy_from_slice(&WIDE_MSS.to_be_bytes());
-                    frame[tcp + 16..tcp + 18].fill(0);
-                    let pseudo = sum16(&frame[ETH + 12..ETH + 20], 0) + 6 + (frame.len() - tcp) as u32;
-                    let sum = !fold(sum16(&frame[tcp..], pseudo));
-                    frame[tcp + 16..tcp + 18].copy_from_slice(&sum.to_be_bytes());
+                    if !partial {
+                        l4.fill(frame);
+                    }
                     return;
                 }
                 at += len;
@@ -106,6 +127,7 @@ pub fn widen_mss(frame: &mut [u8], wire_mtu: u32) {
 /// A frame as it goes to the TAP device: its virtio-net header, then `head` and
 /// `parts` written in one vectored write — for a super-frame the first segment's
 /// headers, patched, and every segment's payload, borrowed from the stack's frames.
+/// No parts at all: a frame dropped for a bad checksum, nothing to write.
 pub struct Out<'a> {
     pub hdr: [u8; HDR_LEN],
     pub head: Vec<u8>,
@@ -114,7 +136,32 @@ pub struct Out<'a> {
     pub frames: usize,
 }
 
-impl Out<'_> {
+impl<'a> Out<'a> {
+    fn plain(f: &'a [u8]) -> Out<'a> {
+        Out { hdr: PLAIN, head: Vec::new(), parts: vec![f], frames: 1 }
+    }
+
+    /// One frame whose checksum Linux fills in: its headers copied up to the
+    /// checksum field, which gets the pseudo-header's sum.
+    fn needs_csum(f: &'a [u8], l4: &L4) -> Out<'a> {
+        let mut head = f[..l4.field + 2].to_vec();
+        l4.set_partial(&mut head);
+        let mut hdr = PLAIN;
+        hdr[0] = F_NEEDS_CSUM;
+        hdr[6..8].copy_from_slice(&(l4.start as u16).to_le_bytes());
+        hdr[8..10].copy_from_slice(&((l4.field - l4.start) as u16).to_le_bytes());
+        Out { hdr, head, parts: vec![&f[l4.field + 2..]], frames: 1 }
+    }
+
+    fn dropped() -> Out<'a> {
+        Out { hdr: PLAIN, head: Vec::new(), parts: Vec::new(), frames: 1 }
+    }
+
+    /// A frame dropped for a bad checksum: nothing to write.
+    pub fn is_dropped(&self) -> bool {
+        self.parts.is_empty()
+    }
+
     /// The frame's bytes after the header.
     #[cfg(test)]
     fn bytes(&self) -> Vec<u8> {
@@ -126,27 +173,48 @@ impl Out<'_> {
     }
 }
 
-/// The stack's frames as they go to the TAP device: runs of consecutive full-size
-/// segments of one TCP stream become one super-frame, and a segment larger than the
-/// wire (`wire_mtu`) is handed over for Linux to cut. Nothing is copied but headers.
+/// The stack's frames as they go to the TAP device. A frame whose TCP or UDP
+/// checksum is delegated (zero) goes with `NEEDS_CSUM`; runs of consecutive
+/// full-size segments of one TCP stream, checksums delegated, become one
+/// super-frame; a segment larger than the wire (`wire_mtu`) is handed over for
+/// Linux to cut. A frame with its checksum complete goes out as it is, for Linux to
+/// check — unless it must be cut, which would hide damage done to it (a corrupting
+/// filter's): it is checked here, and dropped if bad. Nothing is copied but headers.
 pub fn coalesce(frames: &[Vec<u8>], wire_mtu: u32) -> Vec<Out<'_>> {
     let mut out = Vec::new();
     let mut run: Option<Run<'_>> = None;
+    let wire = ETH + wire_mtu as usize;
     for f in frames {
-        let seg = Segment::parse(f);
-        let oversize = f.len() > ETH + wire_mtu as usize;
-        let Some(seg) = seg.filter(|s| !oversize || ETH + wire_mtu as usize > s.hdr_len) else {
+        let l4 = L4::of(f);
+        let oversize = f.len() > wire;
+        let delegated = l4.is_some_and(|l| l.delegated(f));
+        let seg = Segment::parse(f).filter(|s| !oversize || wire > s.hdr_len);
+        let seg = match (seg, l4) {
+            (Some(seg), Some(l4)) if delegated || (oversize && l4.verify(f)) => Some(seg),
+            (Some(_), Some(_)) if oversize => {
+                if let Some(r) = run.take() {
+                    out.push(r.finish());
+                }
+                out.push(Out::dropped());
+                continue;
+            }
+            _ => None,
+        };
+        let Some(seg) = seg else {
             if let Some(r) = run.take() {
                 out.push(r.finish());
             }
-            out.push(Out { hdr: PLAIN, head: Vec::new(), parts: vec![f.as_slice()], frames: 1 });
+            out.push(match l4 {
+                Some(l4) if delegated => Out::needs_csum(f, &l4),
+                _ => Out::plain(f),
+            });
             continue;
         };
         if oversize {
             if let Some(r) = run.take() {
                 out.push(r.finish());
             }
-            let mss = ETH + wire_mtu as usize - seg.hdr_len;
+            let mss = wire - seg.hdr_len;
             out.push(Run::start(f, seg).gso(mss));
             continue;
         }
@@ -269,7 +337,9 @@ impl<'a> Run<'a> {
 
     fn finish(self) -> Out<'a> {
         if self.segments == 1 {
-            return Out { hdr: PLAIN, head: Vec::new(), parts: vec![self.first_frame], frames: 1 };
+            // Only delegated segments are merged: its checksum is for Linux to fill.
+            let f = self.first_frame;
+            return L4::of(f).map_or(Out::plain(f), |l4| Out::needs_csum(f, &l4));
         }
         let mss = self.first.payload;
         self.gso(mss)
@@ -300,36 +370,6 @@ impl<'a> Run<'a> {
     }
 }
 
-/// `sum` plus the one's complement sum of `data` as big-endian 16-bit words,
-/// folded to at most 17 bits. Eight bytes at a time (a 64 KiB super-frame is summed
-/// on every receive): 2^16 ≡ 1 modulo 0xffff, so the sum of 64-bit words with
-/// end-around carry folds to the same 16 bits.
-fn sum16(data: &[u8], sum: u32) -> u32 {
-    let mut acc = sum as u64;
-    let mut words = data.chunks_exact(8);
-    for w in &mut words {
-        let (s, carry) = acc.overflowing_add(u64::from_be_bytes(w.try_into().unwrap()));
-        acc = s + carry as u64;
-    }
-    let mut pairs = words.remainder().chunks_exact(2);
-    for p in &mut pairs {
-        acc += u16::from_be_bytes([p[0], p[1]]) as u64;
-    }
-    if let [b] = pairs.remainder() {
-        acc += (*b as u64) << 8;
-    }
-    let acc = (acc & 0xffff_ffff) + (acc >> 32);
-    let acc = (acc & 0xffff_ffff) + (acc >> 32);
-    ((acc & 0xffff) + (acc >> 16)) as u32
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +397,23 @@ mod tests {
         f
     }
 
+    /// `f` with its TCP checksum left to the device, as the stack sends it.
+    fn delegate(mut f: Vec<u8>) -> Vec<u8> {
+        f[50..52].fill(0);
+        f
+    }
+
+    /// What Linux does with a `NEEDS_CSUM` frame that is not cut: the sum from
+    /// `csum_start`, inverted, at `csum_start + csum_offset`.
+    fn complete(hdr: &[u8; HDR_LEN], mut f: Vec<u8>) -> Vec<u8> {
+        assert_eq!(hdr[0], F_NEEDS_CSUM);
+        let start = u16::from_le_bytes([hdr[6], hdr[7]]) as usize;
+        let at = start + u16::from_le_bytes([hdr[8], hdr[9]]) as usize;
+        let sum = !fold(sum16(&f[start..], 0));
+        f[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+        f
+    }
+
     /// What Linux does with a super-frame: cut it at `gso_size`, and each segment's
     /// checksum computed from the partial one.
     fn segment_like_linux(hdr: &[u8; HDR_LEN], f: &[u8]) -> Vec<Vec<u8>> {
@@ -378,11 +435,12 @@ mod tests {
     #[test]
     fn consecutive_full_segments_become_one_frame_linux_cuts_back() {
         let data: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
-        let segs: Vec<Vec<u8>> = data
+        let full: Vec<Vec<u8>> = data
             .chunks(1448)
             .enumerate()
             .map(|(i, c)| segment(1000 + (i * 1448) as u32, if i == 3 { 0x18 } else { 0x10 }, c))
             .collect();
+        let segs: Vec<Vec<u8>> = full.iter().cloned().map(delegate).collect();
         let out = coalesce(&segs, 1500);
         assert_eq!(out.len(), 1);
         let (hdr, f, n) = (&out[0].hdr, &out[0].bytes(), out[0].frames);
@@ -390,15 +448,13 @@ mod tests {
         assert_eq!(hdr[1], GSO_TCPV4);
         assert_eq!(u16::from_le_bytes([hdr[4], hdr[5]]), 1448);
         assert_eq!(f.len(), 14 + 20 + 32 + 5000);
-        assert_eq!(segment_like_linux(hdr, f), segs);
+        assert_eq!(segment_like_linux(hdr, f), full);
         // The partial checksum completes to the super-frame's true one.
-        let mut g = f.clone();
-        assert!(complete_checksum(hdr, &mut g));
-        assert_eq!(g, segment(1000, 0x18, &data));
+        assert_eq!(complete(hdr, f.clone()), segment(1000, 0x18, &data));
     }
 
     #[test]
-    fn what_cannot_merge_passes_as_it_is() {
+    fn what_cannot_merge_goes_alone_with_its_checksum_to_fill() {
         let a = segment(1, 0x10, &[1; 100]);
         let short_then_more = [segment(1, 0x10, &[1; 50]), segment(51, 0x10, &[2; 100])];
         let gap = [a.clone(), segment(500, 0x10, &[2; 100])];
@@ -406,28 +462,57 @@ mod tests {
         let syn = [segment(1, 0x12, &[1; 100]), segment(101, 0x10, &[2; 100])];
         let mut other_ack = segment(101, 0x10, &[2; 100]);
         other_ack[42] ^= 1;
+        L4::of(&other_ack).unwrap().fill(&mut other_ack);
         let pure_ack = [segment(1, 0x10, &[]), segment(1, 0x10, &[])];
-        let arp = [vec![0xff; 42]];
-        for frames in [&short_then_more[..], &gap, &psh_first, &syn, &[a.clone(), other_ack], &pure_ack, &arp] {
-            let out = coalesce(frames, 1500);
+        for full in [&short_then_more[..], &gap, &psh_first, &syn, &[a.clone(), other_ack], &pure_ack] {
+            let frames: Vec<Vec<u8>> = full.iter().cloned().map(delegate).collect();
+            let out = coalesce(&frames, 1500);
             assert_eq!(out.len(), frames.len());
-            for (o, orig) in out.iter().zip(frames) {
+            for (o, orig) in out.iter().zip(full) {
                 assert_eq!(o.frames, 1);
-                assert_eq!(o.hdr, PLAIN);
-                assert_eq!(&o.bytes(), orig);
+                assert_eq!(&complete(&o.hdr, o.bytes()), orig);
             }
+        }
+        let arp = [vec![0xff; 42]];
+        let out = coalesce(&arp, 1500);
+        assert_eq!((out.len(), out[0].hdr, out[0].bytes()), (1, PLAIN, arp[0].clone()));
+    }
+
+    #[test]
+    fn complete_checksums_go_as_they_are_and_are_never_merged() {
+        let full: Vec<Vec<u8>> = (0..4u32).map(|i| segment(i * 1448, 0x10, &[i as u8; 1448])).collect();
+        let out = coalesce(&full, 1500);
+        assert_eq!(out.len(), 4);
+        for (o, f) in out.iter().zip(&full) {
+            assert_eq!((o.hdr, o.bytes(), o.frames), (PLAIN, f.clone(), 1));
         }
     }
 
     #[test]
+    fn a_complete_segment_to_cut_is_checked_first() {
+        let data: Vec<u8> = (0..20000u32).map(|i| (i % 251) as u8).collect();
+        let good = segment(5, 0x18, &data);
+        let mut bad = good.clone();
+        bad[9000] ^= 4; // damaged after its checksum was made
+        let frames = [good.clone(), bad];
+        let out = coalesce(&frames, 1500);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].hdr[1], GSO_TCPV4);
+        let cut = segment_like_linux(&out[0].hdr, &out[0].bytes());
+        assert_eq!(cut.iter().flat_map(|s| s[66..].to_vec()).collect::<Vec<u8>>(), data);
+        assert!(out[1].is_dropped() && out[1].frames == 1);
+    }
+
+    #[test]
     fn a_run_stops_at_64_kib_and_another_starts() {
-        let segs: Vec<Vec<u8>> = (0..50u32).map(|i| segment(i * 1448, 0x10, &[i as u8; 1448])).collect();
+        let full: Vec<Vec<u8>> = (0..50u32).map(|i| segment(i * 1448, 0x10, &[i as u8; 1448])).collect();
+        let segs: Vec<Vec<u8>> = full.iter().cloned().map(delegate).collect();
         let out = coalesce(&segs, 1500);
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|o| o.bytes().len() - 14 <= IP_MAX));
         assert_eq!(out.iter().map(|o| o.frames).sum::<usize>(), 50);
         let back: Vec<Vec<u8>> = out.iter().flat_map(|o| segment_like_linux(&o.hdr, &o.bytes())).collect();
-        assert_eq!(back, segs);
+        assert_eq!(back, full);
     }
 
     /// A SYN with options MSS, NOP, NOP, SACK-permitted.
@@ -450,32 +535,37 @@ mod tests {
     #[test]
     fn an_on_link_peers_mss_is_widened_and_others_are_not() {
         let mut f = syn(1460);
-        widen_mss(&mut f, 1500);
+        widen_mss(&mut f, 1500, false);
         assert_eq!(u16::from_be_bytes([f[56], f[57]]), WIDE_MSS);
         assert!(tcp_checksum_ok(&f));
+        // A partial checksum covers no option: it is left as it is.
+        let mut p = syn(1460);
+        L4::of(&p).unwrap().set_partial(&mut p);
+        let sum = p[50..52].to_vec();
+        widen_mss(&mut p, 1500, true);
+        assert_eq!((u16::from_be_bytes([p[56], p[57]]), &p[50..52]), (WIDE_MSS, &sum[..]));
         // Behind a router (a smaller MSS), on another link, or not a SYN: untouched.
         for (mut g, mtu) in [(syn(1400), 1500), (syn(1460), 9000), (segment(1, 0x10, &[2, 4, 5, 180]), 1500)] {
             let before = g.clone();
-            widen_mss(&mut g, mtu);
+            widen_mss(&mut g, mtu, false);
             assert_eq!(g, before);
         }
         // Truncated or garbage frames are left as they are, without a panic.
         for n in 0..f.len() {
             let mut g = f[..n].to_vec();
-            widen_mss(&mut g, 1500);
+            widen_mss(&mut g, 1500, false);
         }
         let mut bad = syn(1460);
         bad[55] = 40; // an option length past the header
         let before = bad.clone();
-        widen_mss(&mut bad, 1500);
+        widen_mss(&mut bad, 1500, false);
         assert_eq!(bad, before);
     }
 
     #[test]
     fn a_segment_larger_than_the_wire_goes_to_linux_to_cut() {
         let data: Vec<u8> = (0..60000u32).map(|i| (i % 251) as u8).collect();
-        let big = segment(5, 0x18, &data);
-        let frames = [big];
+        let frames = [delegate(segment(5, 0x18, &data))];
         let out = coalesce(&frames, 1500);
         assert_eq!(out.len(), 1);
         let (hdr, f, n) = (&out[0].hdr, &out[0].bytes(), out[0].frames);
@@ -493,38 +583,35 @@ mod tests {
     }
 
     #[test]
-    fn the_wide_sum_is_the_16_bit_sum() {
-        let naive = |d: &[u8], mut s: u32| {
-            for c in d.chunks(2) {
-                s += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-                s = (s & 0xffff) + (s >> 16);
-            }
-            s
-        };
-        let data: Vec<u8> = (0..70000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
-        for len in (0..64).chain([1499, 1500, 65535, 70000]) {
-            for start in [0u32, 0xffff, 0x1_2345] {
-                assert_eq!(fold(sum16(&data[..len], start)), fold(naive(&data[..len], start)), "len {len}");
-            }
-        }
-        assert_eq!(fold(sum16(&[0xff; 65536], 0)), 0xffff);
-    }
-
-    #[test]
-    fn checksums_are_completed_and_bad_offsets_refused() {
+    fn received_checksums_pass_up_partial_or_checked() {
         let full = segment(9, 0x18, b"hello, partial checksum");
         let mut partial = full.clone();
-        let tcp_len = (full.len() - 34) as u32;
-        let pseudo = fold(sum16(&full[26..34], 0) + 6 + tcp_len);
-        partial[50..52].copy_from_slice(&pseudo.to_be_bytes());
+        L4::of(&partial).unwrap().set_partial(&mut partial);
         let mut hdr = PLAIN;
         hdr[0] = F_NEEDS_CSUM;
         hdr[6..8].copy_from_slice(&34u16.to_le_bytes());
         hdr[8..10].copy_from_slice(&16u16.to_le_bytes());
-        assert!(complete_checksum(&hdr, &mut partial));
-        assert_eq!(partial, full);
-        hdr[6..8].copy_from_slice(&60000u16.to_le_bytes());
-        assert!(!complete_checksum(&hdr, &mut partial));
-        assert!(complete_checksum(&PLAIN, &mut partial));
+        // Linux's own, checksum to do: up as it is, for a stack that skips it.
+        let mut f = partial.clone();
+        assert_eq!(check_received(&hdr, &mut f), Received::Partial);
+        assert_eq!(f, partial);
+        // Nothing vouches for it: checked here.
+        let mut bad = full.clone();
+        bad[70] ^= 1;
+        assert_eq!(check_received(&PLAIN, &mut full.clone()), Received::Valid);
+        assert_eq!(check_received(&PLAIN, &mut bad.clone()), Received::Bad);
+        let mut valid = PLAIN;
+        valid[0] = F_DATA_VALID;
+        assert_eq!(check_received(&valid, &mut bad.clone()), Received::Valid);
+        // A header pointing outside the frame is a bad descriptor.
+        let mut far = hdr;
+        far[6..8].copy_from_slice(&60000u16.to_le_bytes());
+        assert_eq!(check_received(&far, &mut partial.clone()), Received::Bad);
+        // NEEDS_CSUM somewhere else than a TCP or UDP checksum: completed here.
+        let mut odd = hdr;
+        odd[8..10].copy_from_slice(&4u16.to_le_bytes());
+        let mut g = partial.clone();
+        assert_eq!(check_received(&odd, &mut g), Received::Valid);
+        assert_ne!(g, partial);
     }
 }

@@ -129,6 +129,8 @@ mod tests {
 pub struct NetInfo {
     pub mac: (u8, u8, u8, u8, u8, u8),
     pub mtu: u32,
+    #[component(name = "checksum-offload")]
+    pub checksum_offload: bool,
 }
 
 /// Largest number of frames one `net.receive` returns.

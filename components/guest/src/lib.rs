@@ -15,6 +15,7 @@
 extern crate alloc;
 
 pub mod cell;
+pub mod checksum;
 pub mod config;
 pub mod fmt;
 pub mod observe;

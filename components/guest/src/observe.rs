@@ -31,7 +31,7 @@ macro_rules! observing_net_filter {
 
             fn info(dev: Handle) -> Result<NetInfo, ErrorCode> {
                 let i = net::info(dev)?;
-                Ok(NetInfo { mac: i.mac, mtu: i.mtu })
+                Ok(NetInfo { mac: i.mac, mtu: i.mtu, checksum_offload: i.checksum_offload })
             }
 
             fn send(dev: Handle, frames: ::alloc::vec::Vec<::alloc::vec::Vec<u8>>) -> Result<u32, ErrorCode> {

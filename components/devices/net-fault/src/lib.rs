@@ -4,6 +4,12 @@
 //! `delay = "50ms"` (every frame is held that long and released by a later call),
 //! `seed` (default 1). Every injected drop, duplicate and corruption is one event on
 //! log topic `net-fault`; delays are not faults and are not logged.
+//!
+//! Corruption must stay detectable, as on a wire. Above a device with checksum
+//! offload, `net-fault` with a `corrupt-chance` reports none (so the stack checks
+//! every checksum), completes the checksums of the frames it passes up (Linux leaves
+//! them partial), and never passes down a checksum the device would fill in over the
+//! damage (like Linux's netem, which completes checksums before corrupting).
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -15,6 +21,7 @@ use alloc::vec::Vec;
 
 use faults::{Dir, Faults, Plan};
 use weft_guest::Global;
+use weft_guest::checksum::{self, L4};
 
 wit_bindgen::generate!({
     world: "net-filter",
@@ -31,13 +38,14 @@ const TOPIC: &str = "net-fault";
 struct State {
     plan: Plan,
     role: String,
-    /// Per open device: its largest frame, and its faults and queues.
-    devs: Vec<(Handle, usize, Faults)>,
+    /// Per open device: its largest frame, whether checksums must be mended around
+    /// it (see the top), and its faults and queues.
+    devs: Vec<(Handle, usize, bool, Faults)>,
 }
 
 static STATE: Global<Option<State>> = Global::new(None);
 
-fn with_dev<R>(dev: Handle, f: impl FnOnce(usize, &mut Faults) -> R) -> Result<R, ErrorCode> {
+fn with_dev<R>(dev: Handle, f: impl FnOnce(usize, bool, &mut Faults) -> R) -> Result<R, ErrorCode> {
     STATE.with(|s| {
         let s = s.get_or_insert_with(|| State {
             plan: Plan {
@@ -49,12 +57,13 @@ fn with_dev<R>(dev: Handle, f: impl FnOnce(usize, &mut Faults) -> R) -> Result<R
         });
         if !s.devs.iter().any(|d| d.0 == dev) {
             // A handle we did not see opened (the runtime may hand out one per role).
-            let max = 14 + net::info(dev)?.mtu as usize;
+            let info = net::info(dev)?;
+            let mend = info.checksum_offload && s.plan.corrupt > 0.0;
             let faults = Faults::new(s.plan.clone(), s.role.clone());
-            s.devs.push((dev, max, faults));
+            s.devs.push((dev, 14 + info.mtu as usize, mend, faults));
         }
         let d = s.devs.iter_mut().find(|d| d.0 == dev).unwrap();
-        Ok(f(d.1, &mut d.2))
+        Ok(f(d.1, d.2, &mut d.3))
     })
 }
 
@@ -83,23 +92,33 @@ impl FilterGuest for NetFault {
 impl NetGuest for NetFault {
     fn open(name: String) -> Result<Handle, ErrorCode> {
         let h = net::open(&name)?;
-        with_dev(h, |_, _| ())?;
+        with_dev(h, |_, _, _| ())?;
         Ok(h)
     }
 
     fn info(dev: Handle) -> Result<NetInfo, ErrorCode> {
         let i = net::info(dev)?;
+        let mend = with_dev(dev, |_, mend, _| mend)?;
         Ok(NetInfo {
             mac: i.mac,
             mtu: i.mtu,
+            checksum_offload: i.checksum_offload && !mend,
         })
     }
 
-    fn send(dev: Handle, frames: Vec<Vec<u8>>) -> Result<u32, ErrorCode> {
-        let (out, delayed) = with_dev(dev, |max, f| {
+    fn send(dev: Handle, mut frames: Vec<Vec<u8>>) -> Result<u32, ErrorCode> {
+        let (out, delayed) = with_dev(dev, |max, mend, f| {
             // The contract's length check comes first: a bad batch sends nothing.
             if frames.iter().any(|fr| fr.len() < 14 || fr.len() > max) {
                 return Err(ErrorCode::InvalidArgument);
+            }
+            if mend {
+                // A zero checksum would be the device's to fill, over any damage.
+                for fr in &mut frames {
+                    if let Some(l4) = L4::of(fr).filter(|l| l.delegated(fr)) {
+                        l4.fill(fr);
+                    }
+                }
             }
             Ok((
                 f.pass(Dir::Out, frames, clock::monotonic_now(), usize::MAX),
@@ -122,7 +141,7 @@ impl NetGuest for NetFault {
         if delayed {
             // Released frames the device refused wait for the next call.
             let rest: Vec<Vec<u8>> = out.frames.into_iter().skip(sent).collect();
-            with_dev(dev, |_, f| f.requeue_out(rest, clock::monotonic_now()))?;
+            with_dev(dev, |_, _, f| f.requeue_out(rest, clock::monotonic_now()))?;
             Ok(total)
         } else {
             // Report as accepted only the input frames wholly sent (dropped ones count).
@@ -132,13 +151,16 @@ impl NetGuest for NetFault {
 
     fn receive(dev: Handle, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
         let now = clock::monotonic_now();
-        let ready = with_dev(dev, |_, f| f.due(Dir::In, now))?;
-        let fresh = if ready < max as usize {
+        let (ready, mend) = with_dev(dev, |_, mend, f| (f.due(Dir::In, now), mend))?;
+        let mut fresh = if ready < max as usize {
             net::receive(dev, max)?
         } else {
             Vec::new()
         };
-        let out = with_dev(dev, |_, f| f.pass(Dir::In, fresh, now, max as usize))?;
+        if mend {
+            fresh.iter_mut().for_each(|f| checksum::fill(f));
+        }
+        let out = with_dev(dev, |_, _, f| f.pass(Dir::In, fresh, now, max as usize))?;
         emit(out.events);
         Ok(out.frames)
     }

@@ -20,7 +20,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use crate::config::StackConfig;
-use crate::stack::{Net, SockErr, Stack};
+use crate::stack::{Link, Net, SockErr, Stack};
 
 type Wire = Rc<RefCell<VecDeque<Vec<u8>>>>;
 
@@ -117,8 +117,7 @@ pub fn frames(data: &[u8]) {
             out: b.clone(),
         },
         "fuzz",
-        SRV_MAC,
-        1500,
+        Link { mac: SRV_MAC, mtu: 1500, checksum_offload: false },
         cfg(2),
         1,
         0,
@@ -129,8 +128,7 @@ pub fn frames(data: &[u8]) {
             out: a.clone(),
         },
         "fuzz",
-        CLI_MAC,
-        1500,
+        Link { mac: CLI_MAC, mtu: 1500, checksum_offload: false },
         cfg(1),
         2,
         0,

@@ -34,7 +34,7 @@ use exports::weft::devices::filter::Guest as FilterGuest;
 use exports::weft::devices::sockets::{Endpoint, Guest as SocketsGuest, Socket, SocketError};
 use weft::devices::{clock, log, net, random};
 
-use stack::{SockErr, Stack};
+use stack::{Link, SockErr, Stack};
 
 const TOPIC: &str = "tcpip";
 
@@ -119,8 +119,11 @@ impl FilterGuest for Tcpip {
         let mut st = Stack::new(
             NetImport { dev },
             &device,
-            mac,
-            info.mtu,
+            Link {
+                mac,
+                mtu: info.mtu,
+                checksum_offload: info.checksum_offload,
+            },
             cfg,
             u64::from_le_bytes(seed),
             clock::monotonic_now(),

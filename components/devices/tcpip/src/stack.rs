@@ -55,6 +55,17 @@ pub enum SockErr {
 
 pub type Endpoint = ([u8; 4], u16);
 
+/// What the stack knows of its net device (`net-info`).
+#[derive(Clone, Copy, Debug)]
+pub struct Link {
+    pub mac: [u8; 6],
+    /// Largest frame payload.
+    pub mtu: u32,
+    /// The device fills in and checks TCP and UDP checksums: smoltcp sends them as
+    /// zero and skips checking them (see `net-info.checksum-offload`).
+    pub checksum_offload: bool,
+}
+
 /// Frames per `net.receive` call.
 const RX_BATCH: u32 = 64;
 /// `net.receive` calls per poll at most, so one poll does bounded work.
@@ -79,12 +90,23 @@ const TCP_TIMEOUT: Duration = Duration::from_secs(60);
 struct Phy {
     rx: VecDeque<Vec<u8>>,
     tx: Vec<Vec<u8>>,
+    /// Buffers of frames sent, for [`TxTok`] to reuse.
+    spare: Vec<Vec<u8>>,
     /// Largest frame, Ethernet header included.
     max_frame: usize,
+    checksum_offload: bool,
 }
 
 struct RxTok(Vec<u8>);
-struct TxTok<'a>(&'a mut Vec<Vec<u8>>);
+struct TxTok<'a> {
+    tx: &'a mut Vec<Vec<u8>>,
+    spare: &'a mut Vec<Vec<u8>>,
+}
+
+/// Bytes of Ethernet, IPv4 and TCP headers at most.
+const HEADERS: usize = 14 + 60 + 60;
+/// Buffers of sent frames kept for the next ones.
+const SPARE: usize = 32;
 
 impl phy::RxToken for RxTok {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -93,10 +115,23 @@ impl phy::RxToken for RxTok {
 }
 
 impl phy::TxToken for TxTok<'_> {
+    /// The frame is built in the buffer of one already sent, when there is one long
+    /// enough: no allocation, and no zeroing of the 64 KiB a super-frame's payload
+    /// overwrites. smoltcp writes every byte of a frame but a TCP header's padding
+    /// after its option list's end; the header bytes are zeroed, so nothing of an
+    /// earlier frame goes out again.
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0u8; len];
+        let mut buf = match self.spare.iter().position(|b| b.len() >= len) {
+            Some(i) => {
+                let mut b = self.spare.swap_remove(i);
+                b.truncate(len);
+                b[..len.min(HEADERS)].fill(0);
+                b
+            }
+            None => vec![0u8; len],
+        };
         let r = f(&mut buf);
-        self.0.push(buf);
+        self.tx.push(buf);
         r
     }
 }
@@ -107,14 +142,14 @@ impl phy::Device for Phy {
 
     fn receive(&mut self, _: Instant) -> Option<(RxTok, TxTok<'_>)> {
         let frame = self.rx.pop_front()?;
-        Some((RxTok(frame), TxTok(&mut self.tx)))
+        Some((RxTok(frame), TxTok { tx: &mut self.tx, spare: &mut self.spare }))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<TxTok<'_>> {
         if self.tx.len() >= TX_QUEUE {
             None
         } else {
-            Some(TxTok(&mut self.tx))
+            Some(TxTok { tx: &mut self.tx, spare: &mut self.spare })
         }
     }
 
@@ -122,6 +157,10 @@ impl phy::Device for Phy {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.max_frame;
+        if self.checksum_offload {
+            caps.checksum.tcp = phy::Checksum::None;
+            caps.checksum.udp = phy::Checksum::None;
+        }
         caps
     }
 }
@@ -214,16 +253,18 @@ impl<N: Net> Stack<N> {
     pub fn new(
         mut net: N,
         role: &str,
-        mac: [u8; 6],
-        mtu: u32,
+        link: Link,
         cfg: StackConfig,
         seed: u64,
         now_ns: u64,
     ) -> Stack<N> {
+        let Link { mac, mtu, checksum_offload } = link;
         let mut phy = Phy {
             rx: VecDeque::new(),
             tx: Vec::new(),
+            spare: Vec::new(),
             max_frame: 14 + mtu.clamp(576, 65535) as usize,
+            checksum_offload,
         };
         let mut icfg = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         icfg.random_seed = seed;
@@ -409,7 +450,9 @@ impl<N: Net> Stack<N> {
         match self.net.send(&self.phy.tx) {
             Ok(n) => {
                 let n = n.min(self.phy.tx.len());
-                self.phy.tx.drain(..n);
+                let room = SPARE.saturating_sub(self.phy.spare.len());
+                let sent = self.phy.tx.drain(..n);
+                self.phy.spare.extend(sent.take(room));
             }
             Err(()) => {
                 self.tx_dropped += self.phy.tx.len() as u64;
@@ -657,11 +700,21 @@ impl<N: Net> Stack<N> {
             return Err(SockErr::InvalidArgument);
         }
         let window_was_closed = sock.recv_queue() >= sock.recv_capacity() / 2;
-        let mut buf = vec![0u8; (max as usize).min(sock.recv_queue().max(1))];
-        match sock.recv_slice(&mut buf) {
+        let want = (max as usize).min(sock.recv_queue().max(1));
+        let mut buf = Vec::with_capacity(want);
+        // smoltcp's ring holds the data in up to two pieces; copied without zeroing
+        // the buffer first.
+        let mut take = |d: &mut [u8]| {
+            let n = d.len().min(want - buf.len());
+            buf.extend_from_slice(&d[..n]);
+            (n, n)
+        };
+        match sock.recv(&mut take) {
             Ok(0) => Err(SockErr::WouldBlock),
             Ok(n) => {
-                buf.truncate(n);
+                if n < want {
+                    let _ = sock.recv(&mut take);
+                }
                 // Reading freed buffer space: let the peer know the window opened.
                 if window_was_closed {
                     self.egress(now_ns);
@@ -957,9 +1010,28 @@ mod tests {
     }
 
     const SERVER_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
+
+    fn link(mac: [u8; 6]) -> Link {
+        Link {
+            mac,
+            mtu: 1500,
+            checksum_offload: false,
+        }
+    }
+
+    fn offloading(mac: [u8; 6]) -> Link {
+        Link {
+            checksum_offload: true,
+            ..link(mac)
+        }
+    }
     const CLIENT_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
 
     fn pair() -> (Stack<Cable>, Stack<Cable>) {
+        pair_of(link(SERVER_MAC), link(CLIENT_MAC))
+    }
+
+    fn pair_of(server: Link, client: Link) -> (Stack<Cable>, Stack<Cable>) {
         let a: Wire = Rc::default();
         let b: Wire = Rc::default();
         let server = Stack::new(
@@ -969,8 +1041,7 @@ mod tests {
                 logs: Vec::new(),
             },
             "service",
-            SERVER_MAC,
-            1500,
+            server,
             cfg(2),
             1,
             0,
@@ -982,8 +1053,7 @@ mod tests {
                 logs: Vec::new(),
             },
             "service",
-            CLIENT_MAC,
-            1500,
+            client,
             cfg(1),
             2,
             0,
@@ -1066,6 +1136,64 @@ mod tests {
         // Only the pool remains once the FIN handshakes are over (TIME-WAIT is the client's).
         assert!(srv.socket_count() <= 2 * 4, "{}", srv.socket_count());
         assert!(srv.next_deadline(t).is_none() || srv.next_deadline(t).unwrap() > t);
+    }
+
+    /// One message over a new connection, echoed back: whether it came back.
+    fn echoes(srv: &mut Stack<Cable>, cli: &mut Stack<Cable>) -> bool {
+        let l = srv.tcp_listen(0, 7).unwrap();
+        let c = cli.tcp_connect(0, ([10, 0, 0, 2], 7)).unwrap();
+        let (mut s, mut sent, mut got) = (None, false, Vec::new());
+        for i in 1..500u64 {
+            let t = i * 1_000_000;
+            if let Ok((a, _)) = srv.tcp_accept(t, l) {
+                s = Some(a);
+            }
+            if let Some(Ok(d)) = s.map(|a| srv.tcp_recv(t, a, 100)) {
+                if !d.is_empty() {
+                    srv.tcp_send(t, s.unwrap(), &d).unwrap();
+                }
+            }
+            sent = sent || cli.tcp_send(t, c, b"offload").is_ok();
+            if let Ok(d) = cli.tcp_recv(t, c, 100) {
+                got.extend_from_slice(&d);
+            }
+            if got == b"offload" {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Checksum offload: the stack sends TCP with a zero checksum for the device to
+    /// fill (the IP header's is still its own) and checks none it receives; a stack
+    /// whose device does not checksum drops such frames.
+    #[test]
+    fn with_checksum_offload_tcp_checksums_are_the_devices() {
+        let (mut srv, mut cli) = pair_of(offloading(SERVER_MAC), offloading(CLIENT_MAC));
+        srv.tcp_listen(0, 9).unwrap();
+        cli.tcp_connect(0, ([10, 0, 0, 2], 9)).unwrap();
+        // The SYN follows the ARP exchange.
+        let mut t = 0;
+        let syn = loop {
+            t += 1_000_000;
+            srv.poll(t);
+            cli.poll(t);
+            let out = cli.net.out.borrow();
+            if let Some(f) = out.iter().find(|f| f[12..14] == [8, 0]) {
+                break f.clone();
+            }
+            assert!(t < 100_000_000, "no SYN");
+        };
+        let ip = Ipv4Packet::new_checked(&syn[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(u16::from_be_bytes([syn[34 + 16], syn[34 + 17]]), 0, "TCP checksum");
+        let (mut srv, mut cli) = pair_of(offloading(SERVER_MAC), offloading(CLIENT_MAC));
+        assert!(echoes(&mut srv, &mut cli));
+        // Offloading on one side only: the other drops every zero checksum.
+        let (mut srv, mut cli) = pair_of(offloading(SERVER_MAC), link(CLIENT_MAC));
+        assert!(!echoes(&mut srv, &mut cli));
+        let (mut srv, mut cli) = pair();
+        assert!(echoes(&mut srv, &mut cli));
     }
 
     /// The lost wake-up: the app has read its connection dry and asks `next-deadline`
@@ -1389,8 +1517,7 @@ mod tests {
                 logs: Vec::new(),
             },
             "service",
-            SERVER_MAC,
-            1500,
+            link(SERVER_MAC),
             cfg(2),
             3,
             0,
