@@ -82,6 +82,9 @@ const MAX_SOCKETS: usize = 4096;
 /// duplicates matters little on the links weft serves; a peer whose last FIN is
 /// retransmitted after we forgot gets a RST instead of an ACK, having all its data.
 const TIME_WAIT_MAX: usize = 128;
+/// A sockets call within this long of a poll that found the device empty does not
+/// poll it again (see `Stack::poll_live`).
+const RECHECK: u64 = 50_000;
 /// A TCP connection with unacknowledged data and a silent peer is aborted after this.
 const TCP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -202,6 +205,9 @@ pub struct Stack<N: Net> {
     clash: Option<Clash>,
     /// The local port the next `tcp-connect` tries first (tests reuse ports with it).
     next_local_port: Option<u16>,
+    /// When a poll last found the device empty, until one finds frames or the app
+    /// asks for its next deadline (see `poll_live`).
+    quiet_since: Option<u64>,
 }
 
 /// Another host on the link uses the stack's address.
@@ -311,6 +317,7 @@ impl<N: Net> Stack<N> {
             role: String::from(role),
             clash: None,
             next_local_port: None,
+            quiet_since: None,
         };
         st.flush();
         st
@@ -349,9 +356,21 @@ impl<N: Net> Stack<N> {
         self.phy.rx.clear();
     }
 
-    /// [`Stack::poll`], then `unreachable` if the address clashed.
+    /// [`Stack::poll`] unless the device was found empty less than [`RECHECK`] ago
+    /// and the app has not waited since; then `unreachable` if the address clashed.
+    ///
+    /// A server's loop makes a sockets call per connection (accept, then receive
+    /// and send on each), and the first call's poll takes every frame pending:
+    /// polling again microseconds later finds nothing, at the cost of a device
+    /// call through every filter and a system call. An app waits only after
+    /// `next-deadline`, whose poll always looks, and clears the mark, so no frame
+    /// that woke the app is missed; one arriving while the app keeps busy is seen
+    /// at most [`RECHECK`] late.
     fn poll_live(&mut self, now_ns: u64) -> Result<(), SockErr> {
-        self.poll(now_ns);
+        let quiet = self.quiet_since.is_some_and(|t| now_ns.saturating_sub(t) < RECHECK);
+        if !quiet {
+            self.poll(now_ns);
+        }
         match self.clash {
             Some(_) => Err(SockErr::Unreachable),
             None => Ok(()),
@@ -363,6 +382,12 @@ impl<N: Net> Stack<N> {
     /// frames are then off the device, so a caller about to wait must not rely on the
     /// device waking it for them (see [`Stack::next_deadline`]).
     pub fn poll(&mut self, now_ns: u64) -> bool {
+        let received = self.poll_device(now_ns);
+        self.quiet_since = if received { None } else { Some(now_ns) };
+        received
+    }
+
+    fn poll_device(&mut self, now_ns: u64) -> bool {
         let now = instant(now_ns);
         let mut received = false;
         for _ in 0..RX_ROUNDS {
@@ -867,6 +892,8 @@ impl<N: Net> Stack<N> {
     /// for the device to take them.
     pub fn next_deadline(&mut self, now_ns: u64) -> Option<u64> {
         let received = self.poll(now_ns);
+        // The app waits next: whatever wakes it is to be looked at.
+        self.quiet_since = None;
         if self.clash.is_some() {
             return None;
         }
@@ -972,10 +999,13 @@ mod tests {
         inp: Wire,
         out: Wire,
         logs: Vec<String>,
+        /// `receive` calls so far.
+        receives: usize,
     }
 
     impl Net for Cable {
         fn receive(&mut self, max: u32) -> Vec<Vec<u8>> {
+            self.receives += 1;
             let mut q = self.inp.borrow_mut();
             let n = (max as usize).min(q.len());
             q.drain(..n).collect()
@@ -1039,6 +1069,7 @@ mod tests {
                 inp: a.clone(),
                 out: b.clone(),
                 logs: Vec::new(),
+                receives: 0,
             },
             "service",
             server,
@@ -1051,6 +1082,7 @@ mod tests {
                 inp: b,
                 out: a,
                 logs: Vec::new(),
+                receives: 0,
             },
             "service",
             client,
@@ -1515,6 +1547,7 @@ mod tests {
                 inp: inp.clone(),
                 out: out.clone(),
                 logs: Vec::new(),
+                receives: 0,
             },
             "service",
             link(SERVER_MAC),
@@ -1527,6 +1560,32 @@ mod tests {
         assert_eq!(probe, arp_probe(SERVER_MAC, [10, 0, 0, 2]));
         assert!(out.borrow().is_empty());
         (st, inp, out)
+    }
+
+    /// A sockets call just after a poll found the device empty does not ask it
+    /// again; one 50 µs later does, and so does every call after `next-deadline`
+    /// (the app waits next, and must see what woke it).
+    #[test]
+    fn an_empty_device_is_not_asked_again_at_once() {
+        let (mut st, inp, _out) = lone();
+        let l = st.tcp_listen(1_000, 80).unwrap();
+        let n = st.net.receives;
+        assert_eq!(st.tcp_accept(2_000, l).map(|_| ()), Err(SockErr::WouldBlock));
+        assert_eq!(st.tcp_accept(40_000, l).map(|_| ()), Err(SockErr::WouldBlock));
+        assert_eq!(st.net.receives, n, "asked again within 50 µs");
+        assert_eq!(st.tcp_accept(60_000, l).map(|_| ()), Err(SockErr::WouldBlock));
+        assert_eq!(st.net.receives, n + 1);
+        // A frame arriving within the 50 µs waits for `next-deadline`, which
+        // always looks (and finds it: the deadline is now).
+        inp.borrow_mut().push_back(ping());
+        st.tcp_accept(61_000, l).unwrap_err();
+        assert_eq!(st.net.receives, n + 1);
+        assert_eq!(st.next_deadline(62_000), Some(62_000));
+        assert_eq!(st.net.receives, n + 2);
+        // After it every call looks until one finds the device empty.
+        st.tcp_accept(63_000, l).unwrap_err();
+        st.tcp_accept(64_000, l).unwrap_err();
+        assert_eq!(st.net.receives, n + 3);
     }
 
     #[test]
