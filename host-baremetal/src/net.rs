@@ -131,7 +131,7 @@ impl NetDevice for VirtioNet {
         self.info
     }
 
-    fn send(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode> {
+    fn send(&mut self, frames: &[&[u8]]) -> Result<u32, ErrorCode> {
         // SAFETY: the leaked `Nic` is only reached through this device and
         // `rx_pending`, never at the same time.
         let nic = unsafe { &mut *self.nic };

@@ -176,7 +176,7 @@ impl NetDevice for TapNet {
         self.info
     }
 
-    fn send(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode> {
+    fn send(&mut self, frames: &[&[u8]]) -> Result<u32, ErrorCode> {
         if self.offload {
             return self.send_offloaded(frames);
         }
@@ -260,7 +260,7 @@ impl TapNet {
     /// `send` with virtio-net headers, runs of TCP segments merged: the count
     /// returned is of the caller's frames, a merged frame counting for each of its
     /// segments.
-    fn send_offloaded(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode> {
+    fn send_offloaded(&mut self, frames: &[&[u8]]) -> Result<u32, ErrorCode> {
         let mut sent = 0u32;
         for out in offload::coalesce(frames, self.wire_mtu) {
             if out.is_dropped() {
@@ -306,7 +306,7 @@ impl NetDevice for UdpNet {
         self.info
     }
 
-    fn send(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode> {
+    fn send(&mut self, frames: &[&[u8]]) -> Result<u32, ErrorCode> {
         let mut sent = 0;
         for f in frames {
             match self.sock.send(f) {

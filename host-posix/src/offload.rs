@@ -180,11 +180,11 @@ impl<'a> Out<'a> {
 /// Linux to cut. A frame with its checksum complete goes out as it is, for Linux to
 /// check — unless it must be cut, which would hide damage done to it (a corrupting
 /// filter's): it is checked here, and dropped if bad. Nothing is copied but headers.
-pub fn coalesce(frames: &[Vec<u8>], wire_mtu: u32) -> Vec<Out<'_>> {
+pub fn coalesce<'a>(frames: &[&'a [u8]], wire_mtu: u32) -> Vec<Out<'a>> {
     let mut out = Vec::new();
     let mut run: Option<Run<'_>> = None;
     let wire = ETH + wire_mtu as usize;
-    for f in frames {
+    for &f in frames {
         let l4 = L4::of(f);
         let oversize = f.len() > wire;
         let delegated = l4.is_some_and(|l| l.delegated(f));
@@ -397,6 +397,11 @@ mod tests {
         f
     }
 
+    fn co(frames: &[Vec<u8>], wire_mtu: u32) -> Vec<Out<'_>> {
+        let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        coalesce(&refs, wire_mtu)
+    }
+
     /// `f` with its TCP checksum left to the device, as the stack sends it.
     fn delegate(mut f: Vec<u8>) -> Vec<u8> {
         f[50..52].fill(0);
@@ -441,7 +446,7 @@ mod tests {
             .map(|(i, c)| segment(1000 + (i * 1448) as u32, if i == 3 { 0x18 } else { 0x10 }, c))
             .collect();
         let segs: Vec<Vec<u8>> = full.iter().cloned().map(delegate).collect();
-        let out = coalesce(&segs, 1500);
+        let out = co(&segs, 1500);
         assert_eq!(out.len(), 1);
         let (hdr, f, n) = (&out[0].hdr, &out[0].bytes(), out[0].frames);
         assert_eq!(n, 4);
@@ -466,7 +471,7 @@ mod tests {
         let pure_ack = [segment(1, 0x10, &[]), segment(1, 0x10, &[])];
         for full in [&short_then_more[..], &gap, &psh_first, &syn, &[a.clone(), other_ack], &pure_ack] {
             let frames: Vec<Vec<u8>> = full.iter().cloned().map(delegate).collect();
-            let out = coalesce(&frames, 1500);
+            let out = co(&frames, 1500);
             assert_eq!(out.len(), frames.len());
             for (o, orig) in out.iter().zip(full) {
                 assert_eq!(o.frames, 1);
@@ -474,14 +479,14 @@ mod tests {
             }
         }
         let arp = [vec![0xff; 42]];
-        let out = coalesce(&arp, 1500);
+        let out = co(&arp, 1500);
         assert_eq!((out.len(), out[0].hdr, out[0].bytes()), (1, PLAIN, arp[0].clone()));
     }
 
     #[test]
     fn complete_checksums_go_as_they_are_and_are_never_merged() {
         let full: Vec<Vec<u8>> = (0..4u32).map(|i| segment(i * 1448, 0x10, &[i as u8; 1448])).collect();
-        let out = coalesce(&full, 1500);
+        let out = co(&full, 1500);
         assert_eq!(out.len(), 4);
         for (o, f) in out.iter().zip(&full) {
             assert_eq!((o.hdr, o.bytes(), o.frames), (PLAIN, f.clone(), 1));
@@ -495,7 +500,7 @@ mod tests {
         let mut bad = good.clone();
         bad[9000] ^= 4; // damaged after its checksum was made
         let frames = [good.clone(), bad];
-        let out = coalesce(&frames, 1500);
+        let out = co(&frames, 1500);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].hdr[1], GSO_TCPV4);
         let cut = segment_like_linux(&out[0].hdr, &out[0].bytes());
@@ -507,7 +512,7 @@ mod tests {
     fn a_run_stops_at_64_kib_and_another_starts() {
         let full: Vec<Vec<u8>> = (0..50u32).map(|i| segment(i * 1448, 0x10, &[i as u8; 1448])).collect();
         let segs: Vec<Vec<u8>> = full.iter().cloned().map(delegate).collect();
-        let out = coalesce(&segs, 1500);
+        let out = co(&segs, 1500);
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|o| o.bytes().len() - 14 <= IP_MAX));
         assert_eq!(out.iter().map(|o| o.frames).sum::<usize>(), 50);
@@ -566,7 +571,7 @@ mod tests {
     fn a_segment_larger_than_the_wire_goes_to_linux_to_cut() {
         let data: Vec<u8> = (0..60000u32).map(|i| (i % 251) as u8).collect();
         let frames = [delegate(segment(5, 0x18, &data))];
-        let out = coalesce(&frames, 1500);
+        let out = co(&frames, 1500);
         assert_eq!(out.len(), 1);
         let (hdr, f, n) = (&out[0].hdr, &out[0].bytes(), out[0].frames);
         assert_eq!((n, hdr[1]), (1, GSO_TCPV4));

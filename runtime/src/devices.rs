@@ -139,9 +139,9 @@ pub const MAX_FRAMES: u32 = 256;
 /// A network device backend: `TapNet`, `UdpNet`, `VirtioNet`.
 pub trait NetDevice: Send {
     fn info(&self) -> NetInfo;
-    /// Queue frames (already checked: 14..=14+mtu bytes); returns how many
-    /// were taken from the front.
-    fn send(&mut self, frames: &[Vec<u8>]) -> Result<u32, ErrorCode>;
+    /// Queue frames (already checked: 14..=14+mtu bytes; on `weft run` they
+    /// are the sender's own memory); returns how many were taken from the front.
+    fn send(&mut self, frames: &[&[u8]]) -> Result<u32, ErrorCode>;
     /// Up to `max` pending frames; never blocks.
     fn receive(&mut self, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode>;
 }

@@ -18,7 +18,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use wasmtime::component::{
     Component, ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower,
-    TypedFunc,
+    TypedFunc, WasmList,
 };
 use core::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::{AsContextMut, Engine, Result, Store, StoreContextMut};
@@ -290,6 +290,21 @@ impl wasmtime::ResourceLimiter for Host {
     }
 }
 
+/// Stands in for a net leaf while `send` has it out of the store.
+struct Detached;
+
+impl NetDevice for Detached {
+    fn info(&self) -> NetInfo {
+        NetInfo { mac: (0, 0, 0, 0, 0, 0), mtu: 0, checksum_offload: false }
+    }
+    fn send(&mut self, _: &[&[u8]]) -> Result<u32, ErrorCode> {
+        Err(ErrorCode::Io)
+    }
+    fn receive(&mut self, _: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
+        Err(ErrorCode::Io)
+    }
+}
+
 /// Calls a provider's export; on failure records the provider as culprit
 /// (the innermost failing component wins, since it records first).
 fn call<P, R>(cx: &mut StoreContextMut<'_, Host>, who: usize, f: TypedFunc<P, R>, p: P) -> Result<R>
@@ -448,19 +463,27 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             }
         },))
     })?;
-    i.func_wrap("send", move |mut cx, (h, frames): (u32, Vec<Vec<u8>>)| {
+    // Frames are read where the sender has them: a leaf writes them straight
+    // from its memory, and a filter gets a copy.
+    i.func_wrap("send", move |mut cx, (h, frames): (u32, WasmList<WasmList<u8>>)| {
         let Some((p, h)) = cx.data().handle(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let lists = frames.iter(&mut cx)?.collect::<Result<Vec<WasmList<u8>>>>()?;
         Ok((match p {
             Provider::Leaf(d) => {
-                let host = cx.data_mut();
-                let max = 14 + host.net_info[d].mtu as usize;
-                if frames.iter().any(|f| f.len() < 14 || f.len() > max) {
+                // The device leaves the store while it reads the sender's memory.
+                let mut dev = core::mem::replace(&mut cx.data_mut().leaves.nets[d], Box::new(Detached));
+                let max = 14 + cx.data().net_info[d].mtu as usize;
+                let frames: Vec<&[u8]> = lists.iter().map(|l| l.as_le_slice(&cx)).collect();
+                let r = if frames.iter().any(|f| f.len() < 14 || f.len() > max) {
                     Err(ErrorCode::InvalidArgument)
                 } else {
-                    host.leaves.nets[d].send(&frames)
-                }
+                    dev.send(&frames)
+                };
+                cx.data_mut().leaves.nets[d] = dev;
+                r
             }
             Provider::Filter(f) => {
+                let frames: Vec<Vec<u8>> = lists.iter().map(|l| l.as_le_slice(&cx).to_vec()).collect();
                 let func = cx.data().net_fns(f).send;
                 call(&mut cx, f, func, (h, frames))?.0
             }
