@@ -188,7 +188,7 @@ pub fn coalesce<'a>(frames: &[&'a [u8]], wire_mtu: u32) -> Vec<Out<'a>> {
         let l4 = L4::of(f);
         let oversize = f.len() > wire;
         let delegated = l4.is_some_and(|l| l.delegated(f));
-        let seg = Segment::parse(f).filter(|s| !oversize || wire > s.hdr_len);
+        let seg = l4.and_then(|l| Segment::parse(f, &l)).filter(|s| !oversize || wire > s.hdr_len);
         let seg = match (seg, l4) {
             (Some(seg), Some(l4)) if delegated || (oversize && l4.verify(f)) => Some(seg),
             (Some(_), Some(_)) if oversize => {
@@ -244,18 +244,14 @@ struct Segment {
 }
 
 impl Segment {
-    fn parse(f: &[u8]) -> Option<Segment> {
-        if f.len() < ETH + 20 || f[12..14] != [0x08, 0x00] {
+    /// `f`, whose checksum is `l4`, if it is TCP data in IPv4 without options, the
+    /// packet filling the frame.
+    fn parse(f: &[u8], l4: &L4) -> Option<Segment> {
+        if l4.udp || l4.start != ETH + 20 || l4.end != f.len() {
             return None;
         }
-        let ip = &f[ETH..];
-        let ihl = (ip[0] & 0x0f) as usize * 4;
-        let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
-        let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
-        if ip[0] >> 4 != 4 || ihl != 20 || ip[9] != 6 || fragment || total != ip.len() || total < ihl + 20 {
-            return None;
-        }
-        let tcp = &ip[ihl..];
+        let (ihl, total) = (l4.start - ETH, l4.end - ETH);
+        let tcp = &f[l4.start..];
         let thl = (tcp[12] >> 4) as usize * 4;
         if thl < 20 || ihl + thl > total {
             return None;
