@@ -74,6 +74,16 @@ fn echo_on_tcpip_over_tap_answers_ping_and_tcp() {
     r.ok().stdout_has("served 1 connections").stderr_has("[tcpip] address 10.0.0.2/24");
 }
 
+/// Sends `bytes` of a pattern to the echo app at 10.0.0.2:7 from inside `ns`
+/// while reading the echo back (connecting as soon as it listens); prints how
+/// many bytes came back and whether they are the ones sent ("4194304 True").
+fn echo_intact(ns: &Netns, bytes: usize) -> std::process::Output {
+    let script = format!(
+        "import socket,hashlib,threading,time\ndata=bytes((i*7+i//251)%256 for i in range({bytes}))\nfor _ in range(50):\n  try:\n    s=socket.create_connection(('10.0.0.2',7),timeout=30);break\n  except OSError: time.sleep(0.1)\ndef send():\n  s.sendall(data);s.shutdown(socket.SHUT_WR)\nt=threading.Thread(target=send);t.start()\nd=bytearray()\nwhile True:\n  x=s.recv(1<<16)\n  if not x: break\n  d+=x\nt.join()\nprint(len(d), hashlib.sha256(d).hexdigest()==hashlib.sha256(data).hexdigest())"
+    );
+    ns.cmd("python3").args(["-c", &script]).output().unwrap()
+}
+
 /// `offload = true`: 4 MiB echoed over a 1500-byte TAP link arrive intact, and
 /// both directions moved super-frames (the host's counters for tap0 average far
 /// more than a 1514-byte frame per packet: Linux handed weft unsegmented TCP, and
@@ -91,14 +101,7 @@ fn echo_with_tap_offload_moves_super_frames_intact() {
     };
     let before = [stats("rx_bytes"), stats("rx_packets"), stats("tx_bytes"), stats("tx_packets")];
     let child = ns.weft("run", &dir, &[]);
-    let client = ns
-        .cmd("python3")
-        .args([
-            "-c",
-            "import socket,hashlib,threading\ndata=bytes((i*7+i//251)%256 for i in range(4<<20))\ns=socket.create_connection(('10.0.0.2',7),timeout=30)\ndef send():\n  s.sendall(data);s.shutdown(socket.SHUT_WR)\nt=threading.Thread(target=send);t.start()\nd=bytearray()\nwhile True:\n  x=s.recv(1<<16)\n  if not x: break\n  d+=x\nt.join()\nprint(len(d), hashlib.sha256(d).hexdigest()==hashlib.sha256(data).hexdigest())",
-        ])
-        .output()
-        .unwrap();
+    let client = echo_intact(&ns, 4 << 20);
     assert_eq!(String::from_utf8_lossy(&client.stdout).trim(), "4194304 True", "{}", String::from_utf8_lossy(&client.stderr));
     let r = finish(child);
     r.ok().stdout_has("served 1 connections").stderr_has("mtu 65521");
@@ -142,14 +145,7 @@ fn corruption_stays_detectable_under_checksum_offload() {
         "[app]\ncomponent = \"echo\"\nargs = [\"7\", \"1\"]\n\n[devices.service]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\"\noffload = true\nfilters = [{ component = \"net-fault\", config = { corrupt-chance = 0.02, seed = 3 } }]\n\n[stack]\nnet = \"service\"\nip = \"10.0.0.2/24\"\n\n[limits]\ntimeout = \"60s\"\n",
     );
     let child = ns.weft("run", &dir, &[]);
-    let client = ns
-        .cmd("python3")
-        .args([
-            "-c",
-            "import socket,hashlib,threading,time\ndata=bytes((i*13+i//509)%256 for i in range(1<<20))\nfor _ in range(50):\n  try:\n    s=socket.create_connection(('10.0.0.2',7),timeout=30);break\n  except OSError: time.sleep(0.1)\ndef send():\n  s.sendall(data);s.shutdown(socket.SHUT_WR)\nt=threading.Thread(target=send);t.start()\nd=bytearray()\nwhile True:\n  x=s.recv(1<<16)\n  if not x: break\n  d+=x\nt.join()\nprint(len(d), hashlib.sha256(d).hexdigest()==hashlib.sha256(data).hexdigest())",
-        ])
-        .output()
-        .unwrap();
+    let client = echo_intact(&ns, 1 << 20);
     let r = finish(child);
     assert_eq!(String::from_utf8_lossy(&client.stdout).trim(), "1048576 True", "{}\n{}", String::from_utf8_lossy(&client.stderr), r.stderr);
     let corrupted = |dir: &str| r.stderr.lines().filter(|l| l.contains("[net-fault] corrupted") && l.contains(dir)).count();
