@@ -42,7 +42,7 @@ const ROUNDTRIPS: usize = 2000;
 const WRK: &[&str] = &["-t1", "-c8", "--latency"];
 const WRK_SECS: u32 = 5;
 /// Alternating rounds of the filter comparison.
-const FILTER_ROUNDS: usize = 5;
+const FILTER_ROUNDS: usize = 7;
 
 // --- TCP echo -------------------------------------------------------------
 
