@@ -82,7 +82,7 @@ const MAX_SOCKETS: usize = 4096;
 /// duplicates matters little on the links weft serves; a peer whose last FIN is
 /// retransmitted after we forgot gets a RST instead of an ACK, having all its data.
 const TIME_WAIT_MAX: usize = 128;
-/// A sockets call within this long of a poll that found the device empty does not
+/// A sockets call within this long of a poll that left the device empty does not
 /// poll it again (see `Stack::poll_live`).
 const RECHECK: u64 = 50_000;
 /// A TCP connection with unacknowledged data and a silent peer is aborted after this.
@@ -205,8 +205,9 @@ pub struct Stack<N: Net> {
     clash: Option<Clash>,
     /// The local port the next `tcp-connect` tries first (tests reuse ports with it).
     next_local_port: Option<u16>,
-    /// When a poll last found the device empty, until one finds frames or the app
-    /// asks for its next deadline (see `poll_live`).
+    /// When a poll last left the device empty (its last receive returned fewer frames
+    /// than asked for), until one does not or the app asks for its next deadline
+    /// (see `poll_live`).
     quiet_since: Option<u64>,
 }
 
@@ -356,7 +357,7 @@ impl<N: Net> Stack<N> {
         self.phy.rx.clear();
     }
 
-    /// [`Stack::poll`] unless the device was found empty less than [`RECHECK`] ago
+    /// [`Stack::poll`] unless a poll left the device empty less than [`RECHECK`] ago
     /// and the app has not waited since; then `unreachable` if the address clashed.
     ///
     /// A server's loop makes a sockets call per connection (accept, then receive
@@ -382,17 +383,20 @@ impl<N: Net> Stack<N> {
     /// frames are then off the device, so a caller about to wait must not rely on the
     /// device waking it for them (see [`Stack::next_deadline`]).
     pub fn poll(&mut self, now_ns: u64) -> bool {
-        let received = self.poll_device(now_ns);
-        self.quiet_since = if received { None } else { Some(now_ns) };
+        let (received, drained) = self.poll_device(now_ns);
+        // A receive that returned fewer frames than asked for left the device empty.
+        self.quiet_since = drained.then_some(now_ns);
         received
     }
 
-    fn poll_device(&mut self, now_ns: u64) -> bool {
+    /// [`Stack::poll`]'s work: whether frames were received, and whether the
+    /// device was left empty.
+    fn poll_device(&mut self, now_ns: u64) -> (bool, bool) {
         let now = instant(now_ns);
-        let mut received = false;
+        let (mut received, mut full) = (false, false);
         for _ in 0..RX_ROUNDS {
             let frames = self.net.receive(RX_BATCH);
-            let full = frames.len() as u32 >= RX_BATCH;
+            full = frames.len() as u32 >= RX_BATCH;
             received |= !frames.is_empty();
             for f in &frames {
                 if let Some((other, how)) = arp_claim(f, self.cfg.ip, self.mac) {
@@ -430,7 +434,7 @@ impl<N: Net> Stack<N> {
             }
         }
         self.maintain(&[]);
-        received
+        (received, !full)
     }
 
     /// A new SYN for the 4-tuple of a connection this side closed and still holds in
@@ -1562,7 +1566,7 @@ mod tests {
         (st, inp, out)
     }
 
-    /// A sockets call just after a poll found the device empty does not ask it
+    /// A sockets call just after a poll left the device empty does not ask it
     /// again; one 50 µs later does, and so does every call after `next-deadline`
     /// (the app waits next, and must see what woke it).
     #[test]
@@ -1586,6 +1590,12 @@ mod tests {
         st.tcp_accept(63_000, l).unwrap_err();
         st.tcp_accept(64_000, l).unwrap_err();
         assert_eq!(st.net.receives, n + 3);
+        // A poll that takes fewer frames than it asked for leaves the device empty too.
+        inp.borrow_mut().push_back(ping());
+        st.tcp_accept(200_000, l).unwrap_err();
+        assert_eq!((st.net.receives, inp.borrow().len()), (n + 4, 0));
+        st.tcp_accept(201_000, l).unwrap_err();
+        assert_eq!(st.net.receives, n + 4);
     }
 
     #[test]
