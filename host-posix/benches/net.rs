@@ -355,10 +355,15 @@ fn httpd(scratch: &Path, ns: &Netns) {
     filter_lines("req/s", "server CPU µs/req", without, with);
 }
 
+/// `v` as "1.0, 2.5, …" with `digits` decimals.
+fn joined(v: &[f64], digits: usize) -> String {
+    v.iter().map(|x| format!("{x:.digits$}")).collect::<Vec<_>>().join(", ")
+}
+
 /// The filter's cost from rounds of (throughput, server CPU per unit).
 fn filter_lines(unit: &str, cpu_unit: &str, without: Vec<(f64, f64)>, with: Vec<(f64, f64)>) {
     let col = |v: &[(f64, f64)], i: usize| v.iter().map(|x| if i == 0 { x.0 } else { x.1 }).collect::<Vec<f64>>();
-    let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(", ");
+    let fmt = |v: &[f64]| joined(v, 1);
     let (tw, tf) = (col(&without, 0), col(&with, 0));
     let (cw, cf) = (col(&without, 1), col(&with, 1));
     let (a, b) = (median(tw.clone()), median(tf.clone()));
@@ -420,10 +425,9 @@ fn echo(scratch: &Path, ns: &Netns) {
             weft.push(in_ns(Some(ns), || echo_throughput("10.0.0.2:7", BYTES)));
         }
     });
-    let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ");
     let (a, b) = (median(nat.clone()), median(weft.clone()));
-    println!("- native, MiB/s: {} (median {a:.0})", fmt(&nat));
-    println!("- weft, MiB/s: {} (median {b:.0})", fmt(&weft));
+    println!("- native, MiB/s: {} (median {a:.0})", joined(&nat, 0));
+    println!("- weft, MiB/s: {} (median {b:.0})", joined(&weft, 0));
     println!("- ratio of medians: {:.2}×", b / a);
 
     // Offload moves ~4× the bytes per second: 4× the bytes for as many CPU ticks.

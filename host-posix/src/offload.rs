@@ -23,7 +23,7 @@
 //! keeps it, and the stack's segments to it are merged as above. Filters on the
 //! device see super-frames both ways.
 
-use weft_guest::checksum::{L4, fold, sum16};
+use weft_guest::checksum::{L4, fold, pseudo_header, sum16};
 
 /// `sizeof(struct virtio_net_hdr)`, the TAP default.
 pub const HDR_LEN: usize = 10;
@@ -146,10 +146,7 @@ impl<'a> Out<'a> {
     fn needs_csum(f: &'a [u8], l4: &L4) -> Out<'a> {
         let mut head = f[..l4.field + 2].to_vec();
         l4.set_partial(&mut head);
-        let mut hdr = PLAIN;
-        hdr[0] = F_NEEDS_CSUM;
-        hdr[6..8].copy_from_slice(&(l4.start as u16).to_le_bytes());
-        hdr[8..10].copy_from_slice(&((l4.field - l4.start) as u16).to_le_bytes());
+        let hdr = needs_csum_hdr(l4.start, l4.field - l4.start);
         Out { hdr, head, parts: vec![&f[l4.field + 2..]], frames: 1 }
     }
 
@@ -171,6 +168,16 @@ impl<'a> Out<'a> {
         }
         v
     }
+}
+
+/// A header asking Linux to fill in the checksum at `csum_start + csum_offset`
+/// (the sum of the bytes from `csum_start` on).
+fn needs_csum_hdr(csum_start: usize, csum_offset: usize) -> [u8; HDR_LEN] {
+    let mut hdr = PLAIN;
+    hdr[0] = F_NEEDS_CSUM;
+    hdr[6..8].copy_from_slice(&(csum_start as u16).to_le_bytes());
+    hdr[8..10].copy_from_slice(&(csum_offset as u16).to_le_bytes());
+    hdr
 }
 
 /// The stack's frames as they go to the TAP device. A frame whose TCP or UDP
@@ -352,16 +359,12 @@ impl<'a> Run<'a> {
         head[ip + 10..ip + 12].copy_from_slice(&ip_sum.to_be_bytes());
         // CHECKSUM_PARTIAL: the checksum field holds the pseudo-header's sum,
         // Linux adds each segment's bytes.
-        let tcp_len = (ETH + self.ip_len - tcp) as u32;
-        let pseudo = sum16(&head[ip + 12..ip + 20], 0) + 6 + tcp_len;
+        let pseudo = pseudo_header(&head[ip..], ETH + self.ip_len - tcp);
         head[tcp + 16..tcp + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
-        let mut hdr = [0u8; HDR_LEN];
-        hdr[0] = F_NEEDS_CSUM;
+        let mut hdr = needs_csum_hdr(tcp, 16);
         hdr[1] = GSO_TCPV4;
         hdr[2..4].copy_from_slice(&(a.hdr_len as u16).to_le_bytes());
         hdr[4..6].copy_from_slice(&(mss as u16).to_le_bytes());
-        hdr[6..8].copy_from_slice(&(tcp as u16).to_le_bytes());
-        hdr[8..10].copy_from_slice(&16u16.to_le_bytes());
         Out { hdr, head: self.head, parts: self.parts, frames: self.segments }
     }
 }

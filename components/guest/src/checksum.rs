@@ -42,6 +42,12 @@ pub fn fold(mut sum: u32) -> u16 {
     sum as u16
 }
 
+/// The TCP/UDP pseudo-header's sum, unfolded, for the IPv4 header `ip` (at least
+/// its first 20 bytes) and `l4_len` bytes of TCP or UDP.
+pub fn pseudo_header(ip: &[u8], l4_len: usize) -> u32 {
+    sum16(&ip[12..20], 0) + ip[9] as u32 + l4_len as u32
+}
+
 const ETH: usize = 14;
 const TCP: u8 = 6;
 const UDP: u8 = 17;
@@ -82,13 +88,12 @@ impl L4 {
             return None;
         }
         let start = ETH + ihl;
-        let l4_len = (total - ihl) as u32;
         Some(L4 {
             start,
             field: start + if udp { 6 } else { 16 },
             end: ETH + total,
             udp,
-            pseudo: sum16(&ip[12..20], 0) + ip[9] as u32 + l4_len,
+            pseudo: pseudo_header(ip, total - ihl),
         })
     }
 

@@ -38,14 +38,22 @@ const TOPIC: &str = "net-fault";
 struct State {
     plan: Plan,
     role: String,
-    /// Per open device: its largest frame, whether checksums must be mended around
-    /// it (see the top), and its faults and queues.
-    devs: Vec<(Handle, usize, bool, Faults)>,
+    devs: Vec<Dev>,
+}
+
+/// An open device.
+struct Dev {
+    handle: Handle,
+    /// Its largest frame.
+    max: usize,
+    /// Whether checksums must be mended around it (see the top).
+    mend: bool,
+    faults: Faults,
 }
 
 static STATE: Global<Option<State>> = Global::new(None);
 
-fn with_dev<R>(dev: Handle, f: impl FnOnce(usize, bool, &mut Faults) -> R) -> Result<R, ErrorCode> {
+fn with_dev<R>(dev: Handle, f: impl FnOnce(&mut Dev) -> R) -> Result<R, ErrorCode> {
     STATE.with(|s| {
         let s = s.get_or_insert_with(|| State {
             plan: Plan {
@@ -55,15 +63,18 @@ fn with_dev<R>(dev: Handle, f: impl FnOnce(usize, bool, &mut Faults) -> R) -> Re
             role: String::from("?"),
             devs: Vec::new(),
         });
-        if !s.devs.iter().any(|d| d.0 == dev) {
+        if !s.devs.iter().any(|d| d.handle == dev) {
             // A handle we did not see opened (the runtime may hand out one per role).
             let info = net::info(dev)?;
-            let mend = info.checksum_offload && s.plan.corrupt > 0.0;
-            let faults = Faults::new(s.plan.clone(), s.role.clone());
-            s.devs.push((dev, 14 + info.mtu as usize, mend, faults));
+            s.devs.push(Dev {
+                handle: dev,
+                max: 14 + info.mtu as usize,
+                mend: info.checksum_offload && s.plan.corrupt > 0.0,
+                faults: Faults::new(s.plan.clone(), s.role.clone()),
+            });
         }
-        let d = s.devs.iter_mut().find(|d| d.0 == dev).unwrap();
-        Ok(f(d.1, d.2, &mut d.3))
+        let d = s.devs.iter_mut().find(|d| d.handle == dev).unwrap();
+        Ok(f(d))
     })
 }
 
@@ -92,13 +103,13 @@ impl FilterGuest for NetFault {
 impl NetGuest for NetFault {
     fn open(name: String) -> Result<Handle, ErrorCode> {
         let h = net::open(&name)?;
-        with_dev(h, |_, _, _| ())?;
+        with_dev(h, |_| ())?;
         Ok(h)
     }
 
     fn info(dev: Handle) -> Result<NetInfo, ErrorCode> {
         let i = net::info(dev)?;
-        let mend = with_dev(dev, |_, mend, _| mend)?;
+        let mend = with_dev(dev, |d| d.mend)?;
         Ok(NetInfo {
             mac: i.mac,
             mtu: i.mtu,
@@ -107,12 +118,12 @@ impl NetGuest for NetFault {
     }
 
     fn send(dev: Handle, mut frames: Vec<Vec<u8>>) -> Result<u32, ErrorCode> {
-        let (out, delayed) = with_dev(dev, |max, mend, f| {
+        let (out, delayed) = with_dev(dev, |d| {
             // The contract's length check comes first: a bad batch sends nothing.
-            if frames.iter().any(|fr| fr.len() < 14 || fr.len() > max) {
+            if frames.iter().any(|fr| fr.len() < 14 || fr.len() > d.max) {
                 return Err(ErrorCode::InvalidArgument);
             }
-            if mend {
+            if d.mend {
                 // A zero checksum would be the device's to fill, over any damage.
                 for fr in &mut frames {
                     if let Some(l4) = L4::of(fr).filter(|l| l.delegated(fr)) {
@@ -121,8 +132,8 @@ impl NetGuest for NetFault {
                 }
             }
             Ok((
-                f.pass(Dir::Out, frames, clock::monotonic_now(), usize::MAX),
-                f.plan.delay_ns > 0,
+                d.faults.pass(Dir::Out, frames, clock::monotonic_now(), usize::MAX),
+                d.faults.plan.delay_ns > 0,
             ))
         })??;
         emit(out.events);
@@ -141,7 +152,7 @@ impl NetGuest for NetFault {
         if delayed {
             // Released frames the device refused wait for the next call.
             let rest: Vec<Vec<u8>> = out.frames.into_iter().skip(sent).collect();
-            with_dev(dev, |_, _, f| f.requeue_out(rest, clock::monotonic_now()))?;
+            with_dev(dev, |d| d.faults.requeue_out(rest, clock::monotonic_now()))?;
             Ok(total)
         } else {
             // Report as accepted only the input frames wholly sent (dropped ones count).
@@ -151,7 +162,7 @@ impl NetGuest for NetFault {
 
     fn receive(dev: Handle, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
         let now = clock::monotonic_now();
-        let (ready, mend) = with_dev(dev, |_, mend, f| (f.due(Dir::In, now), mend))?;
+        let (ready, mend) = with_dev(dev, |d| (d.faults.due(Dir::In, now), d.mend))?;
         let mut fresh = if ready < max as usize {
             net::receive(dev, max)?
         } else {
@@ -160,7 +171,7 @@ impl NetGuest for NetFault {
         if mend {
             fresh.iter_mut().for_each(|f| checksum::fill(f));
         }
-        let out = with_dev(dev, |_, _, f| f.pass(Dir::In, fresh, now, max as usize))?;
+        let out = with_dev(dev, |d| d.faults.pass(Dir::In, fresh, now, max as usize))?;
         emit(out.events);
         Ok(out.frames)
     }

@@ -1044,6 +1044,7 @@ mod tests {
     }
 
     const SERVER_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
+    const CLIENT_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
 
     fn link(mac: [u8; 6]) -> Link {
         Link {
@@ -1059,7 +1060,6 @@ mod tests {
             ..link(mac)
         }
     }
-    const CLIENT_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
 
     fn pair() -> (Stack<Cable>, Stack<Cable>) {
         pair_of(link(SERVER_MAC), link(CLIENT_MAC))
