@@ -7,6 +7,7 @@
 #   c       components/polyglot/c/hello       ->  examples/hello-c/hello.wasm
 #   rust    ulid-cli from crates.io (pinned)   ->  examples/rust-cli/ulid.wasm
 #           components/polyglot/rust/wasi-hello ->  target/polyglot/wasi-hello.wasm
+#           components/polyglot/rust/sleep      ->  examples/sim-sleep/sleep.wasm
 # and, for host-posix/tests/polyglot.rs, a JS component for the wrong world
 # (target/polyglot/wrong-world-js.wasm).
 #
@@ -203,6 +204,19 @@ build_rust() {
   }
   build_if_changed "$out/wasi-hello.wasm" "$(stamp_of "$(cd "$root" && rustc --version)" "$hello/src" "$hello/Cargo.toml")" \
     rust-wasi-hello build_wasi_hello_now
+
+  # A stock program that sleeps an hour: examples/sim-sleep runs it in
+  # virtual time.
+  local sleep=$here/rust/sleep dest_sleep=$root/examples/sim-sleep/sleep.wasm
+  build_sleep_now() {
+    local log
+    log=$(cd "$root" && cargo build --release --locked --target wasm32-wasip2 --manifest-path "$sleep/Cargo.toml" \
+      --target-dir "$out/cargo" 2>&1) || { echo "$log" >&2; return 1; }
+    cp "$out/cargo/wasm32-wasip2/release/sleep.wasm" "$dest_sleep.tmp"
+    mv "$dest_sleep.tmp" "$dest_sleep"
+  }
+  build_if_changed "$dest_sleep" "$(stamp_of "$(cd "$root" && rustc --version)" "$sleep/src" "$sleep/Cargo.toml")" \
+    rust-sleep build_sleep_now
 }
 
 t0=$SECONDS

@@ -298,6 +298,7 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
         memory: bundle.memory as usize,
         timeout: bundle.timeout,
         epoch_tick: 1_000_000_000 / u64::from(arch::TICK_HZ),
+        fuel: None,
     };
     phase("linked");
     tsc.refine(arch::TICK_HZ);

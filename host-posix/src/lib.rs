@@ -7,6 +7,8 @@ pub mod net;
 mod offload;
 pub mod boot;
 pub mod run;
+pub mod sim;
+pub mod trace;
 
 /// Exit codes of `weft` itself; an app's own code passes through unchanged.
 pub mod exit {
@@ -14,6 +16,10 @@ pub mod exit {
     pub const INVALID: u8 = 2;
     /// A component trapped.
     pub const TRAP: u8 = 70;
+    /// A replay diverged from its trace.
+    pub const DIVERGED: u8 = 72;
+    /// A power cut ended the run, and no `[sim] restart` boots it again.
+    pub const POWER_CUT: u8 = 75;
     /// The bare-metal kernel failed (CPU exception, kernel panic) or QEMU
     /// stopped without the kernel reporting an exit code.
     pub const KERNEL: u8 = 71;

@@ -1,6 +1,7 @@
 //! `weft`: run WebAssembly-component unikernels as Linux processes.
 
-use weft::{boot, run};
+use weft::{boot, run, sim, trace};
+use weft_runtime::manifest::SimOverride;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,9 +21,58 @@ enum Command {
     Run {
         /// The manifest (`weft.toml`) or the folder holding it.
         manifest: PathBuf,
+        #[command(flatten)]
+        sim: SimArgs,
+        /// Write a trace of every device call to FILE (`weft replay FILE`).
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
+        /// Run twice (a simulation) and compare the traces call by call.
+        #[arg(long)]
+        check_determinism: bool,
     },
     /// Validate the manifest and print the resolved plan.
-    Check { manifest: PathBuf },
+    Check {
+        manifest: PathBuf,
+        #[command(flatten)]
+        sim: SimArgs,
+    },
+    /// Run a recorded trace again: every device answered from the trace.
+    Replay {
+        /// A trace from `weft run --record` or `weft explore`.
+        file: PathBuf,
+        /// Replay even when components changed since the recording (to see
+        /// where the new build diverges).
+        #[arg(long)]
+        allow_changed: bool,
+    },
+    /// Read traces.
+    Trace {
+        #[command(subcommand)]
+        command: TraceCommand,
+    },
+    /// Run a simulation with many seeds; keep a trace of every failing run.
+    Explore {
+        manifest: PathBuf,
+        /// How many seeds (from the manifest's `[sim] seed` on).
+        #[arg(long, default_value_t = 100)]
+        runs: u64,
+        /// Runs at once (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Where failing runs' traces go.
+        #[arg(long, default_value = "weft-explore")]
+        out: PathBuf,
+        /// Shrink the first failure of each kind to its necessary faults.
+        #[arg(long)]
+        shrink: bool,
+    },
+    /// Reduce a failing simulation's trace to the fewest faults that still fail.
+    Shrink {
+        file: PathBuf,
+        /// Where the shrunk manifest goes (default: beside the original).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Print the wiring as Graphviz DOT.
     Graph { manifest: PathBuf },
     /// Print the event history kept by a `git` log device (no git needed).
@@ -59,6 +109,29 @@ enum Command {
         #[arg(long)]
         pulley: bool,
     },
+}
+
+/// Simulation switches shared by `run` and `check`.
+#[derive(clap::Args)]
+struct SimArgs {
+    /// Run as a deterministic simulation ([sim] with its defaults).
+    #[arg(long)]
+    sim: bool,
+    /// The simulation's seed (implies --sim).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl SimArgs {
+    fn over(&self) -> SimOverride {
+        SimOverride { enable: self.sim || self.seed.is_some(), seed: self.seed }
+    }
+}
+
+#[derive(Subcommand)]
+enum TraceCommand {
+    /// Print a trace: call number, virtual time, device, operation, result.
+    Show { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -98,22 +171,39 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             let opts = boot::BootOptions { machine, kvm, pulley, qemu_timeout: qemu_timeout.map(std::time::Duration::from_secs) };
             return boot::boot(&input, &opts);
         }
-        _ => {}
-    }
-    let engine = run::engine()?;
-    match command {
-        Command::Run { manifest } => {
-            let (plan, dir) = run::plan(&run::manifest_path(&manifest), &engine)?;
-            run::run(&plan, &dir, &engine)
+        Command::Run { manifest, sim, record, check_determinism } => {
+            let path = run::manifest_path(&manifest);
+            if check_determinism {
+                return sim::check_determinism(&path, sim.over());
+            }
+            if let Some(out) = record {
+                return trace::record(&path, sim.over(), &out);
+            }
+            let (plan, dir, engine) = run::plan_with(&path, sim.over())?;
+            return run::run(&plan, &dir, &engine);
         }
-        Command::Check { manifest } => {
-            let (plan, dir) = run::plan(&run::manifest_path(&manifest), &engine)?;
+        Command::Check { manifest, sim } => {
+            let (plan, dir, _) = run::plan_with(&run::manifest_path(&manifest), sim.over())?;
             let exists = |p: &std::path::Path| {
                 p.strip_prefix(&plan.manifest.dir).is_ok_and(|rel| dir.exists(rel))
             };
             print!("{}", plan.describe(&exists));
-            Ok(0)
+            return Ok(0);
         }
+        Command::Replay { file, allow_changed } => return trace::replay(&file, allow_changed),
+        Command::Trace { command: TraceCommand::Show { file } } => {
+            trace::show(&file, &mut std::io::stdout().lock())?;
+            return Ok(0);
+        }
+        Command::Explore { manifest, runs, jobs, out, shrink } => {
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            return sim::explore(&run::manifest_path(&manifest), &sim::ExploreOptions { runs, jobs, out, shrink });
+        }
+        Command::Shrink { file, output } => return sim::shrink(&file, output.as_deref()),
+        _ => {}
+    }
+    let engine = run::engine()?;
+    match command {
         Command::Log { manifest, topic } => {
             let path = run::manifest_path(&manifest);
             let src = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read manifest {}: {e}", path.display()))?;
@@ -129,6 +219,6 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             print!("{}", plan.graph());
             Ok(0)
         }
-        Command::Build { .. } | Command::Boot { .. } => unreachable!("dispatched above"),
+        _ => unreachable!("dispatched above"),
     }
 }

@@ -10,10 +10,13 @@ use wasmtime::{Engine, Store};
 use weft_runtime::cache::{Cache, Origin};
 use weft_runtime::engine::{self, Target};
 use weft_runtime::link::{Host, Leaves, Limits, Unikernel};
-use weft_runtime::manifest::{Backend, Manifest, Problems};
+use weft_runtime::manifest::{Backend, Manifest, Problems, SimOverride, Swarm};
+use weft_runtime::sim::{self, Draw};
+use weft_runtime::tape::{Diverged, Outcome, Phase, Tape};
+use weft_runtime::PowerCut;
 use weft_runtime::plan::{Loader, Plan};
 use weft_runtime::units::{format_duration, format_size, format_size_approx};
-use weft_runtime::{BlockDevice, Failure};
+use weft_runtime::{BlockDevice, Clock, Failure};
 
 use crate::backends::*;
 use crate::net::{HostSockets, PcapCapture, Readiness, TapNet, UdpNet};
@@ -65,7 +68,12 @@ fn invalid(message: impl Into<String>) -> anyhow::Error {
 /// reserved once, not from fresh `mmap`s that are page-faulted in and unmapped
 /// again: `docs/benchmarks.md`, "Start-up").
 pub fn engine() -> Result<Engine> {
-    let mut c = engine::config(Target::Native);
+    engine_for(false)
+}
+
+/// [`engine`]; `sim` for a simulation (deterministic code, fuel).
+pub fn engine_for(sim: bool) -> Result<Engine> {
+    let mut c = engine::config_with(Target::Native, sim);
     c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool()));
     match Engine::new(&c) {
         Ok(e) => Ok(e),
@@ -73,7 +81,7 @@ pub fn engine() -> Result<Engine> {
         // then mapped one by one, as without the pool.
         Err(e) => {
             tracing::debug!("pooling allocator unavailable ({e}); allocating instances on demand");
-            Engine::new(&engine::config(Target::Native)).map_err(anyhow::Error::from)
+            Engine::new(&engine::config_with(Target::Native, sim)).map_err(anyhow::Error::from)
         }
     }
 }
@@ -105,6 +113,26 @@ pub fn plan(manifest: &Path, engine: &Engine) -> Result<(Plan, Dir)> {
     let src = std::fs::read_to_string(manifest)
         .map_err(|e| invalid(format!("error: cannot read manifest {}: {e}", manifest.display())))?;
     let m = Manifest::parse(manifest, &src).map_err(|p| invalid(p.to_string()))?;
+    plan_manifest(m, engine)
+}
+
+/// Parses `manifest` (with the command line's `--sim`/`--seed`), makes the
+/// engine it needs (a simulation's is deterministic) and plans it.
+pub fn plan_with(manifest: &Path, over: SimOverride) -> Result<(Plan, Dir, Engine)> {
+    let src = std::fs::read_to_string(manifest)
+        .map_err(|e| invalid(format!("error: cannot read manifest {}: {e}", manifest.display())))?;
+    plan_text(manifest, &src, over)
+}
+
+/// [`plan_with`] for a manifest's text (a trace carries its manifest's).
+pub fn plan_text(manifest: &Path, src: &str, over: SimOverride) -> Result<(Plan, Dir, Engine)> {
+    let m = Manifest::parse_with(manifest, src, over).map_err(|p| invalid(p.to_string()))?;
+    let engine = engine_for(m.sim.is_some())?;
+    let (plan, dir) = plan_manifest(m, &engine)?;
+    Ok((plan, dir, engine))
+}
+
+fn plan_manifest(m: Manifest, engine: &Engine) -> Result<(Plan, Dir)> {
     let dir = Dir::open_ambient_dir(&m.dir, ambient_authority())
         .map_err(|e| invalid(format!("error: cannot open the manifest's folder {}: {e}", m.dir.display())))?;
     let loader = DirLoader { dir };
@@ -132,14 +160,24 @@ pub fn leaves(plan: &Plan, dir: &Dir) -> Result<Leaves> {
         };
         blocks.push(b);
     }
+    leaves_with(plan, dir, blocks)
+}
+
+/// [`leaves`] with the block devices already made (a simulation's private
+/// copies, say).
+pub fn leaves_with(plan: &Plan, dir: &Dir, blocks: Vec<Box<dyn BlockDevice>>) -> Result<Leaves> {
     let readiness = Readiness::default();
-    let mut leaves = Leaves::new(
-        blocks,
-        Box::new(SystemClock::new(readiness.clone())),
-        Box::new(StdioConsole),
-        Box::new(OsRandom),
-        Box::new(StderrLog),
-    );
+    let clock: Box<dyn Clock> = match plan.manifest.devices.iter().find(|d| d.backend == Backend::Virtual) {
+        Some(_) => {
+            let (start, tick) = match &plan.manifest.sim {
+                Some(s) => (s.start, s.tick),
+                None => (SystemClock::new(readiness.clone()).wall_now(), weft_runtime::manifest::SimSpec::defaults().tick),
+            };
+            Box::new(weft_runtime::leaves::VirtualClock::new(start, tick))
+        }
+        None => Box::new(SystemClock::new(readiness.clone())),
+    };
+    let mut leaves = Leaves::new(blocks, clock, Box::new(StdioConsole), Box::new(OsRandom), Box::new(StderrLog));
     let fail = |e: anyhow::Error| invalid(format!("error: {}: {e:#}", plan.manifest.path.display()));
     let shared = Arc::new(dir.try_clone().map_err(|e| fail(e.into()))?);
     for d in plan.net_devices() {
@@ -184,24 +222,197 @@ pub fn start_ticker(engine: &Engine) {
 
 /// Runs the planned unikernel; returns the app's exit code.
 pub fn run(plan: &Plan, dir: &Dir, engine: &Engine) -> Result<u8> {
-    let unikernel = Unikernel::new(engine, plan.wiring.clone(), &plan.app.component, &components(plan))
-        .map_err(|e| invalid(format!("error: {}: {e:#}", plan.manifest.path.display())))?;
-    let limits = Limits {
-        memory: plan.manifest.limits.memory as usize,
-        timeout: plan.manifest.limits.timeout,
-        epoch_tick: EPOCH_TICK.as_nanos() as u64,
-    };
-    let mut store = Store::new(engine, Host::new(leaves(plan, dir)?, limits));
-    start_ticker(engine);
-    let t = Instant::now();
-    let result = unikernel
-        .instantiate(&mut store)
-        .inspect(|_| tracing::debug!(elapsed = ?t.elapsed(), "instantiated"))
-        .and_then(|app| app.run(&mut store, plan.manifest.app.args.clone()));
-    match result {
-        Ok(code) => Ok(code),
-        Err(e) => Err(report(plan, store.data(), e)),
+    run_taped(plan, dir, engine, Tape::Off).map(|(code, _)| code)
+}
+
+/// [`run`] through `tape` (recording, say); returns the tape too.
+pub fn run_taped(plan: &Plan, dir: &Dir, engine: &Engine, tape: Tape) -> Result<(u8, Tape)> {
+    let unikernel = unikernel(plan, engine)?;
+    let leaves = leaves(plan, dir)?;
+    let session = Session::new(plan, &unikernel, engine);
+    if session.limits.epoch_tick > 0 {
+        start_ticker(engine);
     }
+    let ended = session.execute(leaves, tape, &RunOpts::default());
+    match ended.error {
+        None => Ok((ended.code, ended.tape)),
+        Some(e) => {
+            // A recording is worth keeping even when the run failed.
+            if let Tape::Record(_) = ended.tape {
+                return Err(e.context(Taped(std::sync::Mutex::new(Some(ended.tape)))));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Carries a finished tape out of a failed run (see [`run_taped`]).
+pub struct Taped(pub std::sync::Mutex<Option<Tape>>);
+
+impl std::fmt::Display for Taped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the recorded run failed")
+    }
+}
+
+impl std::fmt::Debug for Taped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Taped")
+    }
+}
+
+/// The plan linked: every component type-checked against its linker.
+pub fn unikernel(plan: &Plan, engine: &Engine) -> Result<Unikernel> {
+    Unikernel::new(engine, plan.wiring.clone(), &plan.app.component, &components(plan))
+        .map_err(|e| invalid(format!("error: {}: {e:#}", plan.manifest.path.display())))
+}
+
+/// A planned unikernel ready to run, as often as needed (a simulation runs
+/// it once per seed): its limits and, for a simulation, each filter's swarm
+/// settings.
+pub struct Session<'a> {
+    pub plan: &'a Plan,
+    pub unikernel: &'a Unikernel,
+    pub engine: &'a Engine,
+    pub limits: Limits,
+    /// Per filter in link order: its swarm settings.
+    pub swarm: Vec<Vec<Swarm>>,
+}
+
+/// How a run ended.
+pub struct Ended {
+    /// `weft`'s exit code: the app's, or one of `crate::exit`'s.
+    pub code: u8,
+    /// The last phase's outcome, as a trace records it.
+    pub outcome: Outcome,
+    /// The report of a failure (its message and exit code), if it failed.
+    pub error: Option<anyhow::Error>,
+    /// Collected faults: (filter index in link order, phase, token).
+    pub faults: Vec<(usize, u32, String)>,
+    pub leaves: Leaves,
+    pub tape: Tape,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(plan: &'a Plan, unikernel: &'a Unikernel, engine: &'a Engine) -> Session<'a> {
+        let m = &plan.manifest;
+        let limits = Limits {
+            memory: m.limits.memory as usize,
+            timeout: m.limits.timeout,
+            // A simulation is stopped by fuel and virtual time, never by the
+            // wall clock.
+            epoch_tick: if m.sim.is_some() { 0 } else { EPOCH_TICK.as_nanos() as u64 },
+            fuel: m.sim.as_ref().map(|s| s.fuel),
+        };
+        let swarm = plan.filter_specs_in_link_order().map(|f| f.map(|f| f.swarm.clone()).unwrap_or_default()).collect();
+        Session { plan, unikernel, engine, limits, swarm }
+    }
+
+    /// Runs every phase: boot, and after a power cut in a simulation with
+    /// `restart`, boot again on the same leaves.
+    pub fn execute(&self, mut leaves: Leaves, mut tape: Tape, opts: &RunOpts) -> Ended {
+        let m = &self.plan.manifest;
+        let schedules = opts.schedules;
+        let mut args = m.app.args.clone();
+        let mut faults = Vec::new();
+        let mut n = 1;
+        loop {
+            let configs = m.sim.as_ref().map(|s| {
+                let seed = opts.seed.unwrap_or(s.seed);
+                sim::configs(&self.plan.wiring, &Draw { seed, phase: n, swarm: &self.swarm, schedules: schedules.unwrap_or_default() })
+            });
+            let phase = match tape.phase(Phase { n, args: args.clone(), configs: configs.unwrap_or_default() }) {
+                Ok(p) => p,
+                Err(d) => return diverged(d, leaves, tape, faults),
+            };
+            let mut host = Host::with_tape(leaves, self.limits, tape);
+            if opts.collect {
+                host.collect_faults();
+            }
+            let mut store = Store::new(self.engine, host);
+            let configs = (!phase.configs.is_empty()).then_some(phase.configs.as_slice());
+            let t = Instant::now();
+            let result = self
+                .unikernel
+                .instantiate_with(&mut store, configs)
+                .inspect(|_| tracing::debug!(elapsed = ?t.elapsed(), "instantiated"))
+                .and_then(|app| app.run(&mut store, phase.args.clone()));
+            let host = store.into_data();
+            faults.extend(host.faults().iter().map(|(i, tok)| (*i, n, tok.clone())));
+            let (outcome, report) = match result {
+                Ok(code) => (Outcome::Exit(code), None),
+                Err(e) if e.downcast_ref::<PowerCut>().is_some() => (Outcome::PowerCut, None),
+                Err(e) if e.downcast_ref::<Diverged>().is_some() => {
+                    let d = e.downcast_ref::<Diverged>().expect("checked").clone();
+                    let (l, t) = host.into_parts();
+                    return diverged(d, l, t, faults);
+                }
+                Err(e) => {
+                    let outcome = match host.failure() {
+                        Some(f) => outcome_of(&host, f),
+                        None => Outcome::Trap { who: "host".into(), message: format!("{e:#}") },
+                    };
+                    (outcome, Some(report(self.plan, &host, e)))
+                }
+            };
+            let (l, mut t) = host.into_parts();
+            if let Err(d) = t.end(&outcome) {
+                return diverged(d, l, t, faults);
+            }
+            leaves = l;
+            tape = t;
+            let restart = m.sim.as_ref().and_then(|s| s.restart.as_ref());
+            match (&outcome, restart) {
+                (Outcome::PowerCut, Some(again)) if n == 1 => {
+                    n = 2;
+                    args = again.clone();
+                    continue;
+                }
+                (Outcome::PowerCut, _) => {
+                    let message = format!(
+                        "weft: the power was cut (a block-fault power cut); the disks hold what survived. Add [sim] restart = {{ args = [\"verify\"] }} to {} to boot the app again on them",
+                        m.path.display()
+                    );
+                    let error = Some(anyhow::Error::new(Exit { code: exit::POWER_CUT, message }));
+                    return Ended { code: exit::POWER_CUT, outcome, error, faults, leaves, tape };
+                }
+                _ => {}
+            }
+            let code = match (&outcome, &report) {
+                (Outcome::Exit(c), _) => *c,
+                (_, Some(r)) => r.downcast_ref::<Exit>().map_or(exit::TRAP, |x| x.code),
+                _ => exit::TRAP,
+            };
+            return Ended { code, outcome, error: report, faults, leaves, tape };
+        }
+    }
+}
+
+/// What one run of a [`Session`] changes about the manifest's.
+#[derive(Default)]
+pub struct RunOpts<'s> {
+    /// The simulation seed, instead of the manifest's (`weft explore`).
+    pub seed: Option<u64>,
+    /// Per filter (link order): a fault schedule replacing the drawn faults,
+    /// tokens with an optional phase prefix (`2:drop@5`).
+    pub schedules: Option<&'s [Option<Vec<String>>]>,
+    /// Keep the faults injected (`Ended::faults`).
+    pub collect: bool,
+}
+
+fn outcome_of(host: &Host, f: &Failure) -> Outcome {
+    let who = host.name(f.who()).to_string();
+    match f {
+        Failure::Trap { message, .. } => Outcome::Trap { who, message: message.clone() },
+        Failure::Timeout { .. } => Outcome::Timeout { who },
+        Failure::Memory { .. } => Outcome::Memory { who },
+    }
+}
+
+fn diverged(d: Diverged, leaves: Leaves, tape: Tape, faults: Vec<(usize, u32, String)>) -> Ended {
+    let message = format!("error: {d}\nweft: the unikernel no longer does what the trace recorded (a changed component, or an app that is not deterministic)");
+    let error = Some(anyhow::Error::new(Exit { code: exit::DIVERGED, message }));
+    Ended { code: exit::DIVERGED, outcome: Outcome::Exit(exit::DIVERGED), error, faults, leaves, tape }
 }
 
 pub fn components(plan: &Plan) -> Vec<wasmtime::component::Component> {
@@ -209,7 +420,7 @@ pub fn components(plan: &Plan) -> Vec<wasmtime::component::Component> {
 }
 
 /// Turns a failed run into a message naming the component and an exit code.
-fn report(plan: &Plan, host: &Host, e: wasmtime::Error) -> anyhow::Error {
+pub fn report(plan: &Plan, host: &Host, e: wasmtime::Error) -> anyhow::Error {
     let m = &plan.manifest;
     let file = m.path.display();
     if let Some(c) = e.downcast_ref::<weft_runtime::link::ConfigError>() {
@@ -222,11 +433,19 @@ fn report(plan: &Plan, host: &Host, e: wasmtime::Error) -> anyhow::Error {
     let (code, message) = match host.failure() {
         Some(Failure::Timeout { who }) => (
             exit::TIMEOUT,
-            format!(
-                "error: {} did not finish within the timeout ({}, `limits.timeout` in {file})",
-                host.name(*who),
-                m.limits.timeout.map_or("?".into(), |t| format_duration(t as i64))
-            ),
+            match &m.sim {
+                Some(s) => format!(
+                    "error: {} did not finish: it passed the timeout ({}, `limits.timeout` in {file}) in virtual time, or ran out of fuel ({} instructions, `sim.fuel`)",
+                    host.name(*who),
+                    m.limits.timeout.map_or("none".into(), |t| format_duration(t as i64)),
+                    s.fuel
+                ),
+                None => format!(
+                    "error: {} did not finish within the timeout ({}, `limits.timeout` in {file})",
+                    host.name(*who),
+                    m.limits.timeout.map_or("?".into(), |t| format_duration(t as i64))
+                ),
+            },
         ),
         Some(Failure::Memory { who, desired, .. }) => (
             exit::MEMORY,

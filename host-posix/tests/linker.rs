@@ -20,7 +20,7 @@ fn no_timeout_means_no_interrupt_at_any_epoch() {
     let (plan, cap) = run::plan(&dir.join("weft.toml"), &engine).unwrap();
     let u = Unikernel::new(&engine, plan.wiring.clone(), &plan.app.component, &run::components(&plan)).unwrap();
     for _ in 0..3 {
-        let limits = Limits { memory: 1 << 26, timeout: None, epoch_tick: 10_000_000 };
+        let limits = Limits { memory: 1 << 26, timeout: None, epoch_tick: 10_000_000, fuel: None };
         let mut store = Store::new(&engine, Host::new(run::leaves(&plan, &cap).unwrap(), limits));
         let app = u.instantiate(&mut store).unwrap();
         for _ in 0..10 {

@@ -45,7 +45,23 @@ pub const BAREMETAL_X86_FLAGS: [&str; 4] = ["has_sse3", "has_ssse3", "has_sse41"
 
 /// Engine settings for `target`.
 pub fn config(target: Target) -> Config {
+    config_with(target, false)
+}
+
+/// Engine settings for `target`; `deterministic` for a simulation: the
+/// settings wasmtime's determinism notes ask for (canonical NaNs,
+/// deterministic relaxed SIMD) and fuel, so a guest that never returns is
+/// stopped after the same instruction on every run and host. Code compiled
+/// this way is cached apart from the normal build (its own engine hash).
+pub fn config_with(target: Target, deterministic: bool) -> Config {
     let mut c = Config::new();
+    if deterministic {
+        // A code-generation setting: only the compiling side has it.
+        #[cfg(feature = "std")]
+        c.cranelift_nan_canonicalization(true);
+        c.relaxed_simd_deterministic(true);
+        c.consume_fuel(true);
+    }
     // `component-model-async` is off at compile time; the rest of the
     // component model is what weft is made of.
     c.wasm_component_model(true);

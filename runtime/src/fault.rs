@@ -49,6 +49,19 @@ impl core::fmt::Display for Exited {
 
 impl core::error::Error for Exited {}
 
+/// A filter called `weft:devices/power.cut`: the machine lost power. Raised
+/// as an error so every component frame unwinds; not a failure of anyone's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PowerCut;
+
+impl core::fmt::Display for PowerCut {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("power cut")
+    }
+}
+
+impl core::error::Error for PowerCut {}
+
 /// How a run failed, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -70,7 +83,8 @@ impl Failure {
             };
         }
         match e.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::Interrupt) => Failure::Timeout { who },
+            // A simulation's fuel is its deterministic timeout.
+            Some(wasmtime::Trap::Interrupt | wasmtime::Trap::OutOfFuel) => Failure::Timeout { who },
             Some(t) => Failure::Trap { who, message: t.to_string() },
             None => Failure::Trap { who, message: alloc::format!("{e}") },
         }

@@ -4,7 +4,7 @@
 
 use alloc::vec::Vec;
 
-use crate::devices::{BlockDevice, Endpoint, ErrorCode, Geometry, Random, SocketError, Sockets};
+use crate::devices::{BlockDevice, Clock, Endpoint, ErrorCode, Geometry, Random, SocketError, Sockets};
 
 /// Sector size of the leaves weft creates.
 pub const SECTOR: u64 = 512;
@@ -48,6 +48,53 @@ impl BlockDevice for MemoryBlock {
     }
 }
 
+/// A disk image shared read-only by many runs, each seeing its own writes
+/// (`weft explore` and `--check-determinism` run every seed on a private copy
+/// of a `file` disk, and never change the file).
+pub struct OverlayBlock {
+    base: alloc::sync::Arc<[u8]>,
+    written: alloc::collections::BTreeMap<u64, alloc::boxed::Box<[u8]>>,
+    geometry: Geometry,
+}
+
+impl OverlayBlock {
+    pub fn new(base: alloc::sync::Arc<[u8]>, read_only: bool) -> OverlayBlock {
+        let geometry = Geometry { sector_size: SECTOR as u32, sector_count: base.len() as u64 / SECTOR, read_only };
+        OverlayBlock { base, written: alloc::collections::BTreeMap::new(), geometry }
+    }
+}
+
+impl BlockDevice for OverlayBlock {
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    fn read(&mut self, start: u64, count: u32) -> Result<Vec<u8>, ErrorCode> {
+        let mut out = Vec::with_capacity(count as usize * SECTOR as usize);
+        for s in start..start + u64::from(count) {
+            match self.written.get(&s) {
+                Some(b) => out.extend_from_slice(b),
+                None => {
+                    let off = (s * SECTOR) as usize;
+                    out.extend_from_slice(&self.base[off..off + SECTOR as usize]);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn write(&mut self, start: u64, data: &[u8]) -> Result<(), ErrorCode> {
+        for (i, chunk) in data.chunks_exact(SECTOR as usize).enumerate() {
+            self.written.insert(start + i as u64, chunk.into());
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ErrorCode> {
+        Ok(())
+    }
+}
+
 /// Deterministic bytes (splitmix64) for reproducible runs (`backend = "seeded"`).
 pub struct SeededRandom(pub u64);
 
@@ -64,9 +111,54 @@ impl Random for SeededRandom {
     }
 }
 
+/// Simulated time (the `virtual` clock backend): it stands still until
+/// the unikernel waits — `wait-until` jumps straight to the deadline — and
+/// each reading advances it by `tick`, so a loop that polls the clock still
+/// sees time pass. Wall time is `start` plus monotonic time.
+pub struct VirtualClock {
+    now: core::cell::Cell<u64>,
+    start: i64,
+    tick: u64,
+}
+
+impl VirtualClock {
+    pub fn new(start: i64, tick: u64) -> VirtualClock {
+        VirtualClock { now: core::cell::Cell::new(0), start, tick }
+    }
+}
+
+impl Clock for VirtualClock {
+    fn monotonic_now(&self) -> u64 {
+        let t = self.now.get().saturating_add(self.tick);
+        self.now.set(t);
+        t
+    }
+
+    fn wall_now(&self) -> i64 {
+        self.start.saturating_add(self.monotonic_now() as i64)
+    }
+
+    fn wait_until(&mut self, deadline: u64) {
+        if deadline > self.now.get() {
+            self.now.set(deadline);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn virtual_time_jumps_on_waits_and_ticks_on_reads() {
+        let mut c = VirtualClock::new(1_000_000, 1_000);
+        assert_eq!(c.monotonic_now(), 1_000);
+        assert_eq!(c.monotonic_now(), 2_000);
+        c.wait_until(3_600_000_000_000);
+        assert_eq!(c.monotonic_now(), 3_600_000_001_000);
+        c.wait_until(5);
+        assert_eq!(c.wall_now(), 1_000_000 + 3_600_000_002_000);
+    }
 
     #[test]
     fn seeded_random_is_deterministic() {
@@ -76,6 +168,15 @@ mod tests {
         b.fill(&mut y);
         assert_eq!(x, y);
         assert_ne!(x, [0u8; 13]);
+    }
+
+    #[test]
+    fn overlay_block_keeps_the_base_untouched() {
+        let base: alloc::sync::Arc<[u8]> = alloc::vec![3u8; 2048].into();
+        let mut o = OverlayBlock::new(base.clone(), false);
+        o.write(1, &[9; 512]).unwrap();
+        assert_eq!(o.read(0, 3).unwrap(), [[3u8; 512], [9; 512], [3; 512]].concat());
+        assert!(base.iter().all(|&b| b == 3));
     }
 
     #[test]

@@ -23,9 +23,11 @@ pub mod fault;
 pub mod leaves;
 pub mod link;
 pub mod names;
+pub mod sim;
+pub mod tape;
 
 pub use devices::{BlockDevice, Clock, Console, ErrorCode, Geometry, Log, Random};
-pub use fault::{Exited, Failure, Stop, Who};
+pub use fault::{Exited, Failure, PowerCut, Stop, Who};
 pub use link::{App, Device, Filter, Host, Leaves, Limits, Unikernel, Wiring};
 pub mod units;
 

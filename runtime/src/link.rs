@@ -27,8 +27,9 @@ use crate::devices::{
     BlockDevice, Capture, Clock, Console, Direction, Endpoint, ErrorCode, Geometry, Log, MAX_FRAMES,
     MAX_RANDOM, NetDevice, NetInfo, Random, SocketError, Sockets, check_range,
 };
-use crate::fault::{Exited, Failure, Stop, Who};
+use crate::fault::{Exited, Failure, PowerCut, Stop, Who};
 use crate::names;
+use crate::tape::{Diverged, Tape};
 
 /// The wiring the linker builds: a validated plan, minus everything
 /// host-specific (paths, backends). Built by `plan` on Linux and read from the
@@ -51,6 +52,29 @@ pub struct Wiring {
     /// `[components.*]` composed into the app (`kv`): each is configured
     /// through its `<name>-config` export when the app is instantiated.
     pub parts: Vec<Filter>,
+}
+
+impl Wiring {
+    /// Every filter (and the stack) in link order: each block device's
+    /// chain, each net device's, the clock chain, the stack.
+    pub fn filters(&self) -> impl Iterator<Item = &Filter> {
+        self.blocks
+            .iter()
+            .chain(&self.nets)
+            .flat_map(|d| &d.filters)
+            .chain(&self.clock_filters)
+            .chain(self.stack.as_ref().map(|s| &s.filter))
+    }
+
+    /// [`Wiring::filters`], mutably.
+    pub fn filters_mut(&mut self) -> impl Iterator<Item = &mut Filter> {
+        self.blocks
+            .iter_mut()
+            .chain(&mut self.nets)
+            .flat_map(|d| &mut d.filters)
+            .chain(&mut self.clock_filters)
+            .chain(self.stack.as_mut().map(|s| &mut s.filter))
+    }
 }
 
 /// A stack component: its name/config (`[stack]` keys) and the net device
@@ -119,6 +143,10 @@ pub struct Limits {
     pub timeout: Option<u64>,
     /// Period of the host's epoch ticker, in ns (0 = no ticker).
     pub epoch_tick: u64,
+    /// A simulation: each boot may execute this many wasm instructions
+    /// (fuel), and a clock reading past the timeout stops the run, so a
+    /// hang is caught at the same point on every run and host.
+    pub fuel: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +168,11 @@ pub struct Host {
     limits: Limits,
     deadline: Option<u64>,
     failure: Option<Failure>,
+    /// Records or replays every leaf call (off by default).
+    tape: Tape,
+    /// When collecting: each fault a filter logged, as (instance, its
+    /// `schedule` token) — what `weft shrink` minimises.
+    faults: Option<Vec<(usize, String)>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,7 +251,34 @@ impl Host {
             limits,
             deadline: None,
             failure: None,
+            tape: Tape::Off,
+            faults: None,
         }
+    }
+
+    /// Keep every injected fault's `schedule` token (see `faults`).
+    pub fn collect_faults(&mut self) {
+        self.faults = Some(Vec::new());
+    }
+
+    /// The faults collected so far: (instance, token).
+    pub fn faults(&self) -> &[(usize, String)] {
+        self.faults.as_deref().unwrap_or_default()
+    }
+
+    /// A host whose leaf calls go through `tape` (recording or replaying).
+    pub fn with_tape(leaves: Leaves, limits: Limits, tape: Tape) -> Self {
+        Host { tape, ..Host::new(leaves, limits) }
+    }
+
+    pub fn tape_mut(&mut self) -> &mut Tape {
+        &mut self.tape
+    }
+
+    /// The leaves and the tape back, after the run (to flush or inspect the
+    /// leaves, boot the next phase on them, or finish the trace).
+    pub fn into_parts(self) -> (Leaves, Tape) {
+        (self.leaves, self.tape)
     }
 
     /// What stopped the run, once it has failed.
@@ -256,6 +316,20 @@ impl Host {
         let handles = &mut self.links[me].handles;
         handles.push((kind, p, h));
         (handles.len() - 1) as u32
+    }
+
+    /// The leaf clock's reading. In a simulation a reading past the
+    /// timeout ends the run (virtual time passes only through readings and
+    /// waits), with the reader as the one that hung.
+    fn leaf_now(&mut self, me: usize) -> Result<u64> {
+        let now = self.tape.monotonic_now(&mut self.leaves)?;
+        if let (Some(_), Some(end)) = (self.limits.fuel, self.deadline) {
+            if now >= end {
+                self.blame(Failure::Timeout { who: Who::Component(me) });
+                return Err(wasmtime::Error::new(Stop::Timeout));
+            }
+        }
+        Ok(now)
     }
 
     fn block_fns(&self, f: usize) -> &BlockFns {
@@ -313,7 +387,8 @@ where
     R: ComponentNamedList + Lift,
 {
     f.call(&mut *cx, p).inspect_err(|e| {
-        if e.downcast_ref::<Exited>().is_some() {
+        // Ends of the run that are nobody's fault.
+        if e.downcast_ref::<Exited>().is_some() || e.downcast_ref::<PowerCut>().is_some() || e.downcast_ref::<Diverged>().is_some() {
             return;
         }
         let failure = Failure::from_error(Who::Component(who), e);
@@ -352,8 +427,10 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         Ok((match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
-                check_range(&host.geometry[d], start, count.into())
-                    .and_then(|()| host.leaves.blocks[d].read(start, count))
+                match check_range(&host.geometry[d], start, count.into()) {
+                    Ok(()) => host.tape.block_read(&mut host.leaves, d, start, count)?,
+                    Err(e) => Err(e),
+                }
             }
             Provider::Filter(f) => {
                 let func = cx.data().block_fns(f).read;
@@ -374,8 +451,10 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 } else if len % size != 0 {
                     Err(ErrorCode::InvalidArgument)
                 } else {
-                    check_range(&g, start, len / size)
-                        .and_then(|()| host.leaves.blocks[d].write(start, &data))
+                    match check_range(&g, start, len / size) {
+                        Ok(()) => host.tape.block_write(&mut host.leaves, d, start, &data)?,
+                        Err(e) => Err(e),
+                    }
                 }
             }
             Provider::Filter(f) => {
@@ -387,7 +466,10 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     i.func_wrap("flush", move |mut cx, (h,): (u32,)| {
         let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         Ok((match p {
-            Provider::Leaf(d) => cx.data_mut().leaves.blocks[d].flush(),
+            Provider::Leaf(d) => {
+                let host = cx.data_mut();
+                host.tape.block_flush(&mut host.leaves, d)?
+            }
             Provider::Filter(f) => {
                 let func = cx.data().block_fns(f).flush;
                 call(&mut cx, f, func, (h,))?.0
@@ -404,14 +486,17 @@ fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             let func = cx.data().clock_fns(f).monotonic_now;
             call(&mut cx, f, func, ())
         }
-        _ => Ok((cx.data().leaves.clock.monotonic_now(),)),
+        _ => Ok((cx.data_mut().leaf_now(me)?,)),
     })?;
     i.func_wrap("wall-now", move |mut cx, (): ()| match cx.data().links[me].clock {
         Some(Provider::Filter(f)) => {
             let func = cx.data().clock_fns(f).wall_now;
             call(&mut cx, f, func, ())
         }
-        _ => Ok((cx.data().leaves.clock.wall_now(),)),
+        _ => {
+            let host = cx.data_mut();
+            Ok((host.tape.wall_now(&mut host.leaves)?,))
+        }
     })?;
     i.func_wrap("wait-until", move |mut cx, (deadline,): (u64,)| match cx.data().links[me].clock {
         Some(Provider::Filter(f)) => {
@@ -424,13 +509,13 @@ fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 // Waiting past the run's deadline: sleep until it, then stop
                 // the run with the waiting component as the one that hung.
                 Some(end) if deadline >= end => {
-                    host.leaves.clock.wait_until(end);
+                    host.tape.wait_until(&mut host.leaves, end)?;
                     host.blame(Failure::Timeout { who: Who::Component(me) });
                     Err(wasmtime::Error::new(Stop::Timeout))
                 }
                 _ => {
-                    host.leaves.clock.wait_until(deadline);
-                    Ok((host.leaves.clock.monotonic_now(),))
+                    host.tape.wait_until(&mut host.leaves, deadline)?;
+                    Ok((host.leaf_now(me)?,))
                 }
             }
         }
@@ -470,17 +555,22 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         let lists = frames.iter(&mut cx)?.collect::<Result<Vec<WasmList<u8>>>>()?;
         Ok((match p {
             Provider::Leaf(d) => {
-                // The device leaves the store while it reads the sender's memory.
-                let mut dev = core::mem::replace(&mut cx.data_mut().leaves.nets[d], Box::new(Detached));
+                // The device and the tape leave the store while they read the
+                // sender's memory.
+                let host = cx.data_mut();
+                let mut dev = core::mem::replace(&mut host.leaves.nets[d], Box::new(Detached));
+                let mut tape = core::mem::take(&mut host.tape);
                 let max = 14 + cx.data().net_info[d].mtu as usize;
                 let frames: Vec<&[u8]> = lists.iter().map(|l| l.as_le_slice(&cx)).collect();
                 let r = if frames.iter().any(|f| f.len() < 14 || f.len() > max) {
-                    Err(ErrorCode::InvalidArgument)
+                    Ok(Err(ErrorCode::InvalidArgument))
                 } else {
-                    dev.send(&frames)
+                    tape.net_send(d, &frames, || dev.send(&frames))
                 };
-                cx.data_mut().leaves.nets[d] = dev;
-                r
+                let host = cx.data_mut();
+                host.leaves.nets[d] = dev;
+                host.tape = tape;
+                r?
             }
             Provider::Filter(f) => {
                 let frames: Vec<Vec<u8>> = lists.iter().map(|l| l.as_le_slice(&cx).to_vec()).collect();
@@ -492,7 +582,10 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     i.func_wrap("receive", move |mut cx, (h, max): (u32, u32)| {
         let Some((p, h)) = cx.data().handle(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         Ok((match p {
-            Provider::Leaf(d) => cx.data_mut().leaves.nets[d].receive(max.min(MAX_FRAMES)),
+            Provider::Leaf(d) => {
+                let host = cx.data_mut();
+                host.tape.net_receive(&mut host.leaves, d, max.min(MAX_FRAMES))?
+            }
             Provider::Filter(f) => {
                 let func = cx.data().net_fns(f).receive;
                 call(&mut cx, f, func, (h, max))?.0
@@ -504,7 +597,7 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         move |mut cx, (at, direction, data): (u64, Direction, Vec<u8>)| {
             let host = cx.data_mut();
             if let Some(c) = host.links[me].capture {
-                host.leaves.captures[c].frame(at, direction, &data);
+                host.tape.capture(&mut host.leaves, c, at, direction, &data)?;
             }
             Ok(())
         },
@@ -512,56 +605,76 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     Ok(())
 }
 
-/// Forwards one `sockets` function: to the host's stack (`Leaf`) or to the
-/// stack component's export (`Filter`).
+/// Forwards one `sockets` function: to the stack component's export
+/// (`Filter`), or through the tape to the host's stack (`Leaf`; without a
+/// `[stack]`, `NoSockets`). `$op` is its code in the trace, `$args` the bytes
+/// a replay checks it was called with.
 macro_rules! sockets_fn {
-    ($i:ident, $me:ident, $name:literal, $field:ident, ($($arg:ident: $ty:ty),*), |$leaf:ident| $body:expr) => {
+    ($i:ident, $me:ident, $op:literal, $name:literal, $field:ident, ($($arg:ident: $ty:ty),*), $args:expr, |$leaf:ident| $body:expr) => {
         $i.func_wrap($name, move |mut cx, ($($arg,)*): ($($ty,)*)| {
             match cx.data().links[$me].sockets {
                 Some(Provider::Filter(f)) => {
                     let func = cx.data().socket_fns(f).$field;
                     call(&mut cx, f, func, ($($arg,)*))
                 }
-                _ => match cx.data_mut().leaves.sockets.as_mut() {
-                    Some($leaf) => Ok($body),
-                    // No [stack]: only a composed part (the `wasi` component)
-                    // can import sockets then; every call fails softly.
-                    None => {
-                        let $leaf = &mut crate::leaves::NoSockets;
-                        Ok($body)
-                    }
-                },
+                _ => {
+                    let host = cx.data_mut();
+                    let args: &[&[u8]] = &$args;
+                    Ok((host.tape.sockets(&mut host.leaves, $op, args, |$leaf| $body)?,))
+                }
             }
         })?;
     };
 }
 
+fn ep(e: Endpoint) -> [u8; 6] {
+    let (a, b, c, d) = e.addr;
+    let p = e.port.to_le_bytes();
+    [a, b, c, d, p[0], p[1]]
+}
+
 fn sockets_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     let mut i = l.instance(names::SOCKETS)?;
-    sockets_fn!(i, me, "tcp-listen", tcp_listen, (port: u16), |s| (s.tcp_listen(port),));
-    sockets_fn!(i, me, "tcp-accept", tcp_accept, (ls: u32), |s| (s.tcp_accept(ls),));
-    sockets_fn!(i, me, "tcp-connect", tcp_connect, (to: Endpoint), |s| (s.tcp_connect(to),));
-    sockets_fn!(i, me, "tcp-send", tcp_send, (so: u32, data: Vec<u8>), |s| (s.tcp_send(so, &data),));
-    sockets_fn!(i, me, "tcp-recv", tcp_recv, (so: u32, max: u32), |s| (s.tcp_recv(so, max),));
-    sockets_fn!(i, me, "tcp-shutdown", tcp_shutdown, (so: u32), |s| (s.tcp_shutdown(so),));
-    sockets_fn!(i, me, "udp-bind", udp_bind, (port: u16), |s| (s.udp_bind(port),));
-    sockets_fn!(i, me, "udp-send-to", udp_send_to, (so: u32, data: Vec<u8>, to: Endpoint), |s| (s.udp_send_to(so, &data, to),));
-    sockets_fn!(i, me, "udp-recv-from", udp_recv_from, (so: u32, max: u32), |s| (s.udp_recv_from(so, max),));
-    sockets_fn!(i, me, "close", close, (so: u32), |s| s.close(so));
+    sockets_fn!(i, me, 0, "tcp-listen", tcp_listen, (port: u16), [&port.to_le_bytes()], |s| s.tcp_listen(port));
+    sockets_fn!(i, me, 1, "tcp-accept", tcp_accept, (ls: u32), [&ls.to_le_bytes()], |s| s.tcp_accept(ls));
+    sockets_fn!(i, me, 2, "tcp-connect", tcp_connect, (to: Endpoint), [&ep(to)], |s| s.tcp_connect(to));
+    sockets_fn!(i, me, 3, "tcp-send", tcp_send, (so: u32, data: Vec<u8>), [&so.to_le_bytes(), &data], |s| s.tcp_send(so, &data));
+    sockets_fn!(i, me, 4, "tcp-recv", tcp_recv, (so: u32, max: u32), [&so.to_le_bytes(), &max.to_le_bytes()], |s| s.tcp_recv(so, max));
+    sockets_fn!(i, me, 5, "tcp-shutdown", tcp_shutdown, (so: u32), [&so.to_le_bytes()], |s| s.tcp_shutdown(so));
+    sockets_fn!(i, me, 6, "udp-bind", udp_bind, (port: u16), [&port.to_le_bytes()], |s| s.udp_bind(port));
+    sockets_fn!(i, me, 7, "udp-send-to", udp_send_to, (so: u32, data: Vec<u8>, to: Endpoint), [&so.to_le_bytes(), &data, &ep(to)], |s| s.udp_send_to(so, &data, to));
+    sockets_fn!(i, me, 8, "udp-recv-from", udp_recv_from, (so: u32, max: u32), [&so.to_le_bytes(), &max.to_le_bytes()], |s| s.udp_recv_from(so, max));
+    i.func_wrap("close", move |mut cx, (so,): (u32,)| match cx.data().links[me].sockets {
+        Some(Provider::Filter(f)) => {
+            let func = cx.data().socket_fns(f).close;
+            call(&mut cx, f, func, (so,))
+        }
+        _ => {
+            let host = cx.data_mut();
+            host.tape.sockets(&mut host.leaves, 9, &[&so.to_le_bytes()], |s| s.close(so))
+        }
+    })?;
     // The host stack has no timers of its own to run: its readiness wakes
-    // the leaf clock's wait instead.
-    sockets_fn!(i, me, "next-deadline", next_deadline, (), |_s| (None::<u64>,));
+    // the leaf clock's wait instead. (No leaf is asked: nothing to record.)
+    i.func_wrap("next-deadline", move |mut cx, (): ()| match cx.data().links[me].sockets {
+        Some(Provider::Filter(f)) => {
+            let func = cx.data().socket_fns(f).next_deadline;
+            call(&mut cx, f, func, ())
+        }
+        _ => Ok((None::<u64>,)),
+    })?;
     Ok(())
 }
 
-fn leaf_linker(l: &mut Linker<Host>) -> Result<()> {
+fn leaf_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     l.instance(names::TYPES)?;
     l.instance(names::EXIT)?.func_wrap("exit", |_cx, (code,): (u8,)| -> Result<()> {
         Err(wasmtime::Error::new(Exited(code)))
     })?;
+    l.instance(names::POWER)?.func_wrap("cut", |_cx, (): ()| -> Result<()> { Err(wasmtime::Error::new(PowerCut)) })?;
     l.instance(names::CONSOLE)?.func_wrap("write", |mut cx, (bytes,): (Vec<u8>,)| {
-        cx.data_mut().leaves.console.write(&bytes);
-        Ok(())
+        let host = cx.data_mut();
+        host.tape.console(&mut host.leaves, &bytes)
     })?;
     l.instance(names::RANDOM)?.func_wrap("fill", |mut cx, (len,): (u32,)| {
         if len > MAX_RANDOM {
@@ -570,14 +683,20 @@ fn leaf_linker(l: &mut Linker<Host>) -> Result<()> {
             )));
         }
         let mut buf = alloc::vec![0; len as usize];
-        cx.data_mut().leaves.random.fill(&mut buf);
+        let host = cx.data_mut();
+        host.tape.random(&mut host.leaves, &mut buf)?;
         Ok((buf,))
     })?;
     l.instance(names::LOG)?.func_wrap(
         "append",
-        |mut cx, (topic, message, fields): (String, String, Vec<(String, String)>)| {
-            cx.data_mut().leaves.log.append(&topic, &message, &fields);
-            Ok(())
+        move |mut cx, (topic, message, fields): (String, String, Vec<(String, String)>)| {
+            let host = cx.data_mut();
+            if let Some(faults) = host.faults.as_mut() {
+                if let Some((_, token)) = fields.iter().find(|(k, _)| k == "schedule") {
+                    faults.push((me, token.clone()));
+                }
+            }
+            host.tape.log(&mut host.leaves, &topic, &message, &fields)
         },
     )?;
     Ok(())
@@ -721,7 +840,7 @@ impl Unikernel {
                 .map_err(|e| e.context(format!("cannot link {}", plan[me].name)))?;
             indices.push(x);
             let mut linker = Linker::new(engine);
-            leaf_linker(&mut linker)?;
+            leaf_linker(&mut linker, me)?;
             block_linker(&mut linker, me)?;
             clock_linker(&mut linker, me)?;
             net_linker(&mut linker, me)?;
@@ -741,6 +860,13 @@ impl Unikernel {
     /// Sets up `store` for a run: limits, deadline, and every instance linked
     /// and configured. Returns the app, ready to `run`.
     pub fn instantiate(&self, store: &mut Store<Host>) -> Result<App> {
+        self.instantiate_with(store, None)
+    }
+
+    /// [`Unikernel::instantiate`], with each filter's config (link order)
+    /// given instead of the wiring's: a simulation's seeds, swarm draws and
+    /// fault schedules differ per run of one unikernel.
+    pub fn instantiate_with(&self, store: &mut Store<Host>, configs: Option<&[Vec<(String, String)>]>) -> Result<App> {
         store.limiter(|h| h as &mut dyn wasmtime::ResourceLimiter);
         let limits = store.data().limits;
         // Epoch ticks until the run is interrupted. wasmtime adds this to the
@@ -752,9 +878,13 @@ impl Unikernel {
         };
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
+        if let Some(fuel) = limits.fuel {
+            store.set_fuel(fuel)?;
+        }
         if let Some(t) = limits.timeout {
-            let now = store.data().leaves.clock.monotonic_now();
-            store.data_mut().deadline = Some(now.saturating_add(t));
+            let host = store.data_mut();
+            let now = host.tape.monotonic_now(&mut host.leaves)?;
+            host.deadline = Some(now.saturating_add(t));
         }
         let host = store.data_mut();
         host.names = self.plan.iter().map(|s| s.name.clone()).collect();
@@ -824,8 +954,9 @@ impl Unikernel {
             let configure =
                 typed::<(String, Vec<(String, String)>), (Result<(), String>,)>(&instance, &mut *store, &x.entry, check)?;
             let role = slot.role.clone();
+            let config = configs.and_then(|c| c.get(me)).unwrap_or(&slot.config).clone();
             let mut cx = store.as_context_mut();
-            if let Err(message) = call(&mut cx, me, configure, (role, slot.config.clone()))?.0 {
+            if let Err(message) = call(&mut cx, me, configure, (role, config))?.0 {
                 let name = slot.name.split(' ').next().unwrap_or_default().to_string();
                 return Err(wasmtime::Error::new(ConfigError { filter: name, origin: slot.origin.clone(), message }));
             }

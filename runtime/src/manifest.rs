@@ -46,7 +46,7 @@ impl Kind {
         match self {
             Kind::Block => &["file", "memory"],
             Kind::Net => &["tap", "udp"],
-            Kind::Clock => &["system"],
+            Kind::Clock => &["system", "virtual"],
             Kind::Console => &["stdio"],
             Kind::Random => &["os", "seeded"],
             Kind::Log => &["stderr", "git"],
@@ -101,6 +101,8 @@ pub enum Backend {
     /// A disk in memory, zeroed at start, gone at exit.
     Memory { size: u64, read_only: bool },
     System,
+    /// Simulated time: advances only when the app waits (`[sim]`).
+    Virtual,
     Stdio,
     Os,
     /// Deterministic random bytes from a seed (for reproducible tests).
@@ -123,6 +125,48 @@ pub struct FilterSpec {
     pub line: usize,
     /// Net filters: the pcap file a `capture` import writes to.
     pub capture: Option<PathBuf>,
+    /// Swarm settings (`[sim]` only): config keys given as a range
+    /// `[low, high]`, drawn per seed; absent from `config`.
+    pub swarm: Vec<Swarm>,
+}
+
+pub use crate::sim::Swarm;
+
+/// `[sim]`: the run is a deterministic simulation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimSpec {
+    pub seed: u64,
+    /// Virtual wall-clock time at boot, ns since the Unix epoch.
+    pub start: i64,
+    /// Virtual time a clock reading advances by when nothing waits.
+    pub tick: u64,
+    /// Wasm instructions one boot may execute before it counts as hung.
+    pub fuel: u64,
+    /// The exit code a passing run ends with (`weft explore`).
+    pub expect_exit: u8,
+    /// After a power cut: boot the app again with these args.
+    pub restart: Option<Vec<String>>,
+    /// Line of `[sim]`; 0 when made by `--sim`.
+    pub line: usize,
+}
+
+/// 2000-01-01T00:00:00Z: the default virtual boot time.
+pub const SIM_START: i64 = 946_684_800_000_000_000;
+
+impl SimSpec {
+    /// `--sim` on a manifest without `[sim]`.
+    pub fn defaults() -> SimSpec {
+        SimSpec { seed: 0, start: SIM_START, tick: 1_000, fuel: 10_000_000_000, expect_exit: 0, restart: None, line: 0 }
+    }
+}
+
+/// What the command line changes about a manifest's simulation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SimOverride {
+    /// `--sim`: simulate even without `[sim]`.
+    pub enable: bool,
+    /// `--seed N`.
+    pub seed: Option<u64>,
 }
 
 /// `[components.<name>]`: a component that provides interfaces the app
@@ -185,6 +229,8 @@ pub struct Manifest {
     /// `[wasi]`: configure entries for the `wasi` component (`env`, `cwd`,
     /// `preopen`), in the order it takes them; the app's args come first.
     pub wasi: Vec<(String, String)>,
+    /// `[sim]` (or `--sim`): a deterministic simulation.
+    pub sim: Option<SimSpec>,
 }
 
 /// Problems found in a manifest, each already a complete message.
@@ -302,6 +348,38 @@ fn config_table(r: &mut Report, t: &Table, key: &str) -> Vec<(String, String)> {
     }
 }
 
+/// Splits a filter's swarm ranges (`key = [low, high]`, two numbers) out of
+/// its config. They need `[sim]`: a range is drawn per simulation seed.
+fn swarm_ranges(r: &mut Report, t: &Table, key: &str, sim: bool, config: &mut Vec<(String, String)>) -> Vec<Swarm> {
+    let mut out = Vec::new();
+    let Some(ct) = get(t, "config").and_then(|c| c.get_ref().as_table()) else { return out };
+    for (k, v) in ct.iter() {
+        let Some(items) = v.get_ref().as_array() else { continue };
+        let nums: Vec<(f64, bool)> = items
+            .iter()
+            .filter_map(|x| match x.get_ref() {
+                DeValue::Integer(_) => integer(x.get_ref()).map(|i| (i as f64, true)),
+                DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok().map(|f| (f, false)),
+                _ => None,
+            })
+            .collect();
+        if nums.len() != 2 || items.len() != 2 {
+            continue;
+        }
+        let full = format!("{key}.config.{}", k.get_ref());
+        let ((low, li), (high, hi)) = (nums[0], nums[1]);
+        if !sim {
+            r.at(v.span().start, &full, "a range [low, high] is drawn per simulation seed and needs [sim]; add a [sim] table (or run with --sim), or give one value");
+        } else if !(low <= high) {
+            r.at(v.span().start, &full, format!("range [{low}, {high}] is empty; write [low, high] with low <= high"));
+        } else {
+            out.push(Swarm { key: k.get_ref().to_string(), low, high, integer: li && hi });
+        }
+        config.retain(|(ck, _)| ck != k.get_ref().as_ref());
+    }
+    out
+}
+
 fn integer(v: &DeValue) -> Option<i64> {
     let i = v.as_integer()?;
     i64::from_str_radix(i.as_str(), i.radix()).ok()
@@ -393,6 +471,11 @@ fn confined(r: &mut Report, v: &Value, key: &str, s: &str) -> Option<PathBuf> {
 impl Manifest {
     /// Parses and validates `src`, the contents of the manifest at `path`.
     pub fn parse(path: &Path, src: &str) -> Result<Manifest, Problems> {
+        Self::parse_with(path, src, SimOverride::default())
+    }
+
+    /// [`Manifest::parse`], with the command line's say on simulation.
+    pub fn parse_with(path: &Path, src: &str, over: SimOverride) -> Result<Manifest, Problems> {
         let mut r = Report::new(path, src);
         let doc = match DeTable::parse(src) {
             Ok(d) => d,
@@ -404,26 +487,33 @@ impl Manifest {
             }
         };
         let doc = doc.get_ref();
-        check_keys(&mut r, doc, "", &["app", "devices", "log", "stack", "limits", "wasi", "components"]);
+        check_keys(&mut r, doc, "", &["app", "devices", "log", "stack", "limits", "wasi", "components", "sim"]);
 
         let app = Self::app(&mut r, doc);
-        let mut devices = Self::devices(&mut r, doc);
+        let sim = Self::sim(&mut r, doc, over);
+        let mut devices = Self::devices(&mut r, doc, sim.is_some());
         let limits = Self::limits(&mut r, doc);
         let stack = Self::stack(&mut r, doc, &devices);
         let wasi = Self::wasi(&mut r, doc, &devices);
         let components = Self::components(&mut r, doc);
 
-        // Kinds with one obvious default are bound to it when left out.
+        // Kinds with one obvious default are bound to it when left out; a
+        // simulation's defaults are its deterministic backends.
         for kind in Kind::ALL.into_iter().filter(|k| k.singleton()) {
             if !devices.iter().any(|d| d.kind == kind) {
-                let backend = match kind {
-                    Kind::Clock => Backend::System,
-                    Kind::Console => Backend::Stdio,
-                    Kind::Random => Backend::Os,
+                let backend = match (kind, &sim) {
+                    (Kind::Clock, None) => Backend::System,
+                    (Kind::Clock, Some(_)) => Backend::Virtual,
+                    (Kind::Console, _) => Backend::Stdio,
+                    (Kind::Random, None) => Backend::Os,
+                    (Kind::Random, Some(s)) => Backend::Seeded { seed: crate::sim::mix(s.seed, crate::sim::RANDOM_SALT) },
                     _ => Backend::Stderr,
                 };
                 devices.push(DeviceSpec { role: kind.name().into(), kind, backend, filters: vec![], line: 0 });
             }
+        }
+        if let Some(s) = &sim {
+            Self::refuse_nondeterminism(&mut r, s, &devices, stack.as_ref());
         }
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         r.finish()?;
@@ -436,7 +526,109 @@ impl Manifest {
             limits,
             components,
             wasi,
+            sim,
         })
+    }
+
+    /// `[sim]`, or the defaults `--sim` asks for; `--seed` wins over `seed`.
+    fn sim(r: &mut Report, doc: &Table, over: SimOverride) -> Option<SimSpec> {
+        let mut s = SimSpec::defaults();
+        match get(doc, "sim") {
+            None if !over.enable => return None,
+            None => {}
+            Some(v) => {
+                s.line = r.line_of(v.span().start);
+                let Some(t) = v.get_ref().as_table() else {
+                    r.at(v.span().start, "sim", "expected a table: [sim]");
+                    return None;
+                };
+                check_keys(r, t, "sim", &["seed", "start", "tick", "fuel", "expect-exit", "restart"]);
+                let uint = |r: &mut Report, key: &str, max: u64| -> Option<u64> {
+                    let v = get(t, key)?;
+                    match integer(v.get_ref()).and_then(|i| u64::try_from(i).ok()).filter(|&n| n <= max) {
+                        Some(n) => Some(n),
+                        None => {
+                            r.at(v.span().start, &format!("sim.{key}"), format!("expected an integer from 0 to {max}"));
+                            None
+                        }
+                    }
+                };
+                if let Some(n) = uint(r, "seed", u64::MAX >> 1) {
+                    s.seed = n;
+                }
+                if let Some(n) = uint(r, "fuel", u64::MAX >> 2) {
+                    s.fuel = n.max(1);
+                }
+                if let Some(n) = uint(r, "expect-exit", 255) {
+                    s.expect_exit = n as u8;
+                }
+                if let Some(v) = get(t, "tick") {
+                    match duration(r, v, "sim.tick") {
+                        Some(ns) if ns < 0 => r.at(v.span().start, "sim.tick", "must not be negative"),
+                        Some(ns) => s.tick = ns as u64,
+                        None => {}
+                    }
+                }
+                if let Some(v) = get(t, "start") {
+                    let text = match v.get_ref() {
+                        DeValue::Datetime(d) => Some(d.to_string()),
+                        DeValue::String(x) => Some(x.to_string()),
+                        _ => None,
+                    };
+                    match text.as_deref().and_then(crate::units::parse_rfc3339) {
+                        Some(ns) => s.start = ns,
+                        None => r.at(v.span().start, "sim.start", "expected an RFC 3339 time like 2026-01-01T00:00:00Z"),
+                    }
+                }
+                if let Some(v) = get(t, "restart") {
+                    match v.get_ref().as_table() {
+                        Some(rt) => {
+                            check_keys(r, rt, "sim.restart", &["args"]);
+                            let mut args = Vec::new();
+                            if let Some(a) = get(rt, "args") {
+                                match a.get_ref().as_array() {
+                                    Some(items) => {
+                                        for item in items.iter() {
+                                            match item.get_ref() {
+                                                DeValue::Table(_) | DeValue::Array(_) => r.at(item.span().start, "sim.restart.args", "expected strings"),
+                                                other => args.push(config_value(other)),
+                                            }
+                                        }
+                                    }
+                                    None => r.at(a.span().start, "sim.restart.args", "expected an array of strings: args = [\"verify\"]"),
+                                }
+                            }
+                            s.restart = Some(args);
+                        }
+                        None => r.at(v.span().start, "sim.restart", "expected a table: restart = { args = [\"verify\"] }"),
+                    }
+                }
+            }
+        }
+        if let Some(seed) = over.seed {
+            s.seed = seed;
+        }
+        Some(s)
+    }
+
+    /// A simulation must not read anything weft does not control: a backend
+    /// that brings the outside world in is refused, with the deterministic
+    /// one to use instead.
+    fn refuse_nondeterminism(r: &mut Report, sim: &SimSpec, devices: &[DeviceSpec], stack: Option<&StackSpec>) {
+        let why = if sim.line == 0 { "--sim".to_string() } else { format!("[sim] (line {})", sim.line) };
+        for d in devices.iter().filter(|d| d.line > 0) {
+            let (what, fix) = match &d.backend {
+                Backend::System => ("the system clock", "backend = \"virtual\" (or leave the device out)"),
+                Backend::Os => ("the OS random source", "backend = \"seeded\" (or leave the device out: it is seeded from the simulation's seed)"),
+                Backend::Tap { .. } => ("a TAP device (traffic from outside)", "a simulated link (coming in `weft explore` clusters); run it without --sim"),
+                Backend::Udp { .. } => ("a UDP link (traffic from outside)", "a simulated link; run it without --sim"),
+                _ => continue,
+            };
+            r.at_line(d.line, &format!("devices.{}.backend", d.role), format!("{what} is not deterministic, and {why} makes this run a simulation; use {fix}"));
+        }
+        if let Some(st) = stack.filter(|s| s.component.is_none()) {
+            r.at_line(st.line, "stack.backend", format!("the host's TCP/IP stack is not deterministic, and {why} makes this run a simulation; use component = \"tcpip\" on a net device"));
+        }
     }
 
     fn components(r: &mut Report, doc: &Table) -> Vec<ComponentSpec> {
@@ -633,7 +825,7 @@ impl Manifest {
         Some(AppSpec { component: component?, args, line })
     }
 
-    fn devices(r: &mut Report, doc: &Table) -> Vec<DeviceSpec> {
+    fn devices(r: &mut Report, doc: &Table, sim: bool) -> Vec<DeviceSpec> {
         let mut out: Vec<DeviceSpec> = Vec::new();
         let Some(v) = get(doc, "devices") else { return out };
         let Some(t) = v.get_ref().as_table() else {
@@ -647,21 +839,22 @@ impl Manifest {
             if !valid_role(&role_name) {
                 r.at(role.span().start, &prefix, "a role name is lowercase letters, digits and '-', starting with a letter");
             }
-            if let Some(d) = Self::device(r, &out, role_name, &prefix, line, dv, None) {
+            if let Some(d) = Self::device(r, &out, role_name, &prefix, line, dv, None, sim) {
                 out.push(d);
             }
         }
         // `[log]` is shorthand for `[devices.log]` with `kind = "log"`.
         if let Some(lv) = get(doc, "log") {
             let line = r.line_of(lv.span().start);
-            if let Some(d) = Self::device(r, &out, "log".into(), "log", line, lv, Some(Kind::Log)) {
+            if let Some(d) = Self::device(r, &out, "log".into(), "log", line, lv, Some(Kind::Log), sim) {
                 out.push(d);
             }
         }
         out
     }
 
-    fn device(r: &mut Report, out: &[DeviceSpec], role_name: String, prefix: &str, line: usize, dv: &Value, forced: Option<Kind>) -> Option<DeviceSpec> {
+    #[allow(clippy::too_many_arguments)]
+    fn device(r: &mut Report, out: &[DeviceSpec], role_name: String, prefix: &str, line: usize, dv: &Value, forced: Option<Kind>, sim: bool) -> Option<DeviceSpec> {
         let Some(dt) = dv.get_ref().as_table() else {
             r.at(dv.span().start, prefix, "expected a table: [devices.<role>] with kind and backend");
             return None;
@@ -696,7 +889,7 @@ impl Manifest {
             let mut known = vec!["kind", "backend", "filters"];
             let backend = Self::backend(r, dt, prefix, kind, line, &mut known);
             check_keys(r, dt, prefix, &known);
-            let filters = Self::filters(r, dt, prefix, kind);
+            let filters = Self::filters(r, dt, prefix, kind, sim);
         Some(DeviceSpec { role: role_name, kind, backend: backend?, filters, line })
     }
 
@@ -801,13 +994,14 @@ impl Manifest {
                 Backend::Git { path: confined(r, p, &format!("{prefix}.path"), s)? }
             }
             "system" => Backend::System,
+            "virtual" => Backend::Virtual,
             "stdio" => Backend::Stdio,
             "os" => Backend::Os,
             _ => Backend::Stderr,
         })
     }
 
-    fn filters(r: &mut Report, dt: &Table, prefix: &str, kind: Kind) -> Vec<FilterSpec> {
+    fn filters(r: &mut Report, dt: &Table, prefix: &str, kind: Kind, sim: bool) -> Vec<FilterSpec> {
         let mut out = Vec::new();
         let Some(fv) = get(dt, "filters") else { return out };
         let key = format!("{prefix}.filters");
@@ -838,9 +1032,10 @@ impl Manifest {
                     None
                 }
             };
-            let config = config_table(r, t, &ikey);
+            let mut config = config_table(r, t, &ikey);
+            let swarm = swarm_ranges(r, t, &ikey, sim, &mut config);
             if let Some(component) = component {
-                out.push(FilterSpec { component, config, line: r.line_of(item.span().start), capture });
+                out.push(FilterSpec { component, config, line: r.line_of(item.span().start), capture, swarm });
             }
         }
         out

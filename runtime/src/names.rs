@@ -21,6 +21,7 @@ pub const NET: &str = "weft:devices/net@0.1.0";
 pub const CAPTURE: &str = "weft:devices/capture@0.1.0";
 pub const SOCKETS: &str = "weft:devices/sockets@0.1.0";
 pub const EXIT: &str = "weft:devices/exit@0.1.0";
+pub const POWER: &str = "weft:devices/power@0.1.0";
 /// The `wasi` component's configure export in a composed app.
 pub const WASI_CONFIG: &str = "wasi-config";
 

@@ -146,6 +146,12 @@ impl Plan {
         of(Kind::Block).chain(of(Kind::Net)).chain(of(Kind::Clock)).chain(&self.stack)
     }
 
+    /// Each filter's manifest entry in link order (`None` for the stack).
+    pub fn filter_specs_in_link_order(&self) -> impl Iterator<Item = Option<&FilterSpec>> {
+        let of = move |kind: Kind| self.manifest.devices.iter().filter(move |d| d.kind == kind).flat_map(|d| d.filters.iter().map(Some));
+        of(Kind::Block).chain(of(Kind::Net)).chain(of(Kind::Clock)).chain(self.stack.as_ref().map(|_| None))
+    }
+
     /// The app, then every filter and the stack.
     pub fn components(&self) -> impl Iterator<Item = &Resolved> {
         core::iter::once(&self.app).chain(self.chains.iter().flatten()).chain(&self.stack)
@@ -230,6 +236,26 @@ impl Plan {
             }
         }
         let _ = writeln!(out, "creates   {}", if creates.is_empty() { "nothing".to_string() } else { creates.join(", ") });
+        if let Some(sim) = &m.sim {
+            let restart = sim.restart.as_ref().map_or(String::new(), |a| format!(", restart with args [{}]", a.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", ")));
+            let swarm: Vec<String> = m
+                .devices
+                .iter()
+                .flat_map(|d| d.filters.iter().flat_map(move |f| f.swarm.iter().map(move |s| format!("{}.{} in [{}, {}]", d.role, s.key, s.low, s.high))))
+                .collect();
+            let _ = writeln!(
+                out,
+                "sim       seed {}, virtual clock from {} ns since the epoch, tick {}, fuel {}, expect exit {}{restart}",
+                sim.seed,
+                sim.start,
+                format_duration(sim.tick as i64),
+                sim.fuel,
+                sim.expect_exit
+            );
+            if !swarm.is_empty() {
+                let _ = writeln!(out, "swarm     {}", swarm.join(", "));
+            }
+        }
         let timeout = m.limits.timeout.map_or("none".to_string(), |t| format_duration(t as i64));
         let _ = writeln!(out, "limits    memory {} per component, timeout {timeout}", format_size(m.limits.memory));
         out
@@ -292,6 +318,7 @@ fn backend_text(b: &Backend) -> String {
             format!("memory {}{}", format_size(*size), if *read_only { ", read-only" } else { "" })
         }
         Backend::System => "system".into(),
+        Backend::Virtual => "virtual".into(),
         Backend::Stdio => "stdio".into(),
         Backend::Os => "os".into(),
         Backend::Seeded { seed } => format!("seeded {seed}"),
@@ -542,13 +569,22 @@ fn check_filter(r: &mut Report, dev: &DeviceSpec, f: &FilterSpec, c: &Resolved, 
         .imports(engine)
         .map(|(n, _)| n)
         .filter(|n| {
-            let side: &[&str] = if dev.kind == Kind::Net { &["types", "clock", "log", "capture"] } else { &["types", "clock", "log"] };
+            let side: &[&str] = match dev.kind {
+                Kind::Net => &["types", "clock", "log", "capture"],
+                Kind::Block => &["types", "clock", "log", "power"],
+                _ => &["types", "clock", "log"],
+            };
             !matches!(weft_iface(n), Some(i) if i == want || side.contains(&i))
         })
         .map(ToString::to_string)
         .collect();
     if !foreign.is_empty() {
-        r.at_line(f.line, key, format!("{} imports {}, which a {world} cannot have (only {want}, clock, log)", c.name, foreign.join(", ")));
+        let extra = match dev.kind {
+            Kind::Net => ", capture",
+            Kind::Block => ", power",
+            _ => "",
+        };
+        r.at_line(f.line, key, format!("{} imports {}, which a {world} cannot have (only {want}, clock, log{extra})", c.name, foreign.join(", ")));
     }
 }
 

@@ -1,10 +1,19 @@
 //! A filter's `config` table: typed getters, and an error for any key nobody asked for.
+//!
+//! In a simulation the runtime adds `sim-seed` and `sim-phase` to every filter's table
+//! (wit/filter.wit): [`Config::new`] accepts them for every filter, and [`Config::seed`]
+//! and [`Config::phase`] read them.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::parse;
+
+/// The keys the runtime adds in a simulation, accepted whatever a filter knows: `sim-seed`
+/// (a u64 for filters that draw random numbers and have no `seed` of their own) and
+/// `sim-phase` (`1` for the first boot, `2` after a power cut).
+pub const SIM_KEYS: [&str; 2] = ["sim-seed", "sim-phase"];
 
 /// The `list<tuple<string, string>>` handed to `filter.configure`, checked against the keys
 /// a filter knows.
@@ -21,10 +30,11 @@ pub struct Config<'a> {
 }
 
 impl<'a> Config<'a> {
-    /// Fails on the first key not in `known`, or on a key given twice.
+    /// Fails on the first key not in `known` (nor in [`SIM_KEYS`], which every filter
+    /// accepts and no error lists), or on a key given twice.
     pub fn new(pairs: &'a [(String, String)], known: &[&str]) -> Result<Config<'a>, String> {
         for (i, (key, _)) in pairs.iter().enumerate() {
-            if !known.contains(&key.as_str()) {
+            if !known.contains(&key.as_str()) && !SIM_KEYS.contains(&key.as_str()) {
                 let list = if known.is_empty() {
                     String::from("this filter takes no config keys")
                 } else {
@@ -73,6 +83,10 @@ impl<'a> Config<'a> {
         })
     }
 
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, String> {
+        self.get(key, parse::parse_bool)
+    }
+
     pub fn f64(&self, key: &str) -> Result<Option<f64>, String> {
         self.get(key, parse::parse_f64)
     }
@@ -94,9 +108,83 @@ impl<'a> Config<'a> {
         })
     }
 
+    /// The seed for a filter's random draws: its own `seed` when the config sets one,
+    /// else the simulation's `sim-seed`, else `default` (wit/filter.wit: one simulation
+    /// seed reproduces the run, and an explicit `seed` still wins).
+    pub fn seed(&self, default: u64) -> Result<u64, String> {
+        match self.u64("seed")? {
+            Some(s) => Ok(s),
+            None => Ok(self.u64("sim-seed")?.unwrap_or(default)),
+        }
+    }
+
+    /// Which boot of a simulation this is: `sim-phase` (1 the first, 2 the one after a
+    /// power cut), or 1 outside a simulation.
+    pub fn phase(&self) -> Result<u64, String> {
+        Ok(self.positive("sim-phase")?.unwrap_or(1))
+    }
+
+    /// The fault schedule (`schedule = [drop@17, fail@230]`), if the config has one;
+    /// `faults` are the fault names this filter injects. A malformed token or one naming
+    /// another fault is an error naming the key and the token.
+    pub fn schedule(&self, faults: &[&'static str]) -> Result<Option<Schedule>, String> {
+        self.get("schedule", |v| {
+            let mut tokens = Vec::new();
+            for (fault, n) in parse::parse_schedule(v)? {
+                let Some(&name) = faults.iter().find(|f| **f == fault) else {
+                    return Err(format!(
+                        "unknown fault `{fault}` in token `{fault}@{n}` (this filter injects: {})",
+                        faults.join(", ")
+                    ));
+                };
+                tokens.push((n, name));
+            }
+            tokens.sort_unstable();
+            tokens.dedup();
+            Ok(Schedule { tokens })
+        })
+    }
+
     /// Keys present, in manifest order (for a configure log line).
     pub fn keys(&self) -> Vec<&'a str> {
         self.pairs.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
+/// A parsed `schedule`: exactly the faults to inject, each at the number of the operation
+/// it hits (as the filter counts them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// `(n, fault)`, sorted and without repeats, so a lookup is a binary search.
+    tokens: Vec<(u64, &'static str)>,
+}
+
+impl Schedule {
+    /// Whether `fault` is scheduled at operation `n`.
+    pub fn has(&self, fault: &str, n: u64) -> bool {
+        let start = self.tokens.partition_point(|&(m, _)| m < n);
+        self.tokens[start..]
+            .iter()
+            .take_while(|&&(m, _)| m == n)
+            .any(|&(_, f)| f == fault)
+    }
+
+    /// Whether `fault` is scheduled at all.
+    pub fn any(&self, fault: &str) -> bool {
+        self.tokens.iter().any(|&(_, f)| f == fault)
+    }
+
+    /// The tokens as `(fault, n)`, by `n`.
+    pub fn tokens(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.tokens.iter().map(|&(n, f)| (f, n))
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
     }
 }
 
@@ -170,5 +258,90 @@ mod tests {
         assert_eq!(c.f64("rate"), Ok(Some(0.5)));
         assert_eq!(c.duration_ns("jitter"), Ok(None));
         assert_eq!(c.keys().len(), 6);
+    }
+
+    #[test]
+    fn sim_keys_are_always_accepted_and_never_listed() {
+        let p = pairs(&[("sim-seed", "77"), ("sim-phase", "2")]);
+        let c = Config::new(&p, &[]).unwrap();
+        assert_eq!(c.seed(1), Ok(77));
+        assert_eq!(c.phase(), Ok(2));
+        let p = pairs(&[("sim-seed", "77"), ("foo", "1")]);
+        assert_eq!(
+            Config::new(&p, &["seed"]).err().unwrap(),
+            "unknown key `foo` (known: seed)"
+        );
+        assert_eq!(
+            Config::new(&p, &[]).err().unwrap(),
+            "unknown key `foo` (this filter takes no config keys)"
+        );
+        let p = pairs(&[("sim-seed", "1"), ("sim-seed", "2")]);
+        assert!(
+            Config::new(&p, &[])
+                .err()
+                .unwrap()
+                .contains("more than once")
+        );
+    }
+
+    #[test]
+    fn seed_prefers_seed_then_sim_seed_then_default() {
+        let known = ["seed"];
+        let seed = |kv: &[(&str, &str)]| {
+            let p = pairs(kv);
+            Config::new(&p, &known).unwrap().seed(1)
+        };
+        assert_eq!(seed(&[]), Ok(1));
+        assert_eq!(seed(&[("sim-seed", "5")]), Ok(5));
+        assert_eq!(seed(&[("sim-seed", "5"), ("seed", "9")]), Ok(9));
+        assert_eq!(seed(&[("seed", "0")]), Ok(0));
+        assert!(
+            seed(&[("sim-seed", "x")])
+                .unwrap_err()
+                .contains("`sim-seed`")
+        );
+        assert!(seed(&[("seed", "-1")]).unwrap_err().contains("`seed`"));
+        let phase = |kv: &[(&str, &str)]| {
+            let p = pairs(kv);
+            Config::new(&p, &known).unwrap().phase()
+        };
+        assert_eq!(phase(&[]), Ok(1));
+        assert_eq!(phase(&[("sim-phase", "1")]), Ok(1));
+        assert!(
+            phase(&[("sim-phase", "0")])
+                .unwrap_err()
+                .contains("`sim-phase`")
+        );
+    }
+
+    #[test]
+    fn schedules_name_the_key_and_the_token() {
+        const FAULTS: [&str; 3] = ["drop", "fail", "cut"];
+        let sched = |v: &str| {
+            let p = pairs(&[("schedule", v)]);
+            Config::new(&p, &["schedule"]).unwrap().schedule(&FAULTS)
+        };
+        let s = sched("[fail@230, drop@17, drop@17, cut@17]")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.tokens().collect::<Vec<_>>(),
+            [("cut", 17), ("drop", 17), ("fail", 230)]
+        );
+        assert!(s.has("drop", 17) && s.has("cut", 17) && s.has("fail", 230));
+        assert!(!s.has("fail", 17) && !s.has("drop", 230) && !s.has("drop", 18));
+        assert!(s.any("cut") && !s.any("hang"));
+        assert_eq!(s.len(), 3);
+        assert!(sched("[]").unwrap().unwrap().is_empty());
+        assert_eq!(
+            sched("[drop@3, dup@4]").unwrap_err(),
+            "bad value for `schedule`: unknown fault `dup` in token `dup@4` (this filter injects: drop, fail, cut)"
+        );
+        assert_eq!(
+            sched("[drop@x]").unwrap_err(),
+            "bad value for `schedule`: bad token `drop@x` (expected `<fault>@<n>` with n from 1, e.g. `drop@17`)"
+        );
+        let p = pairs(&[]);
+        assert_eq!(Config::new(&p, &[]).unwrap().schedule(&FAULTS), Ok(None));
     }
 }

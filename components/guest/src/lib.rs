@@ -24,7 +24,7 @@ pub mod rng;
 pub mod serve;
 
 pub use cell::Global;
-pub use config::Config;
+pub use config::{Config, Schedule};
 pub use rng::Rng;
 
 #[cfg(target_arch = "wasm32")]

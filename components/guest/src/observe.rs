@@ -2,7 +2,9 @@
 //! that only watches, like smoltcp's `Tracer` middleware.
 
 /// Defines the unit struct `$filter` as a complete `net-filter` component: it takes no
-/// configuration keys, passes every call through unchanged, and shows the frames that
+/// configuration keys (but the simulation's `sim-seed` and `sim-phase`, which
+/// [`crate::Config`] accepts for every filter), passes every call through unchanged, and
+/// shows the frames that
 /// pass to `$observe(&[Vec<u8>], direction)` — received frames with `$in`, sent ones
 /// with `$out`, and of those only the ones the device took.
 ///

@@ -7,6 +7,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Remove surrounding whitespace and one pair of surrounding double quotes.
 pub fn unquote(s: &str) -> &str {
@@ -36,6 +37,15 @@ pub fn parse_u64(s: &str) -> Result<u64, String> {
             .ok_or_else(|| format!("`{s}` is too large"))?;
     }
     Ok(v)
+}
+
+/// A boolean: `true` or `false`.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match unquote(s) {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("expected true or false, got `{s}`")),
+    }
 }
 
 /// A finite float (`1`, `0.5`, `-2.5e-1`, `1_000.5`).
@@ -125,6 +135,49 @@ pub fn parse_duration_ns(s: &str) -> Result<i64, String> {
     Ok(if neg { -(total as i64) } else { total as i64 })
 }
 
+/// A fault schedule: a TOML array of `<fault>@<n>` tokens, as the runtime hands it over
+/// (`[drop@17, fail@230]`: strings unquoted) or with its items still quoted
+/// (`["drop@17"]`); `[]` is the empty schedule. `<fault>` is a lowercase name
+/// (`a-z`, `0-9`, `-`), `<n>` an operation number, from 1. Tokens come back in the
+/// order written; which fault names a filter knows is for it to check
+/// ([`crate::Config::schedule`]).
+pub fn parse_schedule(s: &str) -> Result<Vec<(String, u64)>, String> {
+    let t = unquote(s);
+    let inner = t
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .ok_or_else(|| {
+            format!("expected an array of `<fault>@<n>` such as [drop@17, fail@230], got `{s}`")
+        })?;
+    let mut tokens = Vec::new();
+    let items: Vec<&str> = inner.split(',').map(str::trim).collect();
+    for (i, item) in items.iter().enumerate() {
+        // TOML allows one trailing comma (and `[]` splits into one empty item).
+        if item.is_empty() && i + 1 == items.len() {
+            continue;
+        }
+        let token = item
+            .strip_prefix('\'')
+            .and_then(|t| t.strip_suffix('\''))
+            .unwrap_or_else(|| unquote(item));
+        let bad =
+            || format!("bad token `{item}` (expected `<fault>@<n>` with n from 1, e.g. `drop@17`)");
+        let (fault, n) = token.split_once('@').ok_or_else(bad)?;
+        let name_ok = !fault.is_empty()
+            && fault
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok || n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        match parse_u64(n) {
+            Ok(n) if n >= 1 => tokens.push((String::from(fault), n)),
+            _ => return Err(bad()),
+        }
+    }
+    Ok(tokens)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +202,15 @@ mod tests {
             "18446744073709551616",
         ] {
             assert!(parse_u64(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn booleans() {
+        assert_eq!(parse_bool("true"), Ok(true));
+        assert_eq!(parse_bool("\"false\""), Ok(false));
+        for bad in ["", "yes", "1", "True"] {
+            assert!(parse_bool(bad).is_err(), "{bad}");
         }
     }
 
@@ -200,6 +262,49 @@ mod tests {
             "100000000h",
         ] {
             assert!(parse_duration_ns(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schedules() {
+        let tok = |f: &str, n: u64| (String::from(f), n);
+        assert_eq!(parse_schedule("[]"), Ok(Vec::new()));
+        assert_eq!(parse_schedule(" [ ] "), Ok(Vec::new()));
+        assert_eq!(
+            parse_schedule("[drop@17, fail@230]"),
+            Ok(vec![tok("drop", 17), tok("fail", 230)])
+        );
+        assert_eq!(
+            parse_schedule("[\"drop@17\", 'cut@3',]"),
+            Ok(vec![tok("drop", 17), tok("cut", 3)])
+        );
+        assert_eq!(parse_schedule("\"[hang@1]\""), Ok(vec![tok("hang", 1)]));
+        assert_eq!(
+            parse_schedule("[\n  queue-full@18446744073709551615\n]"),
+            Ok(vec![tok("queue-full", u64::MAX)])
+        );
+        for (bad, token) in [
+            ("[drop17]", "drop17"),
+            ("[drop@]", "drop@"),
+            ("[@3]", "@3"),
+            ("[drop@0]", "drop@0"),
+            ("[drop@-1]", "drop@-1"),
+            ("[drop@1_0]", "drop@1_0"),
+            ("[Drop@3]", "Drop@3"),
+            ("[drop@3, , fail@4]", ""),
+            ("[drop@3 fail@4]", "drop@3 fail@4"),
+            ("[drop@99999999999999999999]", "drop@99999999999999999999"),
+        ] {
+            let e = parse_schedule(bad).unwrap_err();
+            assert!(e.starts_with(&format!("bad token `{token}`")), "{bad}: {e}");
+        }
+        for bad in ["drop@17", "[drop@17", ""] {
+            assert!(
+                parse_schedule(bad)
+                    .unwrap_err()
+                    .starts_with("expected an array"),
+                "{bad}"
+            );
         }
     }
 }

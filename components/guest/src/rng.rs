@@ -1,5 +1,45 @@
 //! A small seeded PRNG (xorshift64*), as in smoltcp's `FaultInjector`: fault injection must
 //! be reproducible from the manifest's `seed`, not cryptographically strong.
+//!
+//! Fault filters decide with the counter-based functions ([`hash`], [`chance`], [`below`])
+//! rather than a stream: a decision about operation `n` is a function of `(seed, n, salt)`
+//! alone, so it is the same whatever was decided before it. That is what lets a fault
+//! schedule replay one fault of a run without the others (removing `drop@17` from a
+//! schedule must not move the bit `corrupt@230` flips).
+
+/// splitmix64's increment (2^64 / φ) and finalizer (Steele, Lea, Flood 2014).
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(GAMMA);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A well-mixed 64-bit value for `(seed, n, salt)`: `n` is the operation (or frame)
+/// number, `salt` tells apart the decisions made about the same operation (drop, which
+/// byte, which bit…). One splitmix64 round per input, so neighbouring `n` (or seeds, or
+/// salts) give unrelated outputs.
+pub fn hash(seed: u64, n: u64, salt: u64) -> u64 {
+    splitmix(splitmix(splitmix(seed) ^ n) ^ salt)
+}
+
+/// Uniform in `[0, 1)` for `(seed, n, salt)`, from the top 53 bits of [`hash`].
+pub fn unit(seed: u64, n: u64, salt: u64) -> f64 {
+    (hash(seed, n, salt) >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// True with probability `p` (0 never, 1 always) for `(seed, n, salt)`.
+pub fn chance(seed: u64, n: u64, salt: u64, p: f64) -> bool {
+    unit(seed, n, salt) < p
+}
+
+/// Uniform in `[0, bound)` for `(seed, n, salt)` (multiply-high, as [`Rng::below`]).
+/// `bound == 0` returns 0.
+pub fn below(seed: u64, n: u64, salt: u64, bound: u64) -> u64 {
+    ((hash(seed, n, salt) as u128 * bound as u128) >> 64) as u64
+}
 
 /// xorshift64* (Vigna 2016). Never in the all-zero state.
 #[derive(Clone, Debug)]
@@ -12,10 +52,7 @@ impl Rng {
     /// stream: the seed is first mixed with splitmix64, so nearby seeds do not start
     /// with nearby outputs.
     pub fn new(seed: u64) -> Rng {
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let z = splitmix(seed);
         Rng {
             state: if z == 0 { 0x2545_F491_4F6C_DD1D } else { z },
         }
@@ -119,6 +156,39 @@ mod tests {
         let mut r = Rng::new(42);
         let hits = (0..100_000).filter(|_| r.chance(0.25)).count();
         assert!((23_000..27_000).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn counter_based_is_a_function_of_its_inputs() {
+        // Same inputs, same value, in any order of asking.
+        let a: Vec<u64> = (1..100).map(|n| hash(7, n, 1)).collect();
+        let b: Vec<u64> = (1..100).rev().map(|n| hash(7, n, 1)).collect();
+        assert!(a.iter().eq(b.iter().rev()));
+        // Each input matters.
+        assert_ne!(hash(7, 5, 1), hash(8, 5, 1));
+        assert_ne!(hash(7, 5, 1), hash(7, 6, 1));
+        assert_ne!(hash(7, 5, 1), hash(7, 5, 2));
+        assert_ne!(hash(0, 0, 0), 0);
+        // Seed and n do not commute.
+        assert_ne!(hash(1, 2, 0), hash(2, 1, 0));
+        for n in 0..10_000 {
+            assert!(below(3, n, 9, 10) < 10);
+            assert!((0.0..1.0).contains(&unit(3, n, 9)));
+            assert!(!chance(3, n, 9, 0.0));
+            assert!(chance(3, n, 9, 1.0));
+        }
+        assert_eq!(below(3, 1, 9, 0), 0);
+    }
+
+    #[test]
+    fn counter_based_chance_is_roughly_p() {
+        let hits = (1..=100_000).filter(|&n| chance(42, n, 5, 0.25)).count();
+        assert!((23_000..27_000).contains(&hits), "{hits}");
+        // Two salts on the same operations are independent: about p² together.
+        let both = (1..=100_000)
+            .filter(|&n| chance(42, n, 5, 0.5) && chance(42, n, 6, 0.5))
+            .count();
+        assert!((23_000..27_000).contains(&both), "{both}");
     }
 
     #[test]

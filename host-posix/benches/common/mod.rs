@@ -102,7 +102,7 @@ impl Fixture {
         let mut leaves = run::leaves(&self.plan, &self.dir).unwrap();
         leaves.console = Box::new(console.clone());
         leaves.log = Box::new(Quiet);
-        let limits = Limits { memory: 1 << 30, timeout: None, epoch_tick: 0 };
+        let limits = Limits { memory: 1 << 30, timeout: None, epoch_tick: 0, fuel: None };
         Store::new(&self.engine, Host::new(leaves, limits))
     }
 

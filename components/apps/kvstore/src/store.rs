@@ -361,6 +361,17 @@ impl<D: Device> Store<D> {
             self.sb.head += rec.len() as u64 / self.ss;
             self.sb.next_seq += 1;
         }
+        // The records must be durable before the superblock that points at
+        // them is written: a disk may persist any subset of the writes since
+        // its last flush, so with one flush after both, a power cut can keep
+        // the new superblock and lose records it counts (`weft explore
+        // examples/power-cut` found exactly that). A lost superblock write is
+        // harmless: opening rolls forward past the records.
+        self.dev.flush().map_err(|code| DevError {
+            op: "flush",
+            sector: None,
+            code,
+        })?;
         self.dev
             .write(0, &self.sb.encode())
             .map_err(|code| DevError {

@@ -4,7 +4,8 @@
 //! only), `rate` (default 1: skewed time advances `rate` times as fast as real time,
 //! measured from `configure`; 0 freezes it, negative runs it backwards; applies to both
 //! clocks), `jitter` (a duration: each reading gets a uniform extra in
-//! `[-jitter, +jitter]`) and `seed` (default 1) for the jitter.
+//! `[-jitter, +jitter]`) and `seed` for the jitter (default the simulation's `sim-seed`,
+//! else 1).
 //!
 //! `configure` logs one event on topic `clock-skew` summarising the skew; readings are
 //! not logged. See [`skew::Skew::wait`] for how `wait-until` treats `rate <= 0`.

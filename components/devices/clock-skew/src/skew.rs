@@ -14,6 +14,7 @@ pub struct Plan {
     pub rate: f64,
     /// Each reading gets a uniform extra in `[-jitter, +jitter]`.
     pub jitter_ns: i64,
+    /// For the jitter: `seed`, else the simulation's `sim-seed`, else 1.
     pub seed: u64,
 }
 
@@ -24,7 +25,7 @@ impl Plan {
             offset_ns: c.duration_ns("offset")?.unwrap_or(0),
             rate: c.f64("rate")?.unwrap_or(1.0),
             jitter_ns: c.nonneg_duration_ns("jitter")?.unwrap_or(0),
-            seed: c.u64("seed")?.unwrap_or(1),
+            seed: c.seed(1)?,
         })
     }
 }
@@ -167,6 +168,12 @@ mod tests {
         assert!(bad("rate", "fast").contains("`rate`"));
         assert!(bad("jitter", "-1ms").contains("`jitter`"));
         assert!(bad("offset", "2 hours").contains("`offset`"));
+    }
+
+    #[test]
+    fn jitter_seed_is_sim_seed_unless_seed_is_set() {
+        assert_eq!(plan(&[("sim-seed", "11"), ("sim-phase", "2")]).seed, 11);
+        assert_eq!(plan(&[("sim-seed", "11"), ("seed", "4")]).seed, 4);
     }
 
     #[test]

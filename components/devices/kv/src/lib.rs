@@ -3,7 +3,8 @@
 //! Rust `kvstore` app writes — and read what it wrote.
 //!
 //! Wired by the manifest (`[components.kv] component = "kv"`); config key
-//! `device` names the block role (default `storage`). The store opens on the
+//! `device` names the block role (default `storage`; a simulation's `sim-seed` and
+//! `sim-phase` are accepted and ignored). The store opens on the
 //! first call, scanning the log once into an in-memory index; `set` returns
 //! ok only after the record is committed, flushed and read back. A device
 //! that cannot be opened, or an image that is not a kvstore (never

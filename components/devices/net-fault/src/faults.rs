@@ -5,7 +5,17 @@
 //! (`corrupt-chance`: one flipped bit in one random byte, as smoltcp's FaultInjector
 //! does), duplicate (`duplicate-chance`: the frame goes out twice). Every frame then
 //! waits `delay` before it is passed on; held frames are released by later calls once due
-//! (a delay is not a fault and is not logged). Each direction counts its frames from 1.
+//! (a delay is not a fault and is not logged).
+//!
+//! Frames are numbered twice. Each direction counts its own from 1 (`n`, the number in
+//! the messages: "dropped inbound frame #12"), and all frames, in and out together, are
+//! numbered from 1 as they reach the filter: that number is the `<n>` of the `schedule`
+//! token (`drop@17`: the 17th frame the filter saw, whichever way it went), so one token
+//! names one frame. Every decision about a frame is counter-based, from the seed, that
+//! number and the direction ([`weft_guest::rng::chance`]), never a draw from a stream: a
+//! `schedule` holding some of a run's faults replays each the same (the same bit flips).
+//! A full delay queue's drop (`queue-full`) is not a drawn fault: it has no number and
+//! no token, and a schedule neither causes nor prevents it.
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -13,7 +23,7 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use weft_guest::{Config, Rng};
+use weft_guest::{Config, Schedule, rng};
 
 pub const KEYS: &[&str] = &[
     "drop-chance",
@@ -21,10 +31,20 @@ pub const KEYS: &[&str] = &[
     "corrupt-chance",
     "delay",
     "seed",
+    "schedule",
 ];
+/// The faults a `schedule` may name.
+pub const FAULTS: [&str; 3] = ["drop", "duplicate", "corrupt"];
 /// Frames held per direction at most; beyond it `send` accepts fewer and inbound frames
 /// are dropped (and logged) as a full queue would.
 pub const MAX_HELD: usize = 4096;
+
+/// What is decided about a frame; each with its own salt (see [`Dir::salt`]).
+const DROP: u64 = 1;
+const CORRUPT: u64 = 2;
+const DUPLICATE: u64 = 3;
+const BYTE: u64 = 4;
+const BIT: u64 = 5;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Plan {
@@ -32,19 +52,42 @@ pub struct Plan {
     pub duplicate: f64,
     pub corrupt: f64,
     pub delay_ns: u64,
+    /// `seed`, else the simulation's `sim-seed`, else 1.
     pub seed: u64,
+    /// Exactly these faults; when set, the chances above are zero.
+    pub schedule: Option<Schedule>,
 }
 
 impl Plan {
     pub fn from_config(pairs: &[(String, String)]) -> Result<Plan, String> {
         let c = Config::new(pairs, KEYS)?;
-        Ok(Plan {
+        let mut p = Plan {
             drop: c.probability("drop-chance")?.unwrap_or(0.0),
             duplicate: c.probability("duplicate-chance")?.unwrap_or(0.0),
             corrupt: c.probability("corrupt-chance")?.unwrap_or(0.0),
             delay_ns: c.nonneg_duration_ns("delay")?.unwrap_or(0) as u64,
-            seed: c.u64("seed")?.unwrap_or(1),
-        })
+            seed: c.seed(1)?,
+            schedule: c.schedule(&FAULTS)?,
+        };
+        if p.schedule.is_some() {
+            p.drop = 0.0;
+            p.duplicate = 0.0;
+            p.corrupt = 0.0;
+        }
+        Ok(p)
+    }
+
+    /// Whether any frame may be corrupted (checksums must then be mended, see lib.rs).
+    pub fn may_corrupt(&self) -> bool {
+        self.corrupt > 0.0 || self.schedule.as_ref().is_some_and(|s| s.any("corrupt"))
+    }
+
+    /// Whether `fault` (drawn with probability `p` under salt `what`) hits frame `frame`.
+    fn hits(&self, fault: &str, what: u64, p: f64, frame: u64, dir: Dir) -> bool {
+        match &self.schedule {
+            Some(s) => s.has(fault, frame),
+            None => rng::chance(self.seed, frame, dir.salt(what), p),
+        }
     }
 }
 
@@ -55,6 +98,15 @@ pub enum Dir {
 }
 
 impl Dir {
+    /// The salt for decision `what` about a frame going this way.
+    fn salt(self, what: u64) -> u64 {
+        what << 8
+            | match self {
+                Dir::In => 1,
+                Dir::Out => 2,
+            }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Dir::In => "inbound",
@@ -82,10 +134,11 @@ pub struct Out {
 
 pub struct Faults {
     pub plan: Plan,
-    rng: Rng,
     pub role: String,
     n_in: u64,
     n_out: u64,
+    /// Frames in both directions: the `schedule` number.
+    frames: u64,
     held_in: VecDeque<(u64, Vec<u8>)>,
     held_out: VecDeque<(u64, Vec<u8>)>,
 }
@@ -101,11 +154,11 @@ fn ethertype(f: &[u8]) -> u16 {
 impl Faults {
     pub fn new(plan: Plan, role: String) -> Faults {
         Faults {
-            rng: Rng::new(plan.seed),
             plan,
             role,
             n_in: 0,
             n_out: 0,
+            frames: 0,
             held_in: VecDeque::new(),
             held_out: VecDeque::new(),
         }
@@ -123,9 +176,12 @@ impl Faults {
                 self.n_out
             }
         };
-        let drop = self.rng.chance(self.plan.drop);
-        let corrupt = self.rng.chance(self.plan.corrupt);
-        let dup = self.rng.chance(self.plan.duplicate);
+        self.frames += 1;
+        let frame = self.frames;
+        let p = &self.plan;
+        let drop = p.hits("drop", DROP, p.drop, frame, dir);
+        let corrupt = p.hits("corrupt", CORRUPT, p.corrupt, frame, dir);
+        let dup = p.hits("duplicate", DUPLICATE, p.duplicate, frame, dir);
         let (len, et) = (f.len(), ethertype(&f));
         let base = |fault: &str| {
             vec![
@@ -136,6 +192,8 @@ impl Faults {
                 (String::from("ethertype"), format!("{et:#06x}")),
             ]
         };
+        // Last field of every event: the token that replays the fault.
+        let token = |fault: &str| (String::from("schedule"), format!("{fault}@{frame}"));
         let what = format!(
             "{} frame #{n} ({} bytes, ethertype {:#06x}) on {}",
             dir.name(),
@@ -144,28 +202,33 @@ impl Faults {
             self.role
         );
         if drop {
+            let mut fields = base("drop");
+            fields.push(token("drop"));
             events.push(Event {
                 message: format!("dropped {what}"),
-                fields: base("drop"),
+                fields,
             });
             return Vec::new();
         }
         if corrupt && !f.is_empty() {
-            let byte = self.rng.below(f.len() as u64) as usize;
-            let bit = self.rng.below(8) as u8;
+            let byte = rng::below(p.seed, frame, dir.salt(BYTE), f.len() as u64) as usize;
+            let bit = rng::below(p.seed, frame, dir.salt(BIT), 8) as u8;
             f[byte] ^= 1 << bit;
             let mut fields = base("corrupt");
             fields.push((String::from("byte"), byte.to_string()));
             fields.push((String::from("bit"), bit.to_string()));
+            fields.push(token("corrupt"));
             events.push(Event {
                 message: format!("corrupted {what}: flipped bit {bit} of byte {byte}"),
                 fields,
             });
         }
         if dup {
+            let mut fields = base("duplicate");
+            fields.push(token("duplicate"));
             events.push(Event {
                 message: format!("duplicated {what}"),
-                fields: base("duplicate"),
+                fields,
             });
             return vec![f.clone(), f];
         }
@@ -292,7 +355,8 @@ mod tests {
                 duplicate: 0.0,
                 corrupt: 0.0,
                 delay_ns: 50_000_000,
-                seed: 7
+                seed: 7,
+                schedule: None,
             }
         );
         assert!(
@@ -333,6 +397,7 @@ mod tests {
             corrupt: 0.02,
             delay_ns: 0,
             seed: 42,
+            schedule: None,
         };
         let run = || {
             let mut f = Faults::new(plan.clone(), "service".into());
@@ -447,5 +512,109 @@ mod tests {
         // Empty and tiny frames never panic.
         let out = f.pass(Dir::In, vec![Vec::new(), vec![1]], 0, 10);
         assert_eq!(out.frames.len(), 2);
+    }
+
+    fn field<'a>(e: &'a Event, k: &str) -> &'a str {
+        e.fields
+            .iter()
+            .find(|(f, _)| f == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no `{k}` in {e:?}"))
+    }
+
+    /// Frames out and in, alternating in batches of 3 and 2, through `f`: the events.
+    fn traffic(f: &mut Faults, batches: usize) -> Vec<Event> {
+        let mut events = Vec::new();
+        for _ in 0..batches {
+            events.extend(f.pass(Dir::Out, frames(3), 0, usize::MAX).events);
+            events.extend(f.pass(Dir::In, frames(2), 0, usize::MAX).events);
+        }
+        events
+    }
+
+    #[test]
+    fn sim_seed_and_schedule_config() {
+        let p = Plan::from_config(&pairs(&[("sim-seed", "77"), ("sim-phase", "1")])).unwrap();
+        assert_eq!(p.seed, 77);
+        let p = Plan::from_config(&pairs(&[("sim-seed", "77"), ("seed", "3")])).unwrap();
+        assert_eq!(p.seed, 3);
+        let p = Plan::from_config(&pairs(&[
+            ("schedule", "[corrupt@4, drop@2]"),
+            ("drop-chance", "1"),
+        ]))
+        .unwrap();
+        assert_eq!((p.drop, p.corrupt), (0.0, 0.0));
+        assert!(p.may_corrupt());
+        assert!(
+            !Plan::from_config(&pairs(&[("schedule", "[drop@2]")]))
+                .unwrap()
+                .may_corrupt()
+        );
+        let e = Plan::from_config(&pairs(&[("schedule", "[drop@2, fail@3]")])).unwrap_err();
+        assert!(e.contains("`schedule`") && e.contains("`fail@3`"), "{e}");
+    }
+
+    #[test]
+    fn tokens_number_frames_across_both_directions() {
+        // Every frame faulted: each frame's token is unique, and in order of arrival.
+        let mut f = Faults::new(
+            Plan {
+                corrupt: 1.0,
+                ..Plan::default()
+            },
+            "s".into(),
+        );
+        let ev = traffic(&mut f, 3);
+        let tokens: Vec<&str> = ev.iter().map(|e| field(e, "schedule")).collect();
+        let want: Vec<String> = (1..=15).map(|i| format!("corrupt@{i}")).collect();
+        assert_eq!(tokens, want);
+        // `n` still counts each direction on its own.
+        assert_eq!(field(&ev[3], "direction"), "inbound");
+        assert_eq!(field(&ev[3], "n"), "1");
+        assert_eq!(field(&ev[5], "n"), "4");
+    }
+
+    #[test]
+    fn a_schedule_injects_exactly_its_faults_and_replays_them() {
+        let plan = Plan {
+            drop: 0.1,
+            duplicate: 0.1,
+            corrupt: 0.2,
+            seed: 5,
+            ..Plan::default()
+        };
+        let drawn = traffic(&mut Faults::new(plan, "s".into()), 100);
+        assert!(drawn.len() > 100, "{}", drawn.len());
+        // Keep every other fault.
+        let kept: Vec<Event> = drawn.iter().step_by(2).cloned().collect();
+        let tokens: Vec<&str> = kept.iter().map(|e| field(e, "schedule")).collect();
+        let schedule = format!("[{}]", tokens.join(", "));
+        let plan = Plan::from_config(&pairs(&[
+            ("schedule", &schedule),
+            ("seed", "5"),
+            ("drop-chance", "0.5"),
+        ]))
+        .unwrap();
+        let replay = traffic(&mut Faults::new(plan, "s".into()), 100);
+        // A kept corruption of a frame whose drop was left out is the same corruption;
+        // a frame that was dropped and is now kept has no other fault of its own.
+        assert_eq!(replay, kept);
+        // The empty schedule: no faults, whatever the chances say.
+        let plan = Plan::from_config(&pairs(&[("schedule", "[]"), ("drop-chance", "1")])).unwrap();
+        let mut f = Faults::new(plan, "s".into());
+        assert!(traffic(&mut f, 10).is_empty());
+    }
+
+    #[test]
+    fn scheduled_duplicate_and_corrupt_of_one_frame() {
+        let plan =
+            Plan::from_config(&pairs(&[("schedule", "[duplicate@2, corrupt@2, drop@3]")])).unwrap();
+        let mut f = Faults::new(plan, "s".into());
+        let out = f.pass(Dir::Out, frames(4), 0, usize::MAX);
+        assert_eq!(out.origin, [Some(0), Some(1), Some(1), Some(3)]);
+        assert_ne!(out.frames[1], frames(4)[1]);
+        assert_eq!(out.frames[1], out.frames[2]);
+        let kinds: Vec<&str> = out.events.iter().map(|e| field(e, "fault")).collect();
+        assert_eq!(kinds, ["corrupt", "duplicate", "drop"]);
     }
 }

@@ -2,14 +2,19 @@
 //! FaultInjector semantics (see [`faults`]). Config keys, all optional:
 //! `drop-chance`, `duplicate-chance`, `corrupt-chance` (probabilities per frame),
 //! `delay = "50ms"` (every frame is held that long and released by a later call),
-//! `seed` (default 1). Every injected drop, duplicate and corruption is one event on
-//! log topic `net-fault`; delays are not faults and are not logged.
+//! `seed` (default the simulation's `sim-seed`, else 1), `schedule = [drop@17,
+//! corrupt@40]` (exactly these faults; the chances are then ignored). Every injected
+//! drop, duplicate and corruption is one event on log topic `net-fault`, with a field
+//! `schedule` = `<fault>@<n>`, `n` the frame's number among all frames the filter saw,
+//! in and out together, from 1 (so a token names one frame); delays are not faults and
+//! are not logged.
 //!
 //! Corruption must stay detectable, as on a wire. Above a device with checksum
-//! offload, `net-fault` with a `corrupt-chance` reports none (so the stack checks
-//! every checksum), completes the checksums of the frames it passes up (Linux leaves
-//! them partial), and never passes down a checksum the device would fill in over the
-//! damage (like Linux's netem, which completes checksums before corrupting).
+//! offload, a `net-fault` that may corrupt (`corrupt-chance`, or `corrupt@` in the
+//! schedule) reports none (so the stack checks every checksum), completes the checksums
+//! of the frames it passes up (Linux leaves them partial), and never passes down a
+//! checksum the device would fill in over the damage (like Linux's netem, which
+//! completes checksums before corrupting).
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -69,7 +74,7 @@ fn with_dev<R>(dev: Handle, f: impl FnOnce(&mut Dev) -> R) -> Result<R, ErrorCod
             s.devs.push(Dev {
                 handle: dev,
                 max: 14 + info.mtu as usize,
-                mend: info.checksum_offload && s.plan.corrupt > 0.0,
+                mend: info.checksum_offload && s.plan.may_corrupt(),
                 faults: Faults::new(s.plan.clone(), s.role.clone()),
             });
         }

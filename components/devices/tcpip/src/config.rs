@@ -83,6 +83,12 @@ impl StackConfig {
     }
 }
 
+/// The simulation's `sim-seed`, when the runtime added one (`Config` accepts it, and
+/// `sim-phase`, for every stack and filter).
+pub fn sim_seed(pairs: &[(String, String)]) -> Result<Option<u64>, String> {
+    Config::new(pairs, KEYS)?.u64("sim-seed")
+}
+
 pub fn parse_ipv4(s: &str) -> Result<[u8; 4], String> {
     let t = unquote(s);
     let bad = || format!("expected an IPv4 address such as 10.0.0.1, got `{s}`");
@@ -189,6 +195,16 @@ mod tests {
         let e = StackConfig::from_pairs(&pairs(&[("ip", "10.0.0.2/24"), ("backlog", "0")]))
             .unwrap_err();
         assert!(e.contains("`backlog`"), "{e}");
+    }
+
+    #[test]
+    fn sim_keys_are_accepted() {
+        let p = pairs(&[("ip", "10.0.0.2/24"), ("sim-seed", "9"), ("sim-phase", "2")]);
+        assert_eq!(StackConfig::from_pairs(&p).unwrap().ip, [10, 0, 0, 2]);
+        assert_eq!(sim_seed(&p), Ok(Some(9)));
+        assert_eq!(sim_seed(&pairs(&[("ip", "10.0.0.2/24")])), Ok(None));
+        let e = sim_seed(&pairs(&[("sim-seed", "x")])).unwrap_err();
+        assert!(e.contains("`sim-seed`"), "{e}");
     }
 
     #[test]

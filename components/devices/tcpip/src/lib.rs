@@ -5,7 +5,9 @@
 //!
 //! `filter.configure(role, keys)` takes the manifest's `[stack]` keys: `ip =
 //! "10.0.0.2/24"` (required), `gateway = "10.0.0.1"`, `tcp-rx-buffer`, `tcp-tx-buffer`,
-//! `udp-buffer` (bytes per socket), `backlog` (listening sockets kept ready per port).
+//! `udp-buffer` (bytes per socket), `backlog` (listening sockets kept ready per port),
+//! and in a simulation the runtime's `sim-seed` (the stack's random seed, instead of
+//! `random`) and `sim-phase` (ignored).
 //! It refuses to start when its ARP probe shows the address already in use on the link,
 //! and stops using the address if that shows later (see [`stack`]).
 //!
@@ -111,11 +113,20 @@ impl FilterGuest for Tcpip {
             .map_err(|e| alloc::format!("net device `{device}`: info: {}", e.name()))?;
         let m = info.mac;
         let mac = [m.0, m.1, m.2, m.3, m.4, m.5];
-        let seed_bytes = random::fill(8);
-        let mut seed = [0u8; 8];
-        for (d, s) in seed.iter_mut().zip(seed_bytes.iter()) {
-            *d = *s;
-        }
+        // The stack's randomness (smoltcp's ISNs, ephemeral ports) is seeded from
+        // `sim-seed` in a simulation, so that one simulation seed reproduces the run
+        // (wit/filter.wit); otherwise from `random`.
+        let seed = match config::sim_seed(&config)? {
+            Some(s) => s.to_le_bytes(),
+            None => {
+                let seed_bytes = random::fill(8);
+                let mut seed = [0u8; 8];
+                for (d, s) in seed.iter_mut().zip(seed_bytes.iter()) {
+                    *d = *s;
+                }
+                seed
+            }
+        };
         let mut st = Stack::new(
             NetImport { dev },
             &device,

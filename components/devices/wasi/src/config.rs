@@ -88,6 +88,10 @@ impl Setup {
                     };
                     setup.preopens.push((dir.to_string(), spec));
                 }
+                // Added by the runtime in a simulation, for every configured component
+                // (wit/filter.wit); WASI's randomness comes from `random`, so nothing
+                // here uses them.
+                "sim-seed" | "sim-phase" => {}
                 _ => {
                     return Err(format!("unknown key `{key}` (known: {})", KEYS.join(", ")));
                 }
@@ -153,6 +157,18 @@ mod tests {
                 ("/tmp".to_string(), Spec::Memory),
                 ("/odd=name".to_string(), Spec::Memory),
             ]
+        );
+    }
+
+    #[test]
+    fn sim_keys_are_accepted_and_ignored() {
+        let s = parse(&[("arg", "prog"), ("sim-seed", "42"), ("sim-phase", "2")]).unwrap();
+        assert_eq!(
+            s,
+            Setup {
+                args: vec!["prog".to_string()],
+                ..Setup::default()
+            }
         );
     }
 

@@ -17,7 +17,8 @@
 //! **Configuration.** `filter.configure(device, config)` takes, in order, `arg` (one
 //! entry per argument, the program name first), `env` (`NAME=value`, one per variable),
 //! `cwd` (at most once) and `preopen` (`<dir>=memory` or `<dir>=tar:<block role>`, one
-//! per directory, each directory once). Any other key, an `env` without `=` or with an
+//! per directory, each directory once). The simulation keys `sim-seed` and `sim-phase`
+//! are accepted and ignored. Any other key, an `env` without `=` or with an
 //! empty or repeated name, a repeated or empty `cwd`, a malformed `preopen`, or a NUL
 //! byte anywhere is an error naming the key. `configure` MAY be skipped: WASI calls then
 //! see no arguments, no environment, no initial directory and no preopens. It logs one

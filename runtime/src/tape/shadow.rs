@@ -1,0 +1,199 @@
+//! What the trace knows a disk holds, so a block read stores only the
+//! sectors a replay could not rebuild itself.
+//!
+//! Recorder and replayer each keep a [`Shadow`] per block device and update
+//! it the same way: every successful write and every read teaches it the
+//! sectors' contents. A read is then stored as runs of three kinds — sectors
+//! the shadow already holds with those exact bytes, sectors of zeros, and
+//! sectors whose bytes follow — so re-reading a record just written, or a
+//! fresh zeroed image, costs a few bytes instead of the data.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::wire::{Malformed, Reader, Res, Writer};
+
+/// Sectors per page of the shadow.
+const PAGE: u64 = 64;
+
+const KNOWN: u64 = 0;
+const ZERO: u64 = 1;
+const DATA: u64 = 2;
+
+pub struct Shadow {
+    sector: usize,
+    pages: BTreeMap<u64, (u64, Box<[u8]>)>,
+}
+
+impl Shadow {
+    pub fn new(sector_size: u32) -> Shadow {
+        Shadow { sector: sector_size.max(1) as usize, pages: BTreeMap::new() }
+    }
+
+    fn get(&self, s: u64) -> Option<&[u8]> {
+        let (known, data) = self.pages.get(&(s / PAGE))?;
+        let i = (s % PAGE) as usize;
+        (known >> i & 1 == 1).then(|| &data[i * self.sector..(i + 1) * self.sector])
+    }
+
+    fn set(&mut self, s: u64, bytes: &[u8]) {
+        let n = self.sector;
+        let (known, data) =
+            self.pages.entry(s / PAGE).or_insert_with(|| (0, vec![0u8; PAGE as usize * n].into_boxed_slice()));
+        let i = (s % PAGE) as usize;
+        *known |= 1 << i;
+        data[i * n..(i + 1) * n].copy_from_slice(bytes);
+    }
+
+    /// Sectors `start..start+count` are no longer known (a failed write left
+    /// them undefined).
+    pub fn forget(&mut self, start: u64, count: u64) {
+        for s in start..start.saturating_add(count) {
+            if let Some((known, _)) = self.pages.get_mut(&(s / PAGE)) {
+                *known &= !(1 << (s % PAGE));
+            }
+        }
+    }
+
+    /// A failed write of `len` bytes at `start`.
+    pub fn forget_bytes(&mut self, start: u64, len: usize) {
+        self.forget(start, len.div_ceil(self.sector) as u64);
+    }
+
+    /// A successful write of whole sectors at `start`.
+    pub fn write(&mut self, start: u64, data: &[u8]) {
+        for (i, chunk) in data.chunks_exact(self.sector).enumerate() {
+            self.set(start + i as u64, chunk);
+        }
+    }
+
+    /// Stores a read's `data` (whole sectors from `start`) as runs.
+    pub fn encode_read(&mut self, start: u64, data: &[u8], w: &mut Writer) {
+        let mut run: Option<(u64, u64, usize)> = None; // (kind, length, first chunk)
+        let chunks: Vec<&[u8]> = data.chunks_exact(self.sector).collect();
+        let flush = |w: &mut Writer, run: (u64, u64, usize), chunks: &[&[u8]]| {
+            w.var(run.1 << 2 | run.0);
+            if run.0 == DATA {
+                for c in &chunks[run.2..run.2 + run.1 as usize] {
+                    w.out.extend_from_slice(c);
+                }
+            }
+        };
+        for (i, chunk) in chunks.iter().enumerate() {
+            let s = start + i as u64;
+            let kind = if self.get(s) == Some(chunk) {
+                KNOWN
+            } else if chunk.iter().all(|&b| b == 0) {
+                ZERO
+            } else {
+                DATA
+            };
+            if kind != KNOWN {
+                self.set(s, chunk);
+            }
+            run = match run {
+                Some((k, n, first)) if k == kind => Some((k, n + 1, first)),
+                Some(prev) => {
+                    flush(w, prev, &chunks);
+                    Some((kind, 1, i))
+                }
+                None => Some((kind, 1, i)),
+            };
+        }
+        if let Some(r) = run {
+            flush(w, r, &chunks);
+        }
+    }
+
+    /// Rebuilds a read of `count` sectors at `start` from its runs.
+    /// `lenient`: a sector the shadow lacks reads as zeros instead of
+    /// failing (checking a trace without the data its writes carried).
+    pub fn decode_read(&mut self, start: u64, count: u32, r: &mut Reader, lenient: bool) -> Res<Vec<u8>> {
+        let n = self.sector;
+        let mut out = Vec::with_capacity(count as usize * n);
+        let mut s = start;
+        let end = start + u64::from(count);
+        while s < end {
+            let head = r.var()?;
+            let (kind, len) = (head & 3, head >> 2);
+            if len == 0 || len > end - s {
+                return Err(Malformed("a block read's runs do not add up to its count"));
+            }
+            for _ in 0..len {
+                match kind {
+                    KNOWN => {
+                        match self.get(s) {
+                            Some(bytes) => out.extend_from_slice(bytes),
+                            None if lenient => out.resize(out.len() + n, 0),
+                            None => return Err(Malformed("a block read refers to sectors the trace never held")),
+                        }
+                    }
+                    ZERO => {
+                        let z = vec![0u8; n];
+                        self.set(s, &z);
+                        out.extend_from_slice(&z);
+                    }
+                    DATA => {
+                        let bytes = r.take(n)?;
+                        self.set(s, bytes);
+                        out.extend_from_slice(bytes);
+                    }
+                    _ => return Err(Malformed("a block read's run kind")),
+                }
+                s += 1;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_store_only_what_a_replay_cannot_rebuild() {
+        let (mut rec, mut rep) = (Shadow::new(512), Shadow::new(512));
+        let mut disk = vec![0u8; 512 * 8];
+        disk[512 * 3..512 * 4].fill(7);
+        let mut w = Writer::default();
+        rec.encode_read(0, &disk, &mut w);
+        // zeros, one data sector, zeros: 3 run heads + 512 bytes.
+        assert_eq!(w.out.len(), 3 + 512);
+        let first = w.out.len();
+        // The same read again: one run of known sectors.
+        rec.encode_read(0, &disk, &mut w);
+        assert_eq!(w.out.len() - first, 1);
+        // A write, then a read of it: known.
+        let data = vec![9u8; 1024];
+        rec.write(5, &data);
+        rep.write(5, &data);
+        disk[512 * 5..512 * 7].copy_from_slice(&data);
+        let before = w.out.len();
+        rec.encode_read(4, &disk[512 * 4..512 * 8], &mut w);
+        assert_eq!(w.out.len() - before, 1, "all four sectors known");
+
+        let mut r = Reader::new(&w.out);
+        assert_eq!(rep.decode_read(0, 8, &mut r, false).unwrap(), disk);
+        assert_eq!(rep.decode_read(0, 8, &mut r, false).unwrap(), disk);
+        assert_eq!(rep.decode_read(4, 4, &mut r, false).unwrap(), &disk[512 * 4..]);
+        assert!(r.at_end());
+    }
+
+    #[test]
+    fn forgotten_sectors_are_stored_again_and_bad_runs_are_errors() {
+        let mut rec = Shadow::new(512);
+        rec.write(0, &[1u8; 512]);
+        rec.forget(0, 1);
+        let mut w = Writer::default();
+        rec.encode_read(0, &[1u8; 512], &mut w);
+        assert_eq!(w.out.len(), 1 + 512);
+        let mut fresh = Shadow::new(512);
+        let mut r = Reader::new(&[0x04]); // one known sector the shadow lacks
+        assert!(fresh.decode_read(0, 1, &mut r, false).is_err());
+        let mut r = Reader::new(&[0x09]); // a zero run of 2 for a read of 1
+        assert!(fresh.decode_read(0, 1, &mut r, false).is_err());
+    }
+}
