@@ -1,0 +1,287 @@
+//! Deterministic simulation, record and replay, exploration and shrinking,
+//! driven through the `weft` binary as a user would (docs/simulation.md).
+
+mod common;
+use common::*;
+
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `weft run --sim --seed SEED --record` of `dir` on fresh disk images: the
+/// run and its trace.
+fn sim_run(dir: &Path, seed: u64, trace: &str) -> (Run, Vec<u8>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "img") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let t = dir.join(trace);
+    let r = weft(&["run", "--seed", &seed.to_string(), "--record", s(&t), s(dir)]);
+    let bytes = std::fs::read(&t).unwrap_or_else(|e| panic!("{}: {e}\n{}", t.display(), r.stderr));
+    (r, bytes)
+}
+
+/// Two runs with one seed agree byte for byte (console, events, exit code,
+/// trace); a run with another seed does not, when the app draws randomness.
+fn repeats(dir: &Path, differs_by_seed: bool) {
+    let (a, ta) = sim_run(dir, 7, "a.trace");
+    let (b, tb) = sim_run(dir, 7, "b.trace");
+    assert_eq!((a.code, &a.stdout), (b.code, &b.stdout), "{}", a.stderr);
+    let events = |r: &Run| r.stderr.lines().filter(|l| !l.starts_with("weft: ")).collect::<Vec<_>>().join("\n");
+    assert_eq!(events(&a), events(&b));
+    assert!(ta == tb, "two traces of seed 7 differ");
+    let (c, tc) = sim_run(dir, 8, "c.trace");
+    if differs_by_seed {
+        // The random bytes, or the filters' seeds and swarm draws, differ.
+        assert!(ta != tc, "seeds 7 and 8 made the same trace");
+    }
+    let _ = c;
+    // And the trace replays to the same console and exit code.
+    let r = weft(&["replay", s(&dir.join("a.trace"))]);
+    assert_eq!((r.code, &r.stdout), (a.code, &a.stdout), "{}", r.stderr);
+}
+
+#[test]
+fn seeded_runs_of_shipped_apps_repeat_byte_for_byte() {
+    repeats(&example("hello"), true);
+    let seed = |n: &str| weft(&["run", "--seed", n, s(&example("hello"))]).stdout;
+    assert_ne!(seed("1"), seed("2"), "hello printed the same random bytes for two seeds");
+    // kvstore under seeded drops: the faults differ by seed.
+    repeats(&example("sim-kvstore"), true);
+    repeats(&example("power-cut"), true);
+    repeats(&example("faulty-disk"), false);
+    // time-warp binds the system clock, which a simulation refuses; on the
+    // virtual clock its skew applies as on the real one.
+    let warp = example("time-warp");
+    let m = std::fs::read_to_string(warp.join("weft.toml")).unwrap().replace("backend = \"system\"", "backend = \"virtual\"");
+    std::fs::write(warp.join("weft.toml"), m).unwrap();
+    repeats(&warp, true);
+    weft(&["run", "--sim", s(&warp)]).ok().stdout_has("wall clock: 1999-12-31T22:00:00");
+}
+
+#[test]
+fn seeded_runs_of_stock_wasi_programs_repeat_byte_for_byte() {
+    let dir = manifest("sim-stock", "[app]\ncomponent = \"app.wasm\"\nargs = [\"time\"]\n[sim]\n");
+    test_component(&dir, "wasi-stock", "app.wasm");
+    repeats(&dir, false);
+    // Python (its hash seed comes from weft's random) and C, when built by
+    // components/polyglot/build.sh (test.sh builds them; polyglot.rs fails
+    // when they are missing).
+    for ex in ["python-script", "hello-c"] {
+        let dir = example(ex);
+        let wasm = std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "wasm"));
+        if wasm {
+            repeats(&dir, true);
+        }
+    }
+}
+
+#[test]
+fn an_hour_of_virtual_sleep() {
+    let dir = example("sim-sleep");
+    if !dir.join("sleep.wasm").exists() {
+        // Built by components/polyglot/build.sh rust (test.sh runs it).
+        panic!("examples/sim-sleep/sleep.wasm is missing: run components/polyglot/build.sh rust");
+    }
+    // 2026-12-04T09:00:00Z is 1796374800 s since the epoch.
+    run(&dir).ok().stdout_has("sleeping 3600 s from 1796374800 s since the epoch\nslept 3600 s (monotonic), the wall clock moved 3600 s\n");
+}
+
+#[test]
+fn a_real_run_on_a_file_disk_replays_without_the_disk() {
+    let dir = example("kvstore");
+    let t = dir.join("fill.trace");
+    let r = weft(&["run", "--record", s(&t), s(&dir)]);
+    r.ok().stdout_has("wrote 1000 verified 1000 lost 0 corrupt 0").stderr_has("weft: recorded ");
+    // The replay reads nothing from the devices: the image may be gone.
+    std::fs::remove_file(dir.join("disk.img")).unwrap();
+    let again = weft(&["replay", s(&t)]);
+    again.ok();
+    assert_eq!(again.stdout, r.stdout);
+    again.stderr_has("the run ended as recorded (exit 0)");
+    assert!(!dir.join("disk.img").exists(), "a replay created the disk image");
+    let show = weft(&["trace", "show", s(&t)]);
+    show.ok().stdout_has("sim       no (a run on real devices)").stdout_has("storage   write sector 1 ").stdout_has("end       exit 0");
+}
+
+#[test]
+fn a_changed_component_is_refused_or_diverges_at_a_named_call() {
+    let dir = manifest(
+        "sim-diverge",
+        "[app]\ncomponent = \"app.wasm\"\nargs = [\"fill\", \"10\"]\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\n[sim]\n",
+    );
+    test_component(&dir, "kvstore", "app.wasm");
+    let (r, _) = sim_run(&dir, 1, "t.trace");
+    r.ok();
+    test_component(&dir, "hello", "app.wasm");
+    let t = dir.join("t.trace");
+    weft(&["replay", s(&t)]).code(2).stderr_has("the components differ from the recorded run's: app (sha256:");
+    weft(&["replay", "--allow-changed", s(&t)])
+        .code(72)
+        .stderr_has("replay diverged at call #1: the trace holds `storage read sector 0 count 1")
+        .stderr_has("the unikernel made `clock wall-now`");
+}
+
+#[test]
+fn corrupted_truncated_and_foreign_traces_are_clear_errors() {
+    let dir = example("hello");
+    let (r, bytes) = sim_run(&dir, 1, "t.trace");
+    r.ok();
+    let bad = dir.join("bad.trace");
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x10;
+    std::fs::write(&bad, &flipped).unwrap();
+    weft(&["replay", s(&bad)]).code(2).stderr_has("bad.trace: the trace is corrupted");
+    std::fs::write(&bad, &bytes[..bytes.len() - 20]).unwrap();
+    weft(&["replay", s(&bad)]).code(2).stderr_has("bad.trace: the trace is truncated");
+    std::fs::write(&bad, b"hello").unwrap();
+    weft(&["trace", "show", s(&bad)]).code(2).stderr_has("not a weft trace");
+    let mut v = bytes.clone();
+    v[8] = 99;
+    std::fs::write(&bad, &v).unwrap();
+    weft(&["replay", s(&bad)]).code(2).stderr_has("trace format version 99");
+    weft(&["replay", s(&dir.join("none.trace"))]).code(2).stderr_has("cannot read trace");
+}
+
+const RARE: &str = r#"
+[app]
+component = "kvstore"
+args = ["fill", "100"]
+
+[devices.storage]
+kind = "block"
+backend = "memory"
+size = "1MiB"
+filters = [{ component = "block-fault", config = { drop-chance = DROP } }]
+
+[sim]
+"#;
+
+fn failing_seeds(stdout: &str) -> Vec<u64> {
+    let line = stdout.lines().find(|l| l.contains(" x ") && l.contains("(seeds ")).unwrap_or_else(|| panic!("no failures listed:\n{stdout}"));
+    let seeds = line.split("(seeds ").nth(1).unwrap().trim_end_matches(')');
+    seeds.split(", ").filter_map(|x| x.split_whitespace().next()?.parse().ok()).collect()
+}
+
+#[test]
+fn explore_finds_a_planted_rare_failure_and_its_trace_replays_it() {
+    // One write in 2000 is dropped: about one run in twenty loses a record.
+    let dir = manifest("sim-rare", &RARE.replace("DROP", "0.0005"));
+    let out = dir.join("found");
+    let r = weft(&["explore", s(&dir), "--runs", "300", "--jobs", "2", "--out", s(&out)]);
+    r.code(1).stdout_has("runs      300 in ").stdout_has("x exit 1: wrote 100 verified 99 lost 1 corrupt 0");
+    let failures: usize = r.stdout.lines().find_map(|l| l.strip_prefix("failures  ")).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!((3..=40).contains(&failures), "{failures} failures in 300 runs:\n{}", r.stdout);
+    let seeds = failing_seeds(&r.stdout);
+    let trace = out.join(format!("seed-{}.trace", seeds[0]));
+    r.stdout_has(&format!("reproduce: weft replay {}", trace.display()));
+    let again = weft(&["replay", s(&trace)]);
+    again.code(1).stdout_has("wrote 100 verified 99 lost 1 corrupt 0");
+    // The same seed through `weft run` fails the same way.
+    weft(&["run", "--seed", &seeds[0].to_string(), s(&dir)]).code(1).stdout_has("lost 1");
+    // Every failing seed has its trace, and no passing one does.
+    let traces = std::fs::read_dir(&out).unwrap().count();
+    assert_eq!(traces, failures);
+}
+
+#[test]
+fn shrink_reduces_a_failure_to_its_one_necessary_fault() {
+    // Many drops per run; any one of them loses a record.
+    let dir = manifest("sim-shrink", &RARE.replace("DROP", "0.05"));
+    let out = dir.join("found");
+    let r = weft(&["explore", s(&dir), "--runs", "4", "--out", s(&out)]);
+    r.code(1);
+    let seed = failing_seeds(&r.stdout)[0];
+    let trace = out.join(format!("seed-{seed}.trace"));
+    let before = weft(&["replay", s(&trace)]);
+    let lost: u32 = before.stdout.split("lost ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(lost >= 2, "seed {seed} should drop several writes: {}", before.stdout);
+    let sh = weft(&["shrink", s(&trace)]);
+    sh.ok().stdout_has(&format!("shrunk    seed {seed}: {lost} faults -> 1 "));
+    let shrunk = dir.join(format!("seed-{seed}.shrunk.toml"));
+    let text = std::fs::read_to_string(&shrunk).unwrap();
+    assert!(text.contains(&format!("seed = {seed}")), "{text}");
+    let tokens = text.split("schedule = [").nth(1).unwrap().split(']').next().unwrap();
+    assert_eq!(tokens.matches("drop@").count(), 1, "{text}");
+    // The shrunk manifest still fails, with exactly one drop, and its trace replays.
+    let one = weft(&["run", s(&shrunk)]);
+    one.code(1).stdout_has("wrote 100 verified 99 lost 1 corrupt 0");
+    assert_eq!(one.stderr.matches("[block-fault] dropped").count(), 1, "{}", one.stderr);
+    weft(&["replay", s(&out.join(format!("seed-{seed}.shrunk.trace")))]).code(1).stdout_has("lost 1");
+}
+
+#[test]
+fn kvstore_keeps_every_committed_record_through_power_cuts() {
+    let dir = example("power-cut");
+    // One seed, to see what happens: the cut, then verify on what survived.
+    let one = weft(&["run", "--seed", "2", s(&dir)]);
+    one.ok().stdout_has("records 0 valid 0 lost 0 corrupt 0").stderr_has("[block-fault] power cut before ");
+    let r = weft(&["explore", s(&dir), "--runs", "1000", "--out", s(&dir.join("found"))]);
+    r.ok().stdout_has("runs      1000 in ").stdout_has("failures  0 (expected exit 0)");
+}
+
+#[test]
+fn a_power_cut_without_restart_ends_the_run_with_75() {
+    let dir = manifest(
+        "sim-cut",
+        "[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"10\"]\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [{ component = \"block-fault\", config = { power-cut-after = 5 } }]\n",
+    );
+    run(&dir).code(75).stderr_has("power cut before write #6").stderr_has("Add [sim] restart = { args = [\"verify\"] }");
+}
+
+#[test]
+fn check_determinism_compares_two_runs() {
+    weft(&["run", "--check-determinism", "--sim", s(&example("hello"))])
+        .ok()
+        .stdout_has("Hello from weft!\nwall clock: 2000-01-01T00:00:00")
+        .stderr_has("weft: deterministic: two runs of seed 0 made the same ");
+    weft(&["run", "--check-determinism", s(&example("hello"))]).code(2).stderr_has("--check-determinism compares two runs of a simulation");
+}
+
+#[test]
+fn a_hang_in_a_simulation_stops_at_the_same_instruction_every_time() {
+    let dir = example("hung-disk");
+    let m = std::fs::read_to_string(dir.join("weft.toml")).unwrap() + "\n[sim]\nfuel = 50_000_000\n";
+    std::fs::write(dir.join("weft.toml"), m).unwrap();
+    let (a, ta) = sim_run(&dir, 3, "a.trace");
+    a.code(124).stderr_has("block-fault (filter of device `storage`) did not finish").stderr_has("ran out of fuel (50000000 instructions");
+    let (_, tb) = sim_run(&dir, 3, "b.trace");
+    assert!(ta == tb);
+    weft(&["replay", s(&dir.join("a.trace"))]).code(124);
+}
+
+#[test]
+fn a_simulation_refuses_what_it_cannot_control() {
+    let sim = |extra: &str| manifest("sim-refuse", &format!("[app]\ncomponent = \"hello\"\n{extra}\n[sim]\nseed = 3\n"));
+    weft(&["check", s(&sim("[devices.clock]\nkind = \"clock\"\nbackend = \"system\""))])
+        .code(2)
+        .stderr_has("`devices.clock.backend`: the system clock is not deterministic, and [sim] (line 6) makes this run a simulation; use backend = \"virtual\"");
+    weft(&["check", s(&sim("[devices.random]\nkind = \"random\"\nbackend = \"os\""))]).code(2).stderr_has("the OS random source is not deterministic");
+    weft(&["check", s(&sim("[devices.net]\nkind = \"net\"\nbackend = \"tap\"\ndevice = \"tap0\""))]).code(2).stderr_has("a TAP device (traffic from outside) is not deterministic");
+    let hostnet = manifest("sim-refuse", "[app]\ncomponent = \"httpd\"\n[stack]\nbackend = \"host\"\n");
+    weft(&["check", "--sim", s(&hostnet)]).code(2).stderr_has("`stack.backend`: the host's TCP/IP stack is not deterministic, and --sim makes this run a simulation");
+    // Ranges are drawn per seed: they need a simulation.
+    let range = manifest("sim-refuse", &RARE.replace("DROP", "[0, 0.1]").replace("[sim]", ""));
+    weft(&["check", s(&range)]).code(2).stderr_has("`devices.storage.filters[0].config.drop-chance`: a range [low, high] is drawn per simulation seed and needs [sim]");
+    let bad = manifest("sim-refuse", "[app]\ncomponent = \"hello\"\n[sim]\nseed = -1\nstart = \"yesterday\"\ncolour = 1\n");
+    weft(&["check", s(&bad)])
+        .code(2)
+        .stderr_has("`sim.seed`: expected an integer")
+        .stderr_has("`sim.start`: expected an RFC 3339 time")
+        .stderr_has("`sim.colour`: unknown key");
+}
+
+#[test]
+fn check_shows_the_simulation() {
+    weft(&["check", s(&example("power-cut"))])
+        .ok()
+        .stdout_has("clock     clock    app -> virtual  (default)")
+        .stdout_has("sim       seed 0, virtual clock from 946684800000000000 ns since the epoch, tick 1us")
+        .stdout_has("restart with args [\"verify\"]")
+        .stdout_has("swarm     storage.power-cut-after in [1, 220]");
+}
