@@ -31,10 +31,13 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use talc::{ErrOnOom, Span, Talc, Talck};
 use wasmtime::component::Component;
-use wasmtime::{Engine, Store};
+use wasmtime::Engine;
 use weft_runtime::bundle::{BlockBackend, Bundle, NetLink, RandomBackend};
 use weft_runtime::engine::{self, Target};
+use weft_runtime::leaves::{StubBlock, StubNet, VirtualClock};
 use weft_runtime::link::{ConfigError, Host, Leaves, Limits, Unikernel};
+use weft_runtime::session;
+use weft_runtime::tape::{Outcome, Phase, Tape, Trace};
 use weft_runtime::units::{format_duration, format_size, format_size_approx};
 use weft_runtime::{BlockDevice, Failure};
 
@@ -45,6 +48,8 @@ mod exit {
     pub const INVALID: u8 = 2;
     pub const TRAP: u8 = 70;
     pub const KERNEL: u8 = 71;
+    pub const DIVERGED: u8 = 72;
+    pub const POWER_CUT: u8 = 75;
     pub const TIMEOUT: u8 = 124;
     pub const MEMORY: u8 = 125;
 }
@@ -257,7 +262,8 @@ fn cmdline(info: &StartInfo) -> &'static str {
 fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
     let bundle = Bundle::decode(bytes, Some(TARGET)).map_err(|e| invalid(alloc::format!("error: {e}")))?;
     phase("decoded");
-    let mut config = engine::config(TARGET);
+    // A simulation's code is the deterministic build (fuel, canonical NaNs).
+    let mut config = engine::config_with(TARGET, bundle.sim.is_some());
     // SAFETY: `has_feature` answers from cpuid.
     unsafe {
         config.detect_host_feature(arch::has_feature);
@@ -282,7 +288,14 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
         phase("component");
     }
     phase("deserialized");
-    let leaves = leaves(&bundle, tsc)?;
+    // A replay touches no device: every call is answered from the trace.
+    let (leaves, tape) = match bundle.replay {
+        Some(bytes) => {
+            let trace = Trace::parse(bytes.to_vec()).map_err(|e| invalid(alloc::format!("error: the trace to replay: {e}")))?;
+            (replay_leaves(&trace), Tape::Replay(Box::new(trace.replayer())))
+        }
+        None => (leaves(&bundle, tsc)?, Tape::Off),
+    };
     phase("leaves");
     let file = bundle.manifest.as_str();
     let unikernel = Unikernel::new(&engine, bundle.wiring.clone(), &components[0], &components[1..])
@@ -297,21 +310,58 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
     let limits = Limits {
         memory: bundle.memory as usize,
         timeout: bundle.timeout,
-        epoch_tick: 1_000_000_000 / u64::from(arch::TICK_HZ),
-        fuel: None,
+        // A simulation stops on fuel and virtual time, never on the timer.
+        epoch_tick: if bundle.sim.is_some() { 0 } else { 1_000_000_000 / u64::from(arch::TICK_HZ) },
+        fuel: bundle.sim.as_ref().map(|s| s.fuel),
     };
     phase("linked");
     tsc.refine(arch::TICK_HZ);
     phase("calibrated");
-    let mut store = Store::new(&engine, Host::new(leaves, limits));
-    let result = unikernel.instantiate(&mut store).and_then(|app| {
-        phase("instantiated");
-        app.run(&mut store, bundle.args.clone())
-    });
-    match result {
-        Ok(code) => Ok(code),
-        Err(e) => Err(report(&bundle, store.data(), e)),
+    // Boot 1, and after a power cut boot 2 when the simulation restarts.
+    let plan = |n: u32| -> Option<Phase> {
+        let (args, configs) = match &bundle.sim {
+            Some(s) => s.boots.get(n as usize - 1)?.clone(),
+            None if n == 1 => (bundle.args.clone(), Vec::new()),
+            None => return None,
+        };
+        Some(Phase { n, args, configs })
+    };
+    let f = session::run(&unikernel, &engine, limits, leaves, tape, plan, false, |host, e| report(&bundle, host, e));
+    if let Some(d) = f.diverged {
+        return Err(Exit {
+            code: exit::DIVERGED,
+            message: alloc::format!("error: {d}\nweft: the unikernel no longer does what the trace recorded (a changed component, or an app that is not deterministic)"),
+        });
     }
+    match (f.outcome, f.failed) {
+        (Outcome::Exit(code), _) => Ok(code),
+        (Outcome::PowerCut, _) => Err(Exit {
+            code: exit::POWER_CUT,
+            message: alloc::format!(
+                "weft: the power was cut (a block-fault power cut); the disks hold what survived. Add [sim] restart = {{ args = [\"verify\"] }} to {} to boot the app again on them",
+                bundle.manifest
+            ),
+        }),
+        (_, Some(e)) => Err(e),
+        (o, None) => Err(Exit { code: exit::TRAP, message: alloc::format!("error: {o}") }),
+    }
+}
+
+/// Leaves for a replay: the trace's geometry, console and log real.
+fn replay_leaves(trace: &Trace) -> Leaves {
+    let h = &trace.header;
+    let blocks = h.blocks.iter().map(|(_, g)| Box::new(StubBlock(*g)) as Box<dyn BlockDevice>).collect();
+    let mut l = Leaves::new(
+        blocks,
+        Box::new(VirtualClock::new(0, 0)),
+        Box::new(leaves::SerialConsole),
+        Box::new(leaves::SeededRandom(0)),
+        Box::new(leaves::SerialLog),
+    );
+    for (_, info) in &h.nets {
+        l.nets.push(Box::new(StubNet(*info)));
+    }
+    l
 }
 
 fn leaves(bundle: &Bundle<'_>, tsc: &'static Tsc) -> Result<Leaves, Exit> {
@@ -350,9 +400,13 @@ fn leaves(bundle: &Bundle<'_>, tsc: &'static Tsc) -> Result<Leaves, Exit> {
             }
         },
     };
+    let clock: Box<dyn weft_runtime::Clock> = match &bundle.sim {
+        Some(s) => Box::new(VirtualClock::new(s.start, s.tick)),
+        None => Box::new(leaves::TscClock(tsc)),
+    };
     let mut leaves = Leaves::new(
         blocks,
-        Box::new(leaves::TscClock(tsc)),
+        clock,
         Box::new(leaves::SerialConsole),
         random,
         Box::new(leaves::SerialLog),
@@ -394,11 +448,19 @@ fn report(bundle: &Bundle<'_>, host: &Host, e: wasmtime::Error) -> Exit {
     let (code, message) = match host.failure() {
         Some(Failure::Timeout { who }) => (
             exit::TIMEOUT,
-            alloc::format!(
-                "error: {} did not finish within the timeout ({}, `limits.timeout` in {file})",
-                host.name(*who),
-                bundle.timeout.map_or("?".into(), |t| format_duration(t as i64))
-            ),
+            match &bundle.sim {
+                Some(s) => alloc::format!(
+                    "error: {} did not finish: it passed the timeout ({}, `limits.timeout` in {file}) in virtual time, or ran out of fuel ({} instructions, `sim.fuel`)",
+                    host.name(*who),
+                    bundle.timeout.map_or("none".into(), |t| format_duration(t as i64)),
+                    s.fuel
+                ),
+                None => alloc::format!(
+                    "error: {} did not finish within the timeout ({}, `limits.timeout` in {file})",
+                    host.name(*who),
+                    bundle.timeout.map_or("?".into(), |t| format_duration(t as i64))
+                ),
+            },
         ),
         Some(Failure::Memory { who, desired, .. }) => (
             exit::MEMORY,

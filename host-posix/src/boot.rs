@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use wasmtime::Engine;
-use weft_runtime::bundle::{BlockBackend, Blob, Bundle, LogBackend, NetBackend, NetLink, RandomBackend};
+use weft_runtime::bundle::{BlockBackend, Blob, Bundle, BundleSim, LogBackend, NetBackend, NetLink, RandomBackend};
+use weft_runtime::manifest::SimOverride;
 use weft_runtime::cache::Cache;
 use weft_runtime::engine::{self, Target};
 use weft_runtime::manifest::{Backend, Kind, SECTOR_SIZE};
@@ -50,6 +51,10 @@ pub struct BootOptions {
     /// Kill QEMU after this long (default: the bundle's timeout + 30 s, or
     /// 10 minutes without one).
     pub qemu_timeout: Option<Duration>,
+    /// `--sim` / `--seed` (a manifest's own `[sim]` needs neither).
+    pub sim: SimOverride,
+    /// `--replay FILE`: replay a trace inside the kernel instead.
+    pub replay: Option<PathBuf>,
 }
 
 fn invalid(message: impl Into<String>) -> anyhow::Error {
@@ -58,8 +63,8 @@ fn invalid(message: impl Into<String>) -> anyhow::Error {
 
 /// The engine `weft build` precompiles with: the kernel's config, with a
 /// compiler.
-pub fn baremetal_engine(target: Target) -> Result<Engine> {
-    Engine::new(&engine::config(target)).map_err(anyhow::Error::from)
+pub fn baremetal_engine(target: Target, sim: bool) -> Result<Engine> {
+    Engine::new(&engine::config_with(target, sim)).map_err(anyhow::Error::from)
 }
 
 /// Precompiles `bytes` for the kernel, through the AOT cache (keyed by the
@@ -89,20 +94,39 @@ pub fn build(manifest: &Path) -> Result<Vec<u8>> {
 
 /// Builds the bundle for `target` (`BareMetal` or `BareMetalPulley`).
 pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
-    let native = run::engine()?;
+    build_with(manifest, target, SimOverride::default())
+}
+
+/// [`build_for`], with the command line's `--sim`/`--seed`.
+pub fn build_with(manifest: &Path, target: Target, over: SimOverride) -> Result<Vec<u8>> {
     let manifest = run::manifest_path(manifest);
-    let (plan, dir) = run::plan(&manifest, &native)?;
+    let (plan, dir, _) = run::plan_with(&manifest, over)?;
+    bundle_from_plan(&plan, dir, target, None)
+}
+
+/// The bundle that replays the trace at `path` inside the kernel: the
+/// recorded manifest's components (checked against the recorded hashes),
+/// and the trace; no device is attached.
+pub fn build_replay(path: &Path, target: Target) -> Result<Vec<u8>> {
+    let trace = crate::trace::load(path)?;
+    let (plan, dir, _) = crate::trace::plan_for(&trace, path, false)?;
+    let bytes = std::fs::read(path)?;
+    bundle_from_plan(&plan, dir, target, Some(&bytes))
+}
+
+fn bundle_from_plan(plan: &weft_runtime::plan::Plan, dir: cap_std::fs::Dir, target: Target, replay: Option<&[u8]>) -> Result<Vec<u8>> {
     let loader = DirLoader { dir };
     let m = &plan.manifest;
-    for d in &m.devices {
+    // A replay attaches no device: the kernel answers from the trace.
+    for d in m.devices.iter().filter(|_| replay.is_none()) {
         qemu_mapping(d.kind, &d.role, &d.backend)?;
     }
-    if m.stack.as_ref().is_some_and(|s| s.component.is_none()) {
+    if replay.is_none() && m.stack.as_ref().is_some_and(|s| s.component.is_none()) {
         return Err(invalid(
             "error: [stack] backend = \"host\" (the host's own TCP/IP) has no QEMU mapping on the bare-metal target; use component = \"tcpip\" on a net device (tap or udp)",
         ));
     }
-    let engine = baremetal_engine(target)?;
+    let engine = baremetal_engine(target, m.sim.is_some())?;
     let cache = Cache::from_env();
     let mut compiled = Vec::new();
     for (i, c) in std::iter::once(&plan.app).chain(plan.filters_in_link_order()).enumerate() {
@@ -119,6 +143,10 @@ pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
     let blocks = plan
         .block_devices()
         .map(|d| match &d.backend {
+            // Nothing to attach for a replay (the kernel uses the trace's geometry).
+            Backend::File { read_only, .. } | Backend::Memory { read_only, .. } if replay.is_some() => {
+                BlockBackend::Memory { size: 512, read_only: *read_only }
+            }
             Backend::File { path, size, read_only } => {
                 BlockBackend::File { path: path.display().to_string(), size: *size, read_only: *read_only }
             }
@@ -161,6 +189,20 @@ pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
             _ => None,
         })
         .unwrap_or(LogBackend::Stderr);
+    // A replay's events go to stderr: the recorded run's git history stays as it was.
+    let log = if replay.is_some() { LogBackend::Stderr } else { log };
+    let sim = m.sim.as_ref().map(|s| {
+        let swarm: Vec<Vec<weft_runtime::manifest::Swarm>> =
+            plan.filter_specs_in_link_order().map(|f| f.map(|f| f.swarm.clone()).unwrap_or_default()).collect();
+        let boot = |n: u32| {
+            weft_runtime::sim::configs(&plan.wiring, &weft_runtime::sim::Draw { seed: s.seed, phase: n, swarm: &swarm, schedules: &[] })
+        };
+        let mut boots = vec![(m.app.args.clone(), boot(1))];
+        if let Some(again) = &s.restart {
+            boots.push((again.clone(), boot(2)));
+        }
+        BundleSim { start: s.start, tick: s.tick, fuel: s.fuel, boots }
+    });
     let path = std::fs::canonicalize(&m.path).unwrap_or_else(|_| m.path.clone());
     let bundle = Bundle {
         target,
@@ -173,6 +215,8 @@ pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
         nets,
         random,
         log,
+        sim,
+        replay,
         components: compiled.iter().map(|(name, code)| Blob { name: name.clone(), bytes: code }).collect(),
     };
     Ok(bundle.encode())
@@ -212,7 +256,7 @@ fn qemu_mapping(kind: Kind, role: &str, backend: &Backend) -> Result<()> {
             Ok(())
         }
         (Kind::Block, Backend::Memory { .. })
-        | (Kind::Clock, Backend::System)
+        | (Kind::Clock, Backend::System | Backend::Virtual)
         | (Kind::Console, Backend::Stdio)
         | (Kind::Random, Backend::Os | Backend::Seeded { .. })
         | (Kind::Log, Backend::Stderr | Backend::Git { .. }) => Ok(()),
@@ -295,6 +339,11 @@ fn ensure_kernel(target: Target) -> Result<PathBuf> {
 /// A bundle file to boot: read from `input` when it is one, else built from
 /// the manifest `input` names into a temp file.
 pub fn bundle_for(input: &Path, target: Target) -> Result<(Vec<u8>, PathBuf, Option<TempFile>)> {
+    bundle_for_sim(input, target, SimOverride::default())
+}
+
+/// [`bundle_for`], with the command line's `--sim`/`--seed` for a manifest.
+pub fn bundle_for_sim(input: &Path, target: Target, over: SimOverride) -> Result<(Vec<u8>, PathBuf, Option<TempFile>)> {
     if input.is_file() {
         let mut head = [0u8; 8];
         let is_bundle = std::fs::File::open(input).and_then(|mut f| f.read_exact(&mut head)).is_ok()
@@ -304,7 +353,7 @@ pub fn bundle_for(input: &Path, target: Target) -> Result<(Vec<u8>, PathBuf, Opt
             return Ok((bytes, input.to_path_buf(), None));
         }
     }
-    let bytes = build_for(input, target)?;
+    let bytes = build_with(input, target, over)?;
     let tmp = TempFile::new("bundle", &bytes)?;
     Ok((bytes, tmp.0.clone(), Some(tmp)))
 }
@@ -428,7 +477,8 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
             c.arg("-device").arg(format!("{blk},drive=d{i},serial={}", d.role));
         }
     }
-    for (i, (d, n)) in bundle.wiring.nets.iter().zip(&bundle.nets).enumerate() {
+    // A replay attaches no network either.
+    for (i, (d, n)) in bundle.wiring.nets.iter().zip(&bundle.nets).enumerate().filter(|_| bundle.replay.is_none()) {
         let netdev = match &n.link {
             NetLink::Tap { device } => {
                 tap_exists(&d.role, device)?;
@@ -680,7 +730,15 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
     if !input.exists() {
         return Err(invalid(format!("error: {} does not exist", input.display())));
     }
-    let (bytes, file, _tmp) = bundle_for(&input, if opts.pulley { Target::BareMetalPulley } else { Target::BareMetal })?;
+    let target = if opts.pulley { Target::BareMetalPulley } else { Target::BareMetal };
+    let (bytes, file, _tmp) = match &opts.replay {
+        Some(trace) => {
+            let bytes = build_replay(trace, target)?;
+            let tmp = TempFile::new("bundle", &bytes)?;
+            (bytes, tmp.0.clone(), Some(tmp))
+        }
+        None => bundle_for_sim(&input, target, opts.sim)?,
+    };
     // A Pulley bundle boots the Pulley kernel; anything else must be native.
     let target = match Bundle::decode(&bytes, None) {
         Ok(b) if b.target == Target::BareMetalPulley => Target::BareMetalPulley,

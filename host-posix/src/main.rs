@@ -84,6 +84,8 @@ enum Command {
     /// Build a bundle: the plan plus every component precompiled for a target.
     Build {
         manifest: PathBuf,
+        #[command(flatten)]
+        sim: SimArgs,
         /// `baremetal` (the weft kernel under QEMU, native code) or
         /// `baremetal-pulley` (the kernel built with `--features pulley`).
         #[arg(long, value_parser = ["baremetal", "baremetal-pulley"])]
@@ -94,8 +96,16 @@ enum Command {
     },
     /// Boot a manifest or bundle as a bare-metal unikernel under QEMU.
     Boot {
-        /// A manifest (or its folder) or a bundle from `weft build`.
-        input: PathBuf,
+        /// A manifest (or its folder) or a bundle from `weft build` (not
+        /// with --replay).
+        #[arg(required_unless_present = "replay")]
+        input: Option<PathBuf>,
+        #[command(flatten)]
+        sim: SimArgs,
+        /// Replay a trace (from `weft run --record`, on Linux or here) inside
+        /// the kernel: every device call answered from it.
+        #[arg(long, value_name = "FILE", conflicts_with = "input")]
+        replay: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t)]
         machine: boot::Machine,
         /// Use KVM instead of TCG (nested KVM without EPT is slower than TCG).
@@ -157,18 +167,26 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Build { manifest, target, output } => {
+        Command::Build { manifest, sim, target, output } => {
             let t = if target == "baremetal-pulley" {
                 weft_runtime::engine::Target::BareMetalPulley
             } else {
                 weft_runtime::engine::Target::BareMetal
             };
-            let bytes = boot::build_for(&manifest, t)?;
+            let bytes = boot::build_with(&manifest, t, sim.over())?;
             std::fs::write(&output, &bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", output.display()))?;
             return Ok(0);
         }
-        Command::Boot { input, machine, kvm, qemu_timeout, pulley } => {
-            let opts = boot::BootOptions { machine, kvm, pulley, qemu_timeout: qemu_timeout.map(std::time::Duration::from_secs) };
+        Command::Boot { input, sim, replay, machine, kvm, qemu_timeout, pulley } => {
+            let input = input.or_else(|| replay.clone()).expect("clap requires one");
+            let opts = boot::BootOptions {
+                machine,
+                kvm,
+                pulley,
+                qemu_timeout: qemu_timeout.map(std::time::Duration::from_secs),
+                sim: sim.over(),
+                replay,
+            };
             return boot::boot(&input, &opts);
         }
         Command::Run { manifest, sim, record, check_determinism } => {

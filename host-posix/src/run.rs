@@ -6,14 +6,14 @@ use std::time::Instant;
 use anyhow::Result;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use wasmtime::{Engine, Store};
+use wasmtime::Engine;
 use weft_runtime::cache::{Cache, Origin};
 use weft_runtime::engine::{self, Target};
 use weft_runtime::link::{Host, Leaves, Limits, Unikernel};
 use weft_runtime::manifest::{Backend, Manifest, Problems, SimOverride, Swarm};
 use weft_runtime::sim::{self, Draw};
-use weft_runtime::tape::{Diverged, Outcome, Phase, Tape};
-use weft_runtime::PowerCut;
+use weft_runtime::session;
+use weft_runtime::tape::{Outcome, Phase, Tape};
 use weft_runtime::plan::{Loader, Plan};
 use weft_runtime::units::{format_duration, format_size, format_size_approx};
 use weft_runtime::{BlockDevice, Clock, Failure};
@@ -309,82 +309,41 @@ impl<'a> Session<'a> {
     }
 
     /// Runs every phase: boot, and after a power cut in a simulation with
-    /// `restart`, boot again on the same leaves.
-    pub fn execute(&self, mut leaves: Leaves, mut tape: Tape, opts: &RunOpts) -> Ended {
+    /// `restart`, boot again on the same leaves (`weft_runtime::session`).
+    pub fn execute(&self, leaves: Leaves, tape: Tape, opts: &RunOpts) -> Ended {
         let m = &self.plan.manifest;
-        let schedules = opts.schedules;
-        let mut args = m.app.args.clone();
-        let mut faults = Vec::new();
-        let mut n = 1;
-        loop {
+        let plan = |n: u32| -> Option<Phase> {
+            let args = match n {
+                1 => m.app.args.clone(),
+                _ => m.sim.as_ref()?.restart.clone()?,
+            };
             let configs = m.sim.as_ref().map(|s| {
                 let seed = opts.seed.unwrap_or(s.seed);
-                sim::configs(&self.plan.wiring, &Draw { seed, phase: n, swarm: &self.swarm, schedules: schedules.unwrap_or_default() })
+                sim::configs(&self.plan.wiring, &Draw { seed, phase: n, swarm: &self.swarm, schedules: opts.schedules.unwrap_or_default() })
             });
-            let phase = match tape.phase(Phase { n, args: args.clone(), configs: configs.unwrap_or_default() }) {
-                Ok(p) => p,
-                Err(d) => return diverged(d, leaves, tape, faults),
-            };
-            let mut host = Host::with_tape(leaves, self.limits, tape);
-            if opts.collect {
-                host.collect_faults();
-            }
-            let mut store = Store::new(self.engine, host);
-            let configs = (!phase.configs.is_empty()).then_some(phase.configs.as_slice());
-            let t = Instant::now();
-            let result = self
-                .unikernel
-                .instantiate_with(&mut store, configs)
-                .inspect(|_| tracing::debug!(elapsed = ?t.elapsed(), "instantiated"))
-                .and_then(|app| app.run(&mut store, phase.args.clone()));
-            let host = store.into_data();
-            faults.extend(host.faults().iter().map(|(i, tok)| (*i, n, tok.clone())));
-            let (outcome, report) = match result {
-                Ok(code) => (Outcome::Exit(code), None),
-                Err(e) if e.downcast_ref::<PowerCut>().is_some() => (Outcome::PowerCut, None),
-                Err(e) if e.downcast_ref::<Diverged>().is_some() => {
-                    let d = e.downcast_ref::<Diverged>().expect("checked").clone();
-                    let (l, t) = host.into_parts();
-                    return diverged(d, l, t, faults);
-                }
-                Err(e) => {
-                    let outcome = match host.failure() {
-                        Some(f) => outcome_of(&host, f),
-                        None => Outcome::Trap { who: "host".into(), message: format!("{e:#}") },
-                    };
-                    (outcome, Some(report(self.plan, &host, e)))
-                }
-            };
-            let (l, mut t) = host.into_parts();
-            if let Err(d) = t.end(&outcome) {
-                return diverged(d, l, t, faults);
-            }
-            leaves = l;
-            tape = t;
-            let restart = m.sim.as_ref().and_then(|s| s.restart.as_ref());
-            match (&outcome, restart) {
-                (Outcome::PowerCut, Some(again)) if n == 1 => {
-                    n = 2;
-                    args = again.clone();
-                    continue;
-                }
-                (Outcome::PowerCut, _) => {
-                    let message = format!(
-                        "weft: the power was cut (a block-fault power cut); the disks hold what survived. Add [sim] restart = {{ args = [\"verify\"] }} to {} to boot the app again on them",
-                        m.path.display()
-                    );
-                    let error = Some(anyhow::Error::new(Exit { code: exit::POWER_CUT, message }));
-                    return Ended { code: exit::POWER_CUT, outcome, error, faults, leaves, tape };
-                }
-                _ => {}
-            }
-            let code = match (&outcome, &report) {
-                (Outcome::Exit(c), _) => *c,
-                (_, Some(r)) => r.downcast_ref::<Exit>().map_or(exit::TRAP, |x| x.code),
-                _ => exit::TRAP,
-            };
-            return Ended { code, outcome, error: report, faults, leaves, tape };
+            Some(Phase { n, args, configs: configs.unwrap_or_default() })
+        };
+        let t = Instant::now();
+        let f = session::run(self.unikernel, self.engine, self.limits, leaves, tape, plan, opts.collect, |host, e| report(self.plan, host, e));
+        tracing::debug!(elapsed = ?t.elapsed(), "ran");
+        if let Some(d) = f.diverged {
+            let message = format!("error: {d}\nweft: the unikernel no longer does what the trace recorded (a changed component, or an app that is not deterministic)");
+            let error = Some(anyhow::Error::new(Exit { code: exit::DIVERGED, message }));
+            return Ended { code: exit::DIVERGED, outcome: f.outcome, error, faults: f.faults, leaves: f.leaves, tape: f.tape };
         }
+        let (code, error) = match (&f.outcome, f.failed) {
+            (Outcome::PowerCut, _) => {
+                let message = format!(
+                    "weft: the power was cut (a block-fault power cut); the disks hold what survived. Add [sim] restart = {{ args = [\"verify\"] }} to {} to boot the app again on them",
+                    m.path.display()
+                );
+                (exit::POWER_CUT, Some(anyhow::Error::new(Exit { code: exit::POWER_CUT, message })))
+            }
+            (Outcome::Exit(c), _) => (*c, None),
+            (_, Some(r)) => (r.downcast_ref::<Exit>().map_or(exit::TRAP, |x| x.code), Some(r)),
+            (_, None) => (exit::TRAP, None),
+        };
+        Ended { code, outcome: f.outcome, error, faults: f.faults, leaves: f.leaves, tape: f.tape }
     }
 }
 
@@ -398,21 +357,6 @@ pub struct RunOpts<'s> {
     pub schedules: Option<&'s [Option<Vec<String>>]>,
     /// Keep the faults injected (`Ended::faults`).
     pub collect: bool,
-}
-
-fn outcome_of(host: &Host, f: &Failure) -> Outcome {
-    let who = host.name(f.who()).to_string();
-    match f {
-        Failure::Trap { message, .. } => Outcome::Trap { who, message: message.clone() },
-        Failure::Timeout { .. } => Outcome::Timeout { who },
-        Failure::Memory { .. } => Outcome::Memory { who },
-    }
-}
-
-fn diverged(d: Diverged, leaves: Leaves, tape: Tape, faults: Vec<(usize, u32, String)>) -> Ended {
-    let message = format!("error: {d}\nweft: the unikernel no longer does what the trace recorded (a changed component, or an app that is not deterministic)");
-    let error = Some(anyhow::Error::new(Exit { code: exit::DIVERGED, message }));
-    Ended { code: exit::DIVERGED, outcome: Outcome::Exit(exit::DIVERGED), error, faults, leaves, tape }
 }
 
 pub fn components(plan: &Plan) -> Vec<wasmtime::component::Component> {

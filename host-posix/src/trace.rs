@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use weft_runtime::cache::hex;
-use weft_runtime::devices::{BlockDevice, ErrorCode, Geometry, NetDevice, NetInfo};
+use weft_runtime::devices::{BlockDevice, NetDevice};
+use weft_runtime::leaves::{StubBlock, StubNet};
 use weft_runtime::link::Leaves;
 use weft_runtime::manifest::SimOverride;
 use weft_runtime::plan::Plan;
@@ -120,41 +121,9 @@ pub fn plan_for(trace: &Trace, path: &Path, allow_changed: bool) -> Result<(Plan
     Ok((plan, dir, engine))
 }
 
-/// A device a replay never reads: it only tells its geometry.
-struct Stub(Geometry);
-
-impl BlockDevice for Stub {
-    fn geometry(&self) -> Geometry {
-        self.0
-    }
-    fn read(&mut self, _: u64, _: u32) -> Result<Vec<u8>, ErrorCode> {
-        Err(ErrorCode::Io)
-    }
-    fn write(&mut self, _: u64, _: &[u8]) -> Result<(), ErrorCode> {
-        Err(ErrorCode::Io)
-    }
-    fn flush(&mut self) -> Result<(), ErrorCode> {
-        Err(ErrorCode::Io)
-    }
-}
-
-struct StubNet(NetInfo);
-
-impl NetDevice for StubNet {
-    fn info(&self) -> NetInfo {
-        self.0
-    }
-    fn send(&mut self, _: &[&[u8]]) -> Result<u32, ErrorCode> {
-        Err(ErrorCode::Io)
-    }
-    fn receive(&mut self, _: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
-        Err(ErrorCode::Io)
-    }
-}
-
 /// Leaves for a replay: geometry from the header, console and log real.
 pub fn replay_leaves(h: &Header) -> Leaves {
-    let blocks = h.blocks.iter().map(|(_, g)| Box::new(Stub(*g)) as Box<dyn BlockDevice>).collect();
+    let blocks = h.blocks.iter().map(|(_, g)| Box::new(StubBlock(*g)) as Box<dyn BlockDevice>).collect();
     let mut l = Leaves::new(
         blocks,
         Box::new(weft_runtime::leaves::VirtualClock::new(0, 0)),

@@ -456,3 +456,39 @@ fn lossy_net_booted_still_serves_and_captures() {
         assert!(o.status.success(), "tshark reads the capture: {}", String::from_utf8_lossy(&o.stderr));
     }
 }
+
+/// A simulation prints the same bytes, events and exit code on Linux and in
+/// the kernel: the same seed, virtual clock, filter seeds and power cuts.
+#[test]
+fn a_simulation_is_the_same_run_on_bare_metal() {
+    for (ex, seeds) in [("power-cut", &["2", "634"][..]), ("sim-kvstore", &["3"][..]), ("hello", &["5"][..])] {
+        for seed in seeds {
+            let linux = weft(&["run", "--seed", seed, example(ex).to_str().unwrap()]);
+            let metal = boot(&example(ex), &["--seed", seed]);
+            assert_eq!(metal.code, linux.code, "{ex} seed {seed}: exit codes differ\n{}\n{}", metal.stderr, linux.stderr);
+            assert_eq!(metal.stdout, linux.stdout, "{ex} seed {seed}: console differs\n{}", metal.stderr);
+            assert_eq!(metal.stderr, linux.stderr, "{ex} seed {seed}: events differ");
+        }
+    }
+}
+
+/// A trace recorded by `weft run` on Linux — a real run on a file disk —
+/// replays inside the kernel, which attaches no disk at all.
+#[test]
+fn a_linux_trace_replays_in_the_unikernel() {
+    let dir = example("kvstore");
+    let t = dir.join("fill.trace");
+    let linux = weft(&["run", "--record", t.to_str().unwrap(), dir.to_str().unwrap()]);
+    linux.ok().stdout_has("wrote 1000 verified 1000 lost 0 corrupt 0");
+    std::fs::remove_file(dir.join("disk.img")).unwrap();
+    let metal = weft(&["boot", "--replay", t.to_str().unwrap(), "--qemu-timeout", QEMU_TIMEOUT]);
+    metal.ok();
+    assert_eq!(metal.stdout, linux.stdout);
+    assert!(!dir.join("disk.img").exists(), "the replay attached a disk");
+    // A simulated run with a power cut and a restart, too.
+    let pc = example("power-cut");
+    let t = pc.join("cut.trace");
+    let linux = weft(&["run", "--seed", "634", "--record", t.to_str().unwrap(), pc.to_str().unwrap()]);
+    let metal = weft(&["boot", "--replay", t.to_str().unwrap(), "--qemu-timeout", QEMU_TIMEOUT]);
+    assert_eq!((metal.code, &metal.stdout), (linux.code, &linux.stdout), "{}", metal.stderr);
+}

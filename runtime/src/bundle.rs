@@ -13,9 +13,10 @@
 //! payload: target, engine config version, manifest path, app, args, limits,
 //!          block devices (role, backend, filters),
 //!          net devices (role, link, mac, filters, capture paths), clock filters,
-//!          random, log, stack (filter, net device index)?, components (name,
-//!          precompiled bytes; app first, then filters and the stack in
-//!          `Unikernel::new` order)
+//!          random, log, stack (filter, net device index)?, wasi, parts,
+//!          simulation (start, tick, fuel, boots: (args, filter configs)*)?,
+//!          trace to replay?, components (name, precompiled bytes; app
+//!          first, then filters and the stack in `Unikernel::new` order)
 //! ```
 //! Integers are little-endian; strings and byte strings are a u32 length and
 //! the bytes. The checksum covers the payload, so corruption is caught before
@@ -28,8 +29,9 @@ use crate::engine::{CONFIG_VERSION, Target};
 use crate::link::{Device, Filter, Stack, Wiring};
 
 pub const MAGIC: [u8; 8] = *b"WEFTBNDL";
-/// Version of the layout above (3: net devices and the stack).
-pub const FORMAT: u32 = 5;
+/// Version of the layout above (3: net devices and the stack; 6: simulation
+/// and replay).
+pub const FORMAT: u32 = 6;
 const HEADER: usize = 8 + 4 + 8 + 8;
 
 /// The leaf behind one block device.
@@ -85,6 +87,19 @@ pub enum LogBackend {
     Git { path: String },
 }
 
+/// A simulation (`[sim]`): the kernel's engine is the deterministic one, its
+/// clock virtual, and each boot's args and filter configs are the host's
+/// (`weft_runtime::sim::configs`), so both hosts run the same boots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundleSim {
+    /// Virtual wall-clock time at boot (ns since the epoch).
+    pub start: i64,
+    pub tick: u64,
+    pub fuel: u64,
+    /// Boot 1, and boot 2 after a power cut when `[sim] restart` asks.
+    pub boots: Vec<(Vec<String>, Vec<Vec<(String, String)>>)>,
+}
+
 /// One precompiled component.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blob<'a> {
@@ -111,6 +126,11 @@ pub struct Bundle<'a> {
     pub nets: Vec<NetBackend>,
     pub random: RandomBackend,
     pub log: LogBackend,
+    /// A simulation's settings.
+    pub sim: Option<BundleSim>,
+    /// A trace to replay (`weft boot --replay`): the kernel answers every
+    /// device call from it and touches no device.
+    pub replay: Option<&'a [u8]>,
     /// The app, then every filter in `Unikernel::new` order.
     pub components: Vec<Blob<'a>>,
 }
@@ -259,6 +279,12 @@ impl<'a> Bundle<'a> {
         }
         let wasi = r.list(|r| Ok((r.string()?, r.string()?)))?;
         let parts = r.list(filter)?;
+        let sim = r.option(|r| {
+            let (start, tick, fuel) = (r.u64()? as i64, r.u64()?, r.u64()?);
+            let boots = r.list(|r| Ok((r.list(|r| r.string())?, r.list(|r| r.list(|r| Ok((r.string()?, r.string()?))))?)))?;
+            Ok(BundleSim { start, tick, fuel, boots })
+        })?;
+        let replay = r.option(|r| r.bytes())?;
         let components = r.list(|r| Ok(Blob { name: r.string()?, bytes: r.bytes()? }))?;
         if !r.bytes.is_empty() {
             return Err(BundleError::Malformed("trailing bytes"));
@@ -283,6 +309,8 @@ impl<'a> Bundle<'a> {
             nets: net_backends,
             random,
             log,
+            sim,
+            replay,
             components,
         })
     }
@@ -368,6 +396,37 @@ impl<'a> Bundle<'a> {
             w.str(v);
         }
         w.filters(&self.wiring.parts);
+        match &self.sim {
+            None => w.u8(0),
+            Some(s) => {
+                w.u8(1);
+                w.u64(s.start as u64);
+                w.u64(s.tick);
+                w.u64(s.fuel);
+                w.u32(s.boots.len() as u32);
+                for (args, configs) in &s.boots {
+                    w.u32(args.len() as u32);
+                    for a in args {
+                        w.str(a);
+                    }
+                    w.u32(configs.len() as u32);
+                    for c in configs {
+                        w.u32(c.len() as u32);
+                        for (k, v) in c {
+                            w.str(k);
+                            w.str(v);
+                        }
+                    }
+                }
+            }
+        }
+        match self.replay {
+            None => w.u8(0),
+            Some(t) => {
+                w.u8(1);
+                w.bytes(t);
+            }
+        }
         w.u32(self.components.len() as u32);
         for c in &self.components {
             w.str(&c.name);
@@ -530,6 +589,13 @@ mod tests {
             }],
             random: RandomBackend::Seeded(7),
             log: LogBackend::Git { path: "events.git".into() },
+            sim: Some(BundleSim {
+                start: -5,
+                tick: 1000,
+                fuel: 1 << 40,
+                boots: vec![(vec!["fill".into()], vec![vec![("sim-seed".into(), "9".into())]]), (vec!["verify".into()], vec![])],
+            }),
+            replay: Some(b"WEFTTRCE"),
             components: vec![
                 Blob { name: "kvstore".into(), bytes: code },
                 Blob { name: "block-fault".into(), bytes: &code[1..] },
@@ -556,6 +622,8 @@ mod tests {
         assert_eq!((b.memory, b.timeout, b.random), (1 << 28, Some(2_000_000_000), RandomBackend::Seeded(7)));
         assert_eq!(b.args, vec!["fill", "10"]);
         assert_eq!(b.log, LogBackend::Git { path: "events.git".into() });
+        assert_eq!(b.sim, sample(&code).sim);
+        assert_eq!(b.replay, Some(&b"WEFTTRCE"[..]));
     }
 
     #[test]

@@ -95,6 +95,39 @@ impl BlockDevice for OverlayBlock {
     }
 }
 
+/// A disk a replay never touches: it only tells its geometry (the trace's).
+pub struct StubBlock(pub Geometry);
+
+impl BlockDevice for StubBlock {
+    fn geometry(&self) -> Geometry {
+        self.0
+    }
+    fn read(&mut self, _: u64, _: u32) -> Result<Vec<u8>, ErrorCode> {
+        Err(ErrorCode::Io)
+    }
+    fn write(&mut self, _: u64, _: &[u8]) -> Result<(), ErrorCode> {
+        Err(ErrorCode::Io)
+    }
+    fn flush(&mut self) -> Result<(), ErrorCode> {
+        Err(ErrorCode::Io)
+    }
+}
+
+/// A network device a replay never touches: it only tells its info.
+pub struct StubNet(pub crate::devices::NetInfo);
+
+impl crate::devices::NetDevice for StubNet {
+    fn info(&self) -> crate::devices::NetInfo {
+        self.0
+    }
+    fn send(&mut self, _: &[&[u8]]) -> Result<u32, ErrorCode> {
+        Err(ErrorCode::Io)
+    }
+    fn receive(&mut self, _: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
+        Err(ErrorCode::Io)
+    }
+}
+
 /// Deterministic bytes (splitmix64) for reproducible runs (`backend = "seeded"`).
 pub struct SeededRandom(pub u64);
 

@@ -23,6 +23,7 @@ pub mod fault;
 pub mod leaves;
 pub mod link;
 pub mod names;
+pub mod session;
 pub mod sim;
 pub mod tape;
 
