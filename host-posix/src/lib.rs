@@ -2,6 +2,7 @@
 //! to a finished run (`run`). The `weft` binary is a thin CLI over this.
 
 pub mod backends;
+pub mod cluster;
 pub mod gitlog;
 pub mod net;
 mod offload;

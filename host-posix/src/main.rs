@@ -191,6 +191,11 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         }
         Command::Run { manifest, sim, record, check_determinism } => {
             let path = run::manifest_path(&manifest);
+            if let Ok(src) = std::fs::read_to_string(&path) {
+                if weft_runtime::cluster::is_cluster(&src) {
+                    return weft::cluster::run(&path, &src, sim.seed, record.as_deref());
+                }
+            }
             if check_determinism {
                 return sim::check_determinism(&path, sim.over());
             }

@@ -132,7 +132,7 @@ pub fn plan_text(manifest: &Path, src: &str, over: SimOverride) -> Result<(Plan,
     Ok((plan, dir, engine))
 }
 
-fn plan_manifest(m: Manifest, engine: &Engine) -> Result<(Plan, Dir)> {
+pub fn plan_manifest(m: Manifest, engine: &Engine) -> Result<(Plan, Dir)> {
     let dir = Dir::open_ambient_dir(&m.dir, ambient_authority())
         .map_err(|e| invalid(format!("error: cannot open the manifest's folder {}: {e}", m.dir.display())))?;
     let loader = DirLoader { dir };
@@ -184,6 +184,13 @@ pub fn leaves_with(plan: &Plan, dir: &Dir, blocks: Vec<Box<dyn BlockDevice>>) ->
         let n: Box<dyn NetDevice> = match &d.backend {
             Backend::Tap { device, offload } => Box::new(TapNet::open(device, &d.role, *offload, &readiness).map_err(fail)?),
             Backend::Udp { local, remote } => Box::new(UdpNet::open(local, remote, &d.role, &readiness).map_err(fail)?),
+            Backend::SimLink => {
+                return Err(invalid(format!(
+                    "error: {}: net device `{}` has backend = \"sim\", one end of a simulated link: run the cluster manifest that joins it (`weft run cluster.toml`, docs/simulation.md)",
+                    plan.manifest.path.display(),
+                    d.role
+                )));
+            }
             other => unreachable!("validated: {other:?} is not a net backend"),
         };
         leaves.nets.push(n);
@@ -408,9 +415,14 @@ pub fn report(plan: &Plan, host: &Host, e: wasmtime::Error) -> anyhow::Error {
     anyhow::Error::new(Exit { code, message })
 }
 
-/// `--manifest` may name the file or its folder.
+/// `--manifest` may name the file or its folder (its `weft.toml`, or a
+/// cluster's `cluster.toml`).
 pub fn manifest_path(p: &Path) -> PathBuf {
-    if p.is_dir() { p.join("weft.toml") } else { p.to_path_buf() }
+    if !p.is_dir() {
+        return p.to_path_buf();
+    }
+    let cluster = p.join("cluster.toml");
+    if !p.join("weft.toml").exists() && cluster.exists() { cluster } else { p.join("weft.toml") }
 }
 
 

@@ -167,7 +167,7 @@ impl Sim {
 
     /// Whether a run passed: it exited with `[sim] expect-exit`.
     pub fn passed(&self, r: &Run) -> bool {
-        r.outcome == Outcome::Exit(self.spec().expect_exit) && r.code == self.spec().expect_exit
+        passed(r, self.spec().expect_exit)
     }
 
     /// `seed` run again with a recorder: the trace of that run.
@@ -181,7 +181,7 @@ impl Sim {
 }
 
 /// How a failure looks in a summary: the outcome and the console's end.
-fn signature(r: &Run) -> String {
+pub fn signature(r: &Run) -> String {
     let o = match &r.outcome {
         Outcome::Exit(c) => format!("exit {c}"),
         Outcome::Trap { who, .. } => format!("trap in {who}"),
@@ -197,10 +197,61 @@ pub struct ExploreOptions {
     pub shrink: bool,
 }
 
+/// What `weft explore` explores: one unikernel, or a cluster of them.
+pub trait Explorable: Sync {
+    /// The manifest, for the summary.
+    fn path(&self) -> &Path;
+    /// The first seed (`[sim] seed`, `[cluster] seed`).
+    fn first_seed(&self) -> u64;
+    fn expect_exit(&self) -> u8;
+    /// Runs `seed` on private leaves.
+    fn run_seed(&self, seed: u64) -> Run;
+    /// `seed` again, recorded: (file name suffix, trace) per unikernel.
+    fn traces(&self, seed: u64) -> (Run, Vec<(String, Vec<u8>)>);
+    /// Shrinks a failing seed whose trace is at `trace`, if it can.
+    fn shrink(&self, seed: u64, trace: &Path) -> Result<()>;
+}
+
+impl Explorable for Sim {
+    fn path(&self) -> &Path {
+        &self.plan.manifest.path
+    }
+    fn first_seed(&self) -> u64 {
+        self.spec().seed
+    }
+    fn expect_exit(&self) -> u8 {
+        self.spec().expect_exit
+    }
+    fn run_seed(&self, seed: u64) -> Run {
+        self.run(seed, Tape::Off, None, true).0
+    }
+    fn traces(&self, seed: u64) -> (Run, Vec<(String, Vec<u8>)>) {
+        let (r, bytes) = self.record(seed, None);
+        (r, vec![(String::new(), bytes)])
+    }
+    fn shrink(&self, seed: u64, trace: &Path) -> Result<()> {
+        shrink_run(self, seed, trace, None).map(|_| ())
+    }
+}
+
+/// Whether a run passed: it exited with the expected code.
+fn passed(r: &Run, expect: u8) -> bool {
+    r.outcome == Outcome::Exit(expect) && r.code == expect
+}
+
 /// `weft explore`.
 pub fn explore(manifest: &Path, o: &ExploreOptions) -> Result<u8> {
-    let sim = Sim::open(manifest, None)?;
-    let first = sim.spec().seed;
+    let src = std::fs::read_to_string(manifest)
+        .map_err(|e| invalid(format!("error: cannot read manifest {}: {e}", manifest.display())))?;
+    if weft_runtime::cluster::is_cluster(&src) {
+        return explore_with(&crate::cluster::ClusterSim::open(manifest, &src)?, o);
+    }
+    explore_with(&Sim::from_text(manifest, &src, None)?, o)
+}
+
+fn explore_with(sim: &dyn Explorable, o: &ExploreOptions) -> Result<u8> {
+    let first = sim.first_seed();
+    let expect = sim.expect_exit();
     let next = AtomicU64::new(0);
     let done = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
@@ -215,8 +266,8 @@ pub fn explore(manifest: &Path, o: &ExploreOptions) -> Result<u8> {
                     if i >= o.runs {
                         break;
                     }
-                    let (r, _) = sim.run(first.wrapping_add(i), Tape::Off, None, false);
-                    if !sim.passed(&r) {
+                    let r = sim.run_seed(first.wrapping_add(i));
+                    if !passed(&r, expect) {
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
                     results.lock().expect("results").push(r);
@@ -238,7 +289,7 @@ pub fn explore(manifest: &Path, o: &ExploreOptions) -> Result<u8> {
     let elapsed = t.elapsed().as_secs_f64();
     let mut runs = results.into_inner().expect("results");
     runs.sort_by_key(|r| r.seed.wrapping_sub(first));
-    let failures: Vec<&Run> = runs.iter().filter(|r| !sim.passed(r)).collect();
+    let failures: Vec<&Run> = runs.iter().filter(|r| !passed(r, expect)).collect();
     let mut signatures: Vec<(String, Vec<u64>)> = Vec::new();
     for f in &failures {
         let sig = signature(f);
@@ -250,11 +301,12 @@ pub fn explore(manifest: &Path, o: &ExploreOptions) -> Result<u8> {
     let vtime: u128 = runs.iter().map(|r| u128::from(r.virtual_ns)).sum();
     let faults: usize = runs.iter().map(|r| r.faults.len()).sum();
     let mut out = std::io::stdout().lock();
-    writeln!(out, "explored  {} (seeds {}..{})", sim.plan.manifest.path.display(), first, first.wrapping_add(o.runs))?;
+    writeln!(out, "explored  {} (seeds {}..{})", sim.path().display(), first, first.wrapping_add(o.runs))?;
     writeln!(out, "runs      {} in {:.2}s on {} jobs: {:.0} runs/s", runs.len(), elapsed, o.jobs, runs.len() as f64 / elapsed.max(1e-9))?;
-    writeln!(out, "virtual   {} of virtual time covered ({:.0}x real time)", format_duration(vtime.min(i64::MAX as u128) as i64), vtime as f64 / 1e9 / elapsed.max(1e-9))?;
-    let _ = faults;
-    writeln!(out, "failures  {} (expected exit {}), {} distinct", failures.len(), sim.spec().expect_exit, signatures.len())?;
+    let speed = vtime as f64 / 1e9 / elapsed.max(1e-9);
+    let speed = if speed >= 10.0 { format!("{speed:.0}") } else { format!("{speed:.3}") };
+    writeln!(out, "virtual   {} of virtual time covered ({speed}x real time), {faults} faults injected", format_duration(vtime.min(i64::MAX as u128) as i64))?;
+    writeln!(out, "failures  {} (expected exit {expect}), {} distinct", failures.len(), signatures.len())?;
     for (sig, seeds) in &signatures {
         let shown: Vec<String> = seeds.iter().take(8).map(u64::to_string).collect();
         let more = if seeds.len() > 8 { format!(" … and {} more", seeds.len() - 8) } else { String::new() };
@@ -267,25 +319,26 @@ pub fn explore(manifest: &Path, o: &ExploreOptions) -> Result<u8> {
     std::fs::create_dir_all(&o.out).map_err(|e| anyhow::anyhow!("creating {}: {e}", o.out.display()))?;
     let mut shown = 0;
     for f in &failures {
-        let (again, bytes) = sim.record(f.seed, None);
+        let (again, traces) = sim.traces(f.seed);
         if again.code != f.code || again.outcome != f.outcome {
             // The simulation's own check that a seed means one run.
             eprintln!("weft: warning: seed {} did not repeat itself ({} then {}): a source of nondeterminism escaped the simulation", f.seed, f.outcome, again.outcome);
         }
-        let path = o.out.join(format!("seed-{}.trace", f.seed));
-        std::fs::write(&path, bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-        if shown < 10 {
-            println!("reproduce: weft replay {}", path.display());
-            shown += 1;
+        for (suffix, bytes) in traces {
+            let path = o.out.join(format!("seed-{}{suffix}.trace", f.seed));
+            std::fs::write(&path, bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+            if shown < 10 {
+                println!("reproduce: weft replay {}", path.display());
+                shown += 1;
+            }
         }
     }
     if failures.len() > shown {
-        println!("… and {} more traces in {}", failures.len() - shown, o.out.display());
+        println!("… and more traces in {}", o.out.display());
     }
     if o.shrink {
         for (_, seeds) in &signatures {
-            let path = o.out.join(format!("seed-{}.trace", seeds[0]));
-            shrink_run(&sim, seeds[0], &path, None)?;
+            sim.shrink(seeds[0], &o.out.join(format!("seed-{}.trace", seeds[0])))?;
         }
     }
     Ok(1)

@@ -35,6 +35,8 @@ pub mod units;
 #[cfg(feature = "std")]
 pub mod cache;
 #[cfg(feature = "std")]
+pub mod cluster;
+#[cfg(feature = "std")]
 pub mod compose;
 #[cfg(feature = "std")]
 pub mod manifest;

@@ -45,7 +45,7 @@ impl Kind {
     pub fn backends(self) -> &'static [&'static str] {
         match self {
             Kind::Block => &["file", "memory"],
-            Kind::Net => &["tap", "udp"],
+            Kind::Net => &["tap", "udp", "sim"],
             Kind::Clock => &["system", "virtual"],
             Kind::Console => &["stdio"],
             Kind::Random => &["os", "seeded"],
@@ -116,6 +116,8 @@ pub enum Backend {
     /// Frames as UDP datagrams between two sockets (QEMU's
     /// `-netdev socket,udp=…,localaddr=…` wire format); needs no privileges.
     Udp { local: String, remote: String },
+    /// One end of a simulated link of a cluster (docs/simulation.md).
+    SimLink,
 }
 
 #[derive(Clone, Debug)]
@@ -993,6 +995,7 @@ impl Manifest {
                 let s = string(r, p, &format!("{prefix}.path"))?;
                 Backend::Git { path: confined(r, p, &format!("{prefix}.path"), s)? }
             }
+            "sim" => Backend::SimLink,
             "system" => Backend::System,
             "virtual" => Backend::Virtual,
             "stdio" => Backend::Stdio,

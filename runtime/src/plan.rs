@@ -326,6 +326,7 @@ fn backend_text(b: &Backend) -> String {
         Backend::Tap { device, offload } => format!("tap {device:?}{}", if *offload { ", offload" } else { "" }),
         Backend::Git { path } => format!("git {:?}", path.display().to_string()),
         Backend::Udp { local, remote } => format!("udp {local} <-> {remote}"),
+        Backend::SimLink => "simulated link".into(),
     }
 }
 
