@@ -20,6 +20,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("net-pcap", "net_pcap"),
     ("wasi", "wasi_on_weft"),
     ("kv", "kv"),
+    ("netclient", "netclient"),
 ];
 
 /// Test apps built alongside (tests copy them next to their manifests).
@@ -28,7 +29,6 @@ const TEST_APPS: &[(&str, &str)] = &[
     ("callbench", "callbench"),
     ("wasi-stock", "wasi-stock"),
     ("kvclient", "kvclient"),
-    ("netclient", "netclient"),
 ];
 
 fn main() {

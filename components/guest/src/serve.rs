@@ -10,8 +10,13 @@ pub fn idle_until(now: u64, next_deadline: Option<u64>) -> u64 {
     next_deadline.map_or(cap, |d| d.min(cap))
 }
 
-/// Keeps the stack running for `ns` more, so the last segments and FINs go out
-/// before the app returns and the stack stops with it.
+/// Keeps the stack running until it has nothing left to send or resend (no
+/// next deadline: every segment and FIN acknowledged), for `ns` at most, so
+/// the last segments go out before the app returns and the stack stops with
+/// it. Give it more than the stack's retransmission timeout (smoltcp's
+/// minimum is 1 s): a lost last segment must be resent before the app
+/// leaves (`weft explore examples/sim-cluster` found a server that left its
+/// client waiting for an echo lost on a lossy link).
 pub fn linger(
     ns: u64,
     now: impl Fn() -> u64,
@@ -21,10 +26,11 @@ pub fn linger(
     let end = now().saturating_add(ns);
     loop {
         let t = now();
-        if t >= end {
+        let next = next_deadline();
+        if t >= end || next.is_none() {
             break;
         }
-        wait_until(next_deadline().map_or(end, |d| d.clamp(t + 1, end)));
+        wait_until(next.map_or(end, |d| d.clamp(t + 1, end)));
     }
 }
 
@@ -38,6 +44,23 @@ mod tests {
         assert_eq!(idle_until(5, None), 5 + SECOND);
         assert_eq!(idle_until(5, Some(7)), 7);
         assert_eq!(idle_until(5, Some(u64::MAX)), 5 + SECOND);
+    }
+
+    #[test]
+    fn linger_ends_when_nothing_is_left_to_send() {
+        let clock = Cell::new(100u64);
+        let pending = Cell::new(2);
+        linger(
+            1_000,
+            || clock.get(),
+            || (pending.get() > 0).then(|| clock.get() + 20),
+            |d| {
+                pending.set(pending.get() - 1);
+                clock.set(d);
+                d
+            },
+        );
+        assert_eq!(clock.get(), 140);
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl Guest for Echo {
             }
         }
         // Let the last FINs and ACKs go out before the stack stops running.
-        serve::linger(SECOND / 5, clock::monotonic_now, sockets::next_deadline, clock::wait_until);
+        serve::linger(3 * SECOND, clock::monotonic_now, sockets::next_deadline, clock::wait_until);
         sockets::close(listener);
         say(&format!(
             "echo: served {served} connections, {bytes} bytes\n"

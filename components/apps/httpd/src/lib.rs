@@ -242,7 +242,7 @@ impl Guest for Httpd {
             }
         }
         // Let the last segments and FINs go out before the stack stops running.
-        serve::linger(SECOND / 5, clock::monotonic_now, sockets::next_deadline, clock::wait_until);
+        serve::linger(3 * SECOND, clock::monotonic_now, sockets::next_deadline, clock::wait_until);
         sockets::close(listener);
         say(&format!("httpd: answered {handled} requests\n"));
         0
