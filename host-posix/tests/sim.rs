@@ -285,3 +285,73 @@ fn check_shows_the_simulation() {
         .stdout_has("restart with args [\"verify\"]")
         .stdout_has("swarm     storage.power-cut-after in [1, 220]");
 }
+
+/// A copy of examples/sim-cluster (its three manifests) in a scratch folder.
+fn cluster_example() -> std::path::PathBuf {
+    let dir = scratch("sim-cluster");
+    for f in ["cluster.toml", "server.toml", "client.toml"] {
+        std::fs::copy(root().join("examples/sim-cluster").join(f), dir.join(f)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_cluster_run_repeats_byte_for_byte_and_each_node_replays_alone() {
+    let dir = cluster_example();
+    let rec = |name: &str| {
+        let out = dir.join(name);
+        let r = weft(&["run", "--seed", "0", "--record", s(&out), s(&dir)]);
+        r.ok().stdout_has("client| netclient: echoed \"hello over a simulated link\"").stdout_has("server| echo: served 3 connections, 81 bytes");
+        (r, std::fs::read(out.join("client.trace")).unwrap(), std::fs::read(out.join("server.trace")).unwrap())
+    };
+    let (a, ca, sa) = rec("a");
+    let (b, cb, sb) = rec("b");
+    assert_eq!((&a.stdout, &a.stderr), (&b.stdout, &b.stderr));
+    assert!(ca == cb && sa == sb, "node traces of one seed differ");
+    // Another seed draws another link (loss, jitter): the run differs.
+    let c = weft(&["run", "--seed", "1", s(&dir)]);
+    assert_ne!(a.stderr, c.stderr);
+    // Each node's trace replays that node alone: its frames come from the trace.
+    let client = weft(&["replay", s(&dir.join("a/client.trace"))]);
+    client.ok();
+    let lines = |r: &Run, node: &str| r.stdout.lines().filter_map(|l| l.strip_prefix(&format!("{node}| "))).map(|l| format!("{l}\n")).collect::<String>();
+    assert_eq!(client.stdout, lines(&a, "client"));
+    let server = weft(&["replay", s(&dir.join("a/server.trace"))]);
+    server.ok();
+    assert_eq!(server.stdout, lines(&a, "server"));
+}
+
+#[test]
+fn a_partitioned_link_fails_the_cluster_and_explore_keeps_each_nodes_trace() {
+    let dir = cluster_example();
+    let m = std::fs::read_to_string(dir.join("cluster.toml")).unwrap() + "partitions = [[\"0s\", \"200s\"]]\n";
+    std::fs::write(dir.join("cluster.toml"), m).unwrap();
+    let r = weft(&["run", s(&dir)]);
+    r.code(1).stdout_has("client| netclient: gave up after 0 of 3 connections").stderr_has("server timeout in echo (app)");
+    let out = dir.join("found");
+    let e = weft(&["explore", s(&dir), "--runs", "3", "--out", s(&out)]);
+    e.code(1).stdout_has("failures  3 (expected exit 0), 1 distinct");
+    for node in ["client", "server"] {
+        let t = out.join(format!("seed-0.{node}.trace"));
+        assert!(t.exists(), "{}", e.stdout);
+    }
+    weft(&["replay", s(&out.join("seed-0.client.trace"))]).code(1).stdout_has("gave up after 0 of 3");
+}
+
+#[test]
+fn cluster_manifests_are_checked() {
+    let dir = cluster_example();
+    std::fs::write(
+        dir.join("cluster.toml"),
+        "[cluster]\nseed = -3\n[nodes.server]\nmanifest = \"server.toml\"\n[nodes.x]\nmanifest = \"../x.toml\"\n[[links]]\nbetween = [\"server.net\", \"nobody.net\"]\nloss = 2\n",
+    )
+    .unwrap();
+    weft(&["run", s(&dir)])
+        .code(2)
+        .stderr_has("`cluster.seed`: expected a non-negative integer")
+        .stderr_has("`nodes.x.manifest`: path \"../x.toml\" leaves the cluster's folder")
+        .stderr_has("`links[0].between`: \"nobody.net\" is not `<node>.<net role>` of a node here (nodes: server)")
+        .stderr_has("`links[0].loss`: expected a probability from 0 to 1");
+    // A node manifest with a simulated link, run on its own.
+    weft(&["run", s(&dir.join("server.toml"))]).code(2).stderr_has("net device `net` has backend = \"sim\", one end of a simulated link: run the cluster manifest");
+}
