@@ -8,6 +8,7 @@
 #   rust    ulid-cli from crates.io (pinned)   ->  examples/rust-cli/ulid.wasm
 #           components/polyglot/rust/wasi-hello ->  target/polyglot/wasi-hello.wasm
 #           components/polyglot/rust/sleep      ->  examples/sim-sleep/sleep.wasm
+#   c       components/polyglot/c/sleep         ->  target/polyglot/c-sleep.wasm (a stock WASI command in C)
 # and, for host-posix/tests/polyglot.rs, a JS component for the wrong world
 # (target/polyglot/wrong-world-js.wasm).
 #
@@ -178,6 +179,16 @@ build_c() {
     mv "$dest.tmp" "$dest"
   }
   build_if_changed "$dest" "$(stamp_of "wit-bindgen $WIT_BINDGEN_VERSION $(clang-$LLVM_VERSION --version | head -n1) $(polyglot_component_ld)" "$dir" "$root/wit")" c build_c_now
+
+  # A stock C program (a WASI command: main, wasi-libc), for the simulation
+  # tests: wasm-component-ld adapts wasi-libc's preview1 imports to WASI 0.2.
+  local sleep=$here/c/sleep
+  build_c_sleep_now() {
+    "clang-$LLVM_VERSION" --target=wasm32-wasi --sysroot="$WASI_SYSROOT" -fuse-ld="$(polyglot_component_ld)" -O2 -Wall -Wextra -Werror \
+      -Wl,--strip-debug -o "$out/c-sleep.wasm.tmp" "$sleep/sleep.c"
+    mv "$out/c-sleep.wasm.tmp" "$out/c-sleep.wasm"
+  }
+  build_if_changed "$out/c-sleep.wasm" "$(stamp_of "$(clang-$LLVM_VERSION --version | head -n1) $(polyglot_component_ld)" "$sleep")" c-sleep build_c_sleep_now
 }
 
 # A Rust CLI from crates.io, unmodified: `cargo install` of the pinned
