@@ -430,7 +430,7 @@ fn shrink_run(sim: &Sim, seed: u64, trace_path: &Path, out: Option<&Path>) -> Re
             faults.len()
         )));
     }
-    let minimal = ddmin(faults.clone(), &fails);
+    let minimal = earliest(ddmin(faults.clone(), &fails), &fails);
     let sched = schedules(&minimal, &scheduled);
     let manifest_out = match out {
         Some(p) => p.to_path_buf(),
@@ -539,6 +539,30 @@ fn ddmin<T: Clone>(mut c: Vec<T>, fails: &dyn Fn(&[T]) -> bool) -> Vec<T> {
         return Vec::new();
     }
     c
+}
+
+/// Shortens the run where it can: each fault moved to the earliest
+/// operation (of a few tried, earliest first) at which the run still fails
+/// the same way — a power cut sooner, the first write dropped instead of a
+/// later one.
+fn earliest(mut faults: Vec<(usize, u32, String)>, fails: &dyn Fn(&[(usize, u32, String)]) -> bool) -> Vec<(usize, u32, String)> {
+    for i in 0..faults.len() {
+        let Some((kind, n)) = faults[i].2.split_once('@').and_then(|(k, n)| Some((k.to_string(), n.parse::<u64>().ok()?))) else { continue };
+        let mut tried = Vec::new();
+        for m in [1, n / 4, n / 2, 3 * n / 4, n.saturating_sub(1)] {
+            if m == 0 || m >= n || tried.contains(&m) {
+                continue;
+            }
+            tried.push(m);
+            let mut moved = faults.clone();
+            moved[i].2 = format!("{kind}@{m}");
+            if fails(&moved) {
+                faults = moved;
+                break;
+            }
+        }
+    }
+    faults
 }
 
 /// The simulation's manifest with `[sim] seed` and each filter's schedule
