@@ -139,16 +139,21 @@ pub struct StderrLog;
 
 impl Log for StderrLog {
     fn append(&mut self, topic: &str, message: &str, fields: &[(String, String)]) {
-        let mut line = format!("[{topic}] {}", message.replace('\n', " "));
-        if !fields.is_empty() {
-            line.push_str(" |");
-            for (k, v) in fields {
-                line.push_str(&format!(" {k}={v}"));
-            }
-        }
-        line.push('\n');
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let _ = std::io::stderr().lock().write_all(event_line(topic, message, fields).as_bytes());
     }
+}
+
+/// One event as `StderrLog` prints it: `[topic] message | key=value …\n`.
+pub fn event_line(topic: &str, message: &str, fields: &[(String, String)]) -> String {
+    let mut line = format!("[{topic}] {}", message.replace('\n', " "));
+    if !fields.is_empty() {
+        line.push_str(" |");
+        for (k, v) in fields {
+            line.push_str(&format!(" {k}={v}"));
+        }
+    }
+    line.push('\n');
+    line
 }
 
 #[cfg(test)]

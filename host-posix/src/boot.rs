@@ -594,24 +594,15 @@ impl<O: Write, E: Write> Demux<O, E> {
                 let mut parts = body.split(|&b| b == 0x1F).map(unescape);
                 let topic = parts.next().unwrap_or_default();
                 let message = parts.next().unwrap_or_default();
-                if let Some(log) = &mut self.log {
-                    let rest: Vec<String> = parts.collect();
-                    let fields: Vec<(String, String)> = rest
-                        .chunks(2)
-                        .map(|kv| (kv[0].clone(), kv.get(1).cloned().unwrap_or_default()))
-                        .collect();
-                    log.append(&topic, &message, &fields);
-                    return;
-                }
-                let mut line = format!("[{topic}] {}", message.replace('\n', " "));
                 let rest: Vec<String> = parts.collect();
-                if !rest.is_empty() {
-                    line.push_str(" |");
-                    for kv in rest.chunks(2) {
-                        line.push_str(&format!(" {}={}", kv[0], kv.get(1).map_or("", |v| v.as_str())));
+                let fields: Vec<(String, String)> =
+                    rest.chunks(2).map(|kv| (kv[0].clone(), kv.get(1).cloned().unwrap_or_default())).collect();
+                match &mut self.log {
+                    Some(log) => log.append(&topic, &message, &fields),
+                    None => {
+                        let _ = self.err.write_all(crate::backends::event_line(&topic, &message, &fields).as_bytes());
                     }
                 }
-                let _ = writeln!(self.err, "{line}");
             }
             b'P' => {
                 let mut parts = body.splitn(3, |&b| b == 0x1F);

@@ -246,14 +246,7 @@ struct NodeLog(String);
 
 impl Log for NodeLog {
     fn append(&mut self, topic: &str, message: &str, fields: &[(String, String)]) {
-        let mut line = format!("{}| [{topic}] {}", self.0, message.replace('\n', " "));
-        if !fields.is_empty() {
-            line.push_str(" |");
-            for (k, v) in fields {
-                line.push_str(&format!(" {k}={v}"));
-            }
-        }
-        line.push('\n');
+        let line = format!("{}| {}", self.0, crate::backends::event_line(topic, message, fields));
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }

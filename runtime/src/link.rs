@@ -1007,19 +1007,6 @@ enum Check {
 const BLOCK_FNS: [&str; 5] = ["open", "info", "read", "write", "flush"];
 const CLOCK_FNS: [&str; 3] = ["monotonic-now", "wall-now", "wait-until"];
 const NET_FNS: [&str; 4] = ["open", "info", "send", "receive"];
-const SOCKET_FNS: [&str; 11] = [
-    "tcp-listen",
-    "tcp-accept",
-    "tcp-connect",
-    "tcp-send",
-    "tcp-recv",
-    "tcp-shutdown",
-    "udp-bind",
-    "udp-send-to",
-    "udp-recv-from",
-    "close",
-    "next-deadline",
-];
 
 /// Export indices of one instance, resolved when the unikernel is built.
 #[derive(Clone)]
@@ -1042,7 +1029,7 @@ impl Indices {
             Some(FilterKind::Block) => (names::BLOCK, &BLOCK_FNS),
             Some(FilterKind::Clock) => (names::CLOCK, &CLOCK_FNS),
             Some(FilterKind::Net) => (names::NET, &NET_FNS),
-            Some(FilterKind::Stack) => (names::SOCKETS, &SOCKET_FNS),
+            Some(FilterKind::Stack) => (names::SOCKETS, &names::SOCKET_FNS),
             None => return Indices::app(c, engine, parts),
         };
         let device = fns.iter().map(|f| export_index(c, Some(iface), f)).collect::<Result<_>>()?;

@@ -31,3 +31,19 @@ pub fn config_export(part: &str) -> alloc::string::String {
 }
 /// The export a WASI command runs through (any 0.2.x).
 pub const WASI_RUN_PREFIX: &str = "wasi:cli/run@0.2.";
+
+/// The functions of `weft:devices/sockets`, in the order the linker indexes
+/// them and the trace numbers them.
+pub const SOCKET_FNS: [&str; 11] = [
+    "tcp-listen",
+    "tcp-accept",
+    "tcp-connect",
+    "tcp-send",
+    "tcp-recv",
+    "tcp-shutdown",
+    "udp-bind",
+    "udp-send-to",
+    "udp-recv-from",
+    "close",
+    "next-deadline",
+];

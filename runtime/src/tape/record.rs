@@ -30,19 +30,7 @@ pub const END: u8 = 15;
 pub const TRAILER: u8 = 0xff;
 
 /// The names of the `sockets` operations, by the code the trace stores.
-pub const SOCKET_OPS: [&str; 11] = [
-    "tcp-listen",
-    "tcp-accept",
-    "tcp-connect",
-    "tcp-send",
-    "tcp-recv",
-    "tcp-shutdown",
-    "udp-bind",
-    "udp-send-to",
-    "udp-recv-from",
-    "close",
-    "next-deadline",
-];
+pub use crate::names::SOCKET_FNS as SOCKET_OPS;
 
 /// How a phase of the recorded run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
