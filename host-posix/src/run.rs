@@ -229,42 +229,16 @@ pub fn start_ticker(engine: &Engine) {
 
 /// Runs the planned unikernel; returns the app's exit code.
 pub fn run(plan: &Plan, dir: &Dir, engine: &Engine) -> Result<u8> {
-    run_taped(plan, dir, engine, Tape::Off).map(|(code, _)| code)
-}
-
-/// [`run`] through `tape` (recording, say); returns the tape too.
-pub fn run_taped(plan: &Plan, dir: &Dir, engine: &Engine, tape: Tape) -> Result<(u8, Tape)> {
     let unikernel = unikernel(plan, engine)?;
     let leaves = leaves(plan, dir)?;
     let session = Session::new(plan, &unikernel, engine);
     if session.limits.epoch_tick > 0 {
         start_ticker(engine);
     }
-    let ended = session.execute(leaves, tape, &RunOpts::default());
+    let ended = session.execute(leaves, Tape::Off, &RunOpts::default());
     match ended.error {
-        None => Ok((ended.code, ended.tape)),
-        Some(e) => {
-            // A recording is worth keeping even when the run failed.
-            if let Tape::Record(_) = ended.tape {
-                return Err(e.context(Taped(std::sync::Mutex::new(Some(ended.tape)))));
-            }
-            Err(e)
-        }
-    }
-}
-
-/// Carries a finished tape out of a failed run (see [`run_taped`]).
-pub struct Taped(pub std::sync::Mutex<Option<Tape>>);
-
-impl std::fmt::Display for Taped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the recorded run failed")
-    }
-}
-
-impl std::fmt::Debug for Taped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Taped")
+        None => Ok(ended.code),
+        Some(e) => Err(e),
     }
 }
 
