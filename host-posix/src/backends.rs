@@ -38,7 +38,12 @@ impl FileBlock {
                 let f = dir
                     .open_with(path, OpenOptions::new().read(true).write(true).create_new(true))
                     .with_context(|| format!("device `{role}`: creating disk image {shown}"))?;
-                f.set_len(size).with_context(|| format!("device `{role}`: sizing disk image {shown}"))?;
+                if let Err(e) = f.set_len(size) {
+                    // Leave nothing behind: the image did not exist before.
+                    drop(f);
+                    let _ = dir.remove_file(path);
+                    return Err(e).with_context(|| format!("device `{role}`: sizing disk image {shown} to {size} bytes"));
+                }
                 f
             }
             Err(e) => return Err(e).with_context(|| format!("device `{role}`: opening disk image {shown}")),

@@ -155,12 +155,40 @@ pub fn leaves(plan: &Plan, dir: &Dir) -> Result<Leaves> {
             Backend::File { path, size, read_only } => {
                 Box::new(FileBlock::open(dir, path, *size, *read_only, &d.role).map_err(|e| invalid(format!("error: {}: {e:#}", plan.manifest.path.display())))?)
             }
-            Backend::Memory { size, read_only } => Box::new(MemoryBlock::new(*size, *read_only)),
+            Backend::Memory { size, read_only } => Box::new(memory_disk(plan, &d.role, *size, *read_only)?),
             other => unreachable!("validated: {other:?} is not a block backend"),
         };
         blocks.push(b);
     }
     leaves_with(plan, dir, blocks)
+}
+
+/// A memory disk, or a clear error when this machine cannot give it the
+/// memory (more than it has available, or an allocation that fails).
+pub fn memory_disk(plan: &Plan, role: &str, size: u64, read_only: bool) -> Result<MemoryBlock> {
+    let refuse = |have: String| {
+        invalid(format!(
+            "error: {}: device `{role}`: a memory disk of {} does not fit in this machine's memory{have}; give it a smaller `size`, or use backend = \"file\"",
+            plan.manifest.path.display(),
+            format_size(size)
+        ))
+    };
+    if let Some(avail) = available_memory() {
+        if size > avail {
+            return Err(refuse(format!(" ({} available)", format_size_approx(avail))));
+        }
+    }
+    MemoryBlock::try_new(size, read_only).ok_or_else(|| refuse(String::new()))
+}
+
+/// Memory this machine can still give: `MemAvailable` plus free swap.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = info.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+    };
+    Some(field("MemAvailable:")? + field("SwapFree:").unwrap_or(0))
 }
 
 /// [`leaves`] with the block devices already made (a simulation's private

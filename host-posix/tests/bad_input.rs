@@ -197,3 +197,32 @@ fn the_app_exit_code_passes_through() {
 fn a_missing_manifest() {
     weft(&["run", "/nonexistent/weft.toml"]).code(INVALID).stderr_has("cannot read manifest /nonexistent/weft.toml");
 }
+
+/// A memory disk bigger than the machine is a clear error, not an abort
+/// (`memory allocation of … bytes failed`, exit 134).
+#[test]
+fn a_memory_disk_bigger_than_the_machine_is_refused() {
+    let dir = manifest(
+        "huge-memory-disk",
+        "[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"10\"]\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"900TiB\"\n",
+    );
+    run(&dir).code(INVALID).stderr_has("device `storage`: a memory disk of 900 TiB does not fit in this machine's memory");
+    weft(&["explore", dir.to_str().unwrap(), "--runs", "2"]).code(INVALID).stderr_has("a memory disk of 900 TiB does not fit");
+}
+
+/// A file disk the file system cannot size leaves no empty image behind.
+#[test]
+fn a_disk_image_that_cannot_be_sized_is_not_left_behind() {
+    // Beyond ext4's and tmpfs' largest file (16 TiB / the page cache's limit).
+    let dir = manifest(
+        "unsizable-file-disk",
+        "[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"10\"]\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"900TiB\"\n",
+    );
+    let r = run(&dir);
+    r.code(INVALID).stderr_has("device `storage`: sizing disk image disk.img to ");
+    assert!(!dir.join("disk.img").exists(), "an empty disk.img was left behind");
+    // An image the user already had is never removed.
+    std::fs::write(dir.join("disk.img"), b"mine").unwrap();
+    run(&dir).code(INVALID).stderr_has("not a whole number of 512-byte sectors; refusing to use it (it was not modified)");
+    assert_eq!(std::fs::read(dir.join("disk.img")).unwrap(), b"mine");
+}

@@ -21,6 +21,25 @@ impl MemoryBlock {
         MemoryBlock { data: alloc::vec![0; size as usize], geometry }
     }
 
+    /// [`MemoryBlock::new`], or `None` when the memory cannot be had (an
+    /// allocation failure must not abort the host).
+    pub fn try_new(size: u64, read_only: bool) -> Option<MemoryBlock> {
+        let n = usize::try_from(size).ok().filter(|&n| n > 0)?;
+        let layout = core::alloc::Layout::array::<u8>(n).ok()?;
+        // Zeroed memory as `vec![0; n]` gets it (calloc: pages the OS maps
+        // only when touched), but a failure is `None`, not an abort.
+        // SAFETY: `layout` has a non-zero size.
+        let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: `ptr` was allocated by the global allocator with the layout
+        // of `n` bytes, all initialised (zeroed); length and capacity are `n`.
+        let data = unsafe { Vec::from_raw_parts(ptr, n, n) };
+        let geometry = Geometry { sector_size: SECTOR as u32, sector_count: size / SECTOR, read_only };
+        Some(MemoryBlock { data, geometry })
+    }
+
     fn range(&self, start: u64, len: usize) -> core::ops::Range<usize> {
         let off = (start * SECTOR) as usize;
         off..off + len
@@ -210,6 +229,13 @@ mod tests {
         o.write(1, &[9; 512]).unwrap();
         assert_eq!(o.read(0, 3).unwrap(), [[3u8; 512], [9; 512], [3; 512]].concat());
         assert!(base.iter().all(|&b| b == 3));
+    }
+
+    #[test]
+    fn a_memory_disk_too_big_to_allocate_is_none() {
+        assert!(MemoryBlock::try_new(900 << 40, false).is_none());
+        let mut m = MemoryBlock::try_new(4096, false).unwrap();
+        assert_eq!(m.read(7, 1).unwrap(), alloc::vec![0; 512]);
     }
 
     #[test]
