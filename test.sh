@@ -28,4 +28,4 @@ echo "==> host workspace tests" >&2
 cargo test
 
 echo "==> guest unit tests (on the host)" >&2
-cargo test --manifest-path components/Cargo.toml --target x86_64-unknown-linux-gnu -p weft-guest -p kvstore -p block-fault -p block-trace -p clock-skew -p tcpip -p httpd -p arp-log -p net-fault -p net-pcap -p echo -p wasi-on-weft
+cargo test --manifest-path components/Cargo.toml --target x86_64-unknown-linux-gnu -p weft-guest -p kvstore -p block-fault -p block-trace -p clock-skew -p tcpip -p httpd -p arp-log -p net-fault -p net-pcap -p echo -p wasi-on-weft -p netclient

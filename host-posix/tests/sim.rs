@@ -357,3 +357,14 @@ fn cluster_manifests_are_checked() {
     // A node manifest with a simulated link, run on its own.
     weft(&["run", s(&dir.join("server.toml"))]).code(2).stderr_has("net device `net` has backend = \"sim\", one end of a simulated link: run the cluster manifest");
 }
+
+/// The four bugs the first explorations of sim-cluster found stay fixed
+/// (docs/simulation.md): a lossy, duplicating, jittery link, 300 seeds.
+#[test]
+fn the_cluster_example_passes_over_many_seeds() {
+    let dir = cluster_example();
+    weft(&["explore", s(&dir), "--runs", "300", "--out", s(&dir.join("found"))])
+        .ok()
+        .stdout_has("runs      300 in ")
+        .stdout_has("failures  0 (expected exit 0)");
+}

@@ -32,6 +32,15 @@ use weft::devices::{clock, console};
 const CHUNK: u32 = 64 * 1024;
 const HOLD: usize = 256 * 1024;
 
+/// How long, at most, the server keeps its stack running after the last connection
+/// closed, until the peers have acknowledged everything (see `serve::linger`): long
+/// enough for three retransmissions of a lost last segment (smoltcp resends after
+/// 1 s, then 2 s and 4 s more). With 3 s, a last FIN lost twice (dropped by the link,
+/// or arriving before the data it follows, which smoltcp discards) left the client
+/// waiting for the end of its echo after the server had gone (`weft explore
+/// examples/sim-cluster`: 10 of 10,000 seeds).
+const LINGER: u64 = 10 * SECOND;
+
 struct Conn {
     s: u32,
     /// Bytes read and not yet sent back: `buf[sent..]`.
@@ -161,7 +170,7 @@ impl Guest for Echo {
             }
         }
         // Let the last FINs and ACKs go out before the stack stops running.
-        serve::linger(3 * SECOND, clock::monotonic_now, sockets::next_deadline, clock::wait_until);
+        serve::linger(LINGER, clock::monotonic_now, sockets::next_deadline, clock::wait_until);
         sockets::close(listener);
         say(&format!(
             "echo: served {served} connections, {bytes} bytes\n"

@@ -412,21 +412,34 @@ impl<N: Net> Stack<N> {
                 continue;
             }
             // Enough listening sockets for every SYN in the batch, so a burst of
-            // connections is not refused just because the pool was re-armed too late.
+            // connections is not refused just because the pool was re-armed too late;
+            // a SYN repeated for a connection the stack has already goes no further.
             let mut syns: Vec<(u16, usize)> = Vec::new();
-            for f in &frames {
-                if let Some((src, sport, port)) = syn_of(f, self.cfg.ip) {
+            let mut opened: Vec<([u8; 4], u16, u16)> = Vec::new();
+            for f in frames {
+                if let Some((src, sport, port)) = syn_of(&f, self.cfg.ip) {
                     self.reuse_time_wait(src, sport, port);
+                    if self.listens(port) {
+                        let tuple = (src, sport, port);
+                        if opened.contains(&tuple) || self.holds(src, sport, port) {
+                            // See `Stack::holds`.
+                            continue;
+                        }
+                        opened.push(tuple);
+                    }
                     match syns.iter_mut().find(|(p, _)| *p == port) {
                         Some((_, n)) => *n += 1,
                         None => syns.push((port, 1)),
                     }
                 }
+                match split_fin(&f, self.cfg.ip, self.phy.checksum_offload) {
+                    Some((data, fin)) => self.phy.rx.extend([data, fin]),
+                    None => self.phy.rx.push_back(f),
+                }
             }
             if !syns.is_empty() {
                 self.maintain(&syns);
             }
-            self.phy.rx.extend(frames);
             self.iface.poll(now, &mut self.phy, &mut self.sockets);
             self.flush();
             if !full {
@@ -435,6 +448,43 @@ impl<N: Net> Stack<N> {
         }
         self.maintain(&[]);
         (received, !full)
+    }
+
+    /// Whether a listener pool serves `port`.
+    fn listens(&self, port: u16) -> bool {
+        self.table
+            .values()
+            .any(|e| matches!(e, Entry::Listener { port: p, .. } if *p == port))
+    }
+
+    /// Whether a socket past LISTEN holds the 4-tuple `src:sport` → our `dport`.
+    ///
+    /// A SYN for such a 4-tuple on a listened port repeats one the stack took already
+    /// (the SYN-ACK was lost and the client sent it again, or the link duplicated it),
+    /// and [`Stack::poll`] drops it before smoltcp sees it (as it drops a second copy
+    /// within one batch). smoltcp hands a segment to the first socket in its set that
+    /// accepts it, and a listening socket accepts any SYN for its port. The pool is
+    /// re-armed into the lowest free slot, which may lie below the connection's: the
+    /// repeated SYN would open a second connection on the same 4-tuple, with its own
+    /// sequence number in its SYN-ACK, and the peer's ACKs would reach that one
+    /// first. It cannot accept them and answers each with a RST whose sequence number
+    /// is the peer's acknowledgement number — in the peer's window: the healthy
+    /// connection is reset (`weft explore examples/sim-cluster`, seed 33). Delivered
+    /// to its own connection the SYN would be dropped as well (smoltcp ignores a
+    /// segment without ACK in every state but LISTEN and SYN-SENT), so nothing else
+    /// changes. A TIME-WAIT that [`Stack::reuse_time_wait`] ended holds nothing any
+    /// more; a connecting socket's port is never a listened one, so a simultaneous
+    /// open still reaches its SYN-SENT socket.
+    fn holds(&self, src: [u8; 4], sport: u16, dport: u16) -> bool {
+        let remote = IpEndpoint::new(IpAddress::Ipv4(ip4(src)), sport);
+        self.sockets.iter().any(|(_, s)| match s {
+            smoltcp::socket::Socket::Tcp(t) => {
+                !matches!(t.state(), tcp::State::Listen | tcp::State::Closed)
+                    && t.remote_endpoint() == Some(remote)
+                    && t.local_endpoint().is_some_and(|e| e.port == dport)
+            }
+            _ => false,
+        })
     }
 
     /// A new SYN for the 4-tuple of a connection this side closed and still holds in
@@ -587,9 +637,7 @@ impl<N: Net> Stack<N> {
     }
 
     fn tcp_port_in_use(&self, port: u16) -> bool {
-        self.table
-            .values()
-            .any(|e| matches!(e, Entry::Listener { port: p, .. } if *p == port))
+        self.listens(port)
             || self.sockets.iter().any(|(_, s)| match s {
                 smoltcp::socket::Socket::Tcp(t) => {
                     t.local_endpoint().is_some_and(|e| e.port == port)
@@ -976,6 +1024,60 @@ fn syn_of(f: &[u8], ip: [u8; 4]) -> Option<([u8; 4], u16, u16)> {
     }
 }
 
+/// A TCP segment to `ip` carrying data and a FIN, as two: the data, then the FIN
+/// alone at the sequence number after it. `None` for anything else, and for frames
+/// smoltcp would drop anyway (a wrong IPv4 header checksum, or a wrong TCP checksum
+/// where the device does not check them), which must not come out repaired.
+///
+/// smoltcp's segment acceptability test (RFC 9293, 3.10.7.4) leaves the FIN out of
+/// a segment's length (smoltcp 0.14 `socket/tcp.rs`: `segment_end = seq_number +
+/// payload.len()`): a segment whose data the stack has received already and whose
+/// FIN comes next is "outside the window" and dropped whole, FIN and all, with an ACK
+/// for the data. That is just what a peer whose ACK for its data was lost resends:
+/// data and FIN. The FIN then gets in only with the peer's next retransmission, of
+/// the FIN alone, a backed-off timeout later, if the peer still runs (`weft explore
+/// examples/sim-cluster`, seeds 549 and 563: the client's last echo arrived, its
+/// end never did, and the server had stopped lingering before resending it). Split,
+/// the data is taken or acknowledged as a duplicate as before, and the FIN is
+/// accepted wherever smoltcp accepts one sent alone. (smoltcp may count the FIN's
+/// segment as a duplicate ACK when data of ours is in flight: one, at the end of
+/// the peer's stream.)
+fn split_fin(f: &[u8], ip: [u8; 4], checksum_offload: bool) -> Option<(Vec<u8>, Vec<u8>)> {
+    use weft_guest::checksum::{L4, fold, sum16};
+    const FIN: u8 = 0x01;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const PSH: u8 = 0x08;
+    const ACK: u8 = 0x10;
+    let l4 = L4::of(f)?;
+    let (ip_start, tcp) = (14, l4.start);
+    if l4.udp || f[ip_start + 16..ip_start + 20] != ip {
+        return None;
+    }
+    let header = (f[tcp + 12] >> 4) as usize * 4;
+    let flags = f[tcp + 13];
+    if flags & (FIN | SYN | RST | ACK) != FIN | ACK || header < 20 || tcp + header >= l4.end {
+        return None;
+    }
+    if fold(sum16(&f[ip_start..tcp], 0)) != 0xffff || (!checksum_offload && !l4.verify(f)) {
+        return None;
+    }
+    let mut data = f[..l4.end].to_vec();
+    data[tcp + 13] &= !FIN;
+    l4.fill(&mut data);
+    let mut fin = f[..tcp + header].to_vec();
+    fin[tcp + 13] &= !PSH;
+    let seq = u32::from_be_bytes([f[tcp + 4], f[tcp + 5], f[tcp + 6], f[tcp + 7]]);
+    let next = seq.wrapping_add((l4.end - tcp - header) as u32);
+    fin[tcp + 4..tcp + 8].copy_from_slice(&next.to_be_bytes());
+    fin[ip_start + 2..ip_start + 4].copy_from_slice(&((tcp + header - ip_start) as u16).to_be_bytes());
+    fin[ip_start + 10..ip_start + 12].fill(0);
+    let sum = !fold(sum16(&fin[ip_start..tcp], 0));
+    fin[ip_start + 10..ip_start + 12].copy_from_slice(&sum.to_be_bytes());
+    L4::of(&fin)?.fill(&mut fin);
+    Some((data, fin))
+}
+
 fn new_tcp(rx: usize, tx: usize) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0u8; rx]),
@@ -1277,6 +1379,251 @@ mod tests {
             "data arrived in next-deadline's poll: run again now"
         );
         assert_eq!(srv.tcp_recv(t, s, 100).as_deref(), Ok(&b"request"[..]));
+    }
+
+    /// Runs client connection `c` to the end against an echo server on listener `l`:
+    /// the client sends `msg` and half-closes, the server echoes and closes. What the
+    /// client read back, or its first error.
+    fn echo_exchange(
+        srv: &mut Stack<Cable>,
+        cli: &mut Stack<Cable>,
+        l: u32,
+        c: u32,
+        msg: &[u8],
+        t: &mut u64,
+    ) -> Result<Vec<u8>, SockErr> {
+        let (mut s, mut sent, mut got) = (None, false, Vec::new());
+        let start = *t;
+        while *t - start < 5_000_000_000 {
+            *t += 1_000_000;
+            if s.is_none() {
+                s = srv.tcp_accept(*t, l).ok().map(|x| x.0);
+            }
+            if let Some(a) = s {
+                match srv.tcp_recv(*t, a, 100) {
+                    Ok(d) if d.is_empty() => {
+                        srv.tcp_shutdown(*t, a).unwrap();
+                        srv.close(*t, a);
+                        s = None;
+                    }
+                    Ok(d) => assert_eq!(srv.tcp_send(*t, a, &d), Ok(d.len() as u32)),
+                    Err(SockErr::WouldBlock) => {}
+                    Err(e) => panic!("server recv: {e:?}"),
+                }
+            }
+            if !sent {
+                match cli.tcp_send(*t, c, msg) {
+                    Ok(n) => {
+                        assert_eq!(n as usize, msg.len());
+                        cli.tcp_shutdown(*t, c).unwrap();
+                        sent = true;
+                    }
+                    Err(SockErr::WouldBlock) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            match cli.tcp_recv(*t, c, 100) {
+                Ok(d) if d.is_empty() => {
+                    cli.close(*t, c);
+                    return Ok(got);
+                }
+                Ok(d) => got.extend_from_slice(&d),
+                Err(SockErr::WouldBlock) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        panic!("the exchange did not end within 5 s; echoed {got:?}");
+    }
+
+    /// The server sockets (listeners aside) connected to `remote`.
+    fn connections_with(st: &Stack<Cable>, remote: Endpoint) -> usize {
+        st.sockets
+            .iter()
+            .filter(|(_, s)| match s {
+                smoltcp::socket::Socket::Tcp(t) => {
+                    t.state() != tcp::State::Listen
+                        && t.remote_endpoint().map(endpoint_of) == Some(remote)
+                }
+                _ => false,
+            })
+            .count()
+    }
+
+    /// A connection's SYN reaches the server twice: the link duplicated it, or the
+    /// SYN-ACK was lost and the client sent it again (`weft explore
+    /// examples/sim-cluster`, seed 33). Between the two the listener pool was re-armed
+    /// in the slot a closed connection had freed, below the half-open connection's; smoltcp
+    /// hands a segment to the first socket in its set that takes it, and a listening
+    /// socket takes any SYN for its port. The second copy must not open a second
+    /// connection on the same 4-tuple: that one's SYN-ACK carries another sequence
+    /// number, and it answers the client's ACKs (which it cannot accept) with a RST
+    /// that lies in the client's window and resets the healthy connection.
+    #[test]
+    fn a_repeated_syn_does_not_open_a_second_connection() {
+        let (mut srv, mut cli) = pair();
+        let l = srv.tcp_listen(0, 7).unwrap();
+        let mut t = 0u64;
+        // A first connection, served and closed: its server socket is removed.
+        let c = cli.tcp_connect(t, ([10, 0, 0, 2], 7)).unwrap();
+        assert_eq!(echo_exchange(&mut srv, &mut cli, l, c, b"first", &mut t), Ok(b"first".to_vec()));
+        for _ in 0..50 {
+            t += 1_000_000;
+            srv.poll(t);
+            cli.poll(t);
+        }
+        assert_eq!(connections_with(&srv, ([10, 0, 0, 1], 0)), 0);
+
+        cli.next_local_port = Some(50_007);
+        let c = cli.tcp_connect(t, ([10, 0, 0, 2], 7)).unwrap();
+        let syn = srv.net.inp.borrow().back().cloned().expect("the SYN");
+        assert_eq!(syn_of(&syn, [10, 0, 0, 2]), Some(([10, 0, 0, 1], 50_007, 7)));
+        t += 1_000_000;
+        srv.poll(t);
+        srv.net.inp.borrow_mut().push_back(syn);
+        t += 1_000_000;
+        srv.poll(t);
+        assert_eq!(
+            connections_with(&srv, ([10, 0, 0, 1], 50_007)),
+            1,
+            "the repeated SYN opened a second connection"
+        );
+        assert_eq!(
+            echo_exchange(&mut srv, &mut cli, l, c, b"second", &mut t),
+            Ok(b"second".to_vec())
+        );
+    }
+
+    /// TCP flags and payload length of an Ethernet/IPv4/TCP frame.
+    fn tcp_flags_len(f: &[u8]) -> (u8, usize) {
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        let tcp = ip.payload();
+        (tcp[13], tcp.len() - (tcp[12] >> 4) as usize * 4)
+    }
+
+    /// The server's data reaches the client, the client's ACK for it is lost, and
+    /// the server resends the data together with its FIN (`weft explore
+    /// examples/sim-cluster`, seeds 549 and 563). The client has all of the data:
+    /// the FIN is the segment's only news, and it must end the stream then, not
+    /// wait for a retransmission of the FIN alone (which a server that stopped
+    /// lingering never sends).
+    #[test]
+    fn a_fin_resent_with_data_already_received_ends_the_stream() {
+        for (server, client) in [
+            (link(SERVER_MAC), link(CLIENT_MAC)),
+            (offloading(SERVER_MAC), offloading(CLIENT_MAC)),
+        ] {
+            let (mut srv, mut cli) = pair_of(server, client);
+            let l = srv.tcp_listen(0, 7).unwrap();
+            let c = cli.tcp_connect(0, ([10, 0, 0, 2], 7)).unwrap();
+            let mut t = 0u64;
+            let mut s = None;
+            while s.is_none() {
+                t += 1_000_000;
+                assert!(t < 100_000_000, "not accepted");
+                cli.poll(t);
+                s = srv.tcp_accept(t, l).ok().map(|x| x.0);
+            }
+            let s = s.unwrap();
+            for _ in 0..50 {
+                t += 1_000_000;
+                cli.poll(t);
+                srv.poll(t);
+            }
+            // The data reaches the client; the FIN that follows it is lost.
+            srv.tcp_send(t, s, b"bye").unwrap();
+            srv.tcp_shutdown(t, s).unwrap();
+            let sent: Vec<Vec<u8>> = cli.net.inp.borrow_mut().drain(..).collect();
+            assert_eq!(
+                sent.iter().map(|f| tcp_flags_len(f)).collect::<Vec<_>>(),
+                [(0x18, 3), (0x11, 0)],
+                "PSH|ACK with the data, then FIN|ACK"
+            );
+            cli.net.inp.borrow_mut().push_back(sent[0].clone());
+            let mut got = Vec::new();
+            for _ in 0..50 {
+                t += 1_000_000;
+                if let Ok(d) = cli.tcp_recv(t, c, 100) {
+                    got.extend_from_slice(&d);
+                }
+            }
+            assert_eq!(got, b"bye");
+            // The client's ACKs are lost; the server resends data and FIN in one segment.
+            srv.net.inp.borrow_mut().clear();
+            while cli.net.inp.borrow().is_empty() {
+                t += 1_000_000;
+                assert!(t < 5_000_000_000, "no retransmission");
+                srv.poll(t);
+            }
+            let resent = cli.net.inp.borrow().clone();
+            assert_eq!(
+                resent.iter().map(|f| tcp_flags_len(f)).collect::<Vec<_>>(),
+                [(0x11, 3)],
+                "FIN|ACK with the data"
+            );
+            // That segment ends the client's stream at once.
+            t += 1_000_000;
+            assert_eq!(cli.tcp_recv(t, c, 100), Ok(Vec::new()), "the end of the stream");
+        }
+    }
+
+    /// A segment with data and FIN goes to smoltcp as the data, then the FIN alone,
+    /// with checksums that hold; anything else, and a frame whose checksum is wrong,
+    /// goes as it came.
+    #[test]
+    fn data_and_fin_are_split_and_nothing_else() {
+        let (mut srv, mut cli) = pair();
+        let l = srv.tcp_listen(0, 7).unwrap();
+        let c = cli.tcp_connect(0, ([10, 0, 0, 2], 7)).unwrap();
+        let mut t = 0;
+        let mut s = None;
+        while s.is_none() {
+            t += 1_000_000;
+            assert!(t < 100_000_000, "not accepted");
+            cli.poll(t);
+            s = srv.tcp_accept(t, l).ok().map(|x| x.0);
+        }
+        // One segment with data and FIN: Nagle keeps nothing back, so queue both
+        // before the client's stack sends (the handshake's last ACK took its turn).
+        cli.tcp_send(t, c, b"last words").unwrap();
+        let data = srv.net.inp.borrow_mut().pop_back().unwrap();
+        assert_eq!(tcp_flags_len(&data), (0x18, 10));
+        let ip = [10, 0, 0, 2];
+        assert_eq!(split_fin(&data, ip, false), None, "no FIN");
+        // The same segment with its FIN bit set, checksums made whole.
+        let mut both = data.clone();
+        both[14 + 20 + 13] |= 0x01;
+        weft_guest::checksum::fill(&mut both);
+        let (d, f) = split_fin(&both, ip, false).expect("split");
+        assert_eq!(d, data);
+        for fr in [&d, &f] {
+            let p = Ipv4Packet::new_checked(&fr[14..]).unwrap();
+            assert!(p.verify_checksum());
+            let l4 = weft_guest::checksum::L4::of(fr).unwrap();
+            assert!(l4.verify(fr));
+        }
+        assert_eq!(tcp_flags_len(&f), (0x11, 0));
+        let seq = |fr: &[u8]| u32::from_be_bytes(fr[38..42].try_into().unwrap());
+        assert_eq!(seq(&f), seq(&d).wrapping_add(10));
+        // Else the headers are the data's: IPv4 but length and checksum, TCP but
+        // sequence number, flags and checksum.
+        let same = |fr: &[u8]| {
+            let mut h = fr[..54].to_vec();
+            for i in (16..18).chain(24..26).chain(38..42).chain(47..48).chain(50..52) {
+                h[i] = 0;
+            }
+            h
+        };
+        assert_eq!(f.len(), 54);
+        assert_eq!(same(&f), same(&d));
+        assert_eq!(split_fin(&both, [10, 0, 0, 9], false), None, "not ours");
+        // A damaged frame is not repaired: smoltcp drops it as it came.
+        let mut bad = both.clone();
+        bad[60] ^= 0x40;
+        assert_eq!(split_fin(&bad, ip, false), None);
+        assert!(split_fin(&bad, ip, true).is_some(), "the device checks TCP checksums");
+        let mut bad_ip = both.clone();
+        bad_ip[14 + 8] ^= 1; // TTL
+        assert_eq!(split_fin(&bad_ip, ip, true), None);
     }
 
     /// The server closes first and holds the connection in TIME-WAIT; the client
