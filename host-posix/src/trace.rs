@@ -191,12 +191,98 @@ pub fn show(path: &Path, out: &mut dyn Write) -> Result<()> {
         }
         let num = if n == 0 { String::new() } else { n.to_string() };
         writeln!(out, "{num:>7}  {:>14}  {}", format_time(time), describe(&rec, &blocks, &nets))?;
+        // Received frames are in the trace whole: say what each one is.
+        if let Rec::Receive { result: Ok(frames), .. } = &rec {
+            for f in frames {
+                writeln!(out, "{:>7}  {:>14}    {}", "", "", frame_summary(f))?;
+            }
+        }
     }
     Ok(())
 }
 
+/// One line about an Ethernet frame, tcpdump-style: ARP, ICMP, UDP and TCP
+/// over IPv4 (addresses, ports, flags, sequence numbers, payload length).
+pub fn frame_summary(f: &[u8]) -> String {
+    if f.len() < 14 {
+        return format!("{} bytes: too short for Ethernet", f.len());
+    }
+    let ethertype = u16::from_be_bytes([f[12], f[13]]);
+    let p = &f[14..];
+    let ip4 = |b: &[u8]| format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
+    match ethertype {
+        0x0806 if p.len() >= 28 => {
+            if u16::from_be_bytes([p[6], p[7]]) == 1 {
+                format!("ARP who-has {} tell {}", ip4(&p[24..28]), ip4(&p[14..18]))
+            } else {
+                let m = &p[8..14];
+                format!("ARP reply {} is-at {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", ip4(&p[14..18]), m[0], m[1], m[2], m[3], m[4], m[5])
+            }
+        }
+        0x0800 if p.len() < 20 => format!("IPv4 {} bytes, truncated", p.len()),
+        0x0800 => {
+            let ihl = usize::from(p[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([p[2], p[3]])).min(p.len());
+            if ihl < 20 || total < ihl {
+                return format!("IPv4 {} bytes, bad header", p.len());
+            }
+            let (src, dst, l4) = (ip4(&p[12..16]), ip4(&p[16..20]), &p[ihl..total]);
+            match p[9] {
+                6 if l4.len() >= 20 => {
+                    let port = |i: usize| u16::from_be_bytes([l4[i], l4[i + 1]]);
+                    let word = |i: usize| u32::from_be_bytes([l4[i], l4[i + 1], l4[i + 2], l4[i + 3]]);
+                    let flags: String = [(0x02, 'S'), (0x10, '.'), (0x01, 'F'), (0x04, 'R'), (0x08, 'P')]
+                        .iter()
+                        .filter(|(bit, _)| l4[13] & bit != 0)
+                        .map(|(_, c)| *c)
+                        .collect();
+                    let off = usize::from(l4[12] >> 4) * 4;
+                    let len = l4.len().saturating_sub(off);
+                    format!("TCP {src}:{} > {dst}:{} [{flags}] seq {} ack {} win {} len {len}", port(0), port(2), word(4), word(8), port(14))
+                }
+                17 if l4.len() >= 8 => {
+                    let port = |i: usize| u16::from_be_bytes([l4[i], l4[i + 1]]);
+                    format!("UDP {src}:{} > {dst}:{} len {}", port(0), port(2), l4.len() - 8)
+                }
+                1 if !l4.is_empty() => format!("ICMP {src} > {dst} type {}", l4[0]),
+                proto => format!("IPv4 {src} > {dst} proto {proto}, {} bytes", l4.len()),
+            }
+        }
+        other => format!("ethertype {other:#06x}, {} bytes", f.len()),
+    }
+}
+
 fn format_time(ns: u64) -> String {
     format!("{}.{:06}s", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame_summary;
+
+    #[test]
+    fn frames_are_summarised_like_tcpdump() {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ip = &mut f[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 3]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let tcp = &mut f[34..54];
+        tcp[0..2].copy_from_slice(&59668u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&7u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&296303254u32.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x02;
+        tcp[14..16].copy_from_slice(&1024u16.to_be_bytes());
+        assert_eq!(frame_summary(&f), "TCP 10.0.0.3:59668 > 10.0.0.2:7 [S] seq 296303254 ack 0 win 1024 len 0");
+        assert_eq!(frame_summary(&f[..20]), "IPv4 6 bytes, truncated");
+        f[14] = 0x41; // a header length of 4 bytes
+        assert_eq!(frame_summary(&f), "IPv4 40 bytes, bad header");
+        assert_eq!(frame_summary(&[1, 2]), "2 bytes: too short for Ethernet");
+    }
 }
 
 /// The first place two traces of one manifest differ: (call number, one's
