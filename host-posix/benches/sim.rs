@@ -36,7 +36,7 @@ use common::*;
 /// Alternating rounds of each process comparison.
 const ROUNDS: usize = 21;
 /// Alternating rounds of the recording-overhead comparisons.
-const RECORD_ROUNDS: usize = 11;
+const RECORD_ROUNDS: usize = 21;
 /// In-process runs of each sleep variant.
 const INPROC: usize = 200;
 /// `weft explore --runs`.
@@ -45,8 +45,8 @@ const EXPLORE_RUNS: u64 = 2000;
 const EXPLORE_REPS: usize = 3;
 /// httpd: connections, and keep-alive requests on each.
 const HTTP_CONNS: usize = 8;
-const HTTP_PER_CONN: usize = 4000;
-const HTTP_ROUNDS: usize = 7;
+const HTTP_PER_CONN: usize = 3000;
+const HTTP_ROUNDS: usize = 11;
 
 // --- Processes -----------------------------------------------------------
 
