@@ -60,6 +60,7 @@ struct Proc {
     stderr: String,
 }
 
+#[allow(clippy::zombie_processes)] // reaped by wait4, for its rusage
 fn proc(cmd: &mut Command) -> Proc {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let t = Instant::now();
@@ -276,7 +277,7 @@ fn trace_size(file: &Path) -> (u64, u64) {
     assert_eq!(p.code, 0, "trace show {}: {}", file.display(), p.stderr);
     let first = p.stdout.lines().next().unwrap();
     let inner = first.split_once('(').unwrap().1;
-    let mut w = inner.split(|c: char| c == ',' || c == '(' || c == ')').map(str::trim);
+    let mut w = inner.split([',', '(', ')']).map(str::trim);
     let bytes = w.next().unwrap().strip_suffix(" bytes").unwrap().parse().unwrap();
     let calls = w.next().unwrap().strip_suffix(" calls").unwrap().parse().unwrap();
     (bytes, calls)
@@ -484,6 +485,8 @@ fn httpd(sum: &mut Summary) -> Option<HttpdTrace> {
     std::fs::write(d.join("weft.toml"), manifest).unwrap();
     let addr = "10.0.0.2:80";
     // One server for one load: (client req/s, server CPU µs/req, server process wall s).
+    // The child is reaped by wait4, for its rusage.
+    #[allow(clippy::zombie_processes)]
     let one = |record: bool| {
         let mut c = weft_cmd(Some(&ns));
         c.arg("run");
