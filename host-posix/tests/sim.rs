@@ -368,3 +368,32 @@ fn the_cluster_example_passes_over_many_seeds() {
         .stdout_has("runs      300 in ")
         .stdout_has("failures  0 (expected exit 0)");
 }
+
+/// httpd (with its kvstore disk) and a client over a simulated link: a
+/// shipped server app repeats byte for byte too.
+#[test]
+fn httpd_in_a_cluster_repeats_byte_for_byte() {
+    let dir = scratch("sim-httpd");
+    let write = |f: &str, text: &str| std::fs::write(dir.join(f), text).unwrap();
+    write(
+        "cluster.toml",
+        "[cluster]\n[nodes.web]\nmanifest = \"web.toml\"\n[nodes.client]\nmanifest = \"client.toml\"\n[[links]]\nbetween = [\"web.net\", \"client.net\"]\nloss = 0.02\ndelay = \"1ms\"\n",
+    );
+    write(
+        "web.toml",
+        "[app]\ncomponent = \"httpd\"\nargs = [\"80\", \"2\"]\n[devices.net]\nkind = \"net\"\nbackend = \"sim\"\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\n[stack]\nip = \"10.0.0.2/24\"\n[limits]\ntimeout = \"120s\"\n",
+    );
+    write(
+        "client.toml",
+        "[app]\ncomponent = \"netclient\"\nargs = [\"10.0.0.2\", \"80\", \"GET / HTTP/1.0\\r\\n\\r\\n\", \"2\", \"HTTP/1.1 200\"]\n[devices.net]\nkind = \"net\"\nbackend = \"sim\"\n[stack]\nip = \"10.0.0.3/24\"\n[limits]\ntimeout = \"120s\"\n",
+    );
+    let a = weft(&["run", "--seed", "4", "--record", s(&dir.join("a")), s(&dir)]);
+    a.ok().stdout_has("client| netclient: replied ").stdout_has("\"HTTP/1.1 200 OK\"");
+    let b = weft(&["run", "--seed", "4", "--record", s(&dir.join("b")), s(&dir)]);
+    assert_eq!((&a.stdout, &a.stderr), (&b.stdout, &b.stderr));
+    for node in ["web", "client"] {
+        let (x, y) = (std::fs::read(dir.join("a").join(format!("{node}.trace"))).unwrap(), std::fs::read(dir.join("b").join(format!("{node}.trace"))).unwrap());
+        assert!(x == y, "{node}'s traces of one seed differ");
+    }
+    weft(&["replay", s(&dir.join("a/web.trace"))]).ok();
+}

@@ -1,6 +1,7 @@
-//! `netclient ADDR PORT MESSAGE [CONNECTIONS]`: connects to ADDR:PORT through
-//! the stack, sends MESSAGE, half-closes and reads until the peer closes,
-//! CONNECTIONS times (default 1), printing what came back. Connection attempts
+//! `netclient ADDR PORT MESSAGE [CONNECTIONS [EXPECT]]`: connects to ADDR:PORT
+//! through the stack, sends MESSAGE, half-closes and reads until the peer
+//! closes, CONNECTIONS times (default 1), printing what came back: an echo of
+//! MESSAGE, or (given EXPECT) a reply that starts with EXPECT. Connection attempts
 //! are retried (the server may still be booting) for up to 30 s; a connection
 //! that breaks once any of the message went out is not: it is reported and fails
 //! the run (the server has seen that connection, and what came back is no echo).
@@ -145,15 +146,15 @@ struct Client;
 
 impl Guest for Client {
     fn run(args: Vec<String>) -> u8 {
-        let usage = "usage: netclient ADDR PORT MESSAGE [CONNECTIONS]\n";
+        let usage = "usage: netclient ADDR PORT MESSAGE [CONNECTIONS [EXPECT]]\n";
         let parsed = (|| {
             let mut a = args.first()?.split('.').map(|o| o.parse::<u8>().ok());
             let addr = (a.next()??, a.next()??, a.next()??, a.next()??);
             let port = args.get(1)?.parse::<u16>().ok()?;
             let n = args.get(3).map_or(Some(1), |n| n.parse::<u32>().ok())?;
-            Some((Endpoint { addr, port }, args.get(2)?.clone(), n))
+            Some((Endpoint { addr, port }, args.get(2)?.clone(), n, args.get(4).cloned()))
         })();
-        let Some((to, msg, n)) = parsed else {
+        let Some((to, msg, n, expect)) = parsed else {
             say(usage);
             return 2;
         };
@@ -174,8 +175,20 @@ impl Guest for Client {
                 }
             };
             let got = String::from_utf8_lossy(&got);
-            say(&format!("netclient: echoed {got:?}\n"));
-            if got != msg {
+            // An echo must be the message; any other reply must start with EXPECT
+            // (`HTTP/1.1 200` for a web server).
+            let ok = match &expect {
+                None => {
+                    say(&format!("netclient: echoed {got:?}\n"));
+                    got == msg
+                }
+                Some(e) => {
+                    let first = got.lines().next().unwrap_or_default();
+                    say(&format!("netclient: replied {} bytes: {first:?}\n", got.len()));
+                    got.starts_with(e.as_str())
+                }
+            };
+            if !ok {
                 return 1;
             }
             done += 1;
