@@ -1199,6 +1199,21 @@ mod tests {
         (server, client)
     }
 
+    /// Runs the client's stack a millisecond at a time from `t` until the
+    /// server accepts on `listener` (within 100 ms): the accepted socket and
+    /// the time it happened.
+    fn accepted(srv: &mut Stack<Cable>, cli: &mut Stack<Cable>, listener: u32, mut t: u64) -> (u32, u64) {
+        let start = t;
+        loop {
+            t += 1_000_000;
+            assert!(t - start < 100_000_000, "not accepted within 100 ms");
+            cli.poll(t);
+            if let Ok((s, _)) = srv.tcp_accept(t, listener) {
+                return (s, t);
+            }
+        }
+    }
+
     #[test]
     fn tcp_echo_between_two_stacks() {
         let (mut srv, mut cli) = pair();
@@ -1344,17 +1359,7 @@ mod tests {
         let (mut srv, mut cli) = pair();
         let l = srv.tcp_listen(0, 7).unwrap();
         let c = cli.tcp_connect(0, ([10, 0, 0, 2], 7)).unwrap();
-        let mut t = 0u64;
-        let mut s = None;
-        for _ in 0..100 {
-            t += 1_000_000;
-            cli.poll(t);
-            if let Ok((a, _)) = srv.tcp_accept(t, l) {
-                s = Some(a);
-                break;
-            }
-        }
-        let s = s.expect("accepted");
+        let (s, mut t) = accepted(&mut srv, &mut cli, l, 0);
         // Settle: the handshake's last ACK and any timers.
         for _ in 0..50 {
             t += 1_000_000;
@@ -1515,15 +1520,7 @@ mod tests {
             let (mut srv, mut cli) = pair_of(server, client);
             let l = srv.tcp_listen(0, 7).unwrap();
             let c = cli.tcp_connect(0, ([10, 0, 0, 2], 7)).unwrap();
-            let mut t = 0u64;
-            let mut s = None;
-            while s.is_none() {
-                t += 1_000_000;
-                assert!(t < 100_000_000, "not accepted");
-                cli.poll(t);
-                s = srv.tcp_accept(t, l).ok().map(|x| x.0);
-            }
-            let s = s.unwrap();
+            let (s, mut t) = accepted(&mut srv, &mut cli, l, 0);
             for _ in 0..50 {
                 t += 1_000_000;
                 cli.poll(t);
@@ -1574,14 +1571,7 @@ mod tests {
         let (mut srv, mut cli) = pair();
         let l = srv.tcp_listen(0, 7).unwrap();
         let c = cli.tcp_connect(0, ([10, 0, 0, 2], 7)).unwrap();
-        let mut t = 0;
-        let mut s = None;
-        while s.is_none() {
-            t += 1_000_000;
-            assert!(t < 100_000_000, "not accepted");
-            cli.poll(t);
-            s = srv.tcp_accept(t, l).ok().map(|x| x.0);
-        }
+        let (_, t) = accepted(&mut srv, &mut cli, l, 0);
         // One segment with data and FIN: Nagle keeps nothing back, so queue both
         // before the client's stack sends (the handshake's last ACK took its turn).
         cli.tcp_send(t, c, b"last words").unwrap();
@@ -1643,18 +1633,8 @@ mod tests {
         for round in 0..2 {
             cli.next_local_port = Some(50_000);
             let c = cli.tcp_connect(t, ([10, 0, 0, 2], 80)).unwrap();
-            let start = t;
-            let mut s = None;
-            while s.is_none() {
-                t += 1_000_000;
-                assert!(
-                    t - start < 100_000_000,
-                    "round {round}: not accepted within 100 ms"
-                );
-                cli.poll(t);
-                s = srv.tcp_accept(t, l).ok().map(|x| x.0);
-            }
-            let s = s.unwrap();
+            let (s, at) = accepted(&mut srv, &mut cli, l, t);
+            t = at;
             // The server answers and closes first; the client reads to the end and closes.
             srv.tcp_send(t, s, b"bye").unwrap();
             srv.tcp_shutdown(t, s).unwrap();
