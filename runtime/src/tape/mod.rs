@@ -262,7 +262,8 @@ impl Recorder {
         w.out.extend_from_slice(MAGIC);
         w.u8(VERSION);
         header.put(&mut w);
-        Recorder { enc: Encoder { w, st: header.state() }, calls: 0 }
+        let st = State::recording(header.blocks.iter().map(|(_, g)| g.sector_size));
+        Recorder { enc: Encoder { w, st }, calls: 0 }
     }
 
     /// The finished file: records, trailer and checksum.

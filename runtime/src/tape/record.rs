@@ -141,8 +141,14 @@ pub struct State {
 }
 
 impl State {
+    /// A replayer's (or reader's) state: shadows that keep the bytes.
     pub fn new(sector_sizes: impl Iterator<Item = u32>) -> State {
         State { lenient: false, mono: 0, wall: 0, wall_at: 0, shadows: sector_sizes.map(Shadow::new).collect(), topics: Vec::new() }
+    }
+
+    /// A recorder's state: shadows that keep a digest per sector.
+    pub fn recording(sector_sizes: impl Iterator<Item = u32>) -> State {
+        State { shadows: sector_sizes.map(Shadow::digests).collect(), ..State::new(core::iter::empty()) }
     }
 
     fn predicted_wall(&self) -> i64 {

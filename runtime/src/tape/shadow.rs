@@ -13,7 +13,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::wire::{Malformed, Reader, Res, Writer};
+use super::wire::{Malformed, Reader, Res, Writer, digest64};
 
 /// Sectors per page of the shadow.
 const PAGE: u64 = 64;
@@ -24,27 +24,66 @@ const DATA: u64 = 2;
 
 pub struct Shadow {
     sector: usize,
-    pages: BTreeMap<u64, (u64, Box<[u8]>)>,
+    /// Per page: which sectors are known, and what they hold.
+    pages: BTreeMap<u64, (u64, Page)>,
+    /// The recorder's kind: it only compares, so a 64-bit digest per sector
+    /// does (64 times less memory than the bytes the replayer must keep).
+    digests: bool,
+}
+
+enum Page {
+    Bytes(Box<[u8]>),
+    Digests(Box<[u64]>),
 }
 
 impl Shadow {
+    /// A replayer's shadow: it rebuilds reads, so it keeps the bytes.
     pub fn new(sector_size: u32) -> Shadow {
-        Shadow { sector: sector_size.max(1) as usize, pages: BTreeMap::new() }
+        Shadow { sector: sector_size.max(1) as usize, pages: BTreeMap::new(), digests: false }
+    }
+
+    /// A recorder's shadow: it only asks whether a sector read is the one
+    /// it knows, so it keeps a digest per sector.
+    pub fn digests(sector_size: u32) -> Shadow {
+        Shadow { digests: true, ..Shadow::new(sector_size) }
     }
 
     fn get(&self, s: u64) -> Option<&[u8]> {
-        let (known, data) = self.pages.get(&(s / PAGE))?;
+        let (known, page) = self.pages.get(&(s / PAGE))?;
         let i = (s % PAGE) as usize;
-        (known >> i & 1 == 1).then(|| &data[i * self.sector..(i + 1) * self.sector])
+        match page {
+            Page::Bytes(data) if known >> i & 1 == 1 => Some(&data[i * self.sector..(i + 1) * self.sector]),
+            _ => None,
+        }
+    }
+
+    /// Whether sector `s` is known to hold `bytes`.
+    fn holds(&self, s: u64, bytes: &[u8]) -> bool {
+        let Some((known, page)) = self.pages.get(&(s / PAGE)) else { return false };
+        let i = (s % PAGE) as usize;
+        known >> i & 1 == 1
+            && match page {
+                Page::Bytes(data) => &data[i * self.sector..(i + 1) * self.sector] == bytes,
+                Page::Digests(d) => d[i] == digest64(&[bytes]),
+            }
     }
 
     fn set(&mut self, s: u64, bytes: &[u8]) {
-        let n = self.sector;
-        let (known, data) =
-            self.pages.entry(s / PAGE).or_insert_with(|| (0, vec![0u8; PAGE as usize * n].into_boxed_slice()));
+        let (n, digests) = (self.sector, self.digests);
+        let (known, page) = self.pages.entry(s / PAGE).or_insert_with(|| {
+            let page = if digests {
+                Page::Digests(vec![0u64; PAGE as usize].into_boxed_slice())
+            } else {
+                Page::Bytes(vec![0u8; PAGE as usize * n].into_boxed_slice())
+            };
+            (0, page)
+        });
         let i = (s % PAGE) as usize;
         *known |= 1 << i;
-        data[i * n..(i + 1) * n].copy_from_slice(bytes);
+        match page {
+            Page::Bytes(data) => data[i * n..(i + 1) * n].copy_from_slice(bytes),
+            Page::Digests(d) => d[i] = digest64(&[bytes]),
+        }
     }
 
     /// Sectors `start..start+count` are no longer known (a failed write left
@@ -83,7 +122,7 @@ impl Shadow {
         };
         for (i, chunk) in chunks.iter().enumerate() {
             let s = start + i as u64;
-            let kind = if self.get(s) == Some(chunk) {
+            let kind = if self.holds(s, chunk) {
                 KNOWN
             } else if chunk.iter().all(|&b| b == 0) {
                 ZERO
@@ -155,7 +194,7 @@ mod tests {
 
     #[test]
     fn reads_store_only_what_a_replay_cannot_rebuild() {
-        let (mut rec, mut rep) = (Shadow::new(512), Shadow::new(512));
+        let (mut rec, mut rep) = (Shadow::digests(512), Shadow::new(512));
         let mut disk = vec![0u8; 512 * 8];
         disk[512 * 3..512 * 4].fill(7);
         let snapshot = disk.clone();
@@ -186,7 +225,7 @@ mod tests {
 
     #[test]
     fn forgotten_sectors_are_stored_again_and_bad_runs_are_errors() {
-        let mut rec = Shadow::new(512);
+        let mut rec = Shadow::digests(512);
         rec.write(0, &[1u8; 512]);
         rec.forget(0, 1);
         let mut w = Writer::default();

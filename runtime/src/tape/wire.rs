@@ -116,6 +116,11 @@ impl<'a> Reader<'a> {
 /// A 32-bit digest of what a call sent out (written data, console bytes),
 /// enough to notice a replay that sends something else. Eight bytes a step.
 pub fn digest(parts: &[&[u8]]) -> u32 {
+    digest64(parts) as u32
+}
+
+/// The 64-bit digest [`digest`] keeps 32 bits of.
+pub fn digest64(parts: &[&[u8]]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h: u64 = 0x243F_6A88_85A3_08D3;
     for p in parts {
@@ -131,7 +136,7 @@ pub fn digest(parts: &[&[u8]]) -> u32 {
     }
     h ^= h >> 32;
     h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
-    (h ^ (h >> 29)) as u32
+    h ^ (h >> 29)
 }
 
 /// A value a device call returns, as the trace stores it.
