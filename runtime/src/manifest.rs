@@ -272,20 +272,44 @@ impl<'a> Report<'a> {
     /// A problem at byte `offset`, about `key`.
     pub fn at(&mut self, offset: usize, key: &str, msg: impl core::fmt::Display) {
         let line = self.line_of(offset);
-        self.problems.push(format!("{}:{line}: `{key}`: {msg}", self.file));
+        self.problems.push(clip(&format!("{}:{line}: `{key}`: {msg}", self.file)));
     }
 
     /// A problem at a known line (0 = the file as a whole).
     pub fn at_line(&mut self, line: usize, key: &str, msg: impl core::fmt::Display) {
         match line {
-            0 => self.problems.push(format!("{}: `{key}`: {msg}", self.file)),
-            _ => self.problems.push(format!("{}:{line}: `{key}`: {msg}", self.file)),
+            0 => self.problems.push(clip(&format!("{}: `{key}`: {msg}", self.file))),
+            _ => self.problems.push(clip(&format!("{}:{line}: `{key}`: {msg}", self.file))),
         }
     }
 
     pub fn finish(self) -> Result<(), Problems> {
         if self.problems.is_empty() { Ok(()) } else { Err(Problems(self.problems)) }
     }
+}
+
+/// A message with every overlong word (a value or key from the input, echoed
+/// back) cut to its first 60 characters: a 100 KB string in a manifest makes
+/// a readable error, not a 100 KB one.
+fn clip(msg: &str) -> String {
+    const LONG: usize = 100;
+    if msg.len() <= LONG {
+        return msg.to_string();
+    }
+    let mut out = String::with_capacity(msg.len().min(4096));
+    for (i, word) in msg.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match word.char_indices().nth(60) {
+            Some((cut, _)) if word.len() > LONG => {
+                out.push_str(&word[..cut]);
+                out.push_str(&format!("… ({} bytes)", word.len()));
+            }
+            _ => out.push_str(word),
+        }
+    }
+    out
 }
 
 type Table<'i> = DeTable<'i>;
