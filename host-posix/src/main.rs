@@ -142,6 +142,8 @@ impl SimArgs {
 enum TraceCommand {
     /// Print a trace: call number, virtual time, device, operation, result.
     Show { file: PathBuf },
+    /// The first call where two traces differ (exit 1), or that they do not.
+    Diff { a: PathBuf, b: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -218,6 +220,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             trace::show(&file, &mut std::io::stdout().lock())?;
             return Ok(0);
         }
+        Command::Trace { command: TraceCommand::Diff { a, b } } => return trace::diff(&a, &b),
         Command::Explore { manifest, runs, jobs, out, shrink } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             return sim::explore(&run::manifest_path(&manifest), &sim::ExploreOptions { runs, jobs, out, shrink });

@@ -307,6 +307,21 @@ pub fn first_difference(a: &Trace, b: &Trace) -> Option<(u64, String, String)> {
     None
 }
 
+/// `weft trace diff A B`: where two traces part (exit 1), or that they agree.
+pub fn diff(a: &Path, b: &Path) -> Result<u8> {
+    let (ta, tb) = (load(a)?, load(b)?);
+    match first_difference(&ta, &tb) {
+        None => {
+            println!("the same {} device calls", ta.calls);
+            Ok(0)
+        }
+        Some((call, x, y)) => {
+            println!("differ at call #{call}:\n  {}: {x}\n  {}: {y}", a.display(), b.display());
+            Ok(1)
+        }
+    }
+}
+
 /// A short description of how a run ended, for summaries.
 pub fn outcome_text(o: &Outcome, virtual_ns: Option<u64>) -> String {
     match virtual_ns {

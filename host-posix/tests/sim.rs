@@ -397,3 +397,17 @@ fn httpd_in_a_cluster_repeats_byte_for_byte() {
     }
     weft(&["replay", s(&dir.join("a/web.trace"))]).ok();
 }
+
+#[test]
+fn trace_diff_names_the_first_call_where_two_runs_part() {
+    let dir = example("hello");
+    sim_run(&dir, 1, "one.trace").0.ok();
+    sim_run(&dir, 1, "again.trace").0.ok();
+    sim_run(&dir, 2, "two.trace").0.ok();
+    weft(&["trace", "diff", s(&dir.join("one.trace")), s(&dir.join("again.trace"))]).ok().stdout_has("the same ");
+    // hello reads the clock, then draws random bytes: the seeds part there.
+    weft(&["trace", "diff", s(&dir.join("one.trace")), s(&dir.join("two.trace"))])
+        .code(1)
+        .stdout_has("differ at call #")
+        .stdout_has("random    fill 8 -> ");
+}
