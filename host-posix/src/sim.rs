@@ -321,9 +321,25 @@ fn explore_with(sim: &dyn Explorable, o: &ExploreOptions) -> Result<u8> {
         return Ok(0);
     }
     std::fs::create_dir_all(&o.out).map_err(|e| anyhow::anyhow!("creating {}: {e}", o.out.display()))?;
+    // Every failing seed again, recorded, on all the jobs.
+    let next = AtomicUsize::new(0);
+    let recorded: Mutex<Vec<(usize, Run, Vec<(String, Vec<u8>)>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..o.jobs.max(1) {
+            s.spawn(|| {
+                while let Some(f) = failures.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let (again, traces) = sim.traces(f.seed);
+                    let i = failures.iter().position(|x| x.seed == f.seed).unwrap_or(0);
+                    recorded.lock().expect("recorded").push((i, again, traces));
+                }
+            });
+        }
+    });
+    let mut recorded = recorded.into_inner().expect("recorded");
+    recorded.sort_by_key(|r| r.0);
     let mut shown = 0;
-    for f in &failures {
-        let (again, traces) = sim.traces(f.seed);
+    for (i, again, traces) in recorded {
+        let f = failures[i];
         if again.code != f.code || again.outcome != f.outcome {
             // The simulation's own check that a seed means one run.
             eprintln!("weft: warning: seed {} did not repeat itself ({} then {}): a source of nondeterminism escaped the simulation", f.seed, f.outcome, again.outcome);
