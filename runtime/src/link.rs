@@ -323,11 +323,11 @@ impl Host {
     /// waits), with the reader as the one that hung.
     fn leaf_now(&mut self, me: usize) -> Result<u64> {
         let now = self.tape.monotonic_now(&mut self.leaves)?;
-        if let (Some(_), Some(end)) = (self.limits.fuel, self.deadline) {
-            if now >= end {
-                self.blame(Failure::Timeout { who: Who::Component(me) });
-                return Err(wasmtime::Error::new(Stop::Timeout));
-            }
+        if let (Some(_), Some(end)) = (self.limits.fuel, self.deadline)
+            && now >= end
+        {
+            self.blame(Failure::Timeout { who: Who::Component(me) });
+            return Err(wasmtime::Error::new(Stop::Timeout));
         }
         Ok(now)
     }

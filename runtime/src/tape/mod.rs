@@ -175,7 +175,7 @@ impl Trace {
         let mut d = Decoder { r, st: &mut st };
         let mut calls = 0;
         loop {
-            match d.next() {
+            match d.record() {
                 Ok(Some(Rec::Phase(_) | Rec::End(_))) => {}
                 Ok(Some(_)) => calls += 1,
                 Ok(None) if d.r.pos == sum_at => break,
@@ -194,7 +194,7 @@ impl Trace {
         d.r.pos = self.body;
         let mut out = Vec::new();
         let mut n = 0;
-        while let Ok(Some(rec)) = d.next() {
+        while let Ok(Some(rec)) = d.record() {
             let call = match rec {
                 Rec::Phase(_) | Rec::End(_) => 0,
                 _ => {
@@ -291,12 +291,12 @@ pub struct Replayer {
 }
 
 impl Replayer {
-    fn next(&mut self) -> Option<Rec> {
+    fn next_record(&mut self) -> Option<Rec> {
         let mut d = Decoder { r: Reader { bytes: &self.bytes[..self.end], pos: self.pos }, st: &mut self.st };
         // Every record was decoded once by `Trace::parse`; what fails now is
         // a block read of sectors only a write the replay did not make
         // would have taught the shadow.
-        let rec = d.next().unwrap_or_else(|m| Some(Rec::End(Outcome::Trap { who: "trace".into(), message: m.0.into() })));
+        let rec = d.record().unwrap_or_else(|m| Some(Rec::End(Outcome::Trap { who: "trace".into(), message: m.0.into() })));
         self.pos = d.r.pos;
         rec
     }
@@ -307,7 +307,7 @@ impl Replayer {
             return None;
         }
         let pos = self.pos;
-        let rec = self.next();
+        let rec = self.next_record();
         self.pos = pos;
         match rec {
             Some(Rec::End(o)) => Some(o),
@@ -343,7 +343,7 @@ impl Replayer {
             }
             _ => {}
         }
-        let rec = self.next();
+        let rec = self.next_record();
         match rec.as_ref().and_then(want) {
             Some(v) => Ok(v),
             None => {
@@ -359,7 +359,7 @@ impl Replayer {
     /// The next phase record (the first one, or the one after a power cut).
     pub fn phase(&mut self) -> Result<Phase, Diverged> {
         loop {
-            match self.next() {
+            match self.next_record() {
                 Some(Rec::Phase(p)) => return Ok(p),
                 Some(Rec::End(Outcome::PowerCut)) => continue,
                 other => {
@@ -376,7 +376,7 @@ impl Replayer {
     /// The replay ended with `outcome`: the trace must end the same way.
     pub fn end(&mut self, outcome: &Outcome) -> Result<(), Diverged> {
         let pos = self.pos;
-        match self.next() {
+        match self.next_record() {
             Some(Rec::End(o)) if o == *outcome || matches!((&o, outcome), (Outcome::Timeout { .. }, Outcome::Timeout { .. })) => Ok(()),
             Some(Rec::End(o)) => Err(Diverged { call: self.call, expected: format!("the run to end with {o}"), got: format!("it ended with {outcome}") }),
             other => {
@@ -446,7 +446,10 @@ impl Tape {
 
     pub fn wait_until(&mut self, l: &mut Leaves, deadline: u64) -> Wres<()> {
         match self {
-            Tape::Off => Ok(l.clock.wait_until(deadline)),
+            Tape::Off => {
+                l.clock.wait_until(deadline);
+                Ok(())
+            }
             Tape::Record(r) => {
                 l.clock.wait_until(deadline);
                 r.calls += 1;
@@ -462,7 +465,10 @@ impl Tape {
 
     pub fn random(&mut self, l: &mut Leaves, buf: &mut [u8]) -> Wres<()> {
         match self {
-            Tape::Off => Ok(l.random.fill(buf)),
+            Tape::Off => {
+                l.random.fill(buf);
+                Ok(())
+            }
             Tape::Record(r) => {
                 l.random.fill(buf);
                 r.calls += 1;
@@ -508,7 +514,7 @@ impl Tape {
             Tape::Record(r) => {
                 let v = l.blocks[d].write(start, data);
                 r.calls += 1;
-                r.enc.write(d as u32, start, data, digest(&[data]), v);
+                r.enc.write(d as u32, start, data, v);
                 Ok(v)
             }
             Tape::Replay(p) => {

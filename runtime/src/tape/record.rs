@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::shadow::Shadow;
-use super::wire::{Malformed, Reader, Res, Wire, Writer};
+use super::wire::{Malformed, Reader, Res, Wire, Writer, digest64};
 use crate::devices::ErrorCode;
 
 pub const MONO: u8 = 1;
@@ -211,16 +211,19 @@ impl Encoder {
         }
     }
 
-    pub fn write(&mut self, dev: u32, start: u64, data: &[u8], digest: u32, result: Result<(), ErrorCode>) {
+    pub fn write(&mut self, dev: u32, start: u64, data: &[u8], result: Result<(), ErrorCode>) {
+        // One pass over the data: the record's digest is this one's low half,
+        // and a one-sector write's shadow digest is this one whole.
+        let whole = digest64(&[data]);
         self.w.u8(WRITE);
         self.w.var(dev.into());
         self.w.var(start);
         self.w.var(data.len() as u64);
-        self.w.u32le(digest);
+        self.w.u32le(whole as u32);
         result.put(&mut self.w);
         if let Some(s) = self.st.shadows.get_mut(dev as usize) {
             match result {
-                Ok(()) => s.write(start, data),
+                Ok(()) => s.write_digested(start, data, whole),
                 Err(_) => s.forget_bytes(start, data.len()),
             }
         }
@@ -311,7 +314,7 @@ pub struct Decoder<'a, 's> {
 
 impl Decoder<'_, '_> {
     /// The next record, or `None` at the trailer.
-    pub fn next(&mut self) -> Res<Option<Rec>> {
+    pub fn record(&mut self) -> Res<Option<Rec>> {
         let tag = self.r.u8()?;
         let r = &mut self.r;
         Ok(Some(match tag {
