@@ -89,7 +89,8 @@ impl From<DevError> for Outcome {
     }
 }
 
-pub const USAGE: &str = "usage: kvstore fill N | verify | get KEY | set KEY VALUE";
+pub const USAGE: &str =
+    "usage: kvstore fill N [BATCH] | verify | get KEY | set KEY VALUE | set-many N KEYS";
 
 /// Largest read the scanner issues (a device MAY refuse more than 1 MiB per call).
 const CHUNK_BYTES: u64 = MAX_CALL_BYTES;
@@ -406,16 +407,35 @@ impl<D: Device> Store<D> {
         })
     }
 
-    pub fn fill(&mut self, n: u64) -> Result<Outcome, Outcome> {
+    /// `fill N`: N records in one commit. `fill N BATCH`: in commits of BATCH records,
+    /// each reported (`committed SEQ KEY`, one line per record) once it is durable.
+    pub fn fill(
+        &mut self,
+        n: u64,
+        batch: Option<u64>,
+        report: &mut dyn FnMut(&[u8]),
+    ) -> Result<Outcome, Outcome> {
         self.roll_forward()?;
         let first_seq = self.sb.next_seq;
-        let mut sectors = 0;
-        for i in 0..n {
-            sectors +=
-                record_sectors(fill_key(i).len() as u64, FILL_VALUE_LEN as u64, self.ss).unwrap();
+        let mut placed = Vec::with_capacity(n as usize);
+        let mut i = 0;
+        while i < n {
+            let end = batch.map_or(n, |b| (i + b).min(n));
+            let mut sectors = 0;
+            for j in i..end {
+                sectors += record_sectors(fill_key(j).len() as u64, FILL_VALUE_LEN as u64, self.ss)
+                    .unwrap();
+            }
+            let mut records = (i..end).map(|j| (fill_key(j), fill_value(first_seq + j)));
+            let done = self.commit(&mut records, end - i, sectors)?;
+            if batch.is_some() {
+                for (j, &(_, seq)) in (i..end).zip(&done) {
+                    report_commit(report, seq, &fill_key(j));
+                }
+            }
+            placed.extend(done);
+            i = end;
         }
-        let mut records = (0..n).map(|i| (fill_key(i), fill_value(first_seq + i)));
-        let placed = self.commit(&mut records, n, sectors)?;
         let (mut verified, mut lost, mut corrupt) = (0, 0, 0);
         for (i, &(sector, seq)) in placed.iter().enumerate() {
             match self.check(sector, seq, &fill_key(i as u64), &fill_value(seq))? {
@@ -426,6 +446,29 @@ impl<D: Device> Store<D> {
         }
         let line = format!("wrote {n} verified {verified} lost {lost} corrupt {corrupt}");
         Ok(Outcome::line(line, if verified == n { 0 } else { 1 }))
+    }
+
+    /// `set-many N KEYS`: N sets, one commit each; the record with sequence number S
+    /// sets `k<S mod KEYS>` to `v<S>`, so what a key must hold after any run follows
+    /// from the sequence numbers reported. Each is reported (`committed SEQ KEY`) once
+    /// it is durable and read back; "ok" at the end.
+    pub fn set_many(
+        &mut self,
+        n: u64,
+        keys: u64,
+        report: &mut dyn FnMut(&[u8]),
+    ) -> Result<Outcome, Outcome> {
+        for _ in 0..n {
+            self.roll_forward()?;
+            let seq = self.sb.next_seq;
+            let key = format!("k{}", seq % keys);
+            let o = self.put(key.as_bytes(), format!("v{seq}").as_bytes())?;
+            if o.code != 0 {
+                return Ok(o);
+            }
+            report_commit(report, seq, key.as_bytes());
+        }
+        Ok(Outcome::line(String::from("ok"), 0))
     }
 
     pub fn verify(&mut self) -> Result<Outcome, Outcome> {
@@ -493,6 +536,11 @@ enum Check {
 
 const FILL_VALUE_LEN: usize = 100;
 
+/// `committed SEQ KEY`: the record is durable (its commit's last flush returned).
+fn report_commit(report: &mut dyn FnMut(&[u8]), seq: u64, key: &[u8]) {
+    report(format!("committed {seq} {}\n", String::from_utf8_lossy(key)).as_bytes());
+}
+
 fn fill_key(i: u64) -> Vec<u8> {
     format!("key-{i:06}").into_bytes()
 }
@@ -505,40 +553,56 @@ fn fill_value(seq: u64) -> Vec<u8> {
 }
 
 /// Parse `args` and run one command. A leading program name (`kvstore`) is skipped.
+/// `report` gets the lines printed while the command runs (the commit reports of
+/// `fill N BATCH` and `set-many`), before its outcome.
 pub fn run<D: Device>(
     args: &[String],
     open: impl FnOnce() -> Result<Store<D>, Outcome>,
+    report: &mut dyn FnMut(&[u8]),
 ) -> Outcome {
     let mut args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    const COMMANDS: [&str; 4] = ["fill", "verify", "get", "set"];
+    const COMMANDS: [&str; 5] = ["fill", "verify", "get", "set", "set-many"];
     if args.len() > 1 && !COMMANDS.contains(&args[0]) && COMMANDS.contains(&args[1]) {
         args.remove(0);
     }
     enum Cmd<'a> {
-        Fill(u64),
+        Fill(u64, Option<u64>),
         Verify,
         Get(&'a str),
         Set(&'a str, &'a str),
+        SetMany(u64, u64),
     }
-    let cmd = match args.as_slice() {
-        ["fill", n] => match weft_guest::parse::parse_u64(n) {
-            Ok(n) => Cmd::Fill(n),
-            Err(e) => return Outcome::line(format!("bad N for fill: {e}\n{USAGE}"), 2),
-        },
-        ["verify"] => Cmd::Verify,
-        ["get", key] => Cmd::Get(key),
-        ["set", key, value] => Cmd::Set(key, value),
-        _ => return Outcome::line(String::from(USAGE), 2),
+    // A batch or key count of 0 would never commit anything.
+    let number = |what: &str, s: &str, min: u64| match weft_guest::parse::parse_u64(s) {
+        Ok(v) if v < min => Err(Outcome::line(format!("bad {what}: below {min}\n{USAGE}"), 2)),
+        Ok(v) => Ok(v),
+        Err(e) => Err(Outcome::line(format!("bad {what}: {e}\n{USAGE}"), 2)),
+    };
+    let parsed = match args.as_slice() {
+        ["fill", n] => number("N for fill", n, 0).map(|n| Cmd::Fill(n, None)),
+        ["fill", n, b] => number("N for fill", n, 0)
+            .and_then(|n| Ok(Cmd::Fill(n, Some(number("BATCH for fill", b, 1)?)))),
+        ["verify"] => Ok(Cmd::Verify),
+        ["get", key] => Ok(Cmd::Get(key)),
+        ["set", key, value] => Ok(Cmd::Set(key, value)),
+        ["set-many", n, k] => number("N for set-many", n, 0)
+            .and_then(|n| Ok(Cmd::SetMany(n, number("KEYS for set-many", k, 1)?))),
+        _ => Err(Outcome::line(String::from(USAGE), 2)),
+    };
+    let cmd = match parsed {
+        Ok(c) => c,
+        Err(o) => return o,
     };
     let mut store = match open() {
         Ok(s) => s,
         Err(o) => return o,
     };
     let r = match cmd {
-        Cmd::Fill(n) => store.fill(n),
+        Cmd::Fill(n, batch) => store.fill(n, batch, report),
         Cmd::Verify => store.verify(),
         Cmd::Get(k) => store.get(k),
         Cmd::Set(k, v) => store.set(k, v),
+        Cmd::SetMany(n, keys) => store.set_many(n, keys, report),
     };
     r.unwrap_or_else(|e| e)
 }
@@ -574,8 +638,14 @@ mod tests {
         fn cmd(&mut self, args: &[&str]) -> (String, u8) {
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             let (ss, n) = (self.ss as u32, (self.data.len() / self.ss) as u64);
-            let o = run(&args, || Store::open(&mut *self, ss, n, false));
-            (String::from_utf8_lossy(&o.output).into_owned(), o.code)
+            let mut reported = Vec::new();
+            let o = run(
+                &args,
+                || Store::open(&mut *self, ss, n, false),
+                &mut |b| reported.extend_from_slice(b),
+            );
+            reported.extend_from_slice(&o.output);
+            (String::from_utf8_lossy(&reported).into_owned(), o.code)
         }
     }
 
@@ -647,6 +717,45 @@ mod tests {
                 m.cmd(&["verify"]),
                 ("records 63 valid 63 lost 0 corrupt 0\n".into(), 0)
             );
+        }
+    }
+
+    #[test]
+    fn batched_fill_and_set_many_report_each_commit() {
+        let mut m = Mem::new(512, 4096);
+        assert_eq!(
+            m.cmd(&["fill", "5", "2"]),
+            (
+                "committed 1 key-000000\ncommitted 2 key-000001\ncommitted 3 key-000002\n\
+                 committed 4 key-000003\ncommitted 5 key-000004\n\
+                 wrote 5 verified 5 lost 0 corrupt 0\n"
+                    .into(),
+                0
+            )
+        );
+        assert_eq!(
+            m.cmd(&["set-many", "3", "2"]),
+            (
+                "committed 6 k0\ncommitted 7 k1\ncommitted 8 k0\nok\n".into(),
+                0
+            )
+        );
+        assert_eq!(m.cmd(&["get", "k0"]), ("v8\n".into(), 0));
+        assert_eq!(m.cmd(&["get", "k1"]), ("v7\n".into(), 0));
+        assert_eq!(
+            m.cmd(&["verify"]),
+            ("records 8 valid 8 lost 0 corrupt 0\n".into(), 0)
+        );
+        // A set-many that fails stops at the failure, after what it reported.
+        m.fail_flush = true;
+        assert_eq!(
+            m.cmd(&["set-many", "3", "2"]),
+            ("error: flush: io\n".into(), 1)
+        );
+        for args in [&["fill", "5", "0"][..], &["set-many", "3", "0"], &["set-many", "3"]] {
+            let (out, code) = m.cmd(args);
+            assert_eq!(code, 2, "{args:?}");
+            assert!(out.contains("usage: kvstore"), "{out}");
         }
     }
 
