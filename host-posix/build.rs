@@ -23,9 +23,11 @@ const SHIPPED: &[(&str, &str)] = &[
     ("netclient", "netclient"),
 ];
 
-/// Test apps built alongside (tests copy them next to their manifests).
+/// Test apps and filters built alongside (tests copy them next to their manifests).
 const TEST_APPS: &[(&str, &str)] = &[
     ("misbehave", "misbehave"),
+    ("hostile-block", "hostile_block"),
+    ("hostile-net", "hostile_net"),
     ("callbench", "callbench"),
     ("wasi-stock", "wasi-stock"),
     ("kvclient", "kvclient"),
@@ -53,7 +55,7 @@ fn main() {
     cmd
         .env("CARGO_TARGET_DIR", &target_dir);
     // Settings meant for the host build must not leak into the guest build.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER", "CARGO_PROFILE_RELEASE_DEBUG"] {
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER", "RUSTC_WRAPPER", "CARGO_PROFILE_RELEASE_DEBUG"] {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("running cargo for the guest components");

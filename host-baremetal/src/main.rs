@@ -474,6 +474,10 @@ fn report(bundle: &Bundle<'_>, host: &Host, e: wasmtime::Error) -> Exit {
         Some(Failure::Trap { who, message }) => {
             (exit::TRAP, alloc::format!("error: {} trapped: {message}{backtrace}", host.name(*who)))
         }
+        // The consumer's backtrace would only show who asked; the culprit is named.
+        Some(Failure::Contract { who, contract, message }) => {
+            (exit::TRAP, alloc::format!("error: {} broke the {contract} contract: {message}", host.name(*who)))
+        }
         None => (exit::TRAP, alloc::format!("error: {e:#}{backtrace}")),
     };
     Exit { code, message }

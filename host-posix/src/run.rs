@@ -412,6 +412,10 @@ pub fn report(plan: &Plan, host: &Host, e: wasmtime::Error) -> anyhow::Error {
         Some(Failure::Trap { who, message }) => {
             (exit::TRAP, format!("error: {} trapped: {message}{backtrace}", host.name(*who)))
         }
+        // The consumer's backtrace would only show who asked; the culprit is named.
+        Some(Failure::Contract { who, contract, message }) => {
+            (exit::TRAP, format!("error: {} broke the {contract} contract: {message}", host.name(*who)))
+        }
         None => (exit::TRAP, format!("error: {e:#}{backtrace}")),
     };
     anyhow::Error::new(Exit { code, message })

@@ -71,6 +71,11 @@ pub enum Failure {
     Timeout { who: Who },
     /// A component asked for more memory than `limits.memory`.
     Memory { who: Who, desired: usize, limit: usize },
+    /// A provider answered a call with a result its device contract forbids
+    /// (a read of the wrong length, more frames than asked for): the runtime
+    /// stopped the run at the hop, before the result reached the caller.
+    /// `contract` is the interface (`block`, `net`), `message` what was wrong.
+    Contract { who: Who, contract: &'static str, message: String },
 }
 
 impl Failure {
@@ -92,7 +97,10 @@ impl Failure {
 
     pub fn who(&self) -> Who {
         match self {
-            Failure::Trap { who, .. } | Failure::Timeout { who } | Failure::Memory { who, .. } => *who,
+            Failure::Trap { who, .. }
+            | Failure::Timeout { who }
+            | Failure::Memory { who, .. }
+            | Failure::Contract { who, .. } => *who,
         }
     }
 }

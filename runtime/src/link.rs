@@ -189,7 +189,24 @@ struct Link {
     sockets: Option<Provider>,
     /// Index into `Leaves::captures` (net filters only).
     capture: Option<usize>,
-    handles: Vec<(HandleKind, Provider, u32)>,
+    /// A block or net filter: its chain's leaf (index into `Leaves::blocks`
+    /// or `Leaves::nets`), whose geometry its results are held to until it
+    /// reports its own.
+    device: usize,
+    handles: Vec<Opened>,
+}
+
+/// One slot of a consumer's handle table.
+#[derive(Clone, Copy)]
+struct Opened {
+    kind: HandleKind,
+    provider: Provider,
+    /// The provider's own handle.
+    handle: u32,
+    /// What the provider's results are checked against: the sector size
+    /// (block) or the largest frame, `14 + mtu` (net) — as the provider last
+    /// reported it through `info` to this consumer, else its device's.
+    unit: u32,
 }
 
 #[derive(Default)]
@@ -306,16 +323,44 @@ impl Host {
     }
 
     fn handle(&self, me: usize, kind: HandleKind, h: u32) -> Option<(Provider, u32)> {
+        self.opened(me, kind, h).map(|o| (o.provider, o.handle))
+    }
+
+    fn opened(&self, me: usize, kind: HandleKind, h: u32) -> Option<Opened> {
         match self.links[me].handles.get(h as usize) {
-            Some(&(k, p, h)) if k == kind => Some((p, h)),
+            Some(&o) if o.kind == kind => Some(o),
             _ => None,
         }
     }
 
     fn open_handle(&mut self, me: usize, kind: HandleKind, p: Provider, h: u32) -> u32 {
+        let d = match p {
+            Provider::Leaf(d) => d,
+            Provider::Filter(f) => self.links[f].device,
+        };
+        let unit = match kind {
+            HandleKind::Block => self.geometry[d].sector_size,
+            HandleKind::Net => self.net_info[d].mtu.saturating_add(14),
+        };
         let handles = &mut self.links[me].handles;
-        handles.push((kind, p, h));
+        handles.push(Opened { kind, provider: p, handle: h, unit });
         (handles.len() - 1) as u32
+    }
+
+    /// What `me`'s handle `h` holds its provider to, now `unit` (from `info`).
+    fn set_unit(&mut self, me: usize, h: u32, unit: u32) {
+        if let Some(o) = self.links[me].handles.get_mut(h as usize) {
+            o.unit = unit;
+        }
+    }
+
+    /// Filter `f` answered with a result its `contract` forbids: it is the
+    /// culprit (not the consumer its error unwinds through), and the run stops
+    /// before the result reaches anyone.
+    fn breach(&mut self, f: usize, contract: &'static str, message: String) -> wasmtime::Error {
+        let e = wasmtime::Error::msg(format!("broke the {contract} contract: {message}"));
+        self.blame(Failure::Contract { who: Who::Component(f), contract, message });
+        e
     }
 
     /// The leaf clock's reading. In a simulation a reading past the
@@ -412,18 +457,29 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         };
         Ok((r.map(|h| cx.data_mut().open_handle(me, HandleKind::Block, p, h)),))
     })?;
-    i.func_wrap("info", move |mut cx, (h,): (u32,)| {
-        let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+    i.func_wrap("info", move |mut cx, (mine,): (u32,)| {
+        let Some((p, h)) = cx.data().handle(me, HandleKind::Block, mine) else { return Ok((Err(ErrorCode::NotFound),)) };
         Ok((match p {
             Provider::Leaf(d) => Ok(cx.data().geometry[d]),
             Provider::Filter(f) => {
                 let func = cx.data().block_fns(f).info;
-                call(&mut cx, f, func, (h,))?.0
+                let r = call(&mut cx, f, func, (h,))?.0;
+                if let Ok(g) = &r {
+                    let host = cx.data_mut();
+                    if g.sector_size < 512 || !g.sector_size.is_power_of_two() {
+                        let m = format!("`info` reported {}-byte sectors (a power of two, at least 512)", g.sector_size);
+                        return Err(host.breach(f, "block", m));
+                    }
+                    host.set_unit(me, mine, g.sector_size);
+                }
+                r
             }
         },))
     })?;
     i.func_wrap("read", move |mut cx, (h, start, count): (u32, u64, u32)| {
-        let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let Some(Opened { provider: p, handle: h, unit, .. }) = cx.data().opened(me, HandleKind::Block, h) else {
+            return Ok((Err(ErrorCode::NotFound),));
+        };
         Ok((match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
@@ -434,7 +490,20 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             }
             Provider::Filter(f) => {
                 let func = cx.data().block_fns(f).read;
-                call(&mut cx, f, func, (h, start, count))?.0
+                let r = call(&mut cx, f, func, (h, start, count))?.0;
+                // Reads are never short (nor long): one multiplication per hop.
+                if let Ok(data) = &r {
+                    let want = u64::from(count) * u64::from(unit);
+                    if data.len() as u64 != want {
+                        let m = format!(
+                            "`read` of {count} sector{} at sector {start} returned {} bytes, not {want} ({unit}-byte sectors)",
+                            if count == 1 { "" } else { "s" },
+                            data.len()
+                        );
+                        return Err(cx.data_mut().breach(f, "block", m));
+                    }
+                }
+                r
             }
         },))
     })?;
@@ -538,13 +607,17 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         };
         Ok((r.map(|h| cx.data_mut().open_handle(me, HandleKind::Net, p, h)),))
     })?;
-    i.func_wrap("info", move |mut cx, (h,): (u32,)| {
-        let Some((p, h)) = cx.data().handle(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+    i.func_wrap("info", move |mut cx, (mine,): (u32,)| {
+        let Some((p, h)) = cx.data().handle(me, HandleKind::Net, mine) else { return Ok((Err(ErrorCode::NotFound),)) };
         Ok((match p {
             Provider::Leaf(d) => Ok(cx.data().net_info[d]),
             Provider::Filter(f) => {
                 let func = cx.data().net_fns(f).info;
-                call(&mut cx, f, func, (h,))?.0
+                let r = call(&mut cx, f, func, (h,))?.0;
+                if let Ok(i) = &r {
+                    cx.data_mut().set_unit(me, mine, i.mtu.saturating_add(14));
+                }
+                r
             }
         },))
     })?;
@@ -574,13 +647,23 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             }
             Provider::Filter(f) => {
                 let frames: Vec<Vec<u8>> = lists.iter().map(|l| l.as_le_slice(&cx).to_vec()).collect();
+                let given = frames.len();
                 let func = cx.data().net_fns(f).send;
-                call(&mut cx, f, func, (h, frames))?.0
+                let r = call(&mut cx, f, func, (h, frames))?.0;
+                if let Ok(n) = r
+                    && n as usize > given
+                {
+                    let m = format!("`send` of {given} frame{} claimed {n} were accepted", if given == 1 { "" } else { "s" });
+                    return Err(cx.data_mut().breach(f, "net", m));
+                }
+                r
             }
         },))
     })?;
     i.func_wrap("receive", move |mut cx, (h, max): (u32, u32)| {
-        let Some((p, h)) = cx.data().handle(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let Some(Opened { provider: p, handle: h, unit, .. }) = cx.data().opened(me, HandleKind::Net, h) else {
+            return Ok((Err(ErrorCode::NotFound),));
+        };
         Ok((match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
@@ -588,7 +671,20 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             }
             Provider::Filter(f) => {
                 let func = cx.data().net_fns(f).receive;
-                call(&mut cx, f, func, (h, max))?.0
+                let r = call(&mut cx, f, func, (h, max))?.0;
+                if let Ok(frames) = &r {
+                    let m = if frames.len() as u64 > u64::from(max) {
+                        Some(format!("`receive` of at most {max} frames returned {}", frames.len()))
+                    } else {
+                        frames.iter().find(|fr| fr.len() as u64 > u64::from(unit)).map(|fr| {
+                            format!("`receive` returned a {}-byte frame; the device's largest is {unit} bytes (14 + mtu)", fr.len())
+                        })
+                    };
+                    if let Some(m) = m {
+                        return Err(cx.data_mut().breach(f, "net", m));
+                    }
+                }
+                r
             }
         },))
     })?;
@@ -729,6 +825,8 @@ struct Slot {
     clock: Option<Provider>,
     sockets: Option<Provider>,
     capture: Option<usize>,
+    /// Block and net filters: their chain's leaf.
+    device: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -774,6 +872,7 @@ impl Unikernel {
                     config: f.config.clone(),
                     origin: f.origin.clone(),
                     clock: leaf_clock,
+                    device: leaf,
                     ..Slot::default()
                 };
                 match kind {
@@ -897,6 +996,7 @@ impl Unikernel {
                 clock: s.clock,
                 sockets: s.sockets,
                 capture: s.capture,
+                device: s.device,
                 handles: Vec::new(),
             })
             .collect();

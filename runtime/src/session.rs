@@ -94,6 +94,10 @@ fn outcome_of(host: &Host, f: &Failure) -> Outcome {
         Failure::Trap { message, .. } => Outcome::Trap { who, message: message.clone() },
         Failure::Timeout { .. } => Outcome::Timeout { who },
         Failure::Memory { .. } => Outcome::Memory { who },
+        // A trap the runtime raised, as far as a trace is concerned.
+        Failure::Contract { contract, message, .. } => {
+            Outcome::Trap { who, message: alloc::format!("broke the {contract} contract: {message}") }
+        }
     }
 }
 
