@@ -238,6 +238,49 @@ fn a_memory_bomb_hits_the_limit_and_exit_codes_pass_through() {
     misbehave("bm-exit", r#"["exit", "42"]"#, "").code(42);
 }
 
+/// Hostile filters (host-posix/tests/hostile.rs) in the kernel: a block
+/// filter's bad read, mangled write and stack overflow, each named, with
+/// the file-backed image (a virtio-blk drive) untouched.
+#[test]
+fn a_hostile_block_filter_is_named_and_the_image_untouched() {
+    let name = "hostile-block (filter of device `storage`)";
+    for (what, code, stream, message) in [
+        ("long-read", 70, "stderr", format!("error: {name} broke the block contract: `read` of 1 sector at sector 0 returned 513 bytes, not 512 (512-byte sectors)")),
+        ("short-write", 1, "stdout", "error: write sector 0: invalid-argument".to_string()),
+        ("recurse", 70, "stderr", format!("error: {name} trapped: wasm trap: call stack exhausted")),
+    ] {
+        let dir = manifest(
+            "bm-hostile-block",
+            &format!("[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"10\"]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"1MiB\"\nfilters = [{{ component = \"hostile-block.wasm\", config = {{ do = \"{what}\" }} }}, {{ component = \"block-trace\" }}]\n"),
+        );
+        test_component(&dir, "hostile_block", "hostile-block.wasm");
+        let r = boot(&dir, &[]);
+        r.code(code);
+        if stream == "stdout" { r.stdout_has(&message) } else { r.stderr_has(&message) };
+        let img = std::fs::read(dir.join("disk.img")).unwrap();
+        assert_eq!(img.len(), 1 << 20);
+        assert!(img.iter().all(|&b| b == 0), "{what}: disk.img was written\n{}", r.stderr);
+    }
+}
+
+/// A net filter's million-frame `receive` and oversized frame stop the
+/// kernel's run at the hop, named, as on Linux.
+#[test]
+fn a_hostile_net_filter_is_named() {
+    for (what, message) in [
+        ("flood", "`receive` of at most 64 frames returned 1000000"),
+        ("oversize", "`receive` returned a 1515-byte frame; the device's largest is 1514 bytes (14 + mtu)"),
+    ] {
+        let (local, remote) = (free_udp_port(), free_udp_port());
+        let m = udp_manifest("echo", r#"["7", "1"]"#, local, remote, "10.0.1.1/24")
+            .replace("remote = ", "filters = [{ component = \"hostile-net.wasm\", config = { do = \"DO\" } }]\nremote = ")
+            .replace("DO", what);
+        let dir = manifest("bm-hostile-net", &m);
+        test_component(&dir, "hostile_net", "hostile-net.wasm");
+        boot(&dir, &[]).code(70).stderr_has(&format!("error: hostile-net (filter of device `link`) broke the net contract: {message}"));
+    }
+}
+
 #[test]
 fn events_become_the_same_git_history_as_on_linux() {
     const FAULTY: &str = "[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"250\"]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [{ component = \"block-fault\", config = { drop-every = 100 } }]\n\n[log]\nbackend = \"git\"\npath = \"events.git\"\n";
