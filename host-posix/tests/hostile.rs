@@ -60,6 +60,11 @@ fn a_read_of_the_wrong_length_stops_the_run_naming_the_filter() {
         assert!(!r.stderr.contains("(app)"), "the app was blamed:\n{}", r.stderr);
         untouched(&dir, &r);
     }
+    let (r, dir) = block_run("bad-geometry", &hostile_block("do = \"bad-geometry\""));
+    r.code(TRAP).stderr_has(
+        "error: hostile-block (filter of device `storage`) broke the block contract: `info` reported 100-byte sectors (a power of two, at least 512)",
+    );
+    untouched(&dir, &r);
     // Later in the run, after kvstore formatted the disk and wrote records:
     // those writes stay, the run still stops at the bad read.
     let (r, dir) = block_run("late-long-read", &hostile_block("do = \"long-read\", after = 10"));

@@ -7,6 +7,7 @@
 //! before pass through unchanged). What it does:
 //!
 //! - `long-read`, `short-read`: a read returns one byte more (less) than asked.
+//! - `bad-geometry`: `info` reports 100-byte sectors.
 //! - `forge-handle`: every call reaches the device below with a handle it was never
 //!   given (the runtime answers `not-found`, and that is what the filter returns).
 //! - `short-write`: writes go down one byte short (not whole sectors).
@@ -37,6 +38,7 @@ use weft::devices::types::ErrorCode;
 enum Do {
     LongRead,
     ShortRead,
+    BadGeometry,
     ForgeHandle,
     ShortWrite,
     WritePastEnd,
@@ -49,6 +51,7 @@ enum Do {
 const WHAT: &[(&str, Do)] = &[
     ("long-read", Do::LongRead),
     ("short-read", Do::ShortRead),
+    ("bad-geometry", Do::BadGeometry),
     ("forge-handle", Do::ForgeHandle),
     ("short-write", Do::ShortWrite),
     ("write-past-end", Do::WritePastEnd),
@@ -144,8 +147,10 @@ impl BlockGuest for HostileBlock {
     }
 
     fn info(dev: Handle) -> Result<Geometry, ErrorCode> {
-        let g = block::info(dev_for(dev, misbehave()))?;
-        Ok(Geometry { sector_size: g.sector_size, sector_count: g.sector_count, read_only: g.read_only })
+        let what = misbehave();
+        let g = block::info(dev_for(dev, what))?;
+        let sector_size = if what == Some(Do::BadGeometry) { 100 } else { g.sector_size };
+        Ok(Geometry { sector_size, sector_count: g.sector_count, read_only: g.read_only })
     }
 
     fn read(dev: Handle, start: u64, count: u32) -> Result<Vec<u8>, ErrorCode> {
