@@ -134,7 +134,7 @@ fn kvstore() {
         let f = fresh();
         let t = Instant::now();
         let mut s = store::Store::open(NativeFile(f), 512, SIZE / 512, false).unwrap_or_else(|o| panic!("{:?}", String::from_utf8_lossy(&o.output)));
-        let out = s.fill(N).unwrap_or_else(|o| o);
+        let out = s.fill(N, None, &mut |_| {}).unwrap_or_else(|o| o);
         native_t.push(t.elapsed().as_secs_f64());
         assert_eq!(String::from_utf8_lossy(&out.output).trim(), format!("wrote {N} verified {N} lost 0 corrupt 0"));
     }

@@ -380,7 +380,7 @@ impl Drop for TempFile {
 /// A file disk image, checked (and created if the manifest gives a size)
 /// the way `FileBlock::open` does on Linux.
 fn disk_image(dir: &Path, role: &str, path: &str, size: Option<u64>, read_only: bool) -> Result<PathBuf> {
-    let p = dir.join(path);
+    let p = run::inside(dir, path, &format!("device `{role}`: disk image"))?;
     let shown = path;
     if !p.exists() {
         let Some(size) = size else {
@@ -415,6 +415,10 @@ fn qemu_escape(p: &Path) -> String {
     p.display().to_string().replace(',', ",,")
 }
 
+/// The most RAM `weft boot` gives a VM (QEMU's x86_64 limit is far above
+/// any machine this runs on; this keeps the arithmetic and the error sane).
+const MAX_RAM: u64 = 1 << 42;
+
 /// The QEMU command line for `bundle` (already decoded from `bundle_file`).
 pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts: &BootOptions) -> Result<Command> {
     let dir = Path::new(&bundle.manifest).parent().map(Path::to_path_buf).unwrap_or_default();
@@ -443,15 +447,25 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
     }
     // RAM: the heap must hold twice the largest linear memory (growth
     // copies), plus memory disks, plus the kernel and components.
-    let disks: u64 = bundle
+    // A bundle comes from outside: its sizes may add up past any machine.
+    let ram = bundle
         .blocks
         .iter()
         .map(|b| match b {
             BlockBackend::Memory { size, .. } => *size,
             BlockBackend::File { .. } => 0,
         })
-        .sum();
-    let mib = ((2 * bundle.memory + disks) >> 20) + 128;
+        .try_fold(bundle.memory.checked_mul(2).unwrap_or(u64::MAX), u64::checked_add)
+        .filter(|&bytes| bytes <= MAX_RAM)
+        .ok_or_else(|| {
+            invalid(format!(
+                "error: {}: the bundle's memory limit ({} bytes) and memory disks need more than the {} GiB of RAM a weft VM may have; rebuild it with a smaller `limits.memory` or memory disk",
+                bundle_file.display(),
+                bundle.memory,
+                MAX_RAM >> 30
+            ))
+        })?;
+    let mib = (ram >> 20) + 128;
     c.args(["-M", machine, "-cpu", "max", "-m"]).arg(format!("{mib}M"));
     c.args(["-smp", "1", "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", "-serial", "stdio"]);
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
@@ -746,7 +760,7 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
         LogBackend::Stderr => None,
         LogBackend::Git { path } => {
             let dir = Path::new(&bundle.manifest).parent().map(Path::to_path_buf).unwrap_or_default();
-            let git = crate::gitlog::GitLog::open(&dir.join(path))
+            let git = crate::gitlog::GitLog::open(&run::inside(&dir, path, "log: git repository")?)
                 .map_err(|e| invalid(format!("error: {}: log: {e:#}", bundle.manifest)))?;
             Some(Box::new(git))
         }

@@ -74,7 +74,8 @@ impl GitLog {
         let (i, st) = (inner.clone(), stop.clone());
         let flusher = std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
-                std::thread::sleep(BATCH_TIME / 4);
+                // Parked, not asleep: dropping the log wakes it at once.
+                std::thread::park_timeout(BATCH_TIME / 4);
                 let mut g = i.lock().unwrap();
                 if g.first_pending.is_some_and(|t| t.elapsed() >= BATCH_TIME) {
                     g.commit_or_warn();
@@ -202,6 +203,7 @@ impl Drop for GitLog {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(f) = self.flusher.take() {
+            f.thread().unpark();
             let _ = f.join();
         }
         self.inner.lock().unwrap().commit_or_warn();

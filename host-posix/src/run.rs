@@ -234,7 +234,9 @@ pub fn leaves_with(plan: &Plan, dir: &Dir, blocks: Vec<Box<dyn BlockDevice>>) ->
         match &d.backend {
             Backend::Seeded { seed } => leaves.random = Box::new(SeededRandom(*seed)),
             Backend::Git { path } => {
-                leaves.log = Box::new(crate::gitlog::GitLog::open(&plan.manifest.dir.join(path)).map_err(fail)?)
+                let what = format!("{}: `log.path`: git repository", plan.manifest.path.display());
+                let repo = inside(&plan.manifest.dir, &path.display().to_string(), &what)?;
+                leaves.log = Box::new(crate::gitlog::GitLog::open(&repo).map_err(fail)?)
             }
             _ => {}
         }
@@ -438,4 +440,28 @@ pub fn git_log_path(plan_manifest: &weft_runtime::manifest::Manifest) -> Option<
         Backend::Git { path } => Some(plan_manifest.dir.join(path)),
         _ => None,
     })
+}
+
+/// `dir/path`, for a path a manifest or bundle names (`what`) that is
+/// opened by something other than weft's cap-std `Dir` (QEMU, gitoxide):
+/// the manifest's path rule (a bundle comes from outside, unchecked), and
+/// what it names must be inside `dir` after symlinks too.
+pub fn inside(dir: &Path, path: &str, what: &str) -> Result<PathBuf> {
+    let outside = || {
+        invalid(format!(
+            "error: {what} {path:?} is outside the manifest's folder {}; paths must stay inside it (copy it there: a symlink out of it is refused too)",
+            dir.display()
+        ))
+    };
+    if !weft_runtime::manifest::stays_inside(Path::new(path)) {
+        return Err(outside());
+    }
+    let p = dir.join(path);
+    if p.exists() {
+        let (real, base) = (p.canonicalize()?, dir.canonicalize()?);
+        if !real.starts_with(&base) {
+            return Err(outside());
+        }
+    }
+    Ok(p)
 }

@@ -304,40 +304,6 @@ fn an_address_clash_is_a_clear_error_naming_the_device() {
     assert!(!r.stdout.contains("listening"), "the app never ran: {}", r.stdout);
 }
 
-/// The smoke run of the fuzz targets over the frame paths (components/fuzz):
-/// they build with plain stable cargo and libFuzzer's coverage flags, and each
-/// runs for 2 seconds without a crash. Real fuzzing is `cargo fuzz run`
-/// (components/fuzz/README.md), not part of the tests.
-#[test]
-fn fuzz_targets_build_and_run_briefly() {
-    let target_dir = root().join("target/fuzz");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut c = Command::new(cargo);
-    c.args(["build", "--release", "--target", "x86_64-unknown-linux-gnu", "--manifest-path"])
-        .arg(root().join("components/fuzz/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target_dir)
-        // What `cargo fuzz build -s none` passes; with --target they reach the
-        // fuzzed crates and not the build scripts.
-        .env(
-            "RUSTFLAGS",
-            "--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
-             -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
-             -Cllvm-args=-sanitizer-coverage-trace-compares",
-        );
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
-        c.env_remove(var);
-    }
-    let o = c.output().unwrap();
-    assert!(o.status.success(), "building components/fuzz: {}", String::from_utf8_lossy(&o.stderr));
-    for target in ["tcpip_frames", "arp_log_frames"] {
-        let bin = target_dir.join("x86_64-unknown-linux-gnu/release").join(target);
-        let o = Command::new(&bin).args(["-max_total_time=2", "-rss_limit_mb=2048"]).output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "{target}: {err}");
-        assert!(err.contains("Done "), "{target} ran: {err}");
-    }
-}
-
 /// A TAP device's MTU is the stack's: with tap0 at 9000, the stack says so
 /// and answers a 8,000-byte ping that may not be fragmented.
 #[test]

@@ -368,3 +368,16 @@ fn without_a_stack_binding_is_access_denied() {
         .stderr_has("[wasi] denied tcp socket: no network");
     no_trap(&out);
 }
+
+/// `weft check` shows what a stock program can reach before it runs: the
+/// preopens, nothing else; no sockets without `[stack]`.
+#[test]
+fn check_lists_what_a_stock_program_can_reach() {
+    let dir = stock("check-reach", &files_manifest(r#"["hello"]"#));
+    tar_image(&dir);
+    weft(&["check", dir.to_str().unwrap()])
+        .ok()
+        .stdout_has("WASI for the app: files under /data (tar on block `files`, read-only), /tmp (memory, gone at exit) only; no sockets (no [stack])");
+    let dir = stock("check-reach-none", &app(r#"["hello"]"#));
+    weft(&["check", dir.to_str().unwrap()]).ok().stdout_has("WASI for the app: no files (no [wasi] preopens); no sockets (no [stack])");
+}

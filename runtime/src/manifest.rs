@@ -474,24 +474,32 @@ fn source(r: &mut Report, v: &Value, key: &str) -> Option<Source> {
 /// it through a cap-std `Dir`, which enforces the same rule).
 fn confined(r: &mut Report, v: &Value, key: &str, s: &str) -> Option<PathBuf> {
     let p = Path::new(s);
-    let escapes = p.is_absolute()
-        || p.components().try_fold(0i32, |depth, c| {
-            let d = match c {
-                PathPart::ParentDir => depth - 1,
-                PathPart::Normal(_) => depth + 1,
-                _ => depth,
-            };
-            (d >= 0).then_some(d)
-        }).is_none();
-    if escapes {
+    if !stays_inside(p) {
         r.at(
             v.span().start,
             key,
-            format!("path {s:?} leaves the manifest's folder; paths are relative to the manifest and must stay inside it (copy or link the file there)"),
+            format!("path {s:?} leaves the manifest's folder; paths are relative to the manifest and must stay inside it (copy the file there: a symlink out of it is refused too)"),
         );
         return None;
     }
     Some(p.to_path_buf())
+}
+
+/// Whether relative path `p` names something inside its base folder by its
+/// words alone: not absolute, and no `..` climbing above the base. (Symlinks
+/// are the host's to refuse when it opens the path.)
+pub fn stays_inside(p: &Path) -> bool {
+    !p.is_absolute()
+        && p.components()
+            .try_fold(0i32, |depth, c| {
+                let d = match c {
+                    PathPart::ParentDir => depth - 1,
+                    PathPart::Normal(_) => depth + 1,
+                    _ => depth,
+                };
+                (d >= 0).then_some(d)
+            })
+            .is_some()
 }
 
 impl Manifest {

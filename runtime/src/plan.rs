@@ -42,12 +42,15 @@ pub struct Resolved {
     /// The app only, when composed: what it imports itself (the composition
     /// also imports what its parts import).
     pub own_imports: Vec<String>,
+    /// The weft device interfaces it imports (`block`, `clock`, …): with
+    /// the wiring, what it can reach (`weft check` prints it).
+    pub imports: Vec<String>,
 }
 
 impl Resolved {
     /// A compiled component from `s`, nothing composed into it.
     fn new(s: &Source, sha256: [u8; 32], size: usize, (component, origin): (Component, Origin)) -> Resolved {
-        Resolved { name: display_name(s), source: s.clone(), sha256, size, component, origin, parts: Vec::new(), own_imports: Vec::new() }
+        Resolved { name: display_name(s), source: s.clone(), sha256, size, component, origin, parts: Vec::new(), own_imports: Vec::new(), imports: Vec::new() }
     }
 }
 
@@ -135,7 +138,17 @@ impl Plan {
         }
         r.finish()?;
         assert!(!missing, "a missing component is reported as a problem");
-        Ok(Plan { manifest, app: app.expect("reported when missing"), chains, stack, wiring })
+        let mut plan = Plan { manifest, app: app.expect("reported when missing"), chains, stack, wiring };
+        let all = core::iter::once(&mut plan.app).chain(plan.chains.iter_mut().flatten()).chain(plan.stack.as_mut());
+        for c in all {
+            let mut imports: Vec<String> =
+                c.component.component_type().imports(engine).filter_map(|(n, _)| weft_iface(n).map(String::from)).collect();
+            imports.retain(|i| !matches!(i.as_str(), "types" | "filter"));
+            imports.sort();
+            imports.dedup();
+            c.imports = imports;
+        }
+        Ok(plan)
     }
 
     /// Every filter in the order `Unikernel::new` instantiates them: each
@@ -235,6 +248,7 @@ impl Plan {
                 );
             }
         }
+        self.describe_reach(&mut out);
         let _ = writeln!(out, "creates   {}", if creates.is_empty() { "nothing".to_string() } else { creates.join(", ") });
         if let Some(sim) = &m.sim {
             let restart = sim.restart.as_ref().map_or(String::new(), |a| format!(", restart with args [{}]", a.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", ")));
@@ -259,6 +273,84 @@ impl Plan {
         let timeout = m.limits.timeout.map_or("none".to_string(), |t| format_duration(t as i64));
         let _ = writeln!(out, "limits    memory {} per component, timeout {timeout}", format_size(m.limits.memory));
         out
+    }
+
+    /// `weft check`'s `reaches` lines: what each component can call, from
+    /// its imports and the wiring (the linker gives it nothing else).
+    fn describe_reach(&self, out: &mut String) {
+        let m = &self.manifest;
+        // Each device of kind `k`: its role and the path its calls take.
+        let role = |k: Kind| {
+            m.devices
+                .iter()
+                .zip(&self.chains)
+                .filter(|(d, _)| d.kind == k)
+                .map(|(d, chain)| {
+                    let hops: Vec<String> = chain.iter().rev().map(|c| c.name.clone()).chain([backend_text(&d.backend)]).collect();
+                    format!("`{}` ({})", d.role, hops.join(" -> "))
+                })
+                .collect::<Vec<_>>()
+        };
+        let sockets = match (&self.stack, &m.stack) {
+            (Some(c), _) => format!("sockets through {}", c.name),
+            (None, Some(_)) => "sockets through the host's TCP/IP".to_string(),
+            (None, None) => "no sockets (no [stack])".to_string(),
+        };
+        let mut app: Vec<String> = Vec::new();
+        for i in &self.app.imports {
+            match i.as_str() {
+                "block" => {
+                    let b = role(Kind::Block);
+                    app.push(if b.is_empty() { "no block device".into() } else { format!("block {}", b.join(", ")) });
+                }
+                "sockets" => app.push(sockets.clone()),
+                "exit" => {}
+                i => match Kind::ALL.into_iter().find(|k| k.name() == i) {
+                    Some(k) => app.push(format!("{i} {}", role(k).join(", "))),
+                    None => app.push(i.to_string()),
+                },
+            }
+        }
+        let _ = writeln!(out, "reaches   (what each component can call; the linker gives it nothing else)");
+        let _ = writeln!(out, "  {:<12} app: {}", self.app.name, app.join("; "));
+        for p in &self.app.parts {
+            if p.name != "wasi" {
+                let _ = writeln!(out, "  {:<12} composed into the app: the devices it imports, as the app", p.name);
+                continue;
+            }
+            let files: Vec<String> = m
+                .wasi
+                .iter()
+                .filter(|(k, _)| k == "preopen")
+                .map(|(_, v)| match v.split_once('=') {
+                    Some((guest, spec)) => match spec.strip_prefix("tar:") {
+                        Some(r) => format!("{guest} (tar on block `{r}`, read-only)"),
+                        None => format!("{guest} ({spec}, gone at exit)"),
+                    },
+                    None => v.clone(),
+                })
+                .collect();
+            let files = if files.is_empty() { "no files (no [wasi] preopens)".to_string() } else { format!("files under {} only", files.join(", ")) };
+            let _ = writeln!(out, "  {:<12} WASI for the app: {files}; {sockets}; console, clock, random and log as the app", p.name);
+        }
+        for (d, chain) in m.devices.iter().zip(&self.chains) {
+            for (i, (c, f)) in chain.iter().zip(&d.filters).enumerate() {
+                let next = chain[..i].last().map_or_else(|| backend_text(&d.backend), |n| n.name.clone());
+                let extra = match (d.kind, &f.capture) {
+                    (Kind::Block, _) => "; power (a simulation's power cuts)".to_string(),
+                    (Kind::Net, Some(path)) => format!("; writes frames to {:?}", path.display().to_string()),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<12} filter of `{}`: the next hop only ({next}); the host's own clock and log{extra}",
+                    c.name, d.role
+                );
+            }
+        }
+        if let (Some(c), Some(net)) = (&self.stack, m.stack.as_ref().and_then(|s| s.net.as_ref())) {
+            let _ = writeln!(out, "  {:<12} stack: net `{net}` (through its filters); the host's own clock, log and random", c.name);
+        }
     }
 
     /// The wiring as a Graphviz digraph: an edge from each consumer to the

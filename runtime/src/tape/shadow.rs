@@ -14,6 +14,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::wire::{Malformed, Reader, Res, Writer, digest64};
+use crate::devices::MAX_TRANSFER;
 
 /// Sectors per page of the shadow.
 const PAGE: u64 = 64;
@@ -24,11 +25,23 @@ const DATA: u64 = 2;
 
 pub struct Shadow {
     sector: usize,
-    /// Per page: which sectors are known, and what they hold.
-    pages: BTreeMap<u64, (u64, Page)>,
+    /// Per page of [`PAGE`] sectors: which are known, and what they hold.
+    pages: BTreeMap<u64, Known>,
     /// The recorder's kind: it only compares, so a 64-bit digest per sector
     /// does (64 times less memory than the bytes the replayer must keep).
     digests: bool,
+    /// One sector of zeros, for reads of sectors known to be zeros.
+    zeros: Box<[u8]>,
+}
+
+/// One page: `known` sectors, of which `zero` hold zeros (kept as that bit
+/// alone: a read of a fresh disk costs a few bits of memory, however big);
+/// the others' bytes or digests are in `data`, allocated on the first.
+#[derive(Default)]
+struct Known {
+    known: u64,
+    zero: u64,
+    data: Option<Page>,
 }
 
 enum Page {
@@ -39,7 +52,8 @@ enum Page {
 impl Shadow {
     /// A replayer's shadow: it rebuilds reads, so it keeps the bytes.
     pub fn new(sector_size: u32) -> Shadow {
-        Shadow { sector: sector_size.max(1) as usize, pages: BTreeMap::new(), digests: false }
+        let sector = sector_size.max(1) as usize;
+        Shadow { sector, pages: BTreeMap::new(), digests: false, zeros: vec![0u8; sector].into_boxed_slice() }
     }
 
     /// A recorder's shadow: it only asks whether a sector read is the one
@@ -49,50 +63,85 @@ impl Shadow {
     }
 
     fn get(&self, s: u64) -> Option<&[u8]> {
-        let (known, page) = self.pages.get(&(s / PAGE))?;
+        let k = self.pages.get(&(s / PAGE))?;
         let i = (s % PAGE) as usize;
-        match page {
-            Page::Bytes(data) if known >> i & 1 == 1 => Some(&data[i * self.sector..(i + 1) * self.sector]),
+        if k.known >> i & 1 == 0 {
+            return None;
+        }
+        if k.zero >> i & 1 == 1 {
+            return Some(&self.zeros);
+        }
+        match &k.data {
+            Some(Page::Bytes(data)) => Some(&data[i * self.sector..(i + 1) * self.sector]),
             _ => None,
         }
     }
 
     /// Whether sector `s` is known to hold `bytes`.
     fn holds(&self, s: u64, bytes: &[u8]) -> bool {
-        let Some((known, page)) = self.pages.get(&(s / PAGE)) else { return false };
+        let Some(k) = self.pages.get(&(s / PAGE)) else { return false };
         let i = (s % PAGE) as usize;
-        known >> i & 1 == 1
-            && match page {
-                Page::Bytes(data) => &data[i * self.sector..(i + 1) * self.sector] == bytes,
-                Page::Digests(d) => d[i] == digest64(&[bytes]),
-            }
+        if k.known >> i & 1 == 0 {
+            return false;
+        }
+        if k.zero >> i & 1 == 1 {
+            return bytes.iter().all(|&b| b == 0);
+        }
+        match &k.data {
+            Some(Page::Bytes(data)) => &data[i * self.sector..(i + 1) * self.sector] == bytes,
+            Some(Page::Digests(d)) => d[i] == digest64(&[bytes]),
+            None => false,
+        }
     }
 
-    fn set(&mut self, s: u64, bytes: &[u8]) {
+    /// The page of sector `s` with room for its data.
+    fn page(&mut self, s: u64) -> (&mut Known, usize) {
         let (n, digests) = (self.sector, self.digests);
-        let (known, page) = self.pages.entry(s / PAGE).or_insert_with(|| {
-            let page = if digests {
+        let k = self.pages.entry(s / PAGE).or_default();
+        k.data.get_or_insert_with(|| {
+            if digests {
                 Page::Digests(vec![0u64; PAGE as usize].into_boxed_slice())
             } else {
                 Page::Bytes(vec![0u8; PAGE as usize * n].into_boxed_slice())
-            };
-            (0, page)
+            }
         });
-        let i = (s % PAGE) as usize;
-        *known |= 1 << i;
-        match page {
-            Page::Bytes(data) => data[i * n..(i + 1) * n].copy_from_slice(bytes),
-            Page::Digests(d) => d[i] = digest64(&[bytes]),
+        (k, (s % PAGE) as usize)
+    }
+
+    fn set(&mut self, s: u64, bytes: &[u8]) {
+        if bytes.iter().all(|&b| b == 0) {
+            let k = self.pages.entry(s / PAGE).or_default();
+            k.known |= 1 << (s % PAGE);
+            k.zero |= 1 << (s % PAGE);
+            return;
+        }
+        let n = self.sector;
+        let (k, i) = self.page(s);
+        k.known |= 1 << i;
+        k.zero &= !(1 << i);
+        match &mut k.data {
+            Some(Page::Bytes(data)) => data[i * n..(i + 1) * n].copy_from_slice(bytes),
+            Some(Page::Digests(d)) => d[i] = digest64(&[bytes]),
+            None => unreachable!("allocated by page()"),
         }
     }
 
     /// Sectors `start..start+count` are no longer known (a failed write left
     /// them undefined).
+    /// Visits only the pages the shadow holds: a trace's counts come from
+    /// outside, and a forged one of 2³² sectors must cost no more than a
+    /// real one.
     pub fn forget(&mut self, start: u64, count: u64) {
-        for s in start..start.saturating_add(count) {
-            if let Some((known, _)) = self.pages.get_mut(&(s / PAGE)) {
-                *known &= !(1 << (s % PAGE));
-            }
+        let Some(last) = start.checked_add(count).and_then(|end| end.checked_sub(1)).filter(|&l| l >= start) else {
+            return;
+        };
+        for (&p, k) in self.pages.range_mut(start / PAGE..=last / PAGE) {
+            let lo = if p == start / PAGE { start % PAGE } else { 0 };
+            let hi = if p == last / PAGE { last % PAGE } else { PAGE - 1 };
+            let bits = hi - lo + 1;
+            let mask = if bits == PAGE { u64::MAX } else { ((1u64 << bits) - 1) << lo };
+            k.known &= !mask;
+            k.zero &= !mask;
         }
     }
 
@@ -114,11 +163,10 @@ impl Shadow {
         if !self.digests || data.len() != self.sector {
             return self.write(start, data);
         }
-        let (known, page) =
-            self.pages.entry(start / PAGE).or_insert_with(|| (0, Page::Digests(vec![0u64; PAGE as usize].into_boxed_slice())));
-        let i = (start % PAGE) as usize;
-        *known |= 1 << i;
-        if let Page::Digests(d) = page {
+        let (k, i) = self.page(start);
+        k.known |= 1 << i;
+        k.zero &= !(1 << i);
+        if let Some(Page::Digests(d)) = &mut k.data {
             d[i] = whole;
         }
     }
@@ -166,9 +214,14 @@ impl Shadow {
     /// failing (checking a trace without the data its writes carried).
     pub fn decode_read(&mut self, start: u64, count: u32, r: &mut Reader, lenient: bool) -> Res<Vec<u8>> {
         let n = self.sector;
-        let mut out = Vec::with_capacity(count as usize * n);
+        // A trace comes from outside: its counts are checked before they
+        // size anything (a recorded read passed `check_range`).
+        let bytes = u64::from(count) * n as u64;
+        let Some(end) = start.checked_add(u64::from(count)).filter(|_| bytes <= MAX_TRANSFER as u64) else {
+            return Err(Malformed("a block read larger than one call can move"));
+        };
+        let mut out = Vec::with_capacity(bytes as usize);
         let mut s = start;
-        let end = start + u64::from(count);
         while s < end {
             let head = r.var()?;
             let (kind, len) = (head & 3, head >> 2);
@@ -185,9 +238,10 @@ impl Shadow {
                         }
                     }
                     ZERO => {
-                        let z = vec![0u8; n];
-                        self.set(s, &z);
-                        out.extend_from_slice(&z);
+                        let k = self.pages.entry(s / PAGE).or_default();
+                        k.known |= 1 << (s % PAGE);
+                        k.zero |= 1 << (s % PAGE);
+                        out.resize(out.len() + n, 0);
                     }
                     DATA => {
                         let bytes = r.take(n)?;
@@ -251,6 +305,29 @@ mod tests {
         let mut w = Writer::default();
         rec.encode_read(10, &data, &mut w);
         assert_eq!(w.out.len(), 1 + 512);
+    }
+
+    #[test]
+    fn forget_clears_exactly_its_range_across_pages_and_a_huge_one_is_cheap() {
+        let mut rec = Shadow::digests(512);
+        for s in 60..140 {
+            rec.write(s, &[s as u8; 512]);
+        }
+        rec.forget(62, 70);
+        let known = |rec: &mut Shadow, s: u64| {
+            let mut w = Writer::default();
+            rec.encode_read(s, &[s as u8; 512], &mut w);
+            w.out.len() == 1
+        };
+        let expect = |s: u64| !(62..132).contains(&s);
+        for s in 60..140 {
+            assert_eq!(known(&mut rec, s), expect(s), "sector {s}");
+        }
+        // A forged failed write of 2^32 sectors (a trace's count is
+        // untrusted) visits only the pages held.
+        rec.forget(1, u64::from(u32::MAX));
+        rec.forget(u64::MAX - 3, 10);
+        assert!((60..140).all(|s| !known(&mut rec, s)));
     }
 
     #[test]

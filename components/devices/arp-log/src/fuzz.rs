@@ -1,4 +1,4 @@
-//! The fuzz hook over arp-log's frame path (`components/fuzz`, target `arp_log_frames`,
+//! The fuzz hook over arp-log's frame path (`fuzz/`, target `arp_log_frames`,
 //! which includes this file and `arp.rs` by path; a seeded smoke run of it is a unit
 //! test).
 //!
@@ -75,7 +75,7 @@ mod tests {
 
     /// The CI smoke run of the fuzz target: seeded random inputs, half of them
     /// well-formed ARP, for about half a second. Real fuzzing: `cargo fuzz run
-    /// arp_log_frames` (components/fuzz/README.md).
+    /// arp_log_frames` (docs/fuzzing.md).
     #[test]
     fn fuzz_hook_smoke() {
         let mut rng = Rng::new(11);

@@ -1,4 +1,4 @@
-//! The fuzz hook over the stack's frame path (`components/fuzz`, target `tcpip_frames`;
+//! The fuzz hook over the stack's frame path (`fuzz/`, target `tcpip_frames`;
 //! a seeded smoke run of it is a unit test). Compiled for tests and for `cargo fuzz`
 //! (which includes this file by path) only.
 //!
@@ -311,7 +311,7 @@ mod tests {
 
     /// The CI smoke run of the fuzz target: seeded random inputs, biased towards
     /// time steps and client sends so connections get somewhere, for about a second.
-    /// Real fuzzing: `cargo fuzz run tcpip_frames` (components/fuzz/README.md).
+    /// Real fuzzing: `cargo fuzz run tcpip_frames` (docs/fuzzing.md).
     #[test]
     fn fuzz_hook_smoke() {
         let mut rng = Rng::new(7);

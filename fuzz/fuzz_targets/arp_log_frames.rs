@@ -4,10 +4,10 @@
 
 extern crate alloc;
 
-#[path = "../../devices/arp-log/src/arp.rs"]
+#[path = "../../components/devices/arp-log/src/arp.rs"]
 #[allow(dead_code)]
 mod arp;
-#[path = "../../devices/arp-log/src/fuzz.rs"]
+#[path = "../../components/devices/arp-log/src/fuzz.rs"]
 mod fuzz;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz::frames(data));

@@ -4,12 +4,12 @@
 
 extern crate alloc;
 
-#[path = "../../devices/tcpip/src/config.rs"]
+#[path = "../../components/devices/tcpip/src/config.rs"]
 #[allow(dead_code)]
 mod config;
-#[path = "../../devices/tcpip/src/fuzz.rs"]
+#[path = "../../components/devices/tcpip/src/fuzz.rs"]
 mod fuzz;
-#[path = "../../devices/tcpip/src/stack.rs"]
+#[path = "../../components/devices/tcpip/src/stack.rs"]
 #[allow(dead_code)]
 mod stack;
 
