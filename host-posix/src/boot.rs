@@ -24,6 +24,7 @@ use weft_runtime::bundle::{BlockBackend, Blob, Bundle, BundleSim, LogBackend, Ne
 use weft_runtime::manifest::SimOverride;
 use weft_runtime::cache::Cache;
 use weft_runtime::engine::{self, Target};
+use weft_runtime::units::{format_size, format_size_approx};
 use weft_runtime::manifest::{Backend, Kind, SECTOR_SIZE};
 use weft_runtime::plan::Loader;
 
@@ -447,7 +448,8 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
     }
     // RAM: the heap must hold twice the largest linear memory (growth
     // copies), plus memory disks, plus the kernel and components.
-    // A bundle comes from outside: its sizes may add up past any machine.
+    // A bundle comes from outside: its sizes may add up past any machine,
+    // and the VM must fit in this one.
     let ram = bundle
         .blocks
         .iter()
@@ -456,15 +458,16 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
             BlockBackend::File { .. } => 0,
         })
         .try_fold(bundle.memory.checked_mul(2).unwrap_or(u64::MAX), u64::checked_add)
-        .filter(|&bytes| bytes <= MAX_RAM)
-        .ok_or_else(|| {
-            invalid(format!(
-                "error: {}: the bundle's memory limit ({} bytes) and memory disks need more than the {} GiB of RAM a weft VM may have; rebuild it with a smaller `limits.memory` or memory disk",
-                bundle_file.display(),
-                bundle.memory,
-                MAX_RAM >> 30
-            ))
-        })?;
+        .filter(|&bytes| bytes <= MAX_RAM);
+    let avail = run::available_memory();
+    let Some(ram) = ram.filter(|&r| avail.is_none_or(|a| r + (128 << 20) <= a)) else {
+        let have = avail.map_or(String::new(), |a| format!(" ({} available)", format_size_approx(a)));
+        return Err(invalid(format!(
+            "error: {}: the VM needs twice `limits.memory` ({}) plus its memory disks, more than this machine can give{have}; give them smaller sizes, or use backend = \"file\" disks",
+            bundle.manifest,
+            format_size(bundle.memory)
+        )));
+    };
     let mib = (ram >> 20) + 128;
     c.args(["-M", machine, "-cpu", "max", "-m"]).arg(format!("{mib}M"));
     c.args(["-smp", "1", "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", "-serial", "stdio"]);

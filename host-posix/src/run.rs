@@ -147,20 +147,53 @@ pub fn plan_manifest(m: Manifest, engine: &Engine) -> Result<(Plan, Dir)> {
     Ok((plan, loader.dir))
 }
 
-/// The Linux leaf devices the plan asks for.
-pub fn leaves(plan: &Plan, dir: &Dir) -> Result<Leaves> {
-    let mut blocks: Vec<Box<dyn BlockDevice>> = Vec::new();
-    for d in plan.block_devices() {
-        let b: Box<dyn BlockDevice> = match &d.backend {
-            Backend::File { path, size, read_only } => {
-                Box::new(FileBlock::open(dir, path, *size, *read_only, &d.role).map_err(|e| invalid(format!("error: {}: {e:#}", plan.manifest.path.display())))?)
+/// Disk images weft created for a run, to remove again if the run fails
+/// before its app ran (exit 2): never a file the user already had.
+pub struct Created<'a> {
+    dir: &'a Dir,
+    paths: Vec<PathBuf>,
+}
+
+impl Created<'_> {
+    /// The run ended with `code`: when nothing ran, what it created goes.
+    pub fn settle(self, code: u8) {
+        if code == exit::INVALID {
+            for p in self.paths {
+                let _ = self.dir.remove_file(&p);
             }
-            Backend::Memory { size, read_only } => Box::new(memory_disk(plan, &d.role, *size, *read_only)?),
-            other => unreachable!("validated: {other:?} is not a block backend"),
-        };
-        blocks.push(b);
+        }
     }
-    leaves_with(plan, dir, blocks)
+}
+
+/// The Linux leaf devices the plan asks for, and the images it created.
+pub fn leaves<'a>(plan: &Plan, dir: &'a Dir) -> Result<(Leaves, Created<'a>)> {
+    let mut created = Created { dir, paths: Vec::new() };
+    let mut blocks: Vec<Box<dyn BlockDevice>> = Vec::new();
+    let opened = (|| {
+        for d in plan.block_devices() {
+            let b: Box<dyn BlockDevice> = match &d.backend {
+                Backend::File { path, size, read_only } => {
+                    let new = !dir.exists(path);
+                    let b = FileBlock::open(dir, path, *size, *read_only, &d.role).map_err(|e| invalid(format!("error: {}: {e:#}", plan.manifest.path.display())))?;
+                    if new {
+                        created.paths.push(path.clone());
+                    }
+                    Box::new(b)
+                }
+                Backend::Memory { size, read_only } => Box::new(memory_disk(plan, &d.role, *size, *read_only)?),
+                other => unreachable!("validated: {other:?} is not a block backend"),
+            };
+            blocks.push(b);
+        }
+        leaves_with(plan, dir, blocks)
+    })();
+    match opened {
+        Ok(l) => Ok((l, created)),
+        Err(e) => {
+            created.settle(exit::INVALID);
+            Err(e)
+        }
+    }
 }
 
 /// A memory disk, or a clear error when this machine cannot give it the
@@ -182,7 +215,7 @@ pub fn memory_disk(plan: &Plan, role: &str, size: u64, read_only: bool) -> Resul
 }
 
 /// Memory this machine can still give: `MemAvailable` plus free swap.
-fn available_memory() -> Option<u64> {
+pub fn available_memory() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = info.lines().find(|l| l.starts_with(name))?;
@@ -260,12 +293,13 @@ pub fn start_ticker(engine: &Engine) {
 /// Runs the planned unikernel; returns the app's exit code.
 pub fn run(plan: &Plan, dir: &Dir, engine: &Engine) -> Result<u8> {
     let unikernel = unikernel(plan, engine)?;
-    let leaves = leaves(plan, dir)?;
+    let (leaves, created) = leaves(plan, dir)?;
     let session = Session::new(plan, &unikernel, engine);
     if session.limits.epoch_tick > 0 {
         start_ticker(engine);
     }
     let ended = session.execute(leaves, Tape::Off, &RunOpts::default());
+    created.settle(ended.code);
     match ended.error {
         None => Ok(ended.code),
         Some(e) => Err(e),

@@ -57,13 +57,14 @@ pub fn record(manifest: &Path, over: SimOverride, out: &Path) -> Result<u8> {
         .map_err(|e| invalid(format!("error: cannot read manifest {}: {e}", manifest.display())))?;
     let (plan, dir, engine) = run::plan_text(manifest, &src, over)?;
     let unikernel = run::unikernel(&plan, &engine)?;
-    let leaves = run::leaves(&plan, &dir)?;
+    let (leaves, created) = run::leaves(&plan, &dir)?;
     let recorder = Recorder::new(&header(&plan, &leaves, &src, None));
     let session = Session::new(&plan, &unikernel, &engine);
     if session.limits.epoch_tick > 0 {
         run::start_ticker(&engine);
     }
     let ended = session.execute(leaves, weft_runtime::tape::Tape::Record(Box::new(recorder)), &RunOpts::default());
+    created.settle(ended.code);
     let weft_runtime::tape::Tape::Record(r) = ended.tape else { unreachable!("recording") };
     let calls = r.calls();
     let bytes = r.finish();

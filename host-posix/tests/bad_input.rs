@@ -208,6 +208,29 @@ fn a_memory_disk_bigger_than_the_machine_is_refused() {
     );
     run(&dir).code(INVALID).stderr_has("device `storage`: a memory disk of 900 TiB does not fit in this machine's memory");
     weft(&["explore", dir.to_str().unwrap(), "--runs", "2"]).code(INVALID).stderr_has("a memory disk of 900 TiB does not fit");
+    // The unikernel's VM holds its memory disks: refused before QEMU starts.
+    weft(&["boot", dir.to_str().unwrap()])
+        .code(INVALID)
+        .stderr_has("weft.toml: the VM needs twice `limits.memory` (256 MiB) plus its memory disks, more than this machine can give");
+}
+
+/// A run that fails before its app ran (here a filter refuses its config)
+/// removes the disk image it created for it, and only that.
+#[test]
+fn a_run_that_never_started_removes_the_image_it_created() {
+    let m = "[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"10\"]\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"1MiB\"\nfilters = [{ component = \"block-fault\", config = { drop-every = \"often\" } }]\n";
+    let dir = manifest("never-started", m);
+    run(&dir).code(INVALID).stderr_has("block-fault");
+    assert!(!dir.join("disk.img").exists(), "the image created for a run that never started was left behind");
+    // An image that was there before stays, untouched.
+    std::fs::write(dir.join("disk.img"), vec![7u8; 1 << 20]).unwrap();
+    run(&dir).code(INVALID);
+    assert_eq!(std::fs::read(dir.join("disk.img")).unwrap(), vec![7u8; 1 << 20]);
+    // A run that started keeps its image.
+    std::fs::remove_file(dir.join("disk.img")).unwrap();
+    std::fs::write(dir.join("weft.toml"), m.replace("drop-every = \"often\"", "drop-every = 100")).unwrap();
+    run(&dir).ok();
+    assert!(dir.join("disk.img").exists());
 }
 
 /// A file disk the file system cannot size leaves no empty image behind.
