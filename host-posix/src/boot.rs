@@ -457,7 +457,7 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
             BlockBackend::Memory { size, .. } => *size,
             BlockBackend::File { .. } => 0,
         })
-        .try_fold(bundle.memory.checked_mul(2).unwrap_or(u64::MAX), u64::checked_add)
+        .try_fold(bundle.memory.saturating_mul(2), u64::checked_add)
         .filter(|&bytes| bytes <= MAX_RAM);
     let avail = run::available_memory();
     let Some(ram) = ram.filter(|&r| avail.is_none_or(|a| r + (128 << 20) <= a)) else {
