@@ -21,7 +21,7 @@ fn no_timeout_means_no_interrupt_at_any_epoch() {
     let u = Unikernel::new(&engine, plan.wiring.clone(), &plan.app.component, &run::components(&plan)).unwrap();
     for _ in 0..3 {
         let limits = Limits { memory: 1 << 26, timeout: None, epoch_tick: 10_000_000, fuel: None };
-        let mut store = Store::new(&engine, Host::new(run::leaves(&plan, &cap).unwrap(), limits));
+        let mut store = Store::new(&engine, Host::new(run::leaves(&plan, &cap).unwrap().0, limits));
         let app = u.instantiate(&mut store).unwrap();
         for _ in 0..10 {
             engine.increment_epoch();

@@ -99,7 +99,7 @@ impl Fixture {
     }
 
     pub fn store(&self, console: &Capture) -> Store<Host> {
-        let mut leaves = run::leaves(&self.plan, &self.dir).unwrap();
+        let mut leaves = run::leaves(&self.plan, &self.dir).unwrap().0;
         leaves.console = Box::new(console.clone());
         leaves.log = Box::new(Quiet);
         let limits = Limits { memory: 1 << 30, timeout: None, epoch_tick: 0, fuel: None };

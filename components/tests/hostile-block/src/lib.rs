@@ -22,7 +22,8 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use weft_guest::{Config, Global};
+use hostile::Hostile;
+use weft_guest::Global;
 
 wit_bindgen::generate!({
     world: "block-filter",
@@ -34,82 +35,14 @@ use exports::weft::devices::filter::Guest as FilterGuest;
 use weft::devices::block;
 use weft::devices::types::ErrorCode;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Do {
-    LongRead,
-    ShortRead,
-    BadGeometry,
-    ForgeHandle,
-    ShortWrite,
-    WritePastEnd,
-    Trap,
-    Recurse,
-    Oom,
-    Spin,
-}
+/// This filter's own breaches (`do` may also name any of [`hostile::ANY`]).
+const OWN: &[&str] = &["long-read", "short-read", "bad-geometry", "forge-handle", "short-write", "write-past-end"];
 
-const WHAT: &[(&str, Do)] = &[
-    ("long-read", Do::LongRead),
-    ("short-read", Do::ShortRead),
-    ("bad-geometry", Do::BadGeometry),
-    ("forge-handle", Do::ForgeHandle),
-    ("short-write", Do::ShortWrite),
-    ("write-past-end", Do::WritePastEnd),
-    ("trap", Do::Trap),
-    ("recurse", Do::Recurse),
-    ("oom", Do::Oom),
-    ("spin", Do::Spin),
-];
+static HOSTILE: Global<Hostile> = Global::new(Hostile::new());
 
-struct State {
-    what: Do,
-    after: u64,
-    /// Device calls so far.
-    calls: u64,
-}
-
-static STATE: Global<State> = Global::new(State { what: Do::Trap, after: 1, calls: 0 });
-
-/// Counts a device call; `Some(what)` when this one misbehaves. The generic
-/// misbehaviours happen here and never return.
-fn misbehave() -> Option<Do> {
-    let (what, now) = STATE.with(|s| {
-        s.calls += 1;
-        (s.what, s.calls >= s.after)
-    });
-    if !now {
-        return None;
-    }
-    match what {
-        Do::Trap => core::arch::wasm32::unreachable(),
-        Do::Recurse => {
-            recurse(0);
-            None
-        }
-        Do::Oom => {
-            let mut hoard: Vec<Vec<u8>> = Vec::new();
-            loop {
-                let mut chunk = Vec::with_capacity(16 << 20);
-                chunk.resize(16 << 20, 1u8);
-                hoard.push(chunk);
-            }
-        }
-        Do::Spin => {
-            let mut n: u64 = 0;
-            loop {
-                n = core::hint::black_box(n.wrapping_add(1));
-            }
-        }
-        other => Some(other),
-    }
-}
-
-/// Recurses until the wasm stack is exhausted (`black_box` keeps it from becoming a loop).
-fn recurse(depth: u64) -> u64 {
-    if core::hint::black_box(depth) == u64::MAX {
-        return depth;
-    }
-    core::hint::black_box(recurse(depth + 1)) + depth
+/// Counts a device call; its own breach, if this call is one.
+fn misbehave() -> Option<&'static str> {
+    HOSTILE.with(Hostile::call)
 }
 
 /// A handle nobody issued to this filter.
@@ -117,26 +50,15 @@ fn forged(dev: Handle) -> Handle {
     dev.wrapping_add(1000)
 }
 
-fn dev_for(dev: Handle, what: Option<Do>) -> Handle {
-    if what == Some(Do::ForgeHandle) { forged(dev) } else { dev }
+fn dev_for(dev: Handle, what: Option<&str>) -> Handle {
+    if what == Some("forge-handle") { forged(dev) } else { dev }
 }
 
 struct HostileBlock;
 
 impl FilterGuest for HostileBlock {
     fn configure(_device: String, config: Vec<(String, String)>) -> Result<(), String> {
-        let c = Config::new(&config, &["do", "after"])?;
-        let raw = c.raw("do").ok_or("`do` is required")?.trim_matches('"');
-        let Some(&(_, what)) = WHAT.iter().find(|(n, _)| *n == raw) else {
-            let names: Vec<&str> = WHAT.iter().map(|(n, _)| *n).collect();
-            return Err(alloc::format!("`do`: unknown `{raw}` (one of: {})", names.join(", ")));
-        };
-        let after = c.positive("after")?.unwrap_or(1);
-        STATE.with(|s| {
-            s.what = what;
-            s.after = after;
-        });
-        Ok(())
+        HOSTILE.with(|h| h.configure(&config, OWN))
     }
 }
 
@@ -149,7 +71,7 @@ impl BlockGuest for HostileBlock {
     fn info(dev: Handle) -> Result<Geometry, ErrorCode> {
         let what = misbehave();
         let g = block::info(dev_for(dev, what))?;
-        let sector_size = if what == Some(Do::BadGeometry) { 100 } else { g.sector_size };
+        let sector_size = if what == Some("bad-geometry") { 100 } else { g.sector_size };
         Ok(Geometry { sector_size, sector_count: g.sector_count, read_only: g.read_only })
     }
 
@@ -157,8 +79,8 @@ impl BlockGuest for HostileBlock {
         let what = misbehave();
         let mut data = block::read(dev_for(dev, what), start, count)?;
         match what {
-            Some(Do::LongRead) => data.push(0xAA),
-            Some(Do::ShortRead) => {
+            Some("long-read") => data.push(0xAA),
+            Some("short-read") => {
                 data.pop();
             }
             _ => {}
@@ -169,8 +91,8 @@ impl BlockGuest for HostileBlock {
     fn write(dev: Handle, start: u64, data: Vec<u8>) -> Result<(), ErrorCode> {
         let what = misbehave();
         match what {
-            Some(Do::ShortWrite) => block::write(dev, start, &data[..data.len().saturating_sub(1)]),
-            Some(Do::WritePastEnd) => {
+            Some("short-write") => block::write(dev, start, &data[..data.len().saturating_sub(1)]),
+            Some("write-past-end") => {
                 let g = block::info(dev)?;
                 let sectors = data.len() as u64 / u64::from(g.sector_size.max(1));
                 block::write(dev, (g.sector_count + 1).saturating_sub(sectors), &data)

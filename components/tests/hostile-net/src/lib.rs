@@ -22,7 +22,8 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use weft_guest::{Config, Global};
+use hostile::Hostile;
+use weft_guest::Global;
 
 wit_bindgen::generate!({
     world: "net-filter",
@@ -34,103 +35,28 @@ use exports::weft::devices::net::{Guest as NetGuest, NetInfo};
 use weft::devices::net;
 use weft::devices::types::{ErrorCode, Handle};
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Do {
-    Oversize,
-    Flood,
-    Overcount,
-    ForgeHandle,
-    Trap,
-    Recurse,
-    Oom,
-    Spin,
-}
-
-const WHAT: &[(&str, Do)] = &[
-    ("oversize", Do::Oversize),
-    ("flood", Do::Flood),
-    ("overcount", Do::Overcount),
-    ("forge-handle", Do::ForgeHandle),
-    ("trap", Do::Trap),
-    ("recurse", Do::Recurse),
-    ("oom", Do::Oom),
-    ("spin", Do::Spin),
-];
+/// This filter's own breaches (`do` may also name any of [`hostile::ANY`]).
+const OWN: &[&str] = &["oversize", "flood", "overcount", "forge-handle"];
 
 /// How many frames `flood` returns.
 const FLOOD: usize = 1_000_000;
 
-struct State {
-    what: Do,
-    after: u64,
-    /// Device calls so far.
-    calls: u64,
+static HOSTILE: Global<Hostile> = Global::new(Hostile::new());
+
+/// Counts a device call; its own breach, if this call is one.
+fn misbehave() -> Option<&'static str> {
+    HOSTILE.with(Hostile::call)
 }
 
-static STATE: Global<State> = Global::new(State { what: Do::Trap, after: 1, calls: 0 });
-
-/// Counts a device call; `Some(what)` when this one misbehaves. The generic
-/// misbehaviours happen here and never return.
-fn misbehave() -> Option<Do> {
-    let (what, now) = STATE.with(|s| {
-        s.calls += 1;
-        (s.what, s.calls >= s.after)
-    });
-    if !now {
-        return None;
-    }
-    match what {
-        Do::Trap => core::arch::wasm32::unreachable(),
-        Do::Recurse => {
-            recurse(0);
-            None
-        }
-        Do::Oom => {
-            let mut hoard: Vec<Vec<u8>> = Vec::new();
-            loop {
-                let mut chunk = Vec::with_capacity(16 << 20);
-                chunk.resize(16 << 20, 1u8);
-                hoard.push(chunk);
-            }
-        }
-        Do::Spin => {
-            let mut n: u64 = 0;
-            loop {
-                n = core::hint::black_box(n.wrapping_add(1));
-            }
-        }
-        other => Some(other),
-    }
-}
-
-/// Recurses until the wasm stack is exhausted (`black_box` keeps it from becoming a loop).
-fn recurse(depth: u64) -> u64 {
-    if core::hint::black_box(depth) == u64::MAX {
-        return depth;
-    }
-    core::hint::black_box(recurse(depth + 1)) + depth
-}
-
-fn dev_for(dev: Handle, what: Option<Do>) -> Handle {
-    if what == Some(Do::ForgeHandle) { dev.wrapping_add(1000) } else { dev }
+fn dev_for(dev: Handle, what: Option<&str>) -> Handle {
+    if what == Some("forge-handle") { dev.wrapping_add(1000) } else { dev }
 }
 
 struct HostileNet;
 
 impl FilterGuest for HostileNet {
     fn configure(_device: String, config: Vec<(String, String)>) -> Result<(), String> {
-        let c = Config::new(&config, &["do", "after"])?;
-        let raw = c.raw("do").ok_or("`do` is required")?.trim_matches('"');
-        let Some(&(_, what)) = WHAT.iter().find(|(n, _)| *n == raw) else {
-            let names: Vec<&str> = WHAT.iter().map(|(n, _)| *n).collect();
-            return Err(alloc::format!("`do`: unknown `{raw}` (one of: {})", names.join(", ")));
-        };
-        let after = c.positive("after")?.unwrap_or(1);
-        STATE.with(|s| {
-            s.what = what;
-            s.after = after;
-        });
-        Ok(())
+        HOSTILE.with(|h| h.configure(&config, OWN))
     }
 }
 
@@ -148,17 +74,17 @@ impl NetGuest for HostileNet {
     fn send(dev: Handle, frames: Vec<Vec<u8>>) -> Result<u32, ErrorCode> {
         let what = misbehave();
         let n = net::send(dev_for(dev, what), &frames)?;
-        Ok(if what == Some(Do::Overcount) { frames.len() as u32 + 1 } else { n })
+        Ok(if what == Some("overcount") { frames.len() as u32 + 1 } else { n })
     }
 
     fn receive(dev: Handle, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
         let what = misbehave();
         match what {
-            Some(Do::Oversize) => {
+            Some("oversize") => {
                 let mtu = net::info(dev)?.mtu as usize;
                 Ok(vec![vec![0xFF; 14 + mtu + 1]])
             }
-            Some(Do::Flood) => Ok(vec![vec![0xFF; 60]; FLOOD]),
+            Some("flood") => Ok(vec![vec![0xFF; 60]; FLOOD]),
             _ => net::receive(dev_for(dev, what), max),
         }
     }
