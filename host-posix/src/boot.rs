@@ -354,7 +354,9 @@ pub fn bundle_for_sim(input: &Path, target: Target, over: SimOverride) -> Result
             return Ok((bytes, input.to_path_buf(), None));
         }
     }
-    let bytes = build_with(input, target, over)?;
+    let (plan, dir, _) = run::plan_with(&run::manifest_path(input), over)?;
+    run::check_vm_memory(&plan)?;
+    let bytes = bundle_from_plan(&plan, dir, target, None)?;
     let tmp = TempFile::new("bundle", &bytes)?;
     Ok((bytes, tmp.0.clone(), Some(tmp)))
 }

@@ -10,7 +10,7 @@ use wasmtime::Engine;
 use weft_runtime::cache::{Cache, Origin};
 use weft_runtime::engine::{self, Target};
 use weft_runtime::link::{Host, Leaves, Limits, Unikernel};
-use weft_runtime::manifest::{Backend, Manifest, Problems, SimOverride, Swarm};
+use weft_runtime::manifest::{Backend, DeviceSpec, Manifest, Problems, SimOverride, Swarm};
 use weft_runtime::sim::{self, Draw};
 use weft_runtime::session;
 use weft_runtime::tape::{Outcome, Phase, Tape};
@@ -180,7 +180,7 @@ pub fn leaves<'a>(plan: &Plan, dir: &'a Dir) -> Result<(Leaves, Created<'a>)> {
                     }
                     Box::new(b)
                 }
-                Backend::Memory { size, read_only } => Box::new(memory_disk(plan, &d.role, *size, *read_only)?),
+                Backend::Memory { size, read_only } => Box::new(memory_disk(plan, d, *size, *read_only)?),
                 other => unreachable!("validated: {other:?} is not a block backend"),
             };
             blocks.push(b);
@@ -198,11 +198,11 @@ pub fn leaves<'a>(plan: &Plan, dir: &'a Dir) -> Result<(Leaves, Created<'a>)> {
 
 /// A memory disk, or a clear error when this machine cannot give it the
 /// memory (more than it has available, or an allocation that fails).
-pub fn memory_disk(plan: &Plan, role: &str, size: u64, read_only: bool) -> Result<MemoryBlock> {
+pub fn memory_disk(plan: &Plan, d: &DeviceSpec, size: u64, read_only: bool) -> Result<MemoryBlock> {
     let refuse = |have: String| {
         invalid(format!(
-            "error: {}: device `{role}`: a memory disk of {} does not fit in this machine's memory{have}; give it a smaller `size`, or use backend = \"file\"",
-            plan.manifest.path.display(),
+            "error: {}: a memory disk of {} does not fit in this machine's memory{have}; give it a smaller `size`, or use backend = \"file\"",
+            at(plan, d, "size"),
             format_size(size)
         ))
     };
@@ -212,6 +212,41 @@ pub fn memory_disk(plan: &Plan, role: &str, size: u64, read_only: bool) -> Resul
         }
     }
     MemoryBlock::try_new(size, read_only).ok_or_else(|| refuse(String::new()))
+}
+
+/// Where device `d`'s `key` is, as the manifest's problems name it:
+/// `file:line: \`devices.<role>.<key>\``.
+pub fn at(plan: &Plan, d: &DeviceSpec, key: &str) -> String {
+    format!("{}:{}: `devices.{}.{key}`", plan.manifest.path.display(), d.line, d.role)
+}
+
+/// A unikernel's VM holds twice `limits.memory` (growth copies) and its
+/// memory disks: a clear error, naming the biggest of them, when this
+/// machine cannot give that much.
+pub fn check_vm_memory(plan: &Plan) -> Result<()> {
+    let m = &plan.manifest;
+    let disks: Vec<(&DeviceSpec, u64)> = m
+        .devices
+        .iter()
+        .filter_map(|d| match d.backend {
+            Backend::Memory { size, .. } => Some((d, size)),
+            _ => None,
+        })
+        .collect();
+    let need = disks.iter().fold(m.limits.memory.saturating_mul(2).saturating_add(128 << 20), |n, (_, s)| n.saturating_add(*s));
+    let Some(avail) = available_memory().filter(|&a| need > a) else { return Ok(()) };
+    let biggest = disks.iter().max_by_key(|(_, s)| *s).filter(|(_, s)| *s >= m.limits.memory.saturating_mul(2));
+    let (place, fix) = match biggest {
+        Some((d, _)) => (at(plan, d, "size"), "give it a smaller `size`, or use backend = \"file\""),
+        None => (format!("{}: `limits.memory`", m.path.display()), "lower `limits.memory`"),
+    };
+    Err(invalid(format!(
+        "error: {place}: the unikernel's VM needs {} (twice `limits.memory`, {}, plus memory disks of {} and 128 MiB for the kernel), more than this machine can give ({} available); {fix}",
+        format_size_approx(need),
+        format_size(m.limits.memory),
+        format_size(disks.iter().map(|(_, s)| *s).fold(0, u64::saturating_add)),
+        format_size_approx(avail)
+    )))
 }
 
 /// Memory this machine can still give: `MemAvailable` plus free swap.

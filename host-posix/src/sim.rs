@@ -73,7 +73,7 @@ impl World {
                 }
                 Backend::Memory { size, read_only } => {
                     // Every run allocates it: fail here, once, with the reason.
-                    drop(run::memory_disk(plan, &d.role, *size, *read_only)?);
+                    drop(run::memory_disk(plan, d, *size, *read_only)?);
                     (None, *size, *read_only)
                 }
                 other => unreachable!("validated: {other:?} is not a block backend"),

@@ -206,12 +206,15 @@ fn a_memory_disk_bigger_than_the_machine_is_refused() {
         "huge-memory-disk",
         "[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"10\"]\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"900TiB\"\n",
     );
-    run(&dir).code(INVALID).stderr_has("device `storage`: a memory disk of 900 TiB does not fit in this machine's memory");
+    run(&dir).code(INVALID).stderr_has("weft.toml:4: `devices.storage.size`: a memory disk of 900 TiB does not fit in this machine's memory (");
     weft(&["explore", dir.to_str().unwrap(), "--runs", "2"]).code(INVALID).stderr_has("a memory disk of 900 TiB does not fit");
     // The unikernel's VM holds its memory disks: refused before QEMU starts.
     weft(&["boot", dir.to_str().unwrap()])
         .code(INVALID)
-        .stderr_has("weft.toml: the VM needs twice `limits.memory` (256 MiB) plus its memory disks, more than this machine can give");
+        .stderr_has("weft.toml:4: `devices.storage.size`: the unikernel's VM needs 900.0 TiB (twice `limits.memory`, 256 MiB, plus memory disks of 900 TiB and 128 MiB for the kernel), more than this machine can give (");
+    // Without memory disks, `limits.memory` alone can be too big for it.
+    let dir = manifest("huge-vm", "[app]\ncomponent = \"hello\"\n[limits]\nmemory = \"900TiB\"\n");
+    weft(&["boot", dir.to_str().unwrap()]).code(INVALID).stderr_has("weft.toml: `limits.memory`: the unikernel's VM needs 1800.0 TiB").stderr_has("lower `limits.memory`");
 }
 
 /// A run that fails before its app ran (here a filter refuses its config)

@@ -69,12 +69,14 @@ pub fn format_size(n: u64) -> alloc::string::String {
     alloc::format!("{n} B")
 }
 
-/// Formats a byte count to one decimal (`17.1 KiB`, `65.4 MiB`).
+/// Formats a byte count to one decimal (`17.1 KiB`, `65.4 MiB`, `21.7 GiB`).
 pub fn format_size_approx(n: u64) -> alloc::string::String {
     match n {
         0..1024 => alloc::format!("{n} B"),
         1024..1048576 => alloc::format!("{:.1} KiB", n as f64 / 1024.0),
-        _ => alloc::format!("{:.1} MiB", n as f64 / 1048576.0),
+        1048576..1073741824 => alloc::format!("{:.1} MiB", n as f64 / 1048576.0),
+        1073741824..1099511627776 => alloc::format!("{:.1} GiB", n as f64 / 1073741824.0),
+        _ => alloc::format!("{:.1} TiB", n as f64 / 1099511627776.0),
     }
 }
 
