@@ -4,6 +4,7 @@
 pub mod backends;
 pub mod cluster;
 pub mod gitlog;
+pub mod graph;
 pub mod net;
 mod offload;
 pub mod boot;

@@ -6,7 +6,7 @@ use weft_runtime::manifest::SimOverride;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(name = "weft", version, about = "Run WebAssembly-component unikernels", long_about = None)]
@@ -73,8 +73,13 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Print the wiring as Graphviz DOT.
-    Graph { manifest: PathBuf },
+    /// Print the wiring: Graphviz DOT, or an SVG drawn without graphviz.
+    Graph {
+        manifest: PathBuf,
+        /// `dot` (feed it to graphviz) or `svg` (drawn by weft itself).
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+    },
     /// Print the event history kept by a `git` log device (no git needed).
     Log {
         manifest: PathBuf,
@@ -136,6 +141,13 @@ impl SimArgs {
     fn over(&self) -> SimOverride {
         SimOverride { enable: self.sim || self.seed.is_some(), seed: self.seed }
     }
+}
+
+/// What `weft graph` prints.
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Svg,
 }
 
 #[derive(Subcommand)]
@@ -240,9 +252,12 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             weft::gitlog::print_history(&repo, topic.as_deref(), &mut std::io::stdout().lock())?;
             Ok(0)
         }
-        Command::Graph { manifest } => {
+        Command::Graph { manifest, format } => {
             let (plan, _) = run::plan(&run::manifest_path(&manifest), &engine)?;
-            print!("{}", plan.graph());
+            match format {
+                GraphFormat::Dot => print!("{}", plan.graph()),
+                GraphFormat::Svg => print!("{}", weft::graph::svg(&plan.graph())?),
+            }
             Ok(0)
         }
         _ => unreachable!("dispatched above"),

@@ -61,3 +61,29 @@ fn check_names_what_a_run_will_create() {
     run(&dir).ok();
     weft(&["check", dir.to_str().unwrap()]).ok().stdout_has("creates   nothing");
 }
+
+/// `weft graph --format svg` draws the wiring itself (layout-rs): every box
+/// of the DOT is in the picture, with both lines of its label. The README's
+/// picture of lossy-net is this output (docs/lossy-net.svg).
+#[test]
+fn graph_draws_svg_without_graphviz() {
+    let dir = common::example("lossy-net");
+    let r = weft(&["graph", "--format", "svg", dir.to_str().unwrap()]);
+    r.ok().stdout_has("<svg ").stdout_has("</svg>");
+    for label in ["httpd (app)", "net-fault", "net-pcap", "service filter 1", "tcpip", "tap &quot;tap0&quot;"] {
+        assert!(r.stdout.contains(&format!(">{label}</tspan>")), "{label} is drawn:\n{}", r.stdout);
+    }
+    let boxes = r.stdout.matches("<tspan").count();
+    let dot = weft(&["graph", dir.to_str().unwrap()]);
+    let lines: usize = dot.stdout.lines().filter(|l| l.contains("label=") && !l.contains("->")).map(|l| l.matches("\\n").count() + 1).sum();
+    assert!(boxes >= lines, "every label line of the DOT is drawn ({boxes} < {lines})");
+    // layout-rs places equal-rank boxes in no fixed order, so the picture in
+    // docs/ is compared by what it draws.
+    let shipped = std::fs::read_to_string(common::root().join("docs/lossy-net.svg")).unwrap();
+    let drawn = |svg: &str| {
+        let mut t: Vec<String> = svg.split("<tspan").skip(1).filter_map(|s| Some(s.split_once('>')?.1.split('<').next()?.to_string())).collect();
+        t.sort();
+        t
+    };
+    assert_eq!(drawn(&shipped), drawn(&r.stdout), "docs/lossy-net.svg is `weft graph --format svg examples/lossy-net`; regenerate it");
+}
