@@ -45,6 +45,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         qemu_timeout: None,
         sim: Default::default(),
         replay: None,
+        stats: false,
     };
     if let Ok(cmd) = weft::boot::qemu_command(Path::new("kernel"), Path::new("bundle"), &b, &opts) {
         for arg in cmd.get_args() {

@@ -87,6 +87,16 @@ fn print_phases(tsc: &Tsc) {
     serial::message(format_args!("{line}"));
 }
 
+/// `weft.stats` (`weft boot --stats`): the clock the counters time calls
+/// with (the TSC; the leaf clock may be virtual).
+static STATS_TSC: AtomicPtr<Tsc> = AtomicPtr::new(core::ptr::null_mut());
+
+fn stats_now() -> u64 {
+    let t = STATS_TSC.load(Ordering::Relaxed);
+    // SAFETY: null, or set once to the leaked `Tsc` that lives forever.
+    if t.is_null() { 0 } else { unsafe { (*t).monotonic_now() } }
+}
+
 /// The engine whose epoch the timer interrupt advances.
 static EPOCH_ENGINE: AtomicPtr<Engine> = AtomicPtr::new(core::ptr::null_mut());
 
@@ -229,6 +239,9 @@ extern "C" fn kmain(start_info: u32) -> ! {
     // The PIT runs slow until `Tsc::refine` (just before the app) makes it
     // the 1 kHz tick; the calibration overlaps the boot.
     let tsc: &'static Tsc = Box::leak(Box::new(Tsc::start()));
+    if cmdline(info).split(' ').any(|w| w == "weft.stats") {
+        STATS_TSC.store(core::ptr::from_ref(tsc).cast_mut(), Ordering::Relaxed);
+    }
     phase("clock");
     arch::init_interrupts();
     if module.1 == 0 {
@@ -326,7 +339,14 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
         };
         Some(Phase { n, args, configs })
     };
-    let f = session::run(&unikernel, &engine, limits, leaves, tape, plan, false, |host, e| report(&bundle, host, e));
+    let stats = (!STATS_TSC.load(Ordering::Relaxed).is_null()).then_some(stats_now as fn() -> u64);
+    let watch = session::Watch { faults: false, stats };
+    let f = session::run(&unikernel, &engine, limits, leaves, tape, plan, watch, |host, e| report(&bundle, host, e));
+    if let Some(s) = &f.stats {
+        for line in s.render().lines() {
+            serial::message(format_args!("{line}"));
+        }
+    }
     if let Some(d) = f.diverged {
         return Err(Exit {
             code: exit::DIVERGED,

@@ -56,6 +56,8 @@ pub struct BootOptions {
     pub sim: SimOverride,
     /// `--replay FILE`: replay a trace inside the kernel instead.
     pub replay: Option<PathBuf>,
+    /// `--stats`: the kernel counts every device call and prints the table.
+    pub stats: bool,
 }
 
 fn invalid(message: impl Into<String>) -> anyhow::Error {
@@ -481,6 +483,9 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
     let mut append: Vec<String> = Vec::new();
     if std::env::var_os("WEFT_BOOT_TIMING").is_some_and(|v| v == "1") {
         append.push("weft.timing".into());
+    }
+    if opts.stats {
+        append.push("weft.stats".into());
     }
     if let Some(extra) = std::env::var_os("WEFT_BOOT_APPEND") {
         append.push(extra.to_string_lossy().into_owned());

@@ -29,6 +29,10 @@ enum Command {
         /// Run twice (a simulation) and compare the traces call by call.
         #[arg(long)]
         check_determinism: bool,
+        /// At exit, print per device and hop: calls by operation, bytes,
+        /// errors, faults injected, time (p50, p99).
+        #[arg(long)]
+        stats: bool,
     },
     /// Validate the manifest and print the resolved plan.
     Check {
@@ -123,6 +127,10 @@ enum Command {
         /// manifest is built for Pulley; needs the Pulley kernel).
         #[arg(long)]
         pulley: bool,
+        /// At exit, print per device and hop: calls by operation, bytes,
+        /// errors, faults injected, time (p50, p99), as counted in the kernel.
+        #[arg(long)]
+        stats: bool,
     },
 }
 
@@ -191,7 +199,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             std::fs::write(&output, &bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", output.display()))?;
             return Ok(0);
         }
-        Command::Boot { input, sim, replay, machine, kvm, qemu_timeout, pulley } => {
+        Command::Boot { input, sim, replay, machine, kvm, qemu_timeout, pulley, stats } => {
             let input = input.or_else(|| replay.clone()).expect("clap requires one");
             let opts = boot::BootOptions {
                 machine,
@@ -200,10 +208,11 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 qemu_timeout: qemu_timeout.map(std::time::Duration::from_secs),
                 sim: sim.over(),
                 replay,
+                stats,
             };
             return boot::boot(&input, &opts);
         }
-        Command::Run { manifest, sim, record, check_determinism } => {
+        Command::Run { manifest, sim, record, check_determinism, stats } => {
             let path = run::manifest_path(&manifest);
             if let Ok(src) = std::fs::read_to_string(&path) {
                 if weft_runtime::cluster::is_cluster(&src) {
@@ -217,7 +226,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 return trace::record(&path, sim.over(), &out);
             }
             let (plan, dir, engine) = run::plan_with(&path, sim.over())?;
-            return run::run(&plan, &dir, &engine);
+            return run::run(&plan, &dir, &engine, stats);
         }
         Command::Check { manifest, sim } => {
             let (plan, dir, _) = run::plan_with(&run::manifest_path(&manifest), sim.over())?;

@@ -325,15 +325,16 @@ pub fn start_ticker(engine: &Engine) {
     });
 }
 
-/// Runs the planned unikernel; returns the app's exit code.
-pub fn run(plan: &Plan, dir: &Dir, engine: &Engine) -> Result<u8> {
+/// Runs the planned unikernel; returns the app's exit code. `stats`:
+/// print what crossed each device's hops at the end (`--stats`).
+pub fn run(plan: &Plan, dir: &Dir, engine: &Engine, stats: bool) -> Result<u8> {
     let unikernel = unikernel(plan, engine)?;
     let (leaves, created) = leaves(plan, dir)?;
     let session = Session::new(plan, &unikernel, engine);
     if session.limits.epoch_tick > 0 {
         start_ticker(engine);
     }
-    let ended = session.execute(leaves, Tape::Off, &RunOpts::default());
+    let ended = session.execute(leaves, Tape::Off, &RunOpts { stats, ..RunOpts::default() });
     created.settle(ended.code);
     match ended.error {
         None => Ok(ended.code),
@@ -404,7 +405,11 @@ impl<'a> Session<'a> {
             Some(Phase { n, args, configs: configs.unwrap_or_default() })
         };
         let t = Instant::now();
-        let f = session::run(self.unikernel, self.engine, self.limits, leaves, tape, plan, opts.collect, |host, e| report(self.plan, host, e));
+        let watch = session::Watch { faults: opts.collect, stats: opts.stats.then_some(monotonic_ns as fn() -> u64) };
+        let f = session::run(self.unikernel, self.engine, self.limits, leaves, tape, plan, watch, |host, e| report(self.plan, host, e));
+        if let Some(s) = &f.stats {
+            eprint!("{}", s.render());
+        }
         tracing::debug!(elapsed = ?t.elapsed(), "ran");
         if let Some(d) = f.diverged {
             let message = format!("error: {d}\nweft: the unikernel no longer does what the trace recorded (a changed component, or an app that is not deterministic)");
@@ -437,6 +442,15 @@ pub struct RunOpts<'s> {
     pub schedules: Option<&'s [Option<Vec<String>>]>,
     /// Keep the faults injected (`Ended::faults`).
     pub collect: bool,
+    /// `--stats`: count every device call and print the table at the end.
+    pub stats: bool,
+}
+
+/// The process's monotonic clock in ns, for `--stats` (never the leaf
+/// clock, which a simulation makes virtual).
+fn monotonic_ns() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 pub fn components(plan: &Plan) -> Vec<wasmtime::component::Component> {

@@ -25,6 +25,7 @@ pub mod link;
 pub mod names;
 pub mod session;
 pub mod sim;
+pub mod stats;
 pub mod tape;
 
 pub use devices::{BlockDevice, Clock, Console, ErrorCode, Geometry, Log, Random};

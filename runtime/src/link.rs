@@ -29,6 +29,7 @@ use crate::devices::{
 };
 use crate::fault::{Exited, Failure, PowerCut, Stop, Who};
 use crate::names;
+use crate::stats::{Iface, Report as StatsReport, Stats};
 use crate::tape::{Diverged, Tape};
 
 /// The wiring the linker builds: a validated plan, minus everything
@@ -173,6 +174,8 @@ pub struct Host {
     /// When collecting: each fault a filter logged, as (instance, its
     /// `schedule` token) — what `weft shrink` minimises.
     faults: Option<Vec<(usize, String)>>,
+    /// `--stats`: what crosses each hop (off by default).
+    stats: Option<Stats>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,7 +273,71 @@ impl Host {
             failure: None,
             tape: Tape::Off,
             faults: None,
+            stats: None,
         }
+    }
+
+    /// Count every forwarded call (`--stats`), timed with `now` (ns).
+    pub fn collect_stats(&mut self, now: fn() -> u64) {
+        self.stats = Some(Stats::new(now));
+    }
+
+    /// When counting: the time a forwarded call starts.
+    #[inline]
+    fn stat_start(&self) -> Option<u64> {
+        self.stats.as_ref().map(|s| (s.now)())
+    }
+
+    /// When counting: a forwarded call `me` made to `p` ended.
+    #[allow(clippy::too_many_arguments)]
+    fn stat_end(&mut self, t0: Option<u64>, me: usize, p: Provider, iface: Iface, op: &'static str, bytes: u64, ok: bool) {
+        let (Some(t0), Some(st)) = (t0, self.stats.as_mut()) else { return };
+        let t = (st.now)().saturating_sub(t0);
+        let (provider, leaf) = match p {
+            Provider::Leaf(d) => (None, d),
+            Provider::Filter(f) => (Some(f), 0),
+        };
+        let row = st.rows.entry((me, provider, iface, leaf, op)).or_default();
+        row.calls += 1;
+        row.bytes += bytes;
+        row.errors += u64::from(!ok);
+        row.time.add(t);
+    }
+
+    /// What the counters say, with devices and hops named (`None` unless
+    /// counting).
+    pub fn stats_report(&self) -> Option<StatsReport> {
+        let st = self.stats.as_ref()?;
+        let short = |i: usize| {
+            let n = self.names.get(i).map_or("?", |s| s.as_str());
+            String::from(n.split(" (").next().unwrap_or(n))
+        };
+        let mut report = StatsReport::default();
+        // Grouped by interface, then from the consumer nearest the app down
+        // (the app is the last instance, each chain's outer filters after
+        // its inner ones).
+        let mut rows: Vec<_> = st.rows.iter().collect();
+        rows.sort_by_key(|((me, _, iface, leaf, op), _)| (*iface, *leaf, core::cmp::Reverse(*me), crate::stats::op_rank(op)));
+        for (&(me, provider, iface, leaf, op), row) in rows {
+            let p = provider.map_or(Provider::Leaf(leaf), Provider::Filter);
+            let role = |list: &[(String, Provider)]| list.iter().find(|(_, q)| *q == p).map(|(r, _)| r.clone());
+            let device = match iface {
+                Iface::Block => role(&self.links[me].blocks),
+                Iface::Net => role(&self.links[me].nets),
+                Iface::Clock => Some("clock".into()),
+                Iface::Sockets => Some("sockets".into()),
+                Iface::Console => Some("console".into()),
+                Iface::Random => Some("random".into()),
+                Iface::Log => Some("log".into()),
+            }
+            .unwrap_or_else(|| "?".into());
+            let to = provider.map_or_else(|| String::from("host"), short);
+            report.add((device, format!("{} -> {to}", short(me)), op), row);
+        }
+        for (&who, &n) in &st.faults {
+            report.add_faults(short(who), n);
+        }
+        Some(report)
     }
 
     /// Keep every injected fault's `schedule` token (see `faults`).
@@ -441,10 +508,32 @@ where
     })
 }
 
+/// Runs `body`, a call `me` makes to `p`, and counts it for `--stats`;
+/// `measure` gives the bytes it moved and whether it succeeded. (Calls with
+/// a handle count themselves: their provider is known only inside.)
+fn counted<T>(
+    cx: &mut StoreContextMut<'_, Host>,
+    me: usize,
+    p: Provider,
+    iface: Iface,
+    op: &'static str,
+    measure: impl FnOnce(&T) -> (u64, bool),
+    body: impl FnOnce(&mut StoreContextMut<'_, Host>) -> Result<T>,
+) -> Result<T> {
+    let t0 = cx.data().stat_start();
+    let r = body(cx)?;
+    if t0.is_some() {
+        let (n, ok) = measure(&r);
+        cx.data_mut().stat_end(t0, me, p, iface, op, n, ok);
+    }
+    Ok(r)
+}
+
 fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     let mut i = l.instance(names::BLOCK)?;
     i.func_wrap("open", move |mut cx, (name,): (String,)| {
         let host = cx.data();
+        let t0 = host.stat_start();
         let Some(&(_, p)) = host.links[me].blocks.iter().find(|(r, _)| *r == name) else {
             return Ok((Err(ErrorCode::NotFound),));
         };
@@ -455,11 +544,14 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 call(&mut cx, f, func, (name,))?.0
             }
         };
-        Ok((r.map(|h| cx.data_mut().open_handle(me, HandleKind::Block, p, h)),))
+        let host = cx.data_mut();
+        host.stat_end(t0, me, p, Iface::Block, "open", 0, r.is_ok());
+        Ok((r.map(|h| host.open_handle(me, HandleKind::Block, p, h)),))
     })?;
     i.func_wrap("info", move |mut cx, (mine,): (u32,)| {
+        let t0 = cx.data().stat_start();
         let Some((p, h)) = cx.data().handle(me, HandleKind::Block, mine) else { return Ok((Err(ErrorCode::NotFound),)) };
-        Ok((match p {
+        let r = match p {
             Provider::Leaf(d) => Ok(cx.data().geometry[d]),
             Provider::Filter(f) => {
                 let func = cx.data().block_fns(f).info;
@@ -474,13 +566,16 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 }
                 r
             }
-        },))
+        };
+        cx.data_mut().stat_end(t0, me, p, Iface::Block, "info", 0, r.is_ok());
+        Ok((r,))
     })?;
     i.func_wrap("read", move |mut cx, (h, start, count): (u32, u64, u32)| {
+        let t0 = cx.data().stat_start();
         let Some(Opened { provider: p, handle: h, unit, .. }) = cx.data().opened(me, HandleKind::Block, h) else {
             return Ok((Err(ErrorCode::NotFound),));
         };
-        Ok((match p {
+        let r = match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
                 match check_range(&host.geometry[d], start, count.into()) {
@@ -505,11 +600,16 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 }
                 r
             }
-        },))
+        };
+        let n = r.as_ref().map_or(0, |d| d.len() as u64);
+        cx.data_mut().stat_end(t0, me, p, Iface::Block, "read", n, r.is_ok());
+        Ok((r,))
     })?;
     i.func_wrap("write", move |mut cx, (h, start, data): (u32, u64, Vec<u8>)| {
+        let t0 = cx.data().stat_start();
+        let n = data.len() as u64;
         let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
-        Ok((match p {
+        let r = match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
                 let g = host.geometry[d];
@@ -530,11 +630,14 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 let func = cx.data().block_fns(f).write;
                 call(&mut cx, f, func, (h, start, data))?.0
             }
-        },))
+        };
+        cx.data_mut().stat_end(t0, me, p, Iface::Block, "write", n, r.is_ok());
+        Ok((r,))
     })?;
     i.func_wrap("flush", move |mut cx, (h,): (u32,)| {
+        let t0 = cx.data().stat_start();
         let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
-        Ok((match p {
+        let r = match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
                 host.tape.block_flush(&mut host.leaves, d)?
@@ -543,51 +646,63 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 let func = cx.data().block_fns(f).flush;
                 call(&mut cx, f, func, (h,))?.0
             }
-        },))
+        };
+        cx.data_mut().stat_end(t0, me, p, Iface::Block, "flush", 0, r.is_ok());
+        Ok((r,))
     })?;
     Ok(())
 }
 
 fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     let mut i = l.instance(names::CLOCK)?;
-    i.func_wrap("monotonic-now", move |mut cx, (): ()| match cx.data().links[me].clock {
-        Some(Provider::Filter(f)) => {
-            let func = cx.data().clock_fns(f).monotonic_now;
-            call(&mut cx, f, func, ())
-        }
-        _ => Ok((cx.data_mut().leaf_now(me)?,)),
+    let provider = move |cx: &StoreContextMut<'_, Host>| cx.data().links[me].clock.unwrap_or(Provider::Leaf(0));
+    i.func_wrap("monotonic-now", move |mut cx, (): ()| {
+        let p = provider(&cx);
+        counted(&mut cx, me, p, Iface::Clock, "monotonic-now", |_| (0, true), |cx| match p {
+            Provider::Filter(f) => {
+                let func = cx.data().clock_fns(f).monotonic_now;
+                call(cx, f, func, ())
+            }
+            Provider::Leaf(_) => Ok((cx.data_mut().leaf_now(me)?,)),
+        })
     })?;
-    i.func_wrap("wall-now", move |mut cx, (): ()| match cx.data().links[me].clock {
-        Some(Provider::Filter(f)) => {
-            let func = cx.data().clock_fns(f).wall_now;
-            call(&mut cx, f, func, ())
-        }
-        _ => {
-            let host = cx.data_mut();
-            Ok((host.tape.wall_now(&mut host.leaves)?,))
-        }
+    i.func_wrap("wall-now", move |mut cx, (): ()| {
+        let p = provider(&cx);
+        counted(&mut cx, me, p, Iface::Clock, "wall-now", |_| (0, true), |cx| match p {
+            Provider::Filter(f) => {
+                let func = cx.data().clock_fns(f).wall_now;
+                call(cx, f, func, ())
+            }
+            Provider::Leaf(_) => {
+                let host = cx.data_mut();
+                Ok((host.tape.wall_now(&mut host.leaves)?,))
+            }
+        })
     })?;
-    i.func_wrap("wait-until", move |mut cx, (deadline,): (u64,)| match cx.data().links[me].clock {
-        Some(Provider::Filter(f)) => {
-            let func = cx.data().clock_fns(f).wait_until;
-            call(&mut cx, f, func, (deadline,))
-        }
-        _ => {
-            let host = cx.data_mut();
-            match host.deadline {
-                // Waiting past the run's deadline: sleep until it, then stop
-                // the run with the waiting component as the one that hung.
-                Some(end) if deadline >= end => {
-                    host.tape.wait_until(&mut host.leaves, end)?;
-                    host.blame(Failure::Timeout { who: Who::Component(me) });
-                    Err(wasmtime::Error::new(Stop::Timeout))
-                }
-                _ => {
-                    host.tape.wait_until(&mut host.leaves, deadline)?;
-                    Ok((host.leaf_now(me)?,))
+    i.func_wrap("wait-until", move |mut cx, (deadline,): (u64,)| {
+        let p = provider(&cx);
+        counted(&mut cx, me, p, Iface::Clock, "wait-until", |_| (0, true), |cx| match p {
+            Provider::Filter(f) => {
+                let func = cx.data().clock_fns(f).wait_until;
+                call(cx, f, func, (deadline,))
+            }
+            Provider::Leaf(_) => {
+                let host = cx.data_mut();
+                match host.deadline {
+                    // Waiting past the run's deadline: sleep until it, then stop
+                    // the run with the waiting component as the one that hung.
+                    Some(end) if deadline >= end => {
+                        host.tape.wait_until(&mut host.leaves, end)?;
+                        host.blame(Failure::Timeout { who: Who::Component(me) });
+                        Err(wasmtime::Error::new(Stop::Timeout))
+                    }
+                    _ => {
+                        host.tape.wait_until(&mut host.leaves, deadline)?;
+                        Ok((host.leaf_now(me)?,))
+                    }
                 }
             }
-        }
+        })
     })?;
     Ok(())
 }
@@ -595,6 +710,7 @@ fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
 fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     let mut i = l.instance(names::NET)?;
     i.func_wrap("open", move |mut cx, (name,): (String,)| {
+        let t0 = cx.data().stat_start();
         let Some(&(_, p)) = cx.data().links[me].nets.iter().find(|(r, _)| *r == name) else {
             return Ok((Err(ErrorCode::NotFound),));
         };
@@ -605,11 +721,14 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 call(&mut cx, f, func, (name,))?.0
             }
         };
-        Ok((r.map(|h| cx.data_mut().open_handle(me, HandleKind::Net, p, h)),))
+        let host = cx.data_mut();
+        host.stat_end(t0, me, p, Iface::Net, "open", 0, r.is_ok());
+        Ok((r.map(|h| host.open_handle(me, HandleKind::Net, p, h)),))
     })?;
     i.func_wrap("info", move |mut cx, (mine,): (u32,)| {
+        let t0 = cx.data().stat_start();
         let Some((p, h)) = cx.data().handle(me, HandleKind::Net, mine) else { return Ok((Err(ErrorCode::NotFound),)) };
-        Ok((match p {
+        let r = match p {
             Provider::Leaf(d) => Ok(cx.data().net_info[d]),
             Provider::Filter(f) => {
                 let func = cx.data().net_fns(f).info;
@@ -619,14 +738,18 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 }
                 r
             }
-        },))
+        };
+        cx.data_mut().stat_end(t0, me, p, Iface::Net, "info", 0, r.is_ok());
+        Ok((r,))
     })?;
     // Frames are read where the sender has them: a leaf writes them straight
     // from its memory, and a filter gets a copy.
     i.func_wrap("send", move |mut cx, (h, frames): (u32, WasmList<WasmList<u8>>)| {
+        let t0 = cx.data().stat_start();
         let Some((p, h)) = cx.data().handle(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         let lists = frames.iter(&mut cx)?.collect::<Result<Vec<WasmList<u8>>>>()?;
-        Ok((match p {
+        let n: u64 = if t0.is_some() { lists.iter().map(|l| l.len() as u64).sum() } else { 0 };
+        let r = match p {
             Provider::Leaf(d) => {
                 // The device and the tape leave the store while they read the
                 // sender's memory.
@@ -658,13 +781,16 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 }
                 r
             }
-        },))
+        };
+        cx.data_mut().stat_end(t0, me, p, Iface::Net, "send", n, r.is_ok());
+        Ok((r,))
     })?;
     i.func_wrap("receive", move |mut cx, (h, max): (u32, u32)| {
+        let t0 = cx.data().stat_start();
         let Some(Opened { provider: p, handle: h, unit, .. }) = cx.data().opened(me, HandleKind::Net, h) else {
             return Ok((Err(ErrorCode::NotFound),));
         };
-        Ok((match p {
+        let r = match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
                 host.tape.net_receive(&mut host.leaves, d, max.min(MAX_FRAMES))?
@@ -686,7 +812,10 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 }
                 r
             }
-        },))
+        };
+        let n = r.as_ref().map_or(0, |fs| fs.iter().map(|f| f.len() as u64).sum());
+        cx.data_mut().stat_end(t0, me, p, Iface::Net, "receive", n, r.is_ok());
+        Ok((r,))
     })?;
     l.instance(names::CAPTURE)?.func_wrap(
         "frame",
@@ -708,17 +837,18 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
 macro_rules! sockets_fn {
     ($i:ident, $me:ident, $op:literal, $name:literal, $field:ident, ($($arg:ident: $ty:ty),*), $args:expr, |$leaf:ident| $body:expr) => {
         $i.func_wrap($name, move |mut cx, ($($arg,)*): ($($ty,)*)| {
-            match cx.data().links[$me].sockets {
-                Some(Provider::Filter(f)) => {
+            let p = cx.data().links[$me].sockets.unwrap_or(Provider::Leaf(0));
+            counted(&mut cx, $me, p, Iface::Sockets, $name, |(r,): &(Result<_, SocketError>,)| (0, r.is_ok()), |cx| match p {
+                Provider::Filter(f) => {
                     let func = cx.data().socket_fns(f).$field;
-                    call(&mut cx, f, func, ($($arg,)*))
+                    call(cx, f, func, ($($arg,)*))
                 }
-                _ => {
+                Provider::Leaf(_) => {
                     let host = cx.data_mut();
                     let args: &[&[u8]] = &$args;
                     Ok((host.tape.sockets(&mut host.leaves, $op, args, |$leaf| $body)?,))
                 }
-            }
+            })
         })?;
     };
 }
@@ -768,20 +898,25 @@ fn leaf_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         Err(wasmtime::Error::new(Exited(code)))
     })?;
     l.instance(names::POWER)?.func_wrap("cut", |_cx, (): ()| -> Result<()> { Err(wasmtime::Error::new(PowerCut)) })?;
-    l.instance(names::CONSOLE)?.func_wrap("write", |mut cx, (bytes,): (Vec<u8>,)| {
-        let host = cx.data_mut();
-        host.tape.console(&mut host.leaves, &bytes)
+    l.instance(names::CONSOLE)?.func_wrap("write", move |mut cx, (bytes,): (Vec<u8>,)| {
+        let n = bytes.len() as u64;
+        counted(&mut cx, me, Provider::Leaf(0), Iface::Console, "write", |_| (n, true), |cx| {
+            let host = cx.data_mut();
+            host.tape.console(&mut host.leaves, &bytes)
+        })
     })?;
-    l.instance(names::RANDOM)?.func_wrap("fill", |mut cx, (len,): (u32,)| {
+    l.instance(names::RANDOM)?.func_wrap("fill", move |mut cx, (len,): (u32,)| {
         if len > MAX_RANDOM {
             return Err(wasmtime::Error::msg(format!(
                 "random.fill({len}) breaks the contract: at most {MAX_RANDOM} bytes per call"
             )));
         }
-        let mut buf = alloc::vec![0; len as usize];
-        let host = cx.data_mut();
-        host.tape.random(&mut host.leaves, &mut buf)?;
-        Ok((buf,))
+        counted(&mut cx, me, Provider::Leaf(0), Iface::Random, "fill", |_| (u64::from(len), true), |cx| {
+            let mut buf = alloc::vec![0; len as usize];
+            let host = cx.data_mut();
+            host.tape.random(&mut host.leaves, &mut buf)?;
+            Ok((buf,))
+        })
     })?;
     l.instance(names::LOG)?.func_wrap(
         "append",
@@ -792,7 +927,16 @@ fn leaf_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                     faults.push((me, token.clone()));
                 }
             }
-            host.tape.log(&mut host.leaves, &topic, &message, &fields)
+            if let Some(st) = host.stats.as_mut()
+                && fields.iter().any(|(k, _)| k == "fault")
+            {
+                *st.faults.entry(me).or_default() += 1;
+            }
+            let n = (topic.len() + message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()) as u64;
+            counted(&mut cx, me, Provider::Leaf(0), Iface::Log, "append", |_| (n, true), |cx| {
+                let host = cx.data_mut();
+                host.tape.log(&mut host.leaves, &topic, &message, &fields)
+            })
         },
     )?;
     Ok(())

@@ -10,7 +10,17 @@ use wasmtime::{Engine, Store};
 
 use crate::fault::{Failure, PowerCut};
 use crate::link::{Host, Leaves, Limits, Unikernel};
+use crate::stats::Report;
 use crate::tape::{Diverged, Outcome, Phase, Tape};
+
+/// What a run keeps besides its outcome.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Watch {
+    /// Every injected fault's `schedule` token (what `weft shrink` minimises).
+    pub faults: bool,
+    /// Count every forwarded call (`--stats`), timed with this clock (ns).
+    pub stats: Option<fn() -> u64>,
+}
 
 /// How the boots ended.
 pub struct Finished<R> {
@@ -22,6 +32,8 @@ pub struct Finished<R> {
     pub diverged: Option<Diverged>,
     /// Faults collected (when asked): (filter index, boot, token).
     pub faults: Vec<(usize, u32, String)>,
+    /// `--stats`, over every boot (when asked).
+    pub stats: Option<Report>,
     pub leaves: Leaves,
     pub tape: Tape,
 }
@@ -38,33 +50,40 @@ pub fn run<R>(
     mut leaves: Leaves,
     mut tape: Tape,
     mut plan: impl FnMut(u32) -> Option<Phase>,
-    collect: bool,
+    watch: Watch,
     mut report: impl FnMut(&Host, wasmtime::Error) -> R,
 ) -> Finished<R> {
     let mut faults = Vec::new();
+    let mut stats: Option<Report> = None;
     let mut n = 1;
     loop {
         let planned = plan(n).unwrap_or_default();
         let phase = match tape.phase(Phase { n, ..planned }) {
             Ok(p) => p,
-            Err(d) => return diverged(d, leaves, tape, faults),
+            Err(d) => return diverged(d, leaves, tape, faults, stats),
         };
         let mut host = Host::with_tape(leaves, limits, tape);
-        if collect {
+        if watch.faults {
             host.collect_faults();
+        }
+        if let Some(now) = watch.stats {
+            host.collect_stats(now);
         }
         let mut store = Store::new(engine, host);
         let configs = (!phase.configs.is_empty()).then_some(phase.configs.as_slice());
         let result = unikernel.instantiate_with(&mut store, configs).and_then(|app| app.run(&mut store, phase.args.clone()));
         let host = store.into_data();
         faults.extend(host.faults().iter().map(|(i, tok)| (*i, n, tok.clone())));
+        if let Some(r) = host.stats_report() {
+            stats.get_or_insert_with(Report::default).merge(&r);
+        }
         let (outcome, failed) = match result {
             Ok(code) => (Outcome::Exit(code), None),
             Err(e) if e.downcast_ref::<PowerCut>().is_some() => (Outcome::PowerCut, None),
             Err(e) if e.downcast_ref::<Diverged>().is_some() => {
                 let d = e.downcast_ref::<Diverged>().expect("checked").clone();
                 let (l, t) = host.into_parts();
-                return diverged(d, l, t, faults);
+                return diverged(d, l, t, faults, stats);
             }
             Err(e) => {
                 let outcome = match host.failure() {
@@ -76,7 +95,7 @@ pub fn run<R>(
         };
         let (l, mut t) = host.into_parts();
         if let Err(d) = t.end(&outcome) {
-            return diverged(d, l, t, faults);
+            return diverged(d, l, t, faults, stats);
         }
         leaves = l;
         tape = t;
@@ -84,7 +103,7 @@ pub fn run<R>(
             n = 2;
             continue;
         }
-        return Finished { outcome, failed, diverged: None, faults, leaves, tape };
+        return Finished { outcome, failed, diverged: None, faults, stats, leaves, tape };
     }
 }
 
@@ -101,6 +120,6 @@ fn outcome_of(host: &Host, f: &Failure) -> Outcome {
     }
 }
 
-fn diverged<R>(d: Diverged, leaves: Leaves, tape: Tape, faults: Vec<(usize, u32, String)>) -> Finished<R> {
-    Finished { outcome: Outcome::Exit(0), failed: None, diverged: Some(d), faults, leaves, tape }
+fn diverged<R>(d: Diverged, leaves: Leaves, tape: Tape, faults: Vec<(usize, u32, String)>, stats: Option<Report>) -> Finished<R> {
+    Finished { outcome: Outcome::Exit(0), failed: None, diverged: Some(d), faults, stats, leaves, tape }
 }
