@@ -339,7 +339,8 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
         };
         Some(Phase { n, args, configs })
     };
-    let stats = (!STATS_TSC.load(Ordering::Relaxed).is_null()).then_some(stats_now as fn() -> u64);
+    let clock = weft_runtime::stats::StatClock { ticks: arch::rdtsc, ns: stats_now };
+    let stats = (!STATS_TSC.load(Ordering::Relaxed).is_null()).then_some(clock);
     let watch = session::Watch { faults: false, stats };
     let f = session::run(&unikernel, &engine, limits, leaves, tape, plan, watch, |host, e| report(&bundle, host, e));
     if let Some(s) = &f.stats {

@@ -29,7 +29,7 @@ use crate::devices::{
 };
 use crate::fault::{Exited, Failure, PowerCut, Stop, Who};
 use crate::names;
-use crate::stats::{Iface, Report as StatsReport, Stats};
+use crate::stats::{self, Iface, Op, Report as StatsReport, Row, StatClock, Stats};
 use crate::tape::{Diverged, Tape};
 
 /// The wiring the linker builds: a validated plan, minus everything
@@ -277,27 +277,27 @@ impl Host {
         }
     }
 
-    /// Count every forwarded call (`--stats`), timed with `now` (ns).
-    pub fn collect_stats(&mut self, now: fn() -> u64) {
-        self.stats = Some(Stats::new(now));
+    /// Count every forwarded call (`--stats`), timed with `clock`.
+    pub fn collect_stats(&mut self, clock: StatClock) {
+        self.stats = Some(Stats::new(clock));
     }
 
     /// When counting: the time a forwarded call starts.
     #[inline]
     fn stat_start(&self) -> Option<u64> {
-        self.stats.as_ref().map(|s| (s.now)())
+        self.stats.as_ref().map(|s| (s.clock.ticks)())
     }
 
     /// When counting: a forwarded call `me` made to `p` ended.
     #[allow(clippy::too_many_arguments)]
-    fn stat_end(&mut self, t0: Option<u64>, me: usize, p: Provider, iface: Iface, op: &'static str, bytes: u64, ok: bool) {
+    fn stat_end(&mut self, t0: Option<u64>, me: usize, p: Provider, iface: Iface, op: Op, bytes: u64, ok: bool) {
         let (Some(t0), Some(st)) = (t0, self.stats.as_mut()) else { return };
-        let t = (st.now)().saturating_sub(t0);
+        let t = (st.clock.ticks)().saturating_sub(t0);
         let (provider, leaf) = match p {
             Provider::Leaf(d) => (None, d),
             Provider::Filter(f) => (Some(f), 0),
         };
-        let row = st.rows.entry((me, provider, iface, leaf, op)).or_default();
+        let row = st.rows.entry(stats::key(me, provider, iface, leaf, op)).or_default();
         row.calls += 1;
         row.bytes += bytes;
         row.errors += u64::from(!ok);
@@ -313,12 +313,13 @@ impl Host {
             String::from(n.split(" (").next().unwrap_or(n))
         };
         let mut report = StatsReport::default();
+        let ns_per_tick = st.ns_per_tick();
         // Grouped by interface, then from the consumer nearest the app down
         // (the app is the last instance, each chain's outer filters after
         // its inner ones).
-        let mut rows: Vec<_> = st.rows.iter().collect();
-        rows.sort_by_key(|((me, _, iface, leaf, op), _)| (*iface, *leaf, core::cmp::Reverse(*me), crate::stats::op_rank(op)));
-        for (&(me, provider, iface, leaf, op), row) in rows {
+        let mut rows: Vec<_> = st.rows.iter().map(|(&k, row)| (stats::unkey(k), row)).collect();
+        rows.sort_by_key(|((me, _, iface, leaf, op), _)| (*iface, *leaf, core::cmp::Reverse(*me), *op));
+        for ((me, provider, iface, leaf, op), row) in rows {
             let p = provider.map_or(Provider::Leaf(leaf), Provider::Filter);
             let role = |list: &[(String, Provider)]| list.iter().find(|(_, q)| *q == p).map(|(r, _)| r.clone());
             let device = match iface {
@@ -332,7 +333,7 @@ impl Host {
             }
             .unwrap_or_else(|| "?".into());
             let to = provider.map_or_else(|| String::from("host"), short);
-            report.add((device, format!("{} -> {to}", short(me)), op), row);
+            report.add((device, format!("{} -> {to}", short(me)), op.name()), &Row { ns_per_tick, ..row.clone() });
         }
         for (&who, &n) in &st.faults {
             report.add_faults(short(who), n);
@@ -516,7 +517,7 @@ fn counted<T>(
     me: usize,
     p: Provider,
     iface: Iface,
-    op: &'static str,
+    op: Op,
     measure: impl FnOnce(&T) -> (u64, bool),
     body: impl FnOnce(&mut StoreContextMut<'_, Host>) -> Result<T>,
 ) -> Result<T> {
@@ -545,7 +546,7 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             }
         };
         let host = cx.data_mut();
-        host.stat_end(t0, me, p, Iface::Block, "open", 0, r.is_ok());
+        host.stat_end(t0, me, p, Iface::Block, Op::OPEN, 0, r.is_ok());
         Ok((r.map(|h| host.open_handle(me, HandleKind::Block, p, h)),))
     })?;
     i.func_wrap("info", move |mut cx, (mine,): (u32,)| {
@@ -567,7 +568,7 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 r
             }
         };
-        cx.data_mut().stat_end(t0, me, p, Iface::Block, "info", 0, r.is_ok());
+        cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::INFO, 0, r.is_ok());
         Ok((r,))
     })?;
     i.func_wrap("read", move |mut cx, (h, start, count): (u32, u64, u32)| {
@@ -602,7 +603,7 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             }
         };
         let n = r.as_ref().map_or(0, |d| d.len() as u64);
-        cx.data_mut().stat_end(t0, me, p, Iface::Block, "read", n, r.is_ok());
+        cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::READ, n, r.is_ok());
         Ok((r,))
     })?;
     i.func_wrap("write", move |mut cx, (h, start, data): (u32, u64, Vec<u8>)| {
@@ -631,7 +632,7 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 call(&mut cx, f, func, (h, start, data))?.0
             }
         };
-        cx.data_mut().stat_end(t0, me, p, Iface::Block, "write", n, r.is_ok());
+        cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::WRITE, n, r.is_ok());
         Ok((r,))
     })?;
     i.func_wrap("flush", move |mut cx, (h,): (u32,)| {
@@ -647,7 +648,7 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 call(&mut cx, f, func, (h,))?.0
             }
         };
-        cx.data_mut().stat_end(t0, me, p, Iface::Block, "flush", 0, r.is_ok());
+        cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::FLUSH, 0, r.is_ok());
         Ok((r,))
     })?;
     Ok(())
@@ -658,7 +659,7 @@ fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     let provider = move |cx: &StoreContextMut<'_, Host>| cx.data().links[me].clock.unwrap_or(Provider::Leaf(0));
     i.func_wrap("monotonic-now", move |mut cx, (): ()| {
         let p = provider(&cx);
-        counted(&mut cx, me, p, Iface::Clock, "monotonic-now", |_| (0, true), |cx| match p {
+        counted(&mut cx, me, p, Iface::Clock, Op::MONOTONIC_NOW, |_| (0, true), |cx| match p {
             Provider::Filter(f) => {
                 let func = cx.data().clock_fns(f).monotonic_now;
                 call(cx, f, func, ())
@@ -668,7 +669,7 @@ fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     })?;
     i.func_wrap("wall-now", move |mut cx, (): ()| {
         let p = provider(&cx);
-        counted(&mut cx, me, p, Iface::Clock, "wall-now", |_| (0, true), |cx| match p {
+        counted(&mut cx, me, p, Iface::Clock, Op::WALL_NOW, |_| (0, true), |cx| match p {
             Provider::Filter(f) => {
                 let func = cx.data().clock_fns(f).wall_now;
                 call(cx, f, func, ())
@@ -681,7 +682,7 @@ fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     })?;
     i.func_wrap("wait-until", move |mut cx, (deadline,): (u64,)| {
         let p = provider(&cx);
-        counted(&mut cx, me, p, Iface::Clock, "wait-until", |_| (0, true), |cx| match p {
+        counted(&mut cx, me, p, Iface::Clock, Op::WAIT_UNTIL, |_| (0, true), |cx| match p {
             Provider::Filter(f) => {
                 let func = cx.data().clock_fns(f).wait_until;
                 call(cx, f, func, (deadline,))
@@ -722,7 +723,7 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             }
         };
         let host = cx.data_mut();
-        host.stat_end(t0, me, p, Iface::Net, "open", 0, r.is_ok());
+        host.stat_end(t0, me, p, Iface::Net, Op::OPEN, 0, r.is_ok());
         Ok((r.map(|h| host.open_handle(me, HandleKind::Net, p, h)),))
     })?;
     i.func_wrap("info", move |mut cx, (mine,): (u32,)| {
@@ -739,7 +740,7 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 r
             }
         };
-        cx.data_mut().stat_end(t0, me, p, Iface::Net, "info", 0, r.is_ok());
+        cx.data_mut().stat_end(t0, me, p, Iface::Net, Op::INFO, 0, r.is_ok());
         Ok((r,))
     })?;
     // Frames are read where the sender has them: a leaf writes them straight
@@ -782,7 +783,7 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 r
             }
         };
-        cx.data_mut().stat_end(t0, me, p, Iface::Net, "send", n, r.is_ok());
+        cx.data_mut().stat_end(t0, me, p, Iface::Net, Op::SEND, n, r.is_ok());
         Ok((r,))
     })?;
     i.func_wrap("receive", move |mut cx, (h, max): (u32, u32)| {
@@ -814,7 +815,7 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             }
         };
         let n = r.as_ref().map_or(0, |fs| fs.iter().map(|f| f.len() as u64).sum());
-        cx.data_mut().stat_end(t0, me, p, Iface::Net, "receive", n, r.is_ok());
+        cx.data_mut().stat_end(t0, me, p, Iface::Net, Op::RECEIVE, n, r.is_ok());
         Ok((r,))
     })?;
     l.instance(names::CAPTURE)?.func_wrap(
@@ -838,7 +839,7 @@ macro_rules! sockets_fn {
     ($i:ident, $me:ident, $op:literal, $name:literal, $field:ident, ($($arg:ident: $ty:ty),*), $args:expr, |$leaf:ident| $body:expr) => {
         $i.func_wrap($name, move |mut cx, ($($arg,)*): ($($ty,)*)| {
             let p = cx.data().links[$me].sockets.unwrap_or(Provider::Leaf(0));
-            counted(&mut cx, $me, p, Iface::Sockets, $name, |(r,): &(Result<_, SocketError>,)| (0, r.is_ok()), |cx| match p {
+            counted(&mut cx, $me, p, Iface::Sockets, Op::socket($op), |(r,): &(Result<_, SocketError>,)| (0, r.is_ok()), |cx| match p {
                 Provider::Filter(f) => {
                     let func = cx.data().socket_fns(f).$field;
                     call(cx, f, func, ($($arg,)*))
@@ -900,7 +901,7 @@ fn leaf_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     l.instance(names::POWER)?.func_wrap("cut", |_cx, (): ()| -> Result<()> { Err(wasmtime::Error::new(PowerCut)) })?;
     l.instance(names::CONSOLE)?.func_wrap("write", move |mut cx, (bytes,): (Vec<u8>,)| {
         let n = bytes.len() as u64;
-        counted(&mut cx, me, Provider::Leaf(0), Iface::Console, "write", |_| (n, true), |cx| {
+        counted(&mut cx, me, Provider::Leaf(0), Iface::Console, Op::WRITE, |_| (n, true), |cx| {
             let host = cx.data_mut();
             host.tape.console(&mut host.leaves, &bytes)
         })
@@ -911,7 +912,7 @@ fn leaf_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 "random.fill({len}) breaks the contract: at most {MAX_RANDOM} bytes per call"
             )));
         }
-        counted(&mut cx, me, Provider::Leaf(0), Iface::Random, "fill", |_| (u64::from(len), true), |cx| {
+        counted(&mut cx, me, Provider::Leaf(0), Iface::Random, Op::FILL, |_| (u64::from(len), true), |cx| {
             let mut buf = alloc::vec![0; len as usize];
             let host = cx.data_mut();
             host.tape.random(&mut host.leaves, &mut buf)?;
@@ -933,7 +934,7 @@ fn leaf_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 *st.faults.entry(me).or_default() += 1;
             }
             let n = (topic.len() + message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()) as u64;
-            counted(&mut cx, me, Provider::Leaf(0), Iface::Log, "append", |_| (n, true), |cx| {
+            counted(&mut cx, me, Provider::Leaf(0), Iface::Log, Op::APPEND, |_| (n, true), |cx| {
                 let host = cx.data_mut();
                 host.tape.log(&mut host.leaves, &topic, &message, &fields)
             })

@@ -10,7 +10,7 @@ use wasmtime::{Engine, Store};
 
 use crate::fault::{Failure, PowerCut};
 use crate::link::{Host, Leaves, Limits, Unikernel};
-use crate::stats::Report;
+use crate::stats::{Report, StatClock};
 use crate::tape::{Diverged, Outcome, Phase, Tape};
 
 /// What a run keeps besides its outcome.
@@ -18,8 +18,8 @@ use crate::tape::{Diverged, Outcome, Phase, Tape};
 pub struct Watch {
     /// Every injected fault's `schedule` token (what `weft shrink` minimises).
     pub faults: bool,
-    /// Count every forwarded call (`--stats`), timed with this clock (ns).
-    pub stats: Option<fn() -> u64>,
+    /// Count every forwarded call (`--stats`), timed with this clock.
+    pub stats: Option<StatClock>,
 }
 
 /// How the boots ended.
@@ -66,8 +66,8 @@ pub fn run<R>(
         if watch.faults {
             host.collect_faults();
         }
-        if let Some(now) = watch.stats {
-            host.collect_stats(now);
+        if let Some(clock) = watch.stats {
+            host.collect_stats(clock);
         }
         let mut store = Store::new(engine, host);
         let configs = (!phase.configs.is_empty()).then_some(phase.configs.as_slice());
