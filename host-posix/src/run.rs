@@ -151,7 +151,10 @@ pub fn plan_manifest(m: Manifest, engine: &Engine) -> Result<(Plan, Dir)> {
 /// before its app ran (exit 2): never a file the user already had.
 pub struct Created<'a> {
     dir: &'a Dir,
+    /// Disk images.
     paths: Vec<PathBuf>,
+    /// A git event log's repository.
+    dirs: Vec<PathBuf>,
 }
 
 impl Created<'_> {
@@ -161,20 +164,27 @@ impl Created<'_> {
             for p in self.paths {
                 let _ = self.dir.remove_file(&p);
             }
+            for d in self.dirs {
+                let _ = self.dir.remove_dir_all(&d);
+            }
         }
     }
 }
 
 /// The Linux leaf devices the plan asks for, and the images it created.
 pub fn leaves<'a>(plan: &Plan, dir: &'a Dir) -> Result<(Leaves, Created<'a>)> {
-    let mut created = Created { dir, paths: Vec::new() };
+    let mut created = Created { dir, paths: Vec::new(), dirs: Vec::new() };
+    let new_log = plan.manifest.devices.iter().find_map(|d| match &d.backend {
+        Backend::Git { path } if !dir.exists(path) => Some(path.clone()),
+        _ => None,
+    });
     let mut blocks: Vec<Box<dyn BlockDevice>> = Vec::new();
     let opened = (|| {
         for d in plan.block_devices() {
             let b: Box<dyn BlockDevice> = match &d.backend {
                 Backend::File { path, size, read_only } => {
                     let new = !dir.exists(path);
-                    let b = FileBlock::open(dir, path, *size, *read_only, &d.role).map_err(|e| invalid(format!("error: {}: {e:#}", plan.manifest.path.display())))?;
+                    let b = FileBlock::open(dir, path, *size, *read_only, &d.role).map_err(|e| invalid(format!("error: {}: {e:#}", at(plan, d, "path"))))?;
                     if new {
                         created.paths.push(path.clone());
                     }
@@ -187,6 +197,7 @@ pub fn leaves<'a>(plan: &Plan, dir: &'a Dir) -> Result<(Leaves, Created<'a>)> {
         }
         leaves_with(plan, dir, blocks)
     })();
+    created.dirs.extend(new_log.filter(|p| dir.exists(p)));
     match opened {
         Ok(l) => Ok((l, created)),
         Err(e) => {

@@ -229,8 +229,12 @@ fn a_run_that_never_started_removes_the_image_it_created() {
     std::fs::write(dir.join("disk.img"), vec![7u8; 1 << 20]).unwrap();
     run(&dir).code(INVALID);
     assert_eq!(std::fs::read(dir.join("disk.img")).unwrap(), vec![7u8; 1 << 20]);
-    // A run that started keeps its image.
+    // A git event log created for it goes too.
     std::fs::remove_file(dir.join("disk.img")).unwrap();
+    std::fs::write(dir.join("weft.toml"), format!("{m}[log]\nbackend = \"git\"\npath = \"events.git\"\n")).unwrap();
+    run(&dir).code(INVALID);
+    assert!(!dir.join("disk.img").exists() && !dir.join("events.git").exists(), "nothing created for a run that never started is left");
+    // A run that started keeps its image.
     std::fs::write(dir.join("weft.toml"), m.replace("drop-every = \"often\"", "drop-every = 100")).unwrap();
     run(&dir).ok();
     assert!(dir.join("disk.img").exists());
