@@ -345,10 +345,13 @@ pub fn run(plan: &Plan, dir: &Dir, engine: &Engine, stats: bool) -> Result<u8> {
     if session.limits.epoch_tick > 0 {
         start_ticker(engine);
     }
-    let ended = session.execute(leaves, Tape::Off, &RunOpts { stats, ..RunOpts::default() });
-    created.settle(ended.code);
-    match ended.error {
-        None => Ok(ended.code),
+    let Ended { code, error, leaves, .. } = session.execute(leaves, Tape::Off, &RunOpts { stats, ..RunOpts::default() });
+    // The leaves (a git log's last commit among them) close before what
+    // the run created may go.
+    drop(leaves);
+    created.settle(code);
+    match error {
+        None => Ok(code),
         Some(e) => Err(e),
     }
 }

@@ -64,8 +64,11 @@ pub fn record(manifest: &Path, over: SimOverride, out: &Path) -> Result<u8> {
         run::start_ticker(&engine);
     }
     let ended = session.execute(leaves, weft_runtime::tape::Tape::Record(Box::new(recorder)), &RunOpts::default());
-    created.settle(ended.code);
-    let weft_runtime::tape::Tape::Record(r) = ended.tape else { unreachable!("recording") };
+    let run::Ended { code, error, leaves, tape, .. } = ended;
+    // The leaves close before what the run created may go (as in `run::run`).
+    drop(leaves);
+    created.settle(code);
+    let weft_runtime::tape::Tape::Record(r) = tape else { unreachable!("recording") };
     let calls = r.calls();
     let bytes = r.finish();
     std::fs::write(out, &bytes).map_err(|e| anyhow::anyhow!("writing the trace {}: {e}", out.display()))?;
@@ -76,9 +79,9 @@ pub fn record(manifest: &Path, over: SimOverride, out: &Path) -> Result<u8> {
         bytes.len() as f64 / calls.max(1) as f64,
         out.display()
     );
-    match ended.error {
+    match error {
         Some(e) => Err(e),
-        None => Ok(ended.code),
+        None => Ok(code),
     }
 }
 

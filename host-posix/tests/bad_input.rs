@@ -232,7 +232,9 @@ fn a_run_that_never_started_removes_the_image_it_created() {
     // A git event log created for it goes too.
     std::fs::remove_file(dir.join("disk.img")).unwrap();
     std::fs::write(dir.join("weft.toml"), format!("{m}[log]\nbackend = \"git\"\npath = \"events.git\"\n")).unwrap();
-    run(&dir).code(INVALID);
+    let r = run(&dir);
+    r.code(INVALID);
+    assert!(!r.stderr.contains("warning"), "the log closed before its repository went: {}", r.stderr);
     assert!(!dir.join("disk.img").exists() && !dir.join("events.git").exists(), "nothing created for a run that never started is left");
     // A run that started keeps its image.
     std::fs::write(dir.join("weft.toml"), m.replace("drop-every = \"often\"", "drop-every = 100")).unwrap();
