@@ -276,7 +276,7 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
     let bundle = Bundle::decode(bytes, Some(TARGET)).map_err(|e| invalid(alloc::format!("error: {e}")))?;
     phase("decoded");
     // A simulation's code is the deterministic build (fuel, canonical NaNs).
-    let mut config = engine::config_with(TARGET, bundle.sim.is_some());
+    let mut config = engine::config_with(TARGET, engine::Codegen::sim(bundle.sim.is_some()));
     // SAFETY: `has_feature` answers from cpuid.
     unsafe {
         config.detect_host_feature(arch::has_feature);

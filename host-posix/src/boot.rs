@@ -67,7 +67,7 @@ fn invalid(message: impl Into<String>) -> anyhow::Error {
 /// The engine `weft build` precompiles with: the kernel's config, with a
 /// compiler.
 pub fn baremetal_engine(target: Target, sim: bool) -> Result<Engine> {
-    Engine::new(&engine::config_with(target, sim)).map_err(anyhow::Error::from)
+    Engine::new(&engine::config_with(target, engine::Codegen::sim(sim))).map_err(anyhow::Error::from)
 }
 
 /// Precompiles `bytes` for the kernel, through the AOT cache (keyed by the

@@ -281,7 +281,7 @@ impl ClusterSim {
     pub fn open(path: &Path, src: &str) -> Result<ClusterSim> {
         let cluster = Cluster::parse(path, src).map_err(|p| invalid(p.to_string()))?;
         let manifests = cluster.node_manifests().map_err(|p| invalid(p.to_string()))?;
-        let engine = run::engine_for(true)?;
+        let engine = run::engine_for(weft_runtime::engine::Codegen::sim(true))?;
         let mut nodes = Vec::new();
         for (n, (m, src)) in cluster.nodes.iter().zip(manifests) {
             let (plan, dir) = run::plan_manifest(m, &engine)?;

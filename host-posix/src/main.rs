@@ -33,6 +33,10 @@ enum Command {
         /// errors, faults injected, time (p50, p99).
         #[arg(long)]
         stats: bool,
+        /// Compile every component with native debug info and without
+        /// optimisation, for gdb or lldb (cached apart from normal builds).
+        #[arg(long)]
+        debug: bool,
     },
     /// Validate the manifest and print the resolved plan.
     Check {
@@ -212,7 +216,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             };
             return boot::boot(&input, &opts);
         }
-        Command::Run { manifest, sim, record, check_determinism, stats } => {
+        Command::Run { manifest, sim, record, check_determinism, stats, debug } => {
             let path = run::manifest_path(&manifest);
             if let Ok(src) = std::fs::read_to_string(&path) {
                 if weft_runtime::cluster::is_cluster(&src) {
@@ -225,7 +229,12 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             if let Some(out) = record {
                 return trace::record(&path, sim.over(), &out);
             }
-            let (plan, dir, engine) = run::plan_with(&path, sim.over())?;
+            if debug {
+                if let Some(hint) = run::debugger_hint(&path) {
+                    eprintln!("{hint}");
+                }
+            }
+            let (plan, dir, engine) = run::plan_for(&path, sim.over(), debug)?;
             return run::run(&plan, &dir, &engine, stats);
         }
         Command::Check { manifest, sim } => {

@@ -8,7 +8,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use wasmtime::Engine;
 use weft_runtime::cache::{Cache, Origin};
-use weft_runtime::engine::{self, Target};
+use weft_runtime::engine::{self, Codegen, Target};
 use weft_runtime::link::{Host, Leaves, Limits, Unikernel};
 use weft_runtime::manifest::{Backend, DeviceSpec, Manifest, Problems, SimOverride, Swarm};
 use weft_runtime::sim::{self, Draw};
@@ -68,12 +68,13 @@ fn invalid(message: impl Into<String>) -> anyhow::Error {
 /// reserved once, not from fresh `mmap`s that are page-faulted in and unmapped
 /// again: `docs/benchmarks.md`, "Start-up").
 pub fn engine() -> Result<Engine> {
-    engine_for(false)
+    engine_for(Codegen::default())
 }
 
-/// [`engine`]; `sim` for a simulation (deterministic code, fuel).
-pub fn engine_for(sim: bool) -> Result<Engine> {
-    let mut c = engine::config_with(Target::Native, sim);
+/// [`engine`], generating code as `codegen` says (a simulation's is
+/// deterministic and fuelled; `--debug`'s has DWARF and no optimisation).
+pub fn engine_for(codegen: Codegen) -> Result<Engine> {
+    let mut c = engine::config_with(Target::Native, codegen);
     c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool()));
     match Engine::new(&c) {
         Ok(e) => Ok(e),
@@ -81,7 +82,7 @@ pub fn engine_for(sim: bool) -> Result<Engine> {
         // then mapped one by one, as without the pool.
         Err(e) => {
             tracing::debug!("pooling allocator unavailable ({e}); allocating instances on demand");
-            Engine::new(&engine::config_with(Target::Native, sim)).map_err(anyhow::Error::from)
+            Engine::new(&engine::config_with(Target::Native, codegen)).map_err(anyhow::Error::from)
         }
     }
 }
@@ -119,15 +120,25 @@ pub fn plan(manifest: &Path, engine: &Engine) -> Result<(Plan, Dir)> {
 /// Parses `manifest` (with the command line's `--sim`/`--seed`), makes the
 /// engine it needs (a simulation's is deterministic) and plans it.
 pub fn plan_with(manifest: &Path, over: SimOverride) -> Result<(Plan, Dir, Engine)> {
+    plan_for(manifest, over, false)
+}
+
+/// [`plan_with`]; `debug` compiles every component for a debugger
+/// (`weft run --debug`), cached apart from the normal build.
+pub fn plan_for(manifest: &Path, over: SimOverride, debug: bool) -> Result<(Plan, Dir, Engine)> {
     let src = std::fs::read_to_string(manifest)
         .map_err(|e| invalid(format!("error: cannot read manifest {}: {e}", manifest.display())))?;
-    plan_text(manifest, &src, over)
+    plan_text_for(manifest, &src, over, debug)
 }
 
 /// [`plan_with`] for a manifest's text (a trace carries its manifest's).
 pub fn plan_text(manifest: &Path, src: &str, over: SimOverride) -> Result<(Plan, Dir, Engine)> {
+    plan_text_for(manifest, src, over, false)
+}
+
+fn plan_text_for(manifest: &Path, src: &str, over: SimOverride, debug: bool) -> Result<(Plan, Dir, Engine)> {
     let m = Manifest::parse_with(manifest, src, over).map_err(|p| invalid(p.to_string()))?;
-    let engine = engine_for(m.sim.is_some())?;
+    let engine = engine_for(Codegen { deterministic: m.sim.is_some(), debug })?;
     let (plan, dir) = plan_manifest(m, &engine)?;
     Ok((plan, dir, engine))
 }
@@ -481,6 +492,29 @@ fn stat_ticks() -> u64 {
 
 pub fn components(plan: &Plan) -> Vec<wasmtime::component::Component> {
     plan.filters_in_link_order().map(|f| f.component.clone()).collect()
+}
+
+/// `weft run --debug` outside a debugger: how to get into one. Code is
+/// registered with the GDB JIT interface as it loads, so a breakpoint set
+/// before the run (pending until then) stops in the app or a filter.
+pub fn debugger_hint(manifest: &Path) -> Option<String> {
+    if under_debugger() {
+        return None;
+    }
+    let m = manifest.display();
+    Some(format!(
+        "weft: --debug: components are compiled with DWARF and no optimisation; to debug them:\n  \
+         gdb -ex 'set breakpoint pending on' -ex 'break FUNCTION' -ex run --args weft run --debug {m}\n  \
+         lldb -o 'breakpoint set --name FUNCTION' -o run -- weft run --debug {m}\n  \
+         (FUNCTION or FILE:LINE in the app or a filter; docs/debugging.md)"
+    ))
+}
+
+/// Whether a debugger is attached (`TracerPid` in /proc/self/status).
+fn under_debugger() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines().any(|l| l.strip_prefix("TracerPid:").is_some_and(|p| p.trim() != "0"))
+    })
 }
 
 /// Turns a failed run into a message naming the component and an exit code.

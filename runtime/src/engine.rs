@@ -43,19 +43,50 @@ pub const CONFIG_VERSION: u32 = 1;
 /// under TCG (qemu64 lacks ssse3). The kernel checks them with cpuid.
 pub const BAREMETAL_X86_FLAGS: [&str; 4] = ["has_sse3", "has_ssse3", "has_sse41", "has_sse42"];
 
-/// Engine settings for `target`.
-pub fn config(target: Target) -> Config {
-    config_with(target, false)
+/// How code is generated beyond its target. Each setting is part of the
+/// engine's compatibility hash, so each combination is cached apart and a
+/// debug or simulation build never disturbs the normal one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Codegen {
+    /// A simulation: the settings wasmtime's determinism notes ask for
+    /// (canonical NaNs, deterministic relaxed SIMD) and fuel, so a guest that
+    /// never returns is stopped after the same instruction on every run and
+    /// host.
+    pub deterministic: bool,
+    /// `--debug`: native DWARF for every component, registered with the GDB
+    /// JIT interface, and no optimisation, so a debugger can break by
+    /// function or `file:line` and print arguments.
+    pub debug: bool,
 }
 
-/// Engine settings for `target`; `deterministic` for a simulation: the
-/// settings wasmtime's determinism notes ask for (canonical NaNs,
-/// deterministic relaxed SIMD) and fuel, so a guest that never returns is
-/// stopped after the same instruction on every run and host. Code compiled
-/// this way is cached apart from the normal build (its own engine hash).
-pub fn config_with(target: Target, deterministic: bool) -> Config {
+impl Codegen {
+    pub fn sim(deterministic: bool) -> Codegen {
+        Codegen { deterministic, ..Codegen::default() }
+    }
+}
+
+/// Engine settings for `target`.
+pub fn config(target: Target) -> Config {
+    config_with(target, Codegen::default())
+}
+
+/// Engine settings for `target`, generating code as `codegen` says.
+pub fn config_with(target: Target, codegen: Codegen) -> Config {
     let mut c = Config::new();
-    if deterministic {
+    // Set either way: the default reads WASMTIME_BACKTRACE_DETAILS, and code
+    // cached one way would be refused by an engine set the other. On Linux a
+    // trap's frames get `file:line` from the component's DWARF; the kernel
+    // has no addr2line and reports raw frames, which `weft boot` symbolizes.
+    c.wasm_backtrace_details(match target {
+        Target::Native => wasmtime::WasmBacktraceDetails::Enable,
+        Target::BareMetal | Target::BareMetalPulley => wasmtime::WasmBacktraceDetails::Disable,
+    });
+    if codegen.debug {
+        c.debug_info(true);
+        #[cfg(feature = "std")]
+        c.cranelift_opt_level(wasmtime::OptLevel::None);
+    }
+    if codegen.deterministic {
         // A code-generation setting: only the compiling side has it.
         #[cfg(feature = "std")]
         c.cranelift_nan_canonicalization(true);
