@@ -33,8 +33,9 @@ polyglot_install
 [ "${1:-}" = "--polyglot" ] && exit 0
 
 # Debian packages the tests and examples use (QEMU boots the bare-metal kernel;
-# wrk drives the httpd benchmark, host-posix/benches/net.rs).
-packages=(git qemu-system-x86 iproute2 iputils-ping curl wrk)
+# wrk drives the httpd benchmark, host-posix/benches/net.rs; gdb and lldb
+# debug components under `weft run --debug` and the kernel under `weft boot --gdb`).
+packages=(git qemu-system-x86 iproute2 iputils-ping curl wrk gdb lldb)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
