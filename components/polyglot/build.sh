@@ -180,6 +180,17 @@ build_c() {
   }
   build_if_changed "$dest" "$(stamp_of "wit-bindgen $WIT_BINDGEN_VERSION $(clang-$LLVM_VERSION --version | head -n1) $(polyglot_component_ld)" "$dir" "$root/wit")" c build_c_now
 
+  # The same app built for a debugger (-O0 -g, DWARF kept): what
+  # host-posix/tests/debug.rs breaks in under `weft run --debug`.
+  build_c_debug_now() {
+    [ -f "$gen/app.h" ] || build_c_now
+    "clang-$LLVM_VERSION" --target=wasm32-wasi --sysroot="$WASI_SYSROOT" -mexec-model=reactor \
+      -fuse-ld="$(polyglot_component_ld)" -O0 -g -Wall -Wextra -Werror -I "$gen" \
+      -o "$out/c-hello-debug.wasm.tmp" "$dir/hello.c" "$gen/app.c" "$gen/app_component_type.o"
+    mv "$out/c-hello-debug.wasm.tmp" "$out/c-hello-debug.wasm"
+  }
+  build_if_changed "$out/c-hello-debug.wasm" "$(stamp_of "-O0 -g wit-bindgen $WIT_BINDGEN_VERSION $(clang-$LLVM_VERSION --version | head -n1) $(polyglot_component_ld)" "$dir" "$root/wit")" c-debug build_c_debug_now
+
   # A stock C program (a WASI command: main, wasi-libc), for the simulation
   # tests: wasm-component-ld adapts wasi-libc's preview1 imports to WASI 0.2.
   local sleep=$here/c/sleep

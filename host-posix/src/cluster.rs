@@ -368,7 +368,7 @@ impl ClusterSim {
                         };
                         baton.wait_turn(i);
                         let session = Session::new(&node.plan, &node.unikernel, &self.engine);
-                        let ended = session.execute(leaves, tape, &RunOpts { seed: Some(nseed), schedules: None, collect: true, stats: false });
+                        let ended = session.execute(leaves, tape, &RunOpts { seed: Some(nseed), schedules: None, collect: true, stats: false, profiler: None });
                         baton.done(i);
                         let trace = match ended.tape {
                             Tape::Record(r) => Some(r.finish()),

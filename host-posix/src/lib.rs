@@ -7,6 +7,7 @@ pub mod gitlog;
 pub mod graph;
 pub mod net;
 mod offload;
+pub mod profile;
 pub mod boot;
 pub mod run;
 pub mod sim;

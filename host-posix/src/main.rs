@@ -37,6 +37,13 @@ enum Command {
         /// optimisation, for gdb or lldb (cached apart from normal builds).
         #[arg(long)]
         debug: bool,
+        /// Sample the app's and filters' stacks every millisecond; write a
+        /// profile the Firefox Profiler opens (profiler.firefox.com).
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
+        /// Sample as --profile does; write an SVG flame graph.
+        #[arg(long, value_name = "FILE.svg")]
+        flamegraph: Option<PathBuf>,
     },
     /// Validate the manifest and print the resolved plan.
     Check {
@@ -216,7 +223,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             };
             return boot::boot(&input, &opts);
         }
-        Command::Run { manifest, sim, record, check_determinism, stats, debug } => {
+        Command::Run { manifest, sim, record, check_determinism, stats, debug, profile, flamegraph } => {
             let path = run::manifest_path(&manifest);
             if let Ok(src) = std::fs::read_to_string(&path) {
                 if weft_runtime::cluster::is_cluster(&src) {
@@ -235,7 +242,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 }
             }
             let (plan, dir, engine) = run::plan_for(&path, sim.over(), debug)?;
-            return run::run(&plan, &dir, &engine, stats);
+            let observe = run::Observe { stats, profile: weft::profile::Outputs { profile, flamegraph } };
+            return run::run(&plan, &dir, &engine, &observe);
         }
         Command::Check { manifest, sim } => {
             let (plan, dir, _) = run::plan_with(&run::manifest_path(&manifest), sim.over())?;

@@ -338,25 +338,49 @@ pub fn leaves_with(plan: &Plan, dir: &Dir, blocks: Vec<Box<dyn BlockDevice>>) ->
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 pub fn start_ticker(engine: &Engine) {
+    start_ticker_every(engine, EPOCH_TICK);
+}
+
+fn start_ticker_every(engine: &Engine, tick: std::time::Duration) {
     let engine = engine.clone();
     std::thread::spawn(move || {
         loop {
-            std::thread::sleep(EPOCH_TICK);
+            std::thread::sleep(tick);
             engine.increment_epoch();
         }
     });
 }
 
-/// Runs the planned unikernel; returns the app's exit code. `stats`:
-/// print what crossed each device's hops at the end (`--stats`).
-pub fn run(plan: &Plan, dir: &Dir, engine: &Engine, stats: bool) -> Result<u8> {
+/// What `weft run` watches besides the app's output.
+#[derive(Clone, Debug, Default)]
+pub struct Observe {
+    /// `--stats`: print what crossed each device's hops at the end.
+    pub stats: bool,
+    /// `--profile`, `--flamegraph`.
+    pub profile: crate::profile::Outputs,
+}
+
+/// Runs the planned unikernel; returns the app's exit code.
+pub fn run(plan: &Plan, dir: &Dir, engine: &Engine, observe: &Observe) -> Result<u8> {
     let unikernel = unikernel(plan, engine)?;
+    let profiler = match observe.profile.any() {
+        true => Some(Arc::new(std::sync::Mutex::new(crate::profile::Profiler::new(plan)))),
+        false => None,
+    };
     let (leaves, created) = leaves(plan, dir)?;
     let session = Session::new(plan, &unikernel, engine);
-    if session.limits.epoch_tick > 0 {
+    // The profiler samples on every tick (and keeps the timeout itself).
+    if profiler.is_some() {
+        start_ticker_every(engine, crate::profile::INTERVAL);
+    } else if session.limits.epoch_tick > 0 {
         start_ticker(engine);
     }
-    let Ended { code, error, leaves, .. } = session.execute(leaves, Tape::Off, &RunOpts { stats, ..RunOpts::default() });
+    let opts = RunOpts { stats: observe.stats, profiler: profiler.as_ref(), ..RunOpts::default() };
+    let Ended { code, error, leaves, .. } = session.execute(leaves, Tape::Off, &opts);
+    if let Some(p) = profiler {
+        let p = Arc::try_unwrap(p).ok().expect("the run's stores are gone").into_inner().expect("no sampler panicked");
+        p.finish(&observe.profile)?;
+    }
     // The leaves (a git log's last commit among them) close before what
     // the run created may go.
     drop(leaves);
@@ -432,7 +456,15 @@ impl<'a> Session<'a> {
         let t = Instant::now();
         let clock = weft_runtime::stats::StatClock { ticks: stat_ticks, ns: monotonic_ns };
         let watch = session::Watch { faults: opts.collect, stats: opts.stats.then_some(clock) };
-        let f = session::run(self.unikernel, self.engine, self.limits, leaves, tape, plan, watch, |host, e| report(self.plan, host, e));
+        // A wall-clock timeout the profiler's epoch callback keeps (a
+        // simulation's is virtual: fuel and the virtual clock keep it).
+        let timeout = self.limits.timeout.filter(|_| self.limits.epoch_tick > 0);
+        let ready = |store: &mut wasmtime::Store<weft_runtime::link::Host>| {
+            if let Some(p) = opts.profiler {
+                crate::profile::Profiler::install(p, store, timeout);
+            }
+        };
+        let f = session::run_with(self.unikernel, self.engine, self.limits, leaves, tape, plan, watch, |host, e| report(self.plan, host, e), ready);
         if let Some(s) = &f.stats {
             eprint!("{}", s.render());
         }
@@ -470,6 +502,8 @@ pub struct RunOpts<'s> {
     pub collect: bool,
     /// `--stats`: count every device call and print the table at the end.
     pub stats: bool,
+    /// `--profile`/`--flamegraph`: sample the guests' stacks.
+    pub profiler: Option<&'s Arc<std::sync::Mutex<crate::profile::Profiler>>>,
 }
 
 /// The process's monotonic clock in ns, for `--stats` (never the leaf

@@ -159,7 +159,7 @@ impl Sim {
     pub fn run(&self, seed: u64, tape: Tape, schedules: Option<&[Option<Vec<String>>]>, collect: bool) -> (Run, Ended) {
         let console = Captured::default();
         let leaves = self.world.leaves(&self.plan, seed, Box::new(console.clone()), Box::new(NullLog));
-        let mut ended = self.session().execute(leaves, tape, &RunOpts { seed: Some(seed), schedules, collect, stats: false });
+        let mut ended = self.session().execute(leaves, tape, &RunOpts { seed: Some(seed), schedules, collect, stats: false, profiler: None });
         let virtual_ns = ended.leaves.clock.monotonic_now();
         let out = console.0.lock().expect("console lock");
         let text = String::from_utf8_lossy(&out);

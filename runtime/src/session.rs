@@ -47,11 +47,30 @@ pub fn run<R>(
     unikernel: &Unikernel,
     engine: &Engine,
     limits: Limits,
+    leaves: Leaves,
+    tape: Tape,
+    plan: impl FnMut(u32) -> Option<Phase>,
+    watch: Watch,
+    report: impl FnMut(&Host, wasmtime::Error) -> R,
+) -> Finished<R> {
+    run_with(unikernel, engine, limits, leaves, tape, plan, watch, report, |_| {})
+}
+
+/// [`run`], with `ready` called on each boot's store once it is
+/// instantiated, before the app runs: where a host installs what watches
+/// the guest from outside the devices (a sampling profiler's epoch
+/// callback, say).
+#[allow(clippy::too_many_arguments)]
+pub fn run_with<R>(
+    unikernel: &Unikernel,
+    engine: &Engine,
+    limits: Limits,
     mut leaves: Leaves,
     mut tape: Tape,
     mut plan: impl FnMut(u32) -> Option<Phase>,
     watch: Watch,
     mut report: impl FnMut(&Host, wasmtime::Error) -> R,
+    mut ready: impl FnMut(&mut Store<Host>),
 ) -> Finished<R> {
     let mut faults = Vec::new();
     let mut stats: Option<Report> = None;
@@ -71,7 +90,10 @@ pub fn run<R>(
         }
         let mut store = Store::new(engine, host);
         let configs = (!phase.configs.is_empty()).then_some(phase.configs.as_slice());
-        let result = unikernel.instantiate_with(&mut store, configs).and_then(|app| app.run(&mut store, phase.args.clone()));
+        let result = unikernel.instantiate_with(&mut store, configs).and_then(|app| {
+            ready(&mut store);
+            app.run(&mut store, phase.args.clone())
+        });
         let host = store.into_data();
         faults.extend(host.faults().iter().map(|(i, tok)| (*i, n, tok.clone())));
         if let Some(r) = host.stats_report() {

@@ -2,7 +2,8 @@
 //! handling of each case is tested (Solo5's `test_*` negative tests).
 //!
 //! Args: `trap` (unreachable), `panic`, `oom` (grows memory until refused),
-//! `spin` (never returns), `exit N`, `ok` (prints `ok`, exits 0).
+//! `spin` (never returns), `exit N`, `ok` (prints `ok`, exits 0), `count N`
+//! (prints `counted N` from a function a debugger can break in).
 #![no_std]
 
 extern crate alloc;
@@ -39,16 +40,33 @@ impl Guest for Misbehave {
                 }
             }
             Some("exit") => args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1),
+            Some("count") => {
+                let n = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let counted = count_to(n);
+                console::write(alloc::format!("counted {counted}\n").as_bytes());
+                0
+            }
             Some("ok") => {
                 console::write(b"ok\n");
                 0
             }
             _ => {
-                console::write(b"usage: misbehave trap|panic|oom|spin|exit N|ok\n");
+                console::write(b"usage: misbehave trap|panic|oom|spin|exit N|ok|count N\n");
                 2
             }
         }
     }
+}
+
+/// Counts to `n` one step at a time: where `weft run --debug`'s test breaks
+/// and prints `n`.
+#[inline(never)]
+fn count_to(n: u32) -> u32 {
+    let mut i = 0;
+    while i < n {
+        i = core::hint::black_box(i + 1);
+    }
+    i
 }
 
 export!(Misbehave);
