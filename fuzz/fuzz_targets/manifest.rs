@@ -37,8 +37,8 @@ fn setup() -> &'static Setup {
             }
             std::env::set_var("WEFT_CACHE_QUIET", "1");
         }
-        let engine = weft::run::engine_for(false).unwrap();
-        let sim_engine = weft::run::engine_for(true).unwrap();
+        let engine = weft::run::engine_for(weft_runtime::engine::Codegen::default()).unwrap();
+        let sim_engine = weft::run::engine_for(weft_runtime::engine::Codegen::sim(true)).unwrap();
         Setup { dir, engine, sim_engine }
     })
 }
