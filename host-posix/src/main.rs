@@ -237,7 +237,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 return trace::record(&path, sim.over(), &out);
             }
             if debug {
-                if let Some(hint) = run::debugger_hint(&path) {
+                if let Some(hint) = run::debugger_hint(&manifest) {
                     eprintln!("{hint}");
                 }
             }
