@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod gitlog;
 pub mod graph;
 pub mod net;
+pub mod new;
 mod offload;
 pub mod profile;
 pub mod boot;

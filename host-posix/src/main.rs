@@ -101,6 +101,9 @@ enum Command {
         /// Only this topic (`arp`, `block-fault` …); all topics when omitted.
         topic: Option<String>,
     },
+    /// Create a project in ./NAME: an app or a filter, its WIT, a weft.toml
+    /// that runs it and a build.sh (docs/new-component.md).
+    New(weft::new::Args),
     /// Build a bundle: the plan plus every component precompiled for a target.
     Build {
         manifest: PathBuf,
@@ -253,6 +256,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             print!("{}", plan.describe(&exists));
             return Ok(0);
         }
+        Command::New(args) => return weft::new::run(&args, std::path::Path::new(".")),
         Command::Replay { file, allow_changed } => return trace::replay(&file, allow_changed),
         Command::Trace { command: TraceCommand::Show { file } } => {
             trace::show(&file, &mut std::io::stdout().lock())?;
