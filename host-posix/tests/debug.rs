@@ -23,7 +23,10 @@ fn dev_component(package: &str) -> PathBuf {
     }
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "building {package}: {}", String::from_utf8_lossy(&out.stderr));
-    components.join("target/wasm32-wasip2/debug").join(format!("{}.wasm", package.replace('-', "_")))
+    // A library's artifact is named with `_`, a binary's as the package.
+    let dir = components.join("target/wasm32-wasip2/debug");
+    let lib = dir.join(format!("{}.wasm", package.replace('-', "_")));
+    if lib.exists() { lib } else { dir.join(format!("{package}.wasm")) }
 }
 
 /// A scratch folder running the dev build of `misbehave` with `args`.
@@ -41,7 +44,8 @@ fn gdb(dir: &Path, commands: &[&str]) -> Run {
         c.args(["-ex", cmd]);
     }
     c.args(["-ex", "kill", "--args", env!("CARGO_BIN_EXE_weft"), "run", "--debug"]).arg(dir);
-    c.env("WEFT_CACHE_DIR", cache_dir());
+    // A cache of its own: code compiled here, by this `weft`.
+    c.env("WEFT_CACHE_DIR", dir.join("cache"));
     output(c.output().expect("gdb (Debian's gdb; ./setup.sh installs it)"))
 }
 
@@ -55,7 +59,10 @@ fn gdb_breaks_in_a_rust_app_by_function_and_by_line_and_prints_a_parameter() {
     // Under a debugger the hint about attaching one is not printed.
     assert!(!by_name.stderr.contains("to debug them"), "{}", by_name.stderr);
 
-    // `count_to`'s loop, by file and line.
+    // `count_to`'s loop, by file and line. This run loads the code the run
+    // above compiled and cached while gdb had a breakpoint in it: the cache
+    // holds the compiler's output, not code with gdb's `int3` patched in
+    // (which would stop here with a stray SIGTRAP).
     let line = line_of(&root().join("components/tests/misbehave/src/lib.rs"), "while i < n {");
     let by_line = gdb(&dir, &[&format!("break misbehave/src/lib.rs:{line}"), "run", "print n"]);
     by_line.stdout_has(&format!("misbehave::count_to (n=7) at tests/misbehave/src/lib.rs:{line}"));
@@ -93,6 +100,17 @@ fn gdb_breaks_in_a_filter() {
 }
 
 #[test]
+fn gdb_breaks_in_a_stock_wasi_program_weft_composes() {
+    // A Rust `main` on std, composed with the shipped `wasi` component: its
+    // DWARF goes through the composition.
+    let dir = manifest("gdb-wasi", "[app]\ncomponent = \"stock.wasm\"\nargs = [\"fs\", \"ls\"]\n");
+    std::fs::copy(dev_component("wasi-stock"), dir.join("stock.wasm")).unwrap();
+    let r = gdb(&dir, &["break wasi_stock::fs_op", "run", "bt 1"]);
+    r.stdout_has("hit Breakpoint 1, wasi_stock::fs_op (op=");
+    r.stdout_has("at tests/wasi-stock/src/main.rs:");
+}
+
+#[test]
 fn lldb_breaks_in_a_rust_app_and_prints_a_parameter() {
     let dir = misbehave_dev("lldb-rust", r#"["count", "9"]"#);
     let mut c = Command::new("lldb");
@@ -100,7 +118,7 @@ fn lldb_breaks_in_a_rust_app_and_prints_a_parameter() {
         .arg(env!("CARGO_BIN_EXE_weft"))
         .args(["run", "--debug"])
         .arg(&dir)
-        .env("WEFT_CACHE_DIR", cache_dir());
+        .env("WEFT_CACHE_DIR", dir.join("cache"));
     let r = output(c.output().expect("lldb (Debian's lldb; ./setup.sh installs it)"));
     r.stdout_has("stop reason = breakpoint 1.1");
     r.stdout_has("misbehave::count_to");

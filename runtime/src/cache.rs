@@ -97,11 +97,7 @@ impl Cache {
                 Err(e) => tracing_warn(&path, &e),
             }
         }
-        let component = compile(engine, name, bytes)?;
-        if let Err(e) = store(dir, &path, &component.serialize()?) {
-            tracing_warn(&path, &e);
-        }
-        Ok((component, Origin::Compiled))
+        Ok((compile_into(engine, name, bytes, dir, &path)?, Origin::Compiled))
     }
 }
 
@@ -135,11 +131,7 @@ impl Cache {
                 Err(e) => tracing_warn(&path, &e),
             }
         }
-        let component = compile(engine, name, &produce()?)?;
-        if let Err(e) = store(dir, &path, &component.serialize()?) {
-            tracing_warn(&path, &e);
-        }
-        Ok((component, Origin::Compiled))
+        Ok((compile_into(engine, name, &produce()?, dir, &path)?, Origin::Compiled))
     }
 }
 
@@ -150,6 +142,19 @@ const PROGRESS_MIN: usize = 1 << 20;
 /// Compiles with cranelift; a big component shows its progress on stderr.
 fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component> {
     with_progress(name, bytes.len(), "native code", || Component::new(engine, bytes))
+}
+
+/// Compiles into the cache entry at `path`, then loads what was stored. The
+/// entry is written from the compiler's output, never from loaded code: a
+/// debugger attached to a `--debug` run patches breakpoints into the code
+/// it is told about, and serializing that would cache its `int3`s.
+fn compile_into(engine: &Engine, name: &str, bytes: &[u8], dir: &Path, path: &Path) -> Result<Component> {
+    let compiled = with_progress(name, bytes.len(), "native code", || engine.precompile_component(bytes))?;
+    if let Err(e) = store(dir, path, &compiled) {
+        tracing_warn(path, &e);
+    }
+    // SAFETY: `compiled` was produced just now by this engine.
+    unsafe { Component::deserialize(engine, &compiled) }
 }
 
 /// Runs `work` (compiling component `name` of `size` bytes into `what`);
