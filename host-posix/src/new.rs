@@ -422,15 +422,15 @@ fn package_lock(name: &str) -> String {
 /// link) is never touched; if writing fails halfway, the folder made here is
 /// removed again.
 fn write_project(dir: &Path, name: &str, files: &[File]) -> Result<()> {
+    // `./x` reads as `x`.
+    let shown = dir.strip_prefix(".").unwrap_or(dir).display();
     if let Err(e) = std::fs::create_dir(dir) {
         return Err(if e.kind() == std::io::ErrorKind::AlreadyExists || dir.symlink_metadata().is_ok() {
             invalid(format!(
-                "error: {} already exists; weft new never overwrites anything\nfix: choose another name, or move {} away",
-                dir.display(),
-                dir.display()
+                "error: {shown} already exists; weft new never overwrites anything\nfix: choose another name, or move {shown} away"
             ))
         } else {
-            invalid(format!("error: cannot create {}: {e}", dir.display()))
+            invalid(format!("error: cannot create {shown}: {e}"))
         });
     }
     let write_all = || -> std::io::Result<()> {

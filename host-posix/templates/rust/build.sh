@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 cargo build --release --target wasm32-wasip2
 cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/{{crate}}.wasm" {{name}}.wasm
-echo "built {{name}}.wasm; run it with: weft run ." >&2
+echo "built {{name}}.wasm; run it: weft run . (here) or weft run {{name}} (from the folder above)" >&2
