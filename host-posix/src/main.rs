@@ -244,8 +244,9 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                     eprintln!("{hint}");
                 }
             }
-            let (plan, dir, engine) = run::plan_for(&path, sim.over(), debug)?;
             let observe = run::Observe { stats, profile: weft::profile::Outputs { profile, flamegraph } };
+            let codegen = weft_runtime::engine::Codegen { debug, sampled: observe.profile.any(), ..Default::default() };
+            let (plan, dir, engine) = run::plan_for(&path, sim.over(), codegen)?;
             return run::run(&plan, &dir, &engine, &observe);
         }
         Command::Check { manifest, sim } => {

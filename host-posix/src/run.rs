@@ -120,25 +120,26 @@ pub fn plan(manifest: &Path, engine: &Engine) -> Result<(Plan, Dir)> {
 /// Parses `manifest` (with the command line's `--sim`/`--seed`), makes the
 /// engine it needs (a simulation's is deterministic) and plans it.
 pub fn plan_with(manifest: &Path, over: SimOverride) -> Result<(Plan, Dir, Engine)> {
-    plan_for(manifest, over, false)
+    plan_for(manifest, over, Codegen::default())
 }
 
-/// [`plan_with`]; `debug` compiles every component for a debugger
-/// (`weft run --debug`), cached apart from the normal build.
-pub fn plan_for(manifest: &Path, over: SimOverride, debug: bool) -> Result<(Plan, Dir, Engine)> {
+/// [`plan_with`], compiling as `codegen` asks (`--debug` for a debugger,
+/// `--profile` for sampling), cached apart from the normal build; whether
+/// code is deterministic is the manifest's to say.
+pub fn plan_for(manifest: &Path, over: SimOverride, codegen: Codegen) -> Result<(Plan, Dir, Engine)> {
     let src = std::fs::read_to_string(manifest)
         .map_err(|e| invalid(format!("error: cannot read manifest {}: {e}", manifest.display())))?;
-    plan_text_for(manifest, &src, over, debug)
+    plan_text_for(manifest, &src, over, codegen)
 }
 
 /// [`plan_with`] for a manifest's text (a trace carries its manifest's).
 pub fn plan_text(manifest: &Path, src: &str, over: SimOverride) -> Result<(Plan, Dir, Engine)> {
-    plan_text_for(manifest, src, over, false)
+    plan_text_for(manifest, src, over, Codegen::default())
 }
 
-fn plan_text_for(manifest: &Path, src: &str, over: SimOverride, debug: bool) -> Result<(Plan, Dir, Engine)> {
+fn plan_text_for(manifest: &Path, src: &str, over: SimOverride, codegen: Codegen) -> Result<(Plan, Dir, Engine)> {
     let m = Manifest::parse_with(manifest, src, over).map_err(|p| invalid(p.to_string()))?;
-    let engine = engine_for(Codegen { deterministic: m.sim.is_some(), debug })?;
+    let engine = engine_for(Codegen { deterministic: m.sim.is_some(), ..codegen })?;
     let (plan, dir) = plan_manifest(m, &engine)?;
     Ok((plan, dir, engine))
 }
