@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use weft::boot::{BootOptions, Machine};
+use weft::symbolize::{RawFrame, Symbols, format_frame};
 use weft_runtime::bundle::{Bundle, checksum};
 
 /// Magic (8), format (4), payload length (8), checksum (8).
@@ -27,6 +28,26 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let again = b.encode();
     let b2 = Bundle::decode(&again, None).expect("a re-encoded bundle decodes");
     assert_eq!(b2.encode(), again, "decode and encode are inverses");
+
+    // `weft boot` reads each component's symbols and symbolizes the frames
+    // the kernel reports against them (DWARF from the bundle: outside input).
+    for (i, c) in b2.components.iter().enumerate() {
+        let Some(s) = Symbols::decode(c.symbols) else { continue };
+        assert_eq!(s.encode(), c.symbols, "symbols decode and encode are inverses");
+        for module in 0..4 {
+            let (range, name) = s.module(module as usize).unwrap_or((0..0, None));
+            let frame = RawFrame {
+                index: i,
+                component: Some(i),
+                module: Some(module),
+                offset: Some(range.start.wrapping_add(c.bytes.len() as u64 % range.end.saturating_sub(range.start).max(1))),
+                func_index: module,
+                module_name: name.map(String::from),
+                func_name: Some("_ZN4weft4main17h0123456789abcdefE".into()),
+            };
+            let _ = format_frame(&frame, Some(&s));
+        }
+    }
 
     // The host side of `weft boot`: the QEMU command line. Disk images are
     // created relative to the bundle's manifest folder, so point that at a

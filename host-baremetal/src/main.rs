@@ -200,14 +200,73 @@ fn init_heap(info: &StartInfo, module: (u64, u64)) -> u64 {
     hi - lo
 }
 
-/// A failure to report: message (may be multi-line) and exit code.
+/// A failure to report: message (may be multi-line), the wasm backtrace
+/// that follows it, and exit code.
 struct Exit {
     code: u8,
     message: String,
+    frames: Vec<RawFrame>,
+}
+
+impl Exit {
+    fn new(code: u8, message: String) -> Exit {
+        Exit { code, message, frames: Vec::new() }
+    }
+
+    fn print(&self) {
+        serial::message(format_args!("{}", self.message));
+        for f in &self.frames {
+            f.print();
+        }
+    }
 }
 
 fn invalid(message: impl Into<String>) -> Exit {
-    Exit { code: exit::INVALID, message: message.into() }
+    Exit::new(exit::INVALID, message.into())
+}
+
+/// One frame of a trap's wasm backtrace, raw: the kernel has no DWARF
+/// reader, so `weft boot` turns it into function names and `file:line`
+/// from the bundle's symbols (host-posix `symbolize`).
+struct RawFrame {
+    /// Which bundle component's code (matched by where it was loaded).
+    component: Option<usize>,
+    /// wasmtime's static index of the core module inside that component.
+    module: Option<u32>,
+    /// Offset of the instruction in the component's bytes.
+    offset: Option<usize>,
+    func_index: u32,
+    module_name: Option<String>,
+    func_name: Option<String>,
+    index: usize,
+}
+
+impl RawFrame {
+    fn from(components: &[Component], index: usize, f: &wasmtime::FrameInfo) -> RawFrame {
+        let code = f.module().image_range().start;
+        RawFrame {
+            component: components.iter().position(|c| c.image_range().contains(&code)),
+            module: f.module().functions().next().map(|func| func.module.as_u32()),
+            offset: f.module_offset(),
+            func_index: f.func_index(),
+            module_name: f.module().name().map(String::from),
+            func_name: f.func_name().map(String::from),
+            index,
+        }
+    }
+
+    fn print(&self) {
+        let num = |n: Option<usize>| n.map(|n| alloc::format!("{n}")).unwrap_or_default();
+        serial::backtrace_frame(&[
+            &alloc::format!("{}", self.index),
+            &num(self.component),
+            &num(self.module.map(|m| m as usize)),
+            &num(self.offset),
+            &alloc::format!("{}", self.func_index),
+            self.module_name.as_deref().unwrap_or(""),
+            self.func_name.as_deref().unwrap_or(""),
+        ]);
+    }
 }
 
 #[unsafe(no_mangle)]
@@ -253,7 +312,7 @@ extern "C" fn kmain(start_info: u32) -> ! {
     let code = match run(bytes, tsc, heap) {
         Ok(code) => code,
         Err(e) => {
-            serial::message(format_args!("{}", e.message));
+            e.print();
             e.code
         }
     };
@@ -342,29 +401,29 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
     let clock = weft_runtime::stats::StatClock { ticks: arch::rdtsc, ns: stats_now };
     let stats = (!STATS_TSC.load(Ordering::Relaxed).is_null()).then_some(clock);
     let watch = session::Watch { faults: false, stats };
-    let f = session::run(&unikernel, &engine, limits, leaves, tape, plan, watch, |host, e| report(&bundle, host, e));
+    let f = session::run(&unikernel, &engine, limits, leaves, tape, plan, watch, |host, e| report(&bundle, &components, host, e));
     if let Some(s) = &f.stats {
         for line in s.render().lines() {
             serial::message(format_args!("{line}"));
         }
     }
     if let Some(d) = f.diverged {
-        return Err(Exit {
-            code: exit::DIVERGED,
-            message: alloc::format!("error: {d}\nweft: the unikernel no longer does what the trace recorded (a changed component, or an app that is not deterministic)"),
-        });
+        return Err(Exit::new(
+            exit::DIVERGED,
+            alloc::format!("error: {d}\nweft: the unikernel no longer does what the trace recorded (a changed component, or an app that is not deterministic)"),
+        ));
     }
     match (f.outcome, f.failed) {
         (Outcome::Exit(code), _) => Ok(code),
-        (Outcome::PowerCut, _) => Err(Exit {
-            code: exit::POWER_CUT,
-            message: alloc::format!(
+        (Outcome::PowerCut, _) => Err(Exit::new(
+            exit::POWER_CUT,
+            alloc::format!(
                 "weft: the power was cut (a block-fault power cut); the disks hold what survived. Add [sim] restart = {{ args = [\"verify\"] }} to {} to boot the app again on them",
                 bundle.manifest
             ),
-        }),
+        )),
         (_, Some(e)) => Err(e),
-        (o, None) => Err(Exit { code: exit::TRAP, message: alloc::format!("error: {o}") }),
+        (o, None) => Err(Exit::new(exit::TRAP, alloc::format!("error: {o}"))),
     }
 }
 
@@ -456,16 +515,21 @@ fn leaves(bundle: &Bundle<'_>, tsc: &'static Tsc) -> Result<Leaves, Exit> {
 }
 
 /// The same messages, backtraces and exit codes as `weft run` (host-posix
-/// `run::report`).
-fn report(bundle: &Bundle<'_>, host: &Host, e: wasmtime::Error) -> Exit {
+/// `run::report`); backtrace frames go out raw, for `weft boot` to
+/// symbolize.
+fn report(bundle: &Bundle<'_>, components: &[Component], host: &Host, e: wasmtime::Error) -> Exit {
     let file = bundle.manifest.as_str();
     if let Some(c) = e.downcast_ref::<ConfigError>() {
         return invalid(alloc::format!("error: {c}"));
     }
-    let backtrace = e
-        .downcast_ref::<wasmtime::WasmBacktrace>()
-        .map(|b| alloc::format!("\n{b}"))
-        .unwrap_or_default();
+    let trace = e.downcast_ref::<wasmtime::WasmBacktrace>();
+    // wasmtime's header line; the frames follow the message.
+    let backtrace = if trace.is_some() { "\nerror while executing at wasm backtrace:" } else { "" };
+    let frames = || {
+        trace
+            .map(|t| t.frames().iter().enumerate().map(|(i, f)| RawFrame::from(components, i, f)).collect())
+            .unwrap_or_default()
+    };
     let (code, message) = match host.failure() {
         Some(Failure::Timeout { who }) => (
             exit::TIMEOUT,
@@ -493,13 +557,16 @@ fn report(bundle: &Bundle<'_>, host: &Host, e: wasmtime::Error) -> Exit {
             ),
         ),
         Some(Failure::Trap { who, message }) => {
-            (exit::TRAP, alloc::format!("error: {} trapped: {message}{backtrace}", host.name(*who)))
+            let m = alloc::format!("error: {} trapped: {message}{backtrace}", host.name(*who));
+            return Exit { code: exit::TRAP, message: m, frames: frames() };
         }
         // The consumer's backtrace would only show who asked; the culprit is named.
         Some(Failure::Contract { who, contract, message }) => {
             (exit::TRAP, alloc::format!("error: {} broke the {contract} contract: {message}", host.name(*who)))
         }
-        None => (exit::TRAP, alloc::format!("error: {e:#}{backtrace}")),
+        None => {
+            return Exit { code: exit::TRAP, message: alloc::format!("error: {e:#}{backtrace}"), frames: frames() };
+        }
     };
-    Exit { code, message }
+    Exit::new(code, message)
 }

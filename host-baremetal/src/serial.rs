@@ -8,6 +8,10 @@
 //! \x1eP<filter>\x1f<i|o>\x1f<frame>\n                   a captured frame (`net-pcap`): the
 //!                                                      net filter's index, direction, bytes
 //! \x1eM<text>\n                                        a kernel message line (to stderr)
+//! \x1eB<i>\x1f<component>\x1f<module>\x1f<offset>\x1f<func>\x1f<module name>\x1f<func name>\n
+//!                                                      one raw wasm backtrace frame, which
+//!                                                      `weft boot` symbolizes (host-posix
+//!                                                      `symbolize`); empty fields are unknown
 //! \x1eX<code>\n                                        the run's exit code; QEMU stops next
 //! \x1ec\n                                              a literal 0x1E console byte
 //! ```
@@ -114,6 +118,19 @@ pub fn message(args: fmt::Arguments<'_>) {
     put(FRAME);
     put(b'M');
     let _ = MessageWriter.write_fmt(args);
+    put(b'\n');
+}
+
+/// One raw backtrace frame (fields as the module docs list them).
+pub fn backtrace_frame(fields: &[&str]) {
+    put(FRAME);
+    put(b'B');
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            put(SEP);
+        }
+        escaped(f.as_bytes());
+    }
     put(b'\n');
 }
 

@@ -141,7 +141,13 @@ fn bundle_from_plan(plan: &weft_runtime::plan::Plan, dir: cap_std::fs::Dir, targ
         };
         let code = precompile(&engine, target, &cache, &c.name, &bytes)
             .with_context(|| format!("precompiling {} for the bare-metal kernel", c.name))?;
-        compiled.push((c.name.clone(), code));
+        // Its DWARF travels with it, for `weft boot` to symbolize a trap.
+        let symbols = crate::symbolize::Symbols::extract(&bytes)
+            .ok()
+            .filter(|s| s.has_dwarf())
+            .map(|s| s.encode())
+            .unwrap_or_default();
+        compiled.push((c.name.clone(), code, symbols));
     }
     let blocks = plan
         .block_devices()
@@ -220,7 +226,10 @@ fn bundle_from_plan(plan: &weft_runtime::plan::Plan, dir: cap_std::fs::Dir, targ
         log,
         sim,
         replay,
-        components: compiled.iter().map(|(name, code)| Blob { name: name.clone(), bytes: code }).collect(),
+        components: compiled
+            .iter()
+            .map(|(name, code, symbols)| Blob { name: name.clone(), bytes: code, symbols })
+            .collect(),
     };
     Ok(bundle.encode())
 }
@@ -553,6 +562,8 @@ struct Demux<O: Write, E: Write> {
     log: Option<Box<dyn weft_runtime::Log>>,
     /// One per net filter (link order), for captured frames.
     captures: Vec<Box<dyn weft_runtime::devices::Capture>>,
+    /// Each bundle component's symbols, for the kernel's backtrace frames.
+    symbols: Vec<Option<crate::symbolize::Symbols>>,
     /// Inside a frame: its bytes so far.
     frame: Option<Vec<u8>>,
     outcome: Outcome,
@@ -643,6 +654,19 @@ impl<O: Write, E: Write> Demux<O, E> {
                 self.console(&std::mem::take(plain));
                 let _ = writeln!(self.err, "{}", String::from_utf8_lossy(body));
             }
+            b'B' => {
+                // A wasm backtrace frame, printed as wasmtime prints it on Linux.
+                self.console(&std::mem::take(plain));
+                let fields: Vec<String> = body.split(|&b| b == 0x1F).map(unescape).collect();
+                let line = match crate::symbolize::RawFrame::parse(&fields) {
+                    Some(f) => {
+                        let symbols = f.component.and_then(|c| self.symbols.get(c)?.as_ref());
+                        crate::symbolize::format_frame(&f, symbols)
+                    }
+                    None => format!("  (unreadable backtrace frame: {})", String::from_utf8_lossy(body)),
+                };
+                let _ = writeln!(self.err, "{line}");
+            }
             b'X' => {
                 self.outcome.code = std::str::from_utf8(body).ok().and_then(|s| s.trim().parse().ok());
             }
@@ -659,11 +683,12 @@ where
     O: Write + Send + 'static,
     E: Write + Send + 'static,
 {
-    run_qemu_logged(cmd, timeout, out, err, None, Vec::new())
+    run_qemu_logged(cmd, timeout, out, err, None, Vec::new(), Vec::new())
 }
 
 /// `run_qemu`, with events going to `log` (e.g. the git log) instead of
-/// `err`, and captured frames to `captures` (one per net filter).
+/// `err`, captured frames to `captures` (one per net filter), and a trap's
+/// backtrace symbolized with `symbols` (one per bundle component).
 pub fn run_qemu_logged<O, E>(
     mut cmd: Command,
     timeout: Duration,
@@ -671,6 +696,7 @@ pub fn run_qemu_logged<O, E>(
     err: E,
     log: Option<Box<dyn weft_runtime::Log>>,
     captures: Vec<Box<dyn weft_runtime::devices::Capture>>,
+    symbols: Vec<Option<crate::symbolize::Symbols>>,
 ) -> Result<(Outcome, Option<i32>, String)>
 where
     O: Write + Send + 'static,
@@ -707,7 +733,7 @@ where
         s
     });
     let reader = std::thread::spawn(move || {
-        let mut demux = Demux { out, err, log, captures, frame: None, outcome: Outcome::default(), start };
+        let mut demux = Demux { out, err, log, captures, symbols, frame: None, outcome: Outcome::default(), start };
         let mut buf = [0u8; 8192];
         loop {
             match stdout.read(&mut buf) {
@@ -785,8 +811,9 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
             captures.push(Box::new(crate::net::PcapCapture::new(d.clone(), PathBuf::from(path))));
         }
     }
+    let symbols = bundle.components.iter().map(|c| crate::symbolize::Symbols::decode(c.symbols)).collect();
     tracing::debug!(?cmd, "starting QEMU");
-    let (outcome, status, qemu_err) = run_qemu_logged(cmd, timeout, std::io::stdout(), std::io::stderr(), log, captures)?;
+    let (outcome, status, qemu_err) = run_qemu_logged(cmd, timeout, std::io::stdout(), std::io::stderr(), log, captures, symbols)?;
     tracing::debug!(first_output = ?outcome.first_output, "QEMU finished");
     match outcome.code {
         Some(code) => Ok(code),

@@ -12,6 +12,7 @@ pub mod profile;
 pub mod boot;
 pub mod run;
 pub mod sim;
+pub mod symbolize;
 pub mod trace;
 
 /// Exit codes of `weft` itself; an app's own code passes through unchanged.

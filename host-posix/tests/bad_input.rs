@@ -160,13 +160,20 @@ fn misbehave(name: &str, args: &str, limits: &str) -> Run {
     run(&dir)
 }
 
+/// Functions (demangled) and `file:line` from the component's DWARF
+/// (baremetal.rs has the kernel's twin).
 #[test]
 fn a_trap_names_the_component_and_prints_a_backtrace() {
+    let line = line_in("components/tests/misbehave/src/lib.rs", "Some(\"trap\") =>");
     misbehave("trap", r#"["trap"]"#, "")
         .code(TRAP)
         .stderr_has("error: misbehave (app) trapped: wasm trap: wasm `unreachable` instruction executed")
-        .stderr_has("wasm backtrace:\n    0: ");
-    misbehave("panic", r#"["panic"]"#, "").code(TRAP).stderr_has("misbehave (app) trapped");
+        .stderr_has("wasm backtrace:\n    0: ")
+        .stderr_has(&format!("\n                - run\n                    at {}:{line}:", root().join("components/tests/misbehave/src/lib.rs").display()))
+        .stderr_has("- _export_run_cabi<misbehave::Misbehave>\n");
+    let r = misbehave("panic", r#"["panic"]"#, "");
+    r.code(TRAP).stderr_has("misbehave (app) trapped").stderr_has("::panicking::panic");
+    assert!(!r.stderr.contains("_RNv") && !r.stderr.contains("_ZN"), "{}", r.stderr);
 }
 
 #[test]

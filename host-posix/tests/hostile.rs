@@ -110,6 +110,14 @@ fn a_block_filter_that_traps_overflows_bloats_or_hangs_is_named() {
         let t = Instant::now();
         let (r, dir) = block_run(what, &hostile_block(&format!("do = \"{what}\"")));
         r.code(code).stderr_has(&message);
+        if what == "trap" {
+            // The backtrace crosses components: the filter's frames at its
+            // own file:line, then the app's that called it.
+            let at = |file: &str, text: &str| format!("at {}:{}:", root().join(file).display(), line_in(file, text));
+            r.stderr_has(&at("components/tests/hostile/src/lib.rs", "\"trap\" => core::arch::wasm32::unreachable()"))
+                .stderr_has(&at("components/tests/hostile-block/src/lib.rs", "HOSTILE.with(Hostile::call)"))
+                .stderr_has("components/apps/kvstore/src/lib.rs:");
+        }
         untouched(&dir, &r);
         assert!(t.elapsed() < Duration::from_secs(20), "{what} took {:?}", t.elapsed());
     }

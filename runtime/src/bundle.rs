@@ -15,8 +15,9 @@
 //!          net devices (role, link, mac, filters, capture paths), clock filters,
 //!          random, log, stack (filter, net device index)?, wasi, parts,
 //!          simulation (start, tick, fuel, boots: (args, filter configs)*)?,
-//!          trace to replay?, components (name, precompiled bytes; app
-//!          first, then filters and the stack in `Unikernel::new` order)
+//!          trace to replay?, components (name, precompiled bytes,
+//!          symbols; app first, then filters and the stack in
+//!          `Unikernel::new` order)
 //! ```
 //! Integers are little-endian; strings and byte strings are a u32 length and
 //! the bytes. The checksum covers the payload, so corruption is caught before
@@ -30,8 +31,8 @@ use crate::link::{Device, Filter, Stack, Wiring};
 
 pub const MAGIC: [u8; 8] = *b"WEFTBNDL";
 /// Version of the layout above (3: net devices and the stack; 6: simulation
-/// and replay).
-pub const FORMAT: u32 = 6;
+/// and replay; 7: each component's symbols).
+pub const FORMAT: u32 = 7;
 const HEADER: usize = 8 + 4 + 8 + 8;
 
 /// The leaf behind one block device.
@@ -105,6 +106,10 @@ pub struct BundleSim {
 pub struct Blob<'a> {
     pub name: String,
     pub bytes: &'a [u8],
+    /// What `weft boot` needs to turn the kernel's raw backtrace frames
+    /// into functions and `file:line` (the component's DWARF, where each
+    /// core module lies; host-posix `symbolize`). The kernel never reads it.
+    pub symbols: &'a [u8],
 }
 
 /// A decoded bundle; component bytes borrow from the input.
@@ -285,7 +290,7 @@ impl<'a> Bundle<'a> {
             Ok(BundleSim { start, tick, fuel, boots })
         })?;
         let replay = r.option(|r| r.bytes())?;
-        let components = r.list(|r| Ok(Blob { name: r.string()?, bytes: r.bytes()? }))?;
+        let components = r.list(|r| Ok(Blob { name: r.string()?, bytes: r.bytes()?, symbols: r.bytes()? }))?;
         if !r.bytes.is_empty() {
             return Err(BundleError::Malformed("trailing bytes"));
         }
@@ -431,6 +436,7 @@ impl<'a> Bundle<'a> {
         for c in &self.components {
             w.str(&c.name);
             w.bytes(c.bytes);
+            w.bytes(c.symbols);
         }
         let payload = w.out;
         let mut out = Vec::with_capacity(HEADER + payload.len());
@@ -597,10 +603,10 @@ mod tests {
             }),
             replay: Some(b"WEFTTRCE"),
             components: vec![
-                Blob { name: "kvstore".into(), bytes: code },
-                Blob { name: "block-fault".into(), bytes: &code[1..] },
-                Blob { name: "arp-log".into(), bytes: &code[2..] },
-                Blob { name: "tcpip".into(), bytes: &code[3..] },
+                Blob { name: "kvstore".into(), bytes: code, symbols: &code[4..] },
+                Blob { name: "block-fault".into(), bytes: &code[1..], symbols: &[] },
+                Blob { name: "arp-log".into(), bytes: &code[2..], symbols: &[] },
+                Blob { name: "tcpip".into(), bytes: &code[3..], symbols: &code[..1] },
             ],
         }
     }

@@ -14,6 +14,13 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// The 1-based line of `file` (relative to the repository root) holding
+/// `text`: where a backtrace or a debugger must point.
+pub fn line_in(file: &str, text: &str) -> usize {
+    let src = std::fs::read_to_string(root().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    1 + src.lines().position(|l| l.contains(text)).unwrap_or_else(|| panic!("{text:?} not in {file}"))
+}
+
 /// A fresh folder under the target dir, unique per call.
 pub fn scratch(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
