@@ -63,7 +63,7 @@ fn gdb_breaks_in_a_rust_app_by_function_and_by_line_and_prints_a_parameter() {
     // above compiled and cached while gdb had a breakpoint in it: the cache
     // holds the compiler's output, not code with gdb's `int3` patched in
     // (which would stop here with a stray SIGTRAP).
-    let line = line_of(&root().join("components/tests/misbehave/src/lib.rs"), "while i < n {");
+    let line = line_in("components/tests/misbehave/src/lib.rs", "while i < n {");
     let by_line = gdb(&dir, &[&format!("break misbehave/src/lib.rs:{line}"), "run", "print n"]);
     by_line.stdout_has(&format!("misbehave::count_to (n=7) at tests/misbehave/src/lib.rs:{line}"));
     by_line.stdout_has("$1 = 7");
@@ -176,10 +176,4 @@ fn a_debug_build_is_cached_apart_and_a_mismatched_entry_is_rebuilt() {
     r.ok().stdout_has("counted 3").stderr_has("weft: warning: AOT cache entry").stderr_has("(recompiling)");
     let r = weft(false);
     assert!(!r.stderr.contains("warning"), "the entry was replaced: {}", r.stderr);
-}
-
-/// The 1-based line of `file` holding `text`.
-fn line_of(file: &Path, text: &str) -> usize {
-    let src = std::fs::read_to_string(file).unwrap();
-    1 + src.lines().position(|l| l.contains(text)).unwrap_or_else(|| panic!("{text:?} not in {}", file.display()))
 }
