@@ -34,8 +34,9 @@ polyglot_install
 
 # Debian packages the tests and examples use (QEMU boots the bare-metal kernel;
 # wrk drives the httpd benchmark, host-posix/benches/net.rs; gdb and lldb
-# debug components under `weft run --debug` and the kernel under `weft boot --gdb`).
-packages=(git qemu-system-x86 iproute2 iputils-ping curl wrk gdb lldb)
+# debug components under `weft run --debug` and the kernel under `weft boot --gdb`;
+# mtools and dosfstools read and make the FAT images of tests/wasi.rs).
+packages=(git qemu-system-x86 iproute2 iputils-ping curl wrk gdb lldb mtools dosfstools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

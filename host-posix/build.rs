@@ -37,7 +37,7 @@ fn main() {
     let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = here.parent().unwrap().to_path_buf();
     let components = root.join("components");
-    for p in ["apps", "devices", "guest", "tests", "Cargo.toml", "Cargo.lock"] {
+    for p in ["apps", "devices", "guest", "tests", "vendor", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", components.join(p).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());

@@ -381,3 +381,140 @@ fn check_lists_what_a_stock_program_can_reach() {
     let dir = stock("check-reach-none", &app(r#"["hello"]"#));
     weft(&["check", dir.to_str().unwrap()]).ok().stdout_has("WASI for the app: no files (no [wasi] preopens); no sockets (no [stack])");
 }
+
+// ---- Files: a writable FAT file system on a block device ----
+
+/// The stock program with `args` and `/data` on block device `disk` (the file
+/// `disk.img`, created at 8 MiB when missing) as a FAT preopen, through `filters`.
+fn fat_manifest(args: &str, filters: &str) -> String {
+    format!(
+        "{}\n[devices.disk]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"8MiB\"\nfilters = [{filters}]\n\n[wasi]\npreopens = {{ \"/data\" = \"fat:disk\" }}\n\n[limits]\ntimeout = \"30s\"\n",
+        app(args)
+    )
+}
+
+/// Run the stock program in `dir` again with other `args` (same image).
+fn rerun(dir: &Path, args: &str, filters: &str) -> Run {
+    std::fs::write(dir.join("weft.toml"), fat_manifest(args, filters)).unwrap();
+    run(dir)
+}
+
+/// `tool args…` (mtools, mkfs.fat) on the host; its stdout.
+fn host_tool(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool).args(args).env("MTOOLS_SKIP_CHECK", "1").output().unwrap_or_else(|e| panic!("{tool}: {e}: run ./setup.sh --deps"));
+    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_fat_disk_keeps_a_programs_files_across_runs_and_mtools_reads_them() {
+    let dir = stock("wasi-fat", &fat_manifest(r#"["fs", "mkdir:/data/sub", "put:/data/sub/Hello World.txt=first run", "ls:/data"]"#, ""));
+    let first = run(&dir);
+    first.ok().stdout_has("mkdir /data/sub: ok\nput /data/sub/Hello World.txt: ok\nls /data\n  dir sub\n    file Hello World.txt 9\n");
+    first.stderr_has("[wasi] preopen /data: FAT on block device `disk`: blank, formatted as FAT16");
+    // A second run finds them and changes them.
+    let second = rerun(&dir, r#"["fs", "read:/data/sub/Hello World.txt", "put:/data/new.txt=second run", "scratch:/data"]"#, "");
+    second.ok().stdout_has("read /data/sub/Hello World.txt: 9 bytes").stdout_has("\"first run\"").stdout_has("scratch read renamed: ok \"hello scratch\"");
+    second.stderr_has("FAT on block device `disk`: FAT16 file system");
+    // Linux's tools read what weft wrote: long names, contents.
+    let img = dir.join("disk.img");
+    let img = img.to_str().unwrap();
+    assert!(host_tool("mdir", &["-i", img, "::/sub"]).contains("Hello World.txt"));
+    assert_eq!(host_tool("mtype", &["-i", img, "::/sub/Hello World.txt"]), "first run");
+    assert_eq!(host_tool("mtype", &["-i", img, "::/new.txt"]), "second run");
+}
+
+#[test]
+fn an_image_made_by_mkfs_fat_and_mtools_is_read_and_changed() {
+    let dir = stock("wasi-fat-mkfs", &fat_manifest(r#"["fs", "ls:/data", "read:/data/docs/readme.md", "put:/data/docs/reply.txt=from weft", "rm:/data/gone.txt"]"#, ""));
+    let img = dir.join("disk.img");
+    let img = img.to_str().unwrap();
+    host_tool("mkfs.fat", &["-C", img, "4096"]);
+    std::fs::write(dir.join("readme.md"), "made on the host\n").unwrap();
+    host_tool("mmd", &["-i", img, "::/docs"]);
+    host_tool("mcopy", &["-i", img, dir.join("readme.md").to_str().unwrap(), "::/docs/readme.md"]);
+    host_tool("mcopy", &["-i", img, dir.join("readme.md").to_str().unwrap(), "::/gone.txt"]);
+    let out = run(&dir);
+    out.ok()
+        .stdout_has("ls /data\n  dir docs\n    file readme.md 17\n  file gone.txt 17\n")
+        .stdout_has("read /data/docs/readme.md: 17 bytes, fnv")
+        .stdout_has("put /data/docs/reply.txt: ok\nrm /data/gone.txt: ok\n")
+        .stderr_has("FAT on block device `disk`: FAT12 file system");
+    assert_eq!(host_tool("mtype", &["-i", img, "::/docs/reply.txt"]), "from weft");
+    assert!(!host_tool("mdir", &["-i", img, "::/"]).contains("gone"), "removed on the host's view too");
+    // And the host's fsck finds nothing wrong but the dirty bit (fatfs clears it
+    // only at unmount, which a run never reaches).
+    let fsck = Command::new("fsck.fat").args(["-n", img]).output().unwrap();
+    let text = String::from_utf8_lossy(&fsck.stdout);
+    let known = ["fsck.fat", "Dirty bit is set", " Automatically removing dirty bit", "Leaving filesystem unchanged", ""];
+    let other: Vec<&str> = text.lines().filter(|l| !known.iter().any(|k| l.starts_with(k)) && !l.contains(" files, ")).collect();
+    assert!(other.is_empty(), "fsck.fat found more than the dirty bit:\n{text}");
+}
+
+#[test]
+fn a_corrupt_fat_image_is_io_errors_and_a_log_event_naming_the_device() {
+    let dir = stock("wasi-fat-corrupt", &fat_manifest(r#"["fs", "ls:/data", "read:/data/x.txt", "put:/data/y.txt=y"]"#, ""));
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let garbage: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.join("disk.img"), &garbage).unwrap();
+    let out = run(&dir);
+    no_trap(&out);
+    out.ok().stdout_has("ls /data\n  err ").stderr_has("[wasi] preopen /data: block device `disk`: not a usable FAT file system");
+    for op in ["read /data/x.txt:", "put /data/y.txt:"] {
+        let line = out.stdout.lines().find(|l| l.starts_with(op)).unwrap();
+        assert!(line.contains("err"), "{line}");
+    }
+    assert!(std::fs::read(dir.join("disk.img")).unwrap() == garbage, "a corrupt image is never written");
+}
+
+/// The calls of `op` on `disk`'s hop into the host, from `weft run --stats` (no row: 0).
+fn stat_calls(out: &Run, op: &str) -> u64 {
+    assert!(out.stderr.contains("weft: stats"), "no stats in\n{}", out.stderr);
+    out.stderr
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.len() > 5 && w[0] == "disk" && w[2] == "->" && w[3] == "host" && w[4] == op)
+        .map_or(0, |w| w[5].parse().unwrap())
+}
+
+#[test]
+fn fat_writes_go_through_the_filters_and_sync_is_the_devices_flush() {
+    let trace = "{ component = \"block-trace\" }";
+    let dir = stock("wasi-fat-sync", &fat_manifest(r#"["fs", "putnosync:/data/a.txt=a"]"#, trace));
+    let nosync = weft(&["run", "--stats", dir.to_str().unwrap()]);
+    nosync.ok().stderr_has("[block-trace] write disk sector");
+    assert_eq!(stat_calls(&nosync, "flush"), 0, "no sync, no flush");
+    assert!(stat_calls(&nosync, "write") > 0);
+    std::fs::write(dir.join("weft.toml"), fat_manifest(r#"["fs", "put:/data/a.txt=a", "put:/data/b.txt=b"]"#, trace)).unwrap();
+    let synced = weft(&["run", "--stats", dir.to_str().unwrap()]);
+    synced.ok().stderr_has("[block-trace] flush disk");
+    assert_eq!(stat_calls(&synced, "flush"), 2, "one flush per sync_all");
+}
+
+#[test]
+fn fat_writes_block_fault_drops_are_lost_after_reopen() {
+    let dir = stock("wasi-fat-drop", &fat_manifest(r#"["fs", "put:/data/kept.txt=kept"]"#, ""));
+    run(&dir).ok();
+    // Every write acknowledged and dropped: the run itself reads its data back (from
+    // the cache), the next run finds it gone.
+    let drop = "{ component = \"block-fault\", config = { drop-every = 1 } }";
+    let lossy = rerun(&dir, r#"["fs", "put:/data/lost.txt=lost", "read:/data/lost.txt"]"#, drop);
+    lossy.ok().stdout_has("put /data/lost.txt: ok").stdout_has("\"lost\"").stderr_has("[block-fault] dropped write");
+    let after = rerun(&dir, r#"["fs", "read:/data/lost.txt", "read:/data/kept.txt"]"#, "");
+    after.ok().stdout_has("read /data/lost.txt: err NotFound").stdout_has("\"kept\"");
+}
+
+#[test]
+fn check_shows_a_fat_preopen_and_a_missing_device_is_refused() {
+    let dir = stock("check-fat", &fat_manifest(r#"["hello"]"#, ""));
+    weft(&["check", dir.to_str().unwrap()]).ok().stdout_has("files under /data (FAT on block `disk`, writable) only");
+    let bad = stock("check-fat-bad", &format!("{}\n[wasi]\npreopens = {{ \"/data\" = \"fat:nope\" }}\n", app(r#"["hello"]"#)));
+    weft(&["check", bad.to_str().unwrap()]).code(2).stderr_has("`nope` is not a block device (none is declared)").stderr_has("a FAT file system");
+}

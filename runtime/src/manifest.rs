@@ -700,7 +700,8 @@ impl Manifest {
 
     /// `[wasi]`: `env` (a table of strings), `cwd`, and `preopens`, a table
     /// from guest directory to `"memory"` (an empty in-memory directory) or
-    /// `"tar:<role>"` (a read-only tree: the tar archive on block device `<role>`).
+    /// `"tar:<role>"` (a read-only tree: the tar archive on block device `<role>`) or
+    /// `"fat:<role>"` (a writable FAT file system on block device `<role>`).
     fn wasi(r: &mut Report, doc: &Table, devices: &[DeviceSpec]) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let Some(v) = get(doc, "wasi") else { return out };
@@ -745,17 +746,18 @@ impl Manifest {
                     r.at(guest.span().start, &key, "a preopen is an absolute guest path such as \"/data\"");
                     continue;
                 }
-                match spec_s.strip_prefix("tar:") {
+                let on_block = spec_s.strip_prefix("tar:").map(|r| (r, "a tar archive")).or_else(|| spec_s.strip_prefix("fat:").map(|r| (r, "a FAT file system (or nothing: a blank device is formatted)")));
+                match on_block {
                     None if spec_s == "memory" => {}
-                    Some(role) if devices.iter().any(|d| d.role == role && d.kind == Kind::Block) => {}
-                    Some(role) => {
+                    Some((role, _)) if devices.iter().any(|d| d.role == role && d.kind == Kind::Block) => {}
+                    Some((role, holding)) => {
                         let blocks: Vec<&str> = devices.iter().filter(|d| d.kind == Kind::Block).map(|d| d.role.as_str()).collect();
                         let have = if blocks.is_empty() { "none is declared".to_string() } else { format!("declared: {}", blocks.join(", ")) };
-                        r.at(spec.span().start, &key, format!("`{role}` is not a block device ({have}); declare [devices.{role}] with kind = \"block\" holding a tar archive"));
+                        r.at(spec.span().start, &key, format!("`{role}` is not a block device ({have}); declare [devices.{role}] with kind = \"block\" holding {holding}"));
                         continue;
                     }
                     None => {
-                        r.at(spec.span().start, &key, "expected \"memory\" or \"tar:<block device role>\"");
+                        r.at(spec.span().start, &key, "expected \"memory\", \"tar:<block device role>\" or \"fat:<block device role>\"");
                         continue;
                     }
                 }

@@ -323,9 +323,10 @@ impl Plan {
                 .iter()
                 .filter(|(k, _)| k == "preopen")
                 .map(|(_, v)| match v.split_once('=') {
-                    Some((guest, spec)) => match spec.strip_prefix("tar:") {
-                        Some(r) => format!("{guest} (tar on block `{r}`, read-only)"),
-                        None => format!("{guest} ({spec}, gone at exit)"),
+                    Some((guest, spec)) => match (spec.strip_prefix("tar:"), spec.strip_prefix("fat:")) {
+                        (Some(r), _) => format!("{guest} (tar on block `{r}`, read-only)"),
+                        (_, Some(r)) => format!("{guest} (FAT on block `{r}`, writable)"),
+                        _ => format!("{guest} ({spec}, gone at exit)"),
                     },
                     None => v.clone(),
                 })

@@ -18,6 +18,8 @@ pub enum Spec {
     Memory,
     /// `tar:<role>`: the read-only tree of the tar archive on block device `<role>`.
     Tar(String),
+    /// `fat:<role>`: the writable FAT file system on block device `<role>`.
+    Fat(String),
 }
 
 /// What `wasi:cli/environment` reports.
@@ -68,7 +70,7 @@ impl Setup {
                 "preopen" => {
                     let Some((dir, spec)) = value.rsplit_once('=') else {
                         return Err(bad(&format!(
-                            "expected <dir>=memory or <dir>=tar:<block role>, got `{value}`"
+                            "expected <dir>=memory, <dir>=tar:<block role> or <dir>=fat:<block role>, got `{value}`"
                         )));
                     };
                     if dir.is_empty() {
@@ -77,12 +79,13 @@ impl Setup {
                     if setup.preopens.iter().any(|(d, _)| d == dir) {
                         return Err(bad(&format!("directory `{dir}` preopened more than once")));
                     }
-                    let spec = match spec.strip_prefix("tar:") {
-                        Some(role) if !role.is_empty() => Spec::Tar(role.to_string()),
-                        None if spec == "memory" => Spec::Memory,
+                    let spec = match (spec.strip_prefix("tar:"), spec.strip_prefix("fat:")) {
+                        (Some(role), _) if !role.is_empty() => Spec::Tar(role.to_string()),
+                        (_, Some(role)) if !role.is_empty() => Spec::Fat(role.to_string()),
+                        (None, None) if spec == "memory" => Spec::Memory,
                         _ => {
                             return Err(bad(&format!(
-                                "expected `memory` or `tar:<block role>` after `=`, got `{spec}`"
+                                "expected `memory`, `tar:<block role>` or `fat:<block role>` after `=`, got `{spec}`"
                             )));
                         }
                     };
@@ -148,6 +151,7 @@ mod tests {
             ("preopen", "/data=tar:files"),
             ("preopen", "/tmp=memory"),
             ("preopen", "/odd=name=memory"),
+            ("preopen", "/disk=fat:store"),
         ])
         .unwrap();
         assert_eq!(
@@ -156,6 +160,7 @@ mod tests {
                 ("/data".to_string(), Spec::Tar("files".into())),
                 ("/tmp".to_string(), Spec::Memory),
                 ("/odd=name".to_string(), Spec::Memory),
+                ("/disk".to_string(), Spec::Fat("store".into())),
             ]
         );
     }
@@ -177,7 +182,7 @@ mod tests {
         let e = |v: &str| parse(&[("preopen", v)]).unwrap_err();
         assert_eq!(
             e("/data"),
-            "bad value for `preopen`: expected <dir>=memory or <dir>=tar:<block role>, got `/data`"
+            "bad value for `preopen`: expected <dir>=memory, <dir>=tar:<block role> or <dir>=fat:<block role>, got `/data`"
         );
         assert_eq!(
             e("=memory"),
@@ -185,11 +190,11 @@ mod tests {
         );
         assert_eq!(
             e("/d=disk"),
-            "bad value for `preopen`: expected `memory` or `tar:<block role>` after `=`, got `disk`"
+            "bad value for `preopen`: expected `memory`, `tar:<block role>` or `fat:<block role>` after `=`, got `disk`"
         );
         assert_eq!(
             e("/d=tar:"),
-            "bad value for `preopen`: expected `memory` or `tar:<block role>` after `=`, got `tar:`"
+            "bad value for `preopen`: expected `memory`, `tar:<block role>` or `fat:<block role>` after `=`, got `tar:`"
         );
         assert_eq!(
             parse(&[("preopen", "/d=memory"), ("preopen", "/d=tar:x")]).unwrap_err(),

@@ -142,6 +142,7 @@ impl FilterGuest for WasiOnWeft {
             .map(|(dir, spec)| match spec {
                 config::Spec::Memory => format!("{dir}=memory"),
                 config::Spec::Tar(role) => format!("{dir}=tar:{role}"),
+                config::Spec::Fat(role) => format!("{dir}=fat:{role}"),
             })
             .collect();
         let message = format!(

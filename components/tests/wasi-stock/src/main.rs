@@ -7,8 +7,10 @@
 //! `fs` runs file operations in order, one or more lines of output each:
 //! `ls:DIR` (the tree under DIR), `read:FILE` (length, FNV-1a hash, and the
 //! content if it is short text, else its first bytes in hex), `write:FILE`
-//! (writes a line) and `scratch:DIR` (write, read back, rename and remove in a
-//! writable DIR). Failures print the error's kind and text; nothing panics.
+//! (writes a line), `scratch:DIR` (write, read back, rename and remove in a
+//! writable DIR), `put:FILE=TEXT` (create or truncate, write TEXT, `sync_all`),
+//! `putnosync:FILE=TEXT` (the same without the sync), `mkdir:DIR`, `rm:FILE` and
+//! `mv:FROM=TO`. Failures print the error's kind and text; nothing panics.
 //! `serve PORT N` is a TCP echo server on `0.0.0.0:PORT` for N connections
 //! (each echoed until the peer half-closes); a failed bind prints the error and
 //! exits with 1.
@@ -104,6 +106,32 @@ fn fs_op(op: &str) {
             Err(e) => println!("write {path}: {}", err(&e)),
         },
         "scratch" => scratch(Path::new(path)),
+        "put" | "putnosync" => {
+            let (file, text) = path.split_once('=').unwrap_or((path, ""));
+            let r = std::fs::File::create(file).and_then(|mut f| {
+                f.write_all(text.as_bytes())?;
+                if what == "put" { f.sync_all() } else { Ok(()) }
+            });
+            match r {
+                Ok(()) => println!("{what} {file}: ok"),
+                Err(e) => println!("{what} {file}: {}", err(&e)),
+            }
+        }
+        "mkdir" => match std::fs::create_dir(path) {
+            Ok(()) => println!("mkdir {path}: ok"),
+            Err(e) => println!("mkdir {path}: {}", err(&e)),
+        },
+        "rm" => match std::fs::remove_file(path) {
+            Ok(()) => println!("rm {path}: ok"),
+            Err(e) => println!("rm {path}: {}", err(&e)),
+        },
+        "mv" => {
+            let (from, to) = path.split_once('=').unwrap_or((path, ""));
+            match std::fs::rename(from, to) {
+                Ok(()) => println!("mv {from} {to}: ok"),
+                Err(e) => println!("mv {from} {to}: {}", err(&e)),
+            }
+        }
         other => println!("unknown fs op {other}"),
     }
 }

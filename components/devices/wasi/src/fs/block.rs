@@ -1,10 +1,15 @@
-//! A block device as a byte [`Source`]: reads go through a one-chunk cache, so indexing
-//! an archive of small files costs one `block.read` per 64 KiB rather than per header.
+//! A block device as bytes. [`Cached`] is a read-only [`Source`]: reads go through a
+//! one-chunk cache, so indexing an archive of small files costs one `block.read` per
+//! 64 KiB rather than per header. [`Disk`] also writes (for FAT trees): through a cache of
+//! a few chunks, every write goes to the device at once as the whole sectors it touches
+//! (write-through: nothing is held back, so a write that returned is at the device), and
+//! [`Disk::flush`] is the device's `flush`.
 
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 
 use super::tar::Source;
 
@@ -15,6 +20,32 @@ pub const CHUNK: u64 = 64 * 1024;
 pub trait Sectors {
     /// `count` sectors from `start`: exactly `count * sector-size` bytes on success.
     fn read(&self, start: u64, count: u32) -> Result<Vec<u8>, String>;
+    /// Write whole sectors from `start`.
+    fn write(&self, start: u64, data: &[u8]) -> Result<(), String> {
+        let _ = (start, data);
+        Err(String::from("the device is read-only here"))
+    }
+    /// The device's durability point.
+    fn flush(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Check a device's geometry: sectors are a power of two of at least 512 bytes, and the
+/// whole device fits in a `u64` of bytes.
+fn check_geometry(sector: u32, count: u64) -> Result<u64, String> {
+    if sector < 512 || !sector.is_power_of_two() {
+        return Err(format!(
+            "sector size {sector} is not a power of two of at least 512"
+        ));
+    }
+    let sector = u64::from(sector);
+    if sector.checked_mul(count).is_none() {
+        return Err(format!(
+            "{count} sectors of {sector} bytes do not fit in 64 bits"
+        ));
+    }
+    Ok(sector)
 }
 
 /// A device of `count` sectors of `sector` bytes, read through a one-chunk cache.
@@ -32,17 +63,7 @@ impl<S: Sectors> Cached<S> {
     /// Check the geometry the device reports: sectors are a power of two of at least 512
     /// bytes, and the whole device fits in a `u64` of bytes.
     pub fn new(dev: S, sector: u32, count: u64) -> Result<Cached<S>, String> {
-        if sector < 512 || !sector.is_power_of_two() {
-            return Err(format!(
-                "sector size {sector} is not a power of two of at least 512"
-            ));
-        }
-        let sector = u64::from(sector);
-        if sector.checked_mul(count).is_none() {
-            return Err(format!(
-                "{count} sectors of {sector} bytes do not fit in 64 bits"
-            ));
-        }
+        let sector = check_geometry(sector, count)?;
         Ok(Cached {
             dev,
             sector,
@@ -102,6 +123,141 @@ impl<S: Sectors> Source for Cached<S> {
             done += n;
         }
         Ok(())
+    }
+}
+
+
+/// Chunks a [`Disk`] keeps (1 MiB with 64 KiB chunks).
+pub const DISK_CHUNKS: usize = 16;
+
+/// A writable device of `count` sectors of `sector` bytes: a cache of up to
+/// [`DISK_CHUNKS`] chunks, written through.
+pub struct Disk<S> {
+    dev: S,
+    sector: u64,
+    count: u64,
+    per_chunk: u64,
+    /// chunk number -> (last use, its bytes).
+    cache: RefCell<BTreeMap<u64, (u64, Vec<u8>)>>,
+    tick: Cell<u64>,
+}
+
+impl<S: Sectors> Disk<S> {
+    pub fn new(dev: S, sector: u32, count: u64) -> Result<Disk<S>, String> {
+        let sector = check_geometry(sector, count)?;
+        Ok(Disk {
+            dev,
+            sector,
+            count,
+            per_chunk: (CHUNK / sector).max(1),
+            cache: RefCell::new(BTreeMap::new()),
+            tick: Cell::new(0),
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.sector * self.count
+    }
+
+    pub fn sector_size(&self) -> u64 {
+        self.sector
+    }
+
+    fn chunk_bytes(&self) -> u64 {
+        self.per_chunk * self.sector
+    }
+
+    /// Make chunk `c` cached (evicting the least recently used one past the limit).
+    fn load(&self, c: u64) -> Result<(), String> {
+        let t = self.tick.get() + 1;
+        self.tick.set(t);
+        let mut cache = self.cache.borrow_mut();
+        if let Some(e) = cache.get_mut(&c) {
+            e.0 = t;
+            return Ok(());
+        }
+        let start = c * self.per_chunk;
+        let n = self.per_chunk.min(self.count - start);
+        // n <= per_chunk <= CHUNK / 512: it fits in a u32.
+        let data = self.dev.read(start, n as u32)?;
+        if data.len() as u64 != n * self.sector {
+            return Err(format!(
+                "block.read of {n} sectors at sector {start} returned {} bytes",
+                data.len()
+            ));
+        }
+        if cache.len() >= DISK_CHUNKS
+            && let Some(old) = cache.iter().min_by_key(|(_, (used, _))| *used).map(|(k, _)| *k)
+        {
+            cache.remove(&old);
+        }
+        cache.insert(c, (t, data));
+        Ok(())
+    }
+
+    fn check_range(&self, offset: u64, len: usize) -> Result<(), String> {
+        let end = offset.checked_add(len as u64);
+        if end.is_none_or(|e| e > self.size()) {
+            return Err(format!(
+                "access of {len} bytes at offset {offset} is past the end of the device ({} bytes)",
+                self.size()
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+        self.check_range(offset, buf.len())?;
+        let chunk = self.chunk_bytes();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let c = at / chunk;
+            self.load(c)?;
+            let cache = self.cache.borrow();
+            let Some((_, data)) = cache.get(&c) else {
+                return Err(String::from("block cache lost its chunk"));
+            };
+            let within = (at - c * chunk) as usize;
+            let n = (buf.len() - done).min(data.len() - within);
+            buf[done..done + n].copy_from_slice(&data[within..within + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Write `bytes` at `offset`: the whole sectors they touch go to the device now.
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<(), String> {
+        self.check_range(offset, bytes.len())?;
+        let chunk = self.chunk_bytes();
+        let mut done = 0usize;
+        while done < bytes.len() {
+            let at = offset + done as u64;
+            let c = at / chunk;
+            self.load(c)?;
+            let mut cache = self.cache.borrow_mut();
+            let Some((_, data)) = cache.get_mut(&c) else {
+                return Err(String::from("block cache lost its chunk"));
+            };
+            let within = (at - c * chunk) as usize;
+            let n = (bytes.len() - done).min(data.len() - within);
+            data[within..within + n].copy_from_slice(&bytes[done..done + n]);
+            let first = within as u64 / self.sector;
+            let last = (within + n - 1) as u64 / self.sector;
+            let from = (first * self.sector) as usize;
+            let to = ((last + 1) * self.sector) as usize;
+            if let Err(e) = self.dev.write(c * self.per_chunk + first, &data[from..to]) {
+                // The device may hold the old bytes or some of the new: read it again.
+                cache.remove(&c);
+                return Err(e);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<(), String> {
+        self.dev.flush()
     }
 }
 

@@ -2,16 +2,18 @@
 //!
 //! `preopen` configure entries make the trees, in order: `<dir>=tar:<role>` a read-only
 //! tree from the tar archive that fills block device `<role>` ([`tar`], read through
-//! [`block`]), `<dir>=memory` an empty writable tree ([`mem`]). Paths are resolved by
+//! [`block`]), `<dir>=fat:<role>` a writable FAT file system on block device `<role>`
+//! ([`fat`]; formatted when blank), `<dir>=memory` an empty writable tree ([`mem`]). Paths are resolved by
 //! [`path`], the same for both: never above the descriptor they start from, symbolic
 //! links never followed.
 //!
-//! A tar preopen whose device cannot be opened, or does not hold a usable archive, is
-//! still listed (so the program's paths reach it), but every call on it fails:
+//! A tar or FAT preopen whose device cannot be opened, or does not hold a usable archive
+//! or file system, is still listed (so the program's paths reach it), but every call on it fails:
 //! `bad-descriptor` when the device is missing, `io` when the archive is broken. The
 //! cause is logged once, at `configure`, naming the device.
 
 pub mod block;
+pub mod fat;
 pub mod mem;
 pub mod path;
 pub mod tar;
@@ -67,6 +69,20 @@ impl block::Sectors for Device {
             )
         })
     }
+
+    fn write(&self, start: u64, data: &[u8]) -> Result<(), String> {
+        weft_block::write(self.0, start, data).map_err(|e| {
+            format!(
+                "block.write of {} bytes at sector {start}: {}",
+                data.len(),
+                e.name()
+            )
+        })
+    }
+
+    fn flush(&self) -> Result<(), String> {
+        weft_block::flush(self.0).map_err(|e| format!("block.flush: {}", e.name()))
+    }
 }
 
 /// A read-only tree from an archive.
@@ -85,11 +101,53 @@ pub struct MemFs {
     tree: mem::MemTree,
 }
 
+/// A writable FAT file system on a block device.
+pub struct FatFs {
+    id: u64,
+    guest: String,
+    role: String,
+    tree: fat::Tree<Device>,
+}
+
+impl FatFs {
+    /// `r` with a device or file-system failure turned into `io`, logged (once) naming
+    /// the preopen and the device.
+    fn ok<T>(&self, r: Result<T, fat::FatErr>) -> Result<T, ErrorCode> {
+        r.map_err(|e| match e {
+            fat::FatErr::Code(c) => c,
+            fat::FatErr::Io(m) => {
+                log_once(&format!(
+                    "preopen {}: block device `{}`: {m} (further failures not logged)",
+                    self.guest, self.role
+                ));
+                ErrorCode::Io
+            }
+        })
+    }
+}
+
+/// A node of a FAT tree: its path from the root (`""` for the root itself).
+pub struct FatNode {
+    path: String,
+    dir: bool,
+}
+
+impl FatNode {
+    /// The parent directory's path and the last name.
+    fn split(&self) -> (&str, &str) {
+        match self.path.rsplit_once('/') {
+            Some((d, n)) => (d, n),
+            None => ("", self.path.as_str()),
+        }
+    }
+}
+
 /// A file or directory of some tree.
 #[derive(Clone)]
 pub enum Obj {
     Tar(Rc<TarTree>, u32),
     Mem(Rc<MemFs>, mem::MemRef),
+    Fat(Rc<FatFs>, Rc<FatNode>),
 }
 
 impl path::Node for Obj {
@@ -102,6 +160,8 @@ impl path::Node for Obj {
                 _ => Kind::Other,
             },
             Obj::Mem(_, n) => n.borrow().kind(),
+            Obj::Fat(_, n) if n.dir => Kind::Dir,
+            Obj::Fat(..) => Kind::File,
         }
     }
 
@@ -109,6 +169,16 @@ impl path::Node for Obj {
         match self {
             Obj::Tar(t, n) => t.index.child(*n, name).map(|c| Obj::Tar(t.clone(), c)),
             Obj::Mem(fs, n) => mem::child(n, name).map(|c| Obj::Mem(fs.clone(), c)),
+            // A failure to read the directory is logged, and the name is not found.
+            Obj::Fat(fs, n) => fs.ok(fs.tree.lookup(&n.path, name)).ok().flatten().map(|e| {
+                Obj::Fat(
+                    fs.clone(),
+                    Rc::new(FatNode {
+                        path: fat::join(&n.path, &e.name),
+                        dir: e.dir,
+                    }),
+                )
+            }),
         }
     }
 }
@@ -137,6 +207,7 @@ impl Obj {
         match self {
             Obj::Tar(t, _) => t.id,
             Obj::Mem(fs, _) => fs.id,
+            Obj::Fat(fs, _) => fs.id,
         }
     }
 
@@ -144,6 +215,13 @@ impl Obj {
         match self {
             Obj::Tar(_, n) => u64::from(*n),
             Obj::Mem(_, n) => n.borrow().ino,
+            // FAT has no inode numbers: the path, without case, names the node.
+            Obj::Fat(_, n) => n
+                .path
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0000_0100_0000_01b3)
+                }),
         }
     }
 
@@ -151,6 +229,9 @@ impl Obj {
         match (self, other) {
             (Obj::Tar(a, x), Obj::Tar(b, y)) => Rc::ptr_eq(a, b) && x == y,
             (Obj::Mem(_, x), Obj::Mem(_, y)) => Rc::ptr_eq(x, y),
+            (Obj::Fat(a, x), Obj::Fat(b, y)) => {
+                Rc::ptr_eq(a, b) && x.path.eq_ignore_ascii_case(&y.path)
+            }
             _ => false,
         }
     }
@@ -161,7 +242,7 @@ impl Obj {
                 Some(tar::Body::Other(d)) => *d,
                 _ => dtype(self.kind()),
             },
-            Obj::Mem(..) => dtype(self.kind()),
+            Obj::Mem(..) | Obj::Fat(..) => dtype(self.kind()),
         }
     }
 
@@ -207,6 +288,25 @@ impl Obj {
                     status_change_timestamp: Some(datetime(n.mtime)),
                 }
             }
+            Obj::Fat(fs, n) => {
+                let (dir, name) = n.split();
+                let e = if n.path.is_empty() {
+                    None
+                } else {
+                    fs.ok(fs.tree.lookup(dir, name)).ok().flatten()
+                };
+                let (size, atime, mtime) = e.map_or((0, None, None), |e| {
+                    (e.size, Some(datetime(e.atime)), Some(datetime(e.mtime)))
+                });
+                DescriptorStat {
+                    type_: self.dtype(),
+                    link_count: 1,
+                    size: if n.dir { 0 } else { size },
+                    data_access_timestamp: atime,
+                    data_modification_timestamp: mtime,
+                    status_change_timestamp: mtime,
+                }
+            }
         }
     }
 
@@ -228,6 +328,40 @@ impl Obj {
                 ErrorCode::Io
             }),
             Obj::Mem(_, n) => mem::read(n, offset, len, READ_MAX),
+            Obj::Fat(fs, n) => fs.ok(fs.tree.read(&n.path, offset, len.min(READ_MAX))),
+        }
+    }
+
+    /// Write `bytes` at `offset` of a writable file; returns the bytes written.
+    fn write(&self, offset: u64, bytes: &[u8]) -> Result<u64, ErrorCode> {
+        match self {
+            Obj::Mem(_, n) => mem::write(n, offset, bytes, now()),
+            Obj::Fat(fs, n) => fs.ok(fs.tree.write(&n.path, offset, bytes)),
+            Obj::Tar(..) => Err(ErrorCode::ReadOnly),
+        }
+    }
+
+    /// A file's size.
+    fn size(&self) -> Result<u64, ErrorCode> {
+        match self {
+            Obj::Mem(_, n) => Ok(n.borrow().size()),
+            _ => Ok(self.stat().size),
+        }
+    }
+
+    fn set_size(&self, size: u64) -> Result<(), ErrorCode> {
+        match self {
+            Obj::Mem(_, n) => mem::set_size(n, size, now()),
+            Obj::Fat(fs, n) => fs.ok(fs.tree.set_size(&n.path, size)),
+            Obj::Tar(..) => Err(ErrorCode::ReadOnly),
+        }
+    }
+
+    /// WASI `sync`: a FAT tree's device `flush`; nothing to do elsewhere.
+    fn sync(&self) -> Result<(), ErrorCode> {
+        match self {
+            Obj::Fat(fs, _) => fs.ok(fs.tree.sync()),
+            _ => Ok(()),
         }
     }
 
@@ -243,6 +377,12 @@ impl Obj {
             Obj::Mem(_, n) => mem::entries(n)
                 .into_iter()
                 .map(|(name, k)| (name, dtype(k)))
+                .collect(),
+            Obj::Fat(fs, n) => fs
+                .ok(fs.tree.list(&n.path))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| (e.name, dtype(if e.dir { Kind::Dir } else { Kind::File })))
                 .collect(),
         };
         list.into_iter()
@@ -327,6 +467,58 @@ fn open_tar(id: u64, guest: &str, role: &str) -> Result<Obj, ErrorCode> {
     Ok(Obj::Tar(Rc::new(tree), 0))
 }
 
+/// Open the FAT file system on block device `role` for preopen `guest` (formatting a
+/// blank device); failures are logged.
+fn open_fat(id: u64, guest: &str, role: &str) -> Result<Obj, ErrorCode> {
+    let fail = |why: String, code: ErrorCode| {
+        log_event(
+            &format!("preopen {guest}: block device `{role}`: {why}"),
+            &[
+                ("preopen", guest.to_string()),
+                ("device", role.to_string()),
+                ("error", why.clone()),
+            ],
+        );
+        code
+    };
+    let h = weft_block::open(role).map_err(|e| {
+        fail(
+            format!("cannot open it ({})", e.name()),
+            ErrorCode::BadDescriptor,
+        )
+    })?;
+    let g = weft_block::info(h).map_err(|e| {
+        fail(
+            format!("cannot read its geometry ({})", e.name()),
+            ErrorCode::BadDescriptor,
+        )
+    })?;
+    let (tree, found) = fat::Tree::open(Device(h), g.sector_size, g.sector_count, now)
+        .map_err(|e| fail(e, ErrorCode::Io))?;
+    log_event(
+        &format!(
+            "preopen {guest}: FAT on block device `{role}`: {}",
+            found.describe()
+        ),
+        &[
+            ("preopen", guest.to_string()),
+            ("device", role.to_string()),
+            ("found", found.describe()),
+        ],
+    );
+    let fs = FatFs {
+        id,
+        guest: guest.to_string(),
+        role: role.to_string(),
+        tree,
+    };
+    let root = FatNode {
+        path: String::new(),
+        dir: true,
+    };
+    Ok(Obj::Fat(Rc::new(fs), Rc::new(root)))
+}
+
 /// Make the preopened trees (`configure`).
 pub fn setup(preopens: &[(String, Spec)]) {
     let list = preopens
@@ -344,6 +536,7 @@ pub fn setup(preopens: &[(String, Spec)]) {
                     Ok(Obj::Mem(fs, root))
                 }
                 Spec::Tar(role) => open_tar(id, guest, role),
+                Spec::Fat(role) => open_fat(id, guest, role),
             };
             Preopen {
                 guest: guest.clone(),
@@ -363,7 +556,9 @@ pub struct Desc {
 /// The flags a preopen is granted.
 fn preopen_flags(root: &Result<Obj, ErrorCode>) -> DescriptorFlags {
     match root {
-        Ok(Obj::Mem(..)) => DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY,
+        Ok(Obj::Mem(..) | Obj::Fat(..)) => {
+            DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY
+        }
         _ => DescriptorFlags::READ,
     }
 }
@@ -384,20 +579,20 @@ impl Desc {
         }
     }
 
-    /// A file of a memory tree, opened for writing.
-    fn mem_file(&self) -> Result<&mem::MemRef, ErrorCode> {
+    /// A file of a writable tree, opened for writing.
+    fn mem_file(&self) -> Result<&Obj, ErrorCode> {
         match self.file(DescriptorFlags::WRITE)? {
-            Obj::Mem(_, n) => Ok(n),
             Obj::Tar(..) => Err(ErrorCode::ReadOnly),
+            o => Ok(o),
         }
     }
 
     /// This directory, when its tree is writable.
-    fn mem_dir(&self) -> Result<(&Rc<MemFs>, &mem::MemRef), ErrorCode> {
+    fn mem_dir(&self) -> Result<&Obj, ErrorCode> {
         match self.obj()? {
             Obj::Tar(..) => Err(ErrorCode::ReadOnly),
             o if o.kind() != Kind::Dir => Err(ErrorCode::NotDirectory),
-            Obj::Mem(fs, n) => Ok((fs, n)),
+            o => Ok(o),
         }
     }
 
@@ -415,14 +610,14 @@ impl Desc {
         &self,
         p: &str,
         none_err: ErrorCode,
-    ) -> Result<(mem::MemRef, String, Option<Obj>), ErrorCode> {
+    ) -> Result<(Obj, String, Option<Obj>), ErrorCode> {
         self.mem_dir()?;
         let parsed = path::parse(p)?;
         let found = path::resolve(self.obj()?, &parsed, false)?;
         let name = found.name.ok_or(none_err)?;
         match found.parent {
-            Obj::Mem(_, dir) => Ok((dir, name.to_string(), found.node)),
             Obj::Tar(..) => Err(ErrorCode::ReadOnly),
+            dir => Ok((dir, name.to_string(), found.node)),
         }
     }
 }
@@ -445,6 +640,25 @@ fn set_times(n: &mem::MemRef, atime: NewTimestamp, mtime: NewTimestamp) {
     let mut n = n.borrow_mut();
     n.atime = pick(atime, n.atime);
     n.mtime = pick(mtime, n.mtime);
+}
+
+/// Apply `set-times` to a FAT node (a directory's times cannot be set).
+fn fat_times(o: &Obj, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), ErrorCode> {
+    let Obj::Fat(fs, n) = o else {
+        return Err(ErrorCode::Invalid);
+    };
+    let t = now();
+    let pick = |new: NewTimestamp| match new {
+        NewTimestamp::NoChange => None,
+        NewTimestamp::Now => Some(t),
+        NewTimestamp::Timestamp(d) => Some(
+            d.seconds
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::from(d.nanoseconds)),
+        ),
+    };
+    let (dir, name) = n.split();
+    fs.ok(fs.tree.set_times(dir, name, pick(atime), pick(mtime)))
 }
 
 /// A stream error carrying a filesystem error code.
@@ -476,7 +690,7 @@ impl Reader {
 
 /// A file's output stream: writes at a position that advances, or always at the end.
 pub struct Writer {
-    file: mem::MemRef,
+    file: Obj,
     /// `None`: append.
     pos: Option<Cell<u64>>,
 }
@@ -485,9 +699,9 @@ impl Writer {
     pub fn write(&self, bytes: &[u8]) -> Result<(), StreamError> {
         let at = match &self.pos {
             Some(p) => p.get(),
-            None => self.file.borrow().size(),
+            None => self.file.size().map_err(stream_error)?,
         };
-        let n = mem::write(&self.file, at, bytes, now()).map_err(stream_error)?;
+        let n = self.file.write(at, bytes).map_err(stream_error)?;
         if let Some(p) = &self.pos {
             p.set(at + n);
         }
@@ -559,7 +773,7 @@ impl GuestDescriptor for Desc {
     }
 
     fn sync_data(&self) -> Result<(), ErrorCode> {
-        self.obj().map(|_| ())
+        self.obj()?.sync()
     }
 
     fn get_flags(&self) -> Result<DescriptorFlags, ErrorCode> {
@@ -571,7 +785,7 @@ impl GuestDescriptor for Desc {
     }
 
     fn set_size(&self, size: Filesize) -> Result<(), ErrorCode> {
-        mem::set_size(self.mem_file()?, size, now())
+        self.mem_file()?.set_size(size)
     }
 
     fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), ErrorCode> {
@@ -581,6 +795,7 @@ impl GuestDescriptor for Desc {
                 set_times(n, atime, mtime);
                 Ok(())
             }
+            o @ Obj::Fat(..) => fat_times(o, atime, mtime),
         }
     }
 
@@ -589,7 +804,7 @@ impl GuestDescriptor for Desc {
     }
 
     fn write(&self, buffer: Vec<u8>, offset: Filesize) -> Result<Filesize, ErrorCode> {
-        mem::write(self.mem_file()?, offset, &buffer, now())
+        self.mem_file()?.write(offset, &buffer)
     }
 
     fn read_directory(&self) -> Result<DirectoryEntryStream, ErrorCode> {
@@ -603,7 +818,7 @@ impl GuestDescriptor for Desc {
     }
 
     fn sync(&self) -> Result<(), ErrorCode> {
-        self.obj().map(|_| ())
+        self.obj()?.sync()
     }
 
     fn create_directory_at(&self, path: String) -> Result<(), ErrorCode> {
@@ -611,8 +826,11 @@ impl GuestDescriptor for Desc {
         if node.is_some() {
             return Err(ErrorCode::Exist);
         }
-        let (fs, _) = self.mem_dir()?;
-        fs.tree.mkdir(&dir, &name, now()).map(|_| ())
+        match &dir {
+            Obj::Mem(fs, d) => fs.tree.mkdir(d, &name, now()).map(|_| ()),
+            Obj::Fat(fs, d) => fs.ok(fs.tree.mkdir(&d.path, &name)),
+            Obj::Tar(..) => Err(ErrorCode::ReadOnly),
+        }
     }
 
     fn stat(&self) -> Result<DescriptorStat, ErrorCode> {
@@ -636,6 +854,7 @@ impl GuestDescriptor for Desc {
                 set_times(&n, atime, mtime);
                 Ok(())
             }
+            o @ Obj::Fat(..) => fat_times(&o, atime, mtime),
             Obj::Tar(..) => Err(ErrorCode::ReadOnly),
         }
     }
@@ -682,6 +901,11 @@ impl GuestDescriptor for Desc {
                     Obj::Mem(fs, dir) => {
                         Obj::Mem(fs.clone(), fs.tree.create_file(dir, name, now())?)
                     }
+                    Obj::Fat(fs, dir) => {
+                        fs.ok(fs.tree.create_file(&dir.path, name))?;
+                        // Found again, for the name as stored.
+                        found.parent.child(name).ok_or(ErrorCode::Io)?
+                    }
                     Obj::Tar(..) => return Err(ErrorCode::ReadOnly),
                 }
             }
@@ -693,10 +917,8 @@ impl GuestDescriptor for Desc {
             Kind::Dir => {}
             _ if has!(open, OpenFlags::DIRECTORY) => return Err(ErrorCode::NotDirectory),
             Kind::File => {
-                if has!(open, OpenFlags::TRUNCATE)
-                    && let Obj::Mem(_, n) = &obj
-                {
-                    mem::set_size(n, 0, now())?;
+                if has!(open, OpenFlags::TRUNCATE) && !matches!(obj, Obj::Tar(..)) {
+                    obj.set_size(0)?;
                 }
             }
             Kind::Symlink | Kind::Other => return Err(ErrorCode::Unsupported),
@@ -713,13 +935,17 @@ impl GuestDescriptor for Desc {
                 Some(tar::Body::Symlink(target)) => Ok(target.clone()),
                 _ => Err(ErrorCode::Invalid),
             },
-            Obj::Mem(..) => Err(ErrorCode::Invalid),
+            Obj::Mem(..) | Obj::Fat(..) => Err(ErrorCode::Invalid),
         }
     }
 
     fn remove_directory_at(&self, path: String) -> Result<(), ErrorCode> {
         let (dir, name, _) = self.entry_of(&path, ErrorCode::Invalid)?;
-        mem::rmdir(&dir, &name, now())
+        match &dir {
+            Obj::Mem(_, d) => mem::rmdir(d, &name, now()),
+            Obj::Fat(fs, d) => fs.ok(fs.tree.remove(&d.path, &name, true)),
+            Obj::Tar(..) => Err(ErrorCode::ReadOnly),
+        }
     }
 
     fn rename_at(
@@ -729,9 +955,7 @@ impl GuestDescriptor for Desc {
         new: String,
     ) -> Result<(), ErrorCode> {
         let other = new_desc.get::<Desc>();
-        let (fs, _) = self.mem_dir()?;
-        let (other_fs, _) = other.mem_dir()?;
-        if !Rc::ptr_eq(fs, other_fs) {
+        if self.mem_dir()?.tree_id() != other.mem_dir()?.tree_id() {
             return Err(ErrorCode::CrossDevice);
         }
         let (from, from_name, node) = self.entry_of(&old, ErrorCode::Invalid)?;
@@ -739,7 +963,13 @@ impl GuestDescriptor for Desc {
             return Err(ErrorCode::NoEntry);
         }
         let (to, to_name, _) = other.entry_of(&new, ErrorCode::Invalid)?;
-        mem::rename(&from, &from_name, &to, &to_name, now())
+        match (&from, &to) {
+            (Obj::Mem(_, f), Obj::Mem(_, t)) => mem::rename(f, &from_name, t, &to_name, now()),
+            (Obj::Fat(fs, f), Obj::Fat(_, t)) => {
+                fs.ok(fs.tree.rename(&f.path, &from_name, &t.path, &to_name))
+            }
+            _ => Err(ErrorCode::CrossDevice),
+        }
     }
 
     fn symlink_at(&self, _: String, _: String) -> Result<(), ErrorCode> {
@@ -749,7 +979,11 @@ impl GuestDescriptor for Desc {
 
     fn unlink_file_at(&self, path: String) -> Result<(), ErrorCode> {
         let (dir, name, _) = self.entry_of(&path, ErrorCode::IsDirectory)?;
-        mem::unlink(&dir, &name, now())
+        match &dir {
+            Obj::Mem(_, d) => mem::unlink(d, &name, now()),
+            Obj::Fat(fs, d) => fs.ok(fs.tree.remove(&d.path, &name, false)),
+            Obj::Tar(..) => Err(ErrorCode::ReadOnly),
+        }
     }
 
     fn is_same_object(&self, other: DescriptorBorrow<'_>) -> bool {

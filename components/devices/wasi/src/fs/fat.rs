@@ -1,0 +1,605 @@
+//! Writable FAT trees on a block device (`preopen = <dir>=fat:<role>`), through the
+//! vendored `fatfs` crate (components/vendor/fatfs): FAT12/16/32 with long names, as
+//! Linux's `vfat`, mtools and `mkfs.fat` read and write it.
+//!
+//! The device is read and written through a [`Disk`] (a cache of a few chunks, written
+//! through): every `write` that returns has gone to the device as `block.write`s, and
+//! only WASI's `sync`/`sync-data` call the device's `flush` (fatfs's own flushes, after
+//! every file operation, reach nothing). A device whose first sector is all zeros is
+//! formatted on first use; anything else that is not a FAT file system is left as it is.
+//!
+//! Nodes are named by their path from the root: a descriptor follows its name, so a file
+//! renamed or removed while open is not found through it any more (unlike POSIX).
+
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use fatfs::{
+    Date, DateTime, FatType, FileSystem, FormatVolumeOptions, FsOptions, IoBase, LossyOemCpConverter,
+    Read, Seek, SeekFrom, Time, TimeProvider, Write,
+};
+
+use super::block::{Disk, Sectors};
+use crate::exports::wasi::filesystem::types::ErrorCode;
+
+/// Largest FAT file: sizes are 32 bits.
+pub const FILE_MAX: u64 = u32::MAX as u64;
+
+/// What a FAT operation failed with: a WASI error, or a device or file-system failure
+/// (the message; it becomes `io`, logged naming the device).
+#[derive(Debug, PartialEq, Eq)]
+pub enum FatErr {
+    Code(ErrorCode),
+    Io(String),
+}
+
+impl From<ErrorCode> for FatErr {
+    fn from(c: ErrorCode) -> FatErr {
+        FatErr::Code(c)
+    }
+}
+
+/// A device error as fatfs carries it.
+#[derive(Debug)]
+pub struct IoErr(String);
+
+impl fatfs::IoError for IoErr {
+    fn is_interrupted(&self) -> bool {
+        false
+    }
+    fn new_unexpected_eof_error() -> Self {
+        IoErr(String::from("unexpected end of the device"))
+    }
+    fn new_write_zero_error() -> Self {
+        IoErr(String::from("the device took no bytes"))
+    }
+}
+
+impl core::fmt::Display for IoErr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+type FsError = fatfs::Error<IoErr>;
+
+fn fat_err(e: FsError) -> FatErr {
+    use fatfs::Error as E;
+    match e {
+        E::NotFound => FatErr::Code(ErrorCode::NoEntry),
+        E::AlreadyExists => FatErr::Code(ErrorCode::Exist),
+        E::DirectoryIsNotEmpty => FatErr::Code(ErrorCode::NotEmpty),
+        E::NotEnoughSpace => FatErr::Code(ErrorCode::InsufficientSpace),
+        E::InvalidFileNameLength => FatErr::Code(ErrorCode::NameTooLong),
+        E::UnsupportedFileNameCharacter | E::InvalidInput => FatErr::Code(ErrorCode::Invalid),
+        E::Io(IoErr(m)) => FatErr::Io(m),
+        E::CorruptedFileSystem => FatErr::Io(String::from("the FAT file system is corrupted")),
+        other => FatErr::Io(format!("{other}")),
+    }
+}
+
+/// The device as fatfs's storage: a position over a shared [`Disk`].
+pub struct Io<S: Sectors> {
+    disk: Rc<Disk<S>>,
+    pos: u64,
+}
+
+impl<S: Sectors> IoBase for Io<S> {
+    type Error = IoErr;
+}
+
+impl<S: Sectors> Read for Io<S> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoErr> {
+        let n = (buf.len() as u64).min(self.disk.size().saturating_sub(self.pos)) as usize;
+        self.disk.read_at(self.pos, &mut buf[..n]).map_err(IoErr)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<S: Sectors> Write for Io<S> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, IoErr> {
+        let n = (buf.len() as u64).min(self.disk.size().saturating_sub(self.pos)) as usize;
+        self.disk.write_at(self.pos, &buf[..n]).map_err(IoErr)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    /// Nothing: fatfs flushes after every file operation; the device's `flush` is for
+    /// WASI's `sync` ([`Tree::sync`]).
+    fn flush(&mut self) -> Result<(), IoErr> {
+        Ok(())
+    }
+}
+
+impl<S: Sectors> Seek for Io<S> {
+    fn seek(&mut self, pos: SeekFrom) -> Result<u64, IoErr> {
+        let to = match pos {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.disk.size().checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = to.ok_or_else(|| IoErr(String::from("seek out of range")))?;
+        Ok(self.pos)
+    }
+}
+
+/// Wall-clock time for new and modified entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(pub fn() -> u64);
+
+/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's `civil_from_days`).
+fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// (year, month, day) to days since 1970-01-01 (`days_from_civil`).
+fn days(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+/// Nanoseconds since the epoch as a FAT time (1980 to 2107, clamped).
+pub fn to_fat(ns: u64) -> DateTime {
+    let secs = (ns / 1_000_000_000) as i64;
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    let (y, m, d) = match y {
+        ..1980 => (1980, 1, 1),
+        2108.. => (2107, 12, 31),
+        _ => (y, m, d),
+    };
+    DateTime::new(
+        Date::new(y as u16, m as u16, d as u16),
+        Time::new((s / 3600) as u16, (s / 60 % 60) as u16, (s % 60) as u16, 0),
+    )
+}
+
+/// A FAT time as nanoseconds since the epoch (nonsense fields from a damaged entry give
+/// some time, never a panic).
+pub fn from_fat(t: DateTime) -> u64 {
+    let dy = days(
+        i64::from(t.date.year),
+        i64::from(t.date.month.clamp(1, 12)),
+        i64::from(t.date.day.clamp(1, 31)),
+    );
+    let s = dy * 86_400
+        + i64::from(t.time.hour.min(23)) * 3600
+        + i64::from(t.time.min.min(59)) * 60
+        + i64::from(t.time.sec.min(59));
+    (s.max(0) as u64) * 1_000_000_000 + u64::from(t.time.millis.min(999)) * 1_000_000
+}
+
+impl TimeProvider for Clock {
+    fn get_current_date(&self) -> Date {
+        to_fat((self.0)()).date
+    }
+    fn get_current_date_time(&self) -> DateTime {
+        to_fat((self.0)())
+    }
+}
+
+/// An entry of a directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Its name as stored (the long name when it has one).
+    pub name: String,
+    pub dir: bool,
+    pub size: u64,
+    pub mtime: u64,
+    pub atime: u64,
+}
+
+type Fs<S> = FileSystem<Io<S>, Clock, LossyOemCpConverter>;
+
+/// A FAT file system on a device.
+pub struct Tree<S: Sectors> {
+    disk: Rc<Disk<S>>,
+    fs: Fs<S>,
+}
+
+/// How [`Tree::open`] found the device.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A FAT file system already there.
+    Existing(FatType),
+    /// Blank (its first sector all zeros): formatted now.
+    Formatted(FatType),
+}
+
+fn fat_name(t: FatType) -> &'static str {
+    match t {
+        FatType::Fat12 => "FAT12",
+        FatType::Fat16 => "FAT16",
+        FatType::Fat32 => "FAT32",
+    }
+}
+
+impl Found {
+    pub fn describe(&self) -> String {
+        match self {
+            Found::Existing(t) => format!("{} file system", fat_name(*t)),
+            Found::Formatted(t) => format!("blank, formatted as {}", fat_name(*t)),
+        }
+    }
+}
+
+/// `dir/name`, or `name` at the root.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+impl<S: Sectors> Tree<S> {
+    /// Mount the FAT file system on `dev`, formatting it first when blank. The error is a
+    /// message for the log.
+    pub fn open(dev: S, sector: u32, count: u64, now: fn() -> u64) -> Result<(Tree<S>, Found), String> {
+        let disk = Rc::new(Disk::new(dev, sector, count)?);
+        let ss = disk.sector_size();
+        if ss > 4096 {
+            return Err(format!("sector size {ss} is more than FAT's 4096"));
+        }
+        let total = u32::try_from(count).map_err(|_| format!("{count} sectors are more than FAT's 2^32"))?;
+        let mut first = vec![0u8; ss as usize];
+        if count == 0 {
+            return Err(String::from("the device is empty"));
+        }
+        disk.read_at(0, &mut first)?;
+        let blank = first.iter().all(|b| *b == 0);
+        if blank {
+            let mut io = Io { disk: disk.clone(), pos: 0 };
+            let opts = FormatVolumeOptions::new()
+                .bytes_per_sector(ss as u16)
+                .total_sectors(total)
+                .volume_label(*b"WEFT       ");
+            fatfs::format_volume(&mut io, opts).map_err(|e| format!("formatting it failed: {e}"))?;
+        }
+        let io = Io { disk: disk.clone(), pos: 0 };
+        let options = FsOptions::new()
+            .time_provider(Clock(now))
+            .oem_cp_converter(LossyOemCpConverter::new());
+        let fs = FileSystem::new(io, options).map_err(|e| format!("not a usable FAT file system: {e}"))?;
+        let t = fs.fat_type();
+        let found = if blank { Found::Formatted(t) } else { Found::Existing(t) };
+        Ok((Tree { disk, fs }, found))
+    }
+
+    /// The device's `flush` (WASI `sync`).
+    pub fn sync(&self) -> Result<(), FatErr> {
+        self.disk.flush().map_err(FatErr::Io)
+    }
+
+    fn dir(&self, path: &str) -> Result<fatfs::Dir<'_, Io<S>, Clock, LossyOemCpConverter>, FatErr> {
+        let root = self.fs.root_dir();
+        if path.is_empty() {
+            Ok(root)
+        } else {
+            root.open_dir(path).map_err(fat_err)
+        }
+    }
+
+    /// The entries of directory `path` (without `.` and `..`).
+    pub fn list(&self, path: &str) -> Result<Vec<Entry>, FatErr> {
+        let mut out = Vec::new();
+        for e in self.dir(path)?.iter() {
+            let e = e.map_err(fat_err)?;
+            let name = e.file_name();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let a = e.accessed();
+            out.push(Entry {
+                name,
+                dir: e.is_dir(),
+                size: e.len(),
+                mtime: from_fat(e.modified()),
+                atime: from_fat(DateTime::new(a, Time::new(0, 0, 0, 0))),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Entry `name` of directory `dir` (names compare as FAT does: without case).
+    pub fn lookup(&self, dir: &str, name: &str) -> Result<Option<Entry>, FatErr> {
+        Ok(self
+            .list(dir)?
+            .into_iter()
+            .find(|e| e.name.eq_ignore_ascii_case(name) || e.name == name))
+    }
+
+    fn file(&self, path: &str) -> Result<fatfs::File<'_, Io<S>, Clock, LossyOemCpConverter>, FatErr> {
+        self.fs.root_dir().open_file(path).map_err(fat_err)
+    }
+
+    /// Up to `len` bytes of file `path` from `offset`, and whether that reaches its end.
+    pub fn read(&self, path: &str, offset: u64, len: u64) -> Result<(Vec<u8>, bool), FatErr> {
+        let mut f = self.file(path)?;
+        let size = f.seek(SeekFrom::End(0)).map_err(fat_err)?;
+        if offset >= size {
+            return Ok((Vec::new(), true));
+        }
+        f.seek(SeekFrom::Start(offset)).map_err(fat_err)?;
+        let n = len.min(size - offset) as usize;
+        let mut buf = vec![0u8; n];
+        f.read_exact(&mut buf).map_err(fat_err)?;
+        Ok((buf, offset + n as u64 >= size))
+    }
+
+    /// Write `bytes` at `offset` of file `path` (zero-filling a gap).
+    pub fn write(&self, path: &str, offset: u64, bytes: &[u8]) -> Result<u64, FatErr> {
+        let end = offset
+            .checked_add(bytes.len() as u64)
+            .filter(|e| *e <= FILE_MAX)
+            .ok_or(ErrorCode::FileTooLarge)?;
+        let _ = end;
+        let mut f = self.file(path)?;
+        let size = f.seek(SeekFrom::End(0)).map_err(fat_err)?;
+        if offset > size {
+            zeros(&mut f, offset - size)?;
+        } else {
+            f.seek(SeekFrom::Start(offset)).map_err(fat_err)?;
+        }
+        f.write_all(bytes).map_err(fat_err)?;
+        f.flush().map_err(fat_err)?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// Truncate or extend file `path` to `size` bytes.
+    pub fn set_size(&self, path: &str, size: u64) -> Result<(), FatErr> {
+        if size > FILE_MAX {
+            return Err(ErrorCode::FileTooLarge.into());
+        }
+        let mut f = self.file(path)?;
+        let now = f.seek(SeekFrom::End(0)).map_err(fat_err)?;
+        if size < now {
+            f.seek(SeekFrom::Start(size)).map_err(fat_err)?;
+            f.truncate().map_err(fat_err)?;
+        } else if size > now {
+            zeros(&mut f, size - now)?;
+        }
+        f.flush().map_err(fat_err)
+    }
+
+    /// A new empty file `name` in directory `dir`.
+    pub fn create_file(&self, dir: &str, name: &str) -> Result<(), FatErr> {
+        if self.lookup(dir, name)?.is_some() {
+            return Err(ErrorCode::Exist.into());
+        }
+        let mut f = self.dir(dir)?.create_file(name).map_err(fat_err)?;
+        f.flush().map_err(fat_err)
+    }
+
+    /// A new empty directory `name` in `dir`.
+    pub fn mkdir(&self, dir: &str, name: &str) -> Result<(), FatErr> {
+        if self.lookup(dir, name)?.is_some() {
+            return Err(ErrorCode::Exist.into());
+        }
+        self.dir(dir)?.create_dir(name).map(|_| ()).map_err(fat_err)
+    }
+
+    /// Remove file (`want_dir` false) or empty directory `name` of `dir`.
+    pub fn remove(&self, dir: &str, name: &str, want_dir: bool) -> Result<(), FatErr> {
+        let e = self.lookup(dir, name)?.ok_or(ErrorCode::NoEntry)?;
+        match (e.dir, want_dir) {
+            (true, false) => Err(ErrorCode::IsDirectory.into()),
+            (false, true) => Err(ErrorCode::NotDirectory.into()),
+            _ => self.dir(dir)?.remove(&e.name).map_err(fat_err),
+        }
+    }
+
+    /// Move `from_dir/from_name` to `to_dir/to_name`, replacing a file with a file or an
+    /// empty directory with a directory (POSIX `rename`; the replacement is removed
+    /// first, so a crash between the two steps can lose the old name's file).
+    pub fn rename(&self, from_dir: &str, from_name: &str, to_dir: &str, to_name: &str) -> Result<(), FatErr> {
+        let src = self.lookup(from_dir, from_name)?.ok_or(ErrorCode::NoEntry)?;
+        let from_path = join(from_dir, &src.name);
+        if src.dir && (to_dir == from_path || to_dir.starts_with(&format!("{from_path}/"))) {
+            return Err(ErrorCode::Invalid.into());
+        }
+        if let Some(dst) = self.lookup(to_dir, to_name)? {
+            if from_dir == to_dir && dst.name == src.name {
+                if src.name == to_name {
+                    return Ok(());
+                }
+                // A change of case only: through a temporary name.
+                let tmp = format!("{}.weft-rename", src.name);
+                let d = self.dir(from_dir)?;
+                d.rename(&src.name, &d, &tmp).map_err(fat_err)?;
+                return d.rename(&tmp, &d, to_name).map_err(fat_err);
+            }
+            match (dst.dir, src.dir) {
+                (true, false) => return Err(ErrorCode::IsDirectory.into()),
+                (false, true) => return Err(ErrorCode::NotDirectory.into()),
+                _ => self.dir(to_dir)?.remove(&dst.name).map_err(fat_err)?,
+            }
+        }
+        let to = self.dir(to_dir)?;
+        self.dir(from_dir)?.rename(&src.name, &to, to_name).map_err(fat_err)
+    }
+
+    /// Set the modification time of `path` (FAT keeps 2-second steps) and its access date.
+    pub fn set_times(&self, dir: &str, name: &str, atime: Option<u64>, mtime: Option<u64>) -> Result<(), FatErr> {
+        let e = self.lookup(dir, name)?.ok_or(ErrorCode::NoEntry)?;
+        if e.dir {
+            // fatfs edits only files' entries.
+            return Err(ErrorCode::Unsupported.into());
+        }
+        let mut f = self.file(&join(dir, &e.name))?;
+        if let Some(m) = mtime {
+            f.set_modified(to_fat(m));
+        }
+        if let Some(a) = atime {
+            f.set_accessed(to_fat(a).date);
+        }
+        f.flush().map_err(fat_err)
+    }
+}
+
+/// Write `n` zero bytes at `f`'s position.
+fn zeros<IO: fatfs::ReadWriteSeek<Error = IoErr>>(
+    f: &mut fatfs::File<'_, IO, Clock, LossyOemCpConverter>,
+    mut n: u64,
+) -> Result<(), FatErr> {
+    let z = [0u8; 4096];
+    while n > 0 {
+        let k = n.min(z.len() as u64) as usize;
+        f.write_all(&z[..k]).map_err(fat_err)?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::cell::{Cell, RefCell};
+
+    /// A device in memory, counting writes and flushes.
+    struct Mem {
+        data: RefCell<Vec<u8>>,
+        writes: Cell<u32>,
+        flushes: Cell<u32>,
+    }
+
+    impl Mem {
+        fn new(bytes: usize) -> Rc<Mem> {
+            Rc::new(Mem {
+                data: RefCell::new(vec![0; bytes]),
+                writes: Cell::new(0),
+                flushes: Cell::new(0),
+            })
+        }
+    }
+
+    impl Sectors for Rc<Mem> {
+        fn read(&self, start: u64, count: u32) -> Result<Vec<u8>, String> {
+            let (a, b) = (start as usize * 512, (start as usize + count as usize) * 512);
+            Ok(self.data.borrow()[a..b].to_vec())
+        }
+        fn write(&self, start: u64, data: &[u8]) -> Result<(), String> {
+            assert_eq!(data.len() % 512, 0, "whole sectors");
+            self.writes.set(self.writes.get() + 1);
+            let a = start as usize * 512;
+            self.data.borrow_mut()[a..a + data.len()].copy_from_slice(data);
+            Ok(())
+        }
+        fn flush(&self) -> Result<(), String> {
+            self.flushes.set(self.flushes.get() + 1);
+            Ok(())
+        }
+    }
+
+    fn clock() -> u64 {
+        1_700_000_000_000_000_000
+    }
+
+    fn open(m: &Rc<Mem>) -> (Tree<Rc<Mem>>, Found) {
+        let n = m.data.borrow().len() as u64 / 512;
+        Tree::open(m.clone(), 512, n, clock).unwrap()
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        let t = to_fat(clock());
+        assert_eq!((t.date.year, t.date.month, t.date.day), (2023, 11, 14));
+        assert_eq!((t.time.hour, t.time.min, t.time.sec), (22, 13, 20));
+        assert_eq!(from_fat(t), clock());
+        assert_eq!(to_fat(0).date.year, 1980);
+        assert_eq!(days(1970, 1, 1), 0);
+        assert_eq!(civil(days(2000, 2, 29)), (2000, 2, 29));
+    }
+
+    #[test]
+    fn a_blank_device_is_formatted_and_files_survive_a_remount() {
+        let m = Mem::new(4 << 20);
+        let (t, found) = open(&m);
+        assert_eq!(found, Found::Formatted(FatType::Fat12));
+        t.mkdir("", "sub").unwrap();
+        t.create_file("sub", "A Long File Name.txt").unwrap();
+        assert_eq!(t.create_file("sub", "a long file name.TXT"), Err(ErrorCode::Exist.into()));
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        t.write("sub/A Long File Name.txt", 0, &big).unwrap();
+        t.write("sub/A Long File Name.txt", 100_010, b"tail").unwrap();
+        assert_eq!(m.flushes.get(), 0, "only sync flushes");
+        t.sync().unwrap();
+        assert_eq!(m.flushes.get(), 1);
+        drop(t);
+        let (t, found) = open(&m);
+        assert_eq!(found, Found::Existing(FatType::Fat12));
+        let e = t.lookup("sub", "a long file name.txt").unwrap().unwrap();
+        assert_eq!((e.name.as_str(), e.size, e.dir), ("A Long File Name.txt", 100_014, false));
+        let (data, eof) = t.read("sub/A Long File Name.txt", 0, 200_000).unwrap();
+        assert!(eof);
+        assert_eq!(&data[..100_000], &big[..]);
+        assert_eq!(&data[100_000..], b"\0\0\0\0\0\0\0\0\0\0tail");
+        assert_eq!(t.read("sub/A Long File Name.txt", 5, 3).unwrap(), (big[5..8].to_vec(), false));
+        t.set_size("sub/A Long File Name.txt", 3).unwrap();
+        assert_eq!(t.read("sub/A Long File Name.txt", 0, 10).unwrap(), (big[..3].to_vec(), true));
+    }
+
+    #[test]
+    fn remove_and_rename() {
+        let m = Mem::new(2 << 20);
+        let (t, _) = open(&m);
+        t.mkdir("", "d").unwrap();
+        t.create_file("d", "x").unwrap();
+        t.create_file("", "f").unwrap();
+        t.create_file("", "g").unwrap();
+        t.write("f", 0, b"ffff").unwrap();
+        assert_eq!(t.remove("", "d", true), Err(ErrorCode::NotEmpty.into()));
+        assert_eq!(t.remove("", "d", false), Err(ErrorCode::IsDirectory.into()));
+        assert_eq!(t.remove("d", "x", true), Err(ErrorCode::NotDirectory.into()));
+        // File over file replaces it.
+        t.rename("", "f", "", "g").unwrap();
+        let names: Vec<String> = t.list("").unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["d", "g"]);
+        assert_eq!(t.read("g", 0, 10).unwrap().0, b"ffff");
+        assert_eq!(t.rename("", "d", "d", "e"), Err(ErrorCode::Invalid.into()));
+        assert_eq!(t.rename("", "g", "", "d"), Err(ErrorCode::IsDirectory.into()));
+        t.rename("", "g", "d", "G2").unwrap();
+        t.rename("d", "g2", "d", "g2").unwrap();
+        assert_eq!(t.lookup("d", "G2").unwrap().unwrap().name, "g2");
+        t.remove("d", "x", false).unwrap();
+        t.remove("d", "g2", false).unwrap();
+        t.remove("", "d", true).unwrap();
+        assert!(t.list("").unwrap().is_empty());
+        assert_eq!(t.read("nope", 0, 1), Err(ErrorCode::NoEntry.into()));
+    }
+
+    #[test]
+    fn garbage_is_not_formatted_and_not_written() {
+        let m = Mem::new(1 << 20);
+        m.data.borrow_mut()[0] = 0xeb;
+        m.data.borrow_mut()[700] = 1;
+        let err = Tree::open(m.clone(), 512, 2048, clock).err().unwrap();
+        assert!(err.contains("not a usable FAT file system"), "{err}");
+        assert_eq!(m.writes.get(), 0);
+    }
+
+    #[test]
+    fn a_full_disk_is_insufficient_space() {
+        let m = Mem::new(1 << 20);
+        let (t, _) = open(&m);
+        t.create_file("", "f").unwrap();
+        let big = vec![1u8; 2 << 20];
+        assert_eq!(t.write("f", 0, &big), Err(ErrorCode::InsufficientSpace.into()));
+    }
+}
