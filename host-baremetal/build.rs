@@ -13,7 +13,12 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=-znoexecstack");
         println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
         // QEMU reads the whole ELF; DWARF would make it 15x larger and the
-        // kernel never reads it (symbols stay for a debugger).
-        println!("cargo:rustc-link-arg-bins=--strip-debug");
+        // kernel never reads it (symbols stay for a debugger: gdb breaks in
+        // kernel functions by name). WEFT_KERNEL_DWARF=1 keeps the line
+        // tables, for gdb to show the kernel's source (docs/debugging.md).
+        println!("cargo:rerun-if-env-changed=WEFT_KERNEL_DWARF");
+        if std::env::var_os("WEFT_KERNEL_DWARF").is_none_or(|v| v != "1") {
+            println!("cargo:rustc-link-arg-bins=--strip-debug");
+        }
     }
 }

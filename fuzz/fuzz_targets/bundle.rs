@@ -67,6 +67,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         sim: Default::default(),
         replay: None,
         stats: false,
+        gdb: None,
     };
     if let Ok(cmd) = weft::boot::qemu_command(Path::new("kernel"), Path::new("bundle"), &b, &opts) {
         for arg in cmd.get_args() {

@@ -334,8 +334,11 @@ fn cmdline(info: &StartInfo) -> &'static str {
 fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
     let bundle = Bundle::decode(bytes, Some(TARGET)).map_err(|e| invalid(alloc::format!("error: {e}")))?;
     phase("decoded");
-    // A simulation's code is the deterministic build (fuel, canonical NaNs).
-    let mut config = engine::config_with(TARGET, engine::Codegen::sim(bundle.sim.is_some()));
+    // A simulation's code is the deterministic build (fuel, canonical NaNs);
+    // a debug bundle's carries native DWARF, which wasmtime registers with
+    // the GDB JIT interface as each component loads (`debug-builtins`).
+    let codegen = engine::Codegen { debug: bundle.debug, ..engine::Codegen::sim(bundle.sim.is_some()) };
+    let mut config = engine::config_with(TARGET, codegen);
     // SAFETY: `has_feature` answers from cpuid.
     unsafe {
         config.detect_host_feature(arch::has_feature);
@@ -356,6 +359,13 @@ fn run(bytes: &'static [u8], tsc: &'static Tsc, heap: u64) -> Result<u8, Exit> {
                 blob.name
             ))
         })?;
+        if bundle.debug {
+            let text = c.text().as_ptr_range();
+            serial::message(format_args!(
+                "weft kernel: {} code at {:#x}..{:#x}, registered with the GDB JIT interface",
+                blob.name, text.start as usize, text.end as usize
+            ));
+        }
         components.push(c);
         phase("component");
     }

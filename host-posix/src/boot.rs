@@ -58,6 +58,9 @@ pub struct BootOptions {
     pub replay: Option<PathBuf>,
     /// `--stats`: the kernel counts every device call and prints the table.
     pub stats: bool,
+    /// `--gdb[=PORT]`: QEMU's gdb stub on this port, the vCPU held until a
+    /// debugger continues it; components compiled for the debugger.
+    pub gdb: Option<u16>,
 }
 
 fn invalid(message: impl Into<String>) -> anyhow::Error {
@@ -65,9 +68,10 @@ fn invalid(message: impl Into<String>) -> anyhow::Error {
 }
 
 /// The engine `weft build` precompiles with: the kernel's config, with a
-/// compiler.
-pub fn baremetal_engine(target: Target, sim: bool) -> Result<Engine> {
-    Engine::new(&engine::config_with(target, engine::Codegen::sim(sim))).map_err(anyhow::Error::from)
+/// compiler; `debug` for a debugger (`weft boot --gdb`).
+pub fn baremetal_engine(target: Target, sim: bool, debug: bool) -> Result<Engine> {
+    let codegen = engine::Codegen { debug, ..engine::Codegen::sim(sim) };
+    Engine::new(&engine::config_with(target, codegen)).map_err(anyhow::Error::from)
 }
 
 /// Precompiles `bytes` for the kernel, through the AOT cache (keyed by the
@@ -104,20 +108,26 @@ pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
 pub fn build_with(manifest: &Path, target: Target, over: SimOverride) -> Result<Vec<u8>> {
     let manifest = run::manifest_path(manifest);
     let (plan, dir, _) = run::plan_with(&manifest, over)?;
-    bundle_from_plan(&plan, dir, target, None)
+    bundle_from_plan(&plan, dir, target, None, false)
 }
 
 /// The bundle that replays the trace at `path` inside the kernel: the
 /// recorded manifest's components (checked against the recorded hashes),
 /// and the trace; no device is attached.
-pub fn build_replay(path: &Path, target: Target) -> Result<Vec<u8>> {
+pub fn build_replay(path: &Path, target: Target, debug: bool) -> Result<Vec<u8>> {
     let trace = crate::trace::load(path)?;
     let (plan, dir, _) = crate::trace::plan_for(&trace, path, false)?;
     let bytes = std::fs::read(path)?;
-    bundle_from_plan(&plan, dir, target, Some(&bytes))
+    bundle_from_plan(&plan, dir, target, Some(&bytes), debug)
 }
 
-fn bundle_from_plan(plan: &weft_runtime::plan::Plan, dir: cap_std::fs::Dir, target: Target, replay: Option<&[u8]>) -> Result<Vec<u8>> {
+fn bundle_from_plan(
+    plan: &weft_runtime::plan::Plan,
+    dir: cap_std::fs::Dir,
+    target: Target,
+    replay: Option<&[u8]>,
+    debug: bool,
+) -> Result<Vec<u8>> {
     let loader = DirLoader { dir };
     let m = &plan.manifest;
     // A replay attaches no device: the kernel answers from the trace.
@@ -129,7 +139,7 @@ fn bundle_from_plan(plan: &weft_runtime::plan::Plan, dir: cap_std::fs::Dir, targ
             "error: [stack] backend = \"host\" (the host's own TCP/IP) has no QEMU mapping on the bare-metal target; use component = \"tcpip\" on a net device (tap or udp)",
         ));
     }
-    let engine = baremetal_engine(target, m.sim.is_some())?;
+    let engine = baremetal_engine(target, m.sim.is_some(), debug)?;
     let cache = Cache::from_env();
     let mut compiled = Vec::new();
     for (i, c) in std::iter::once(&plan.app).chain(plan.filters_in_link_order()).enumerate() {
@@ -215,6 +225,7 @@ fn bundle_from_plan(plan: &weft_runtime::plan::Plan, dir: cap_std::fs::Dir, targ
     let path = std::fs::canonicalize(&m.path).unwrap_or_else(|_| m.path.clone());
     let bundle = Bundle {
         target,
+        debug,
         manifest: path.display().to_string(),
         wiring: plan.wiring.clone(),
         args: m.app.args.clone(),
@@ -351,11 +362,12 @@ fn ensure_kernel(target: Target) -> Result<PathBuf> {
 /// A bundle file to boot: read from `input` when it is one, else built from
 /// the manifest `input` names into a temp file.
 pub fn bundle_for(input: &Path, target: Target) -> Result<(Vec<u8>, PathBuf, Option<TempFile>)> {
-    bundle_for_sim(input, target, SimOverride::default())
+    bundle_for_sim(input, target, SimOverride::default(), false)
 }
 
-/// [`bundle_for`], with the command line's `--sim`/`--seed` for a manifest.
-pub fn bundle_for_sim(input: &Path, target: Target, over: SimOverride) -> Result<(Vec<u8>, PathBuf, Option<TempFile>)> {
+/// [`bundle_for`], with the command line's `--sim`/`--seed` for a manifest,
+/// compiled for a debugger when `debug`.
+pub fn bundle_for_sim(input: &Path, target: Target, over: SimOverride, debug: bool) -> Result<(Vec<u8>, PathBuf, Option<TempFile>)> {
     if input.is_file() {
         let mut head = [0u8; 8];
         let is_bundle = std::fs::File::open(input).and_then(|mut f| f.read_exact(&mut head)).is_ok()
@@ -367,7 +379,7 @@ pub fn bundle_for_sim(input: &Path, target: Target, over: SimOverride) -> Result
     }
     let (plan, dir, _) = run::plan_with(&run::manifest_path(input), over)?;
     run::check_vm_memory(&plan)?;
-    let bytes = bundle_from_plan(&plan, dir, target, None)?;
+    let bytes = bundle_from_plan(&plan, dir, target, None, debug)?;
     let tmp = TempFile::new("bundle", &bytes)?;
     Ok((bytes, tmp.0.clone(), Some(tmp)))
 }
@@ -486,6 +498,10 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
     c.args(["-smp", "1", "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", "-serial", "stdio"]);
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     c.args(["-accel", if opts.kvm { "kvm" } else { "tcg" }]);
+    if let Some(port) = opts.gdb {
+        // The stub on loopback only; `-S` holds the vCPU until gdb continues.
+        c.arg("-gdb").arg(format!("tcp:127.0.0.1:{port}")).arg("-S");
+    }
     c.arg("-kernel").arg(kernel).arg("-initrd").arg(bundle_file);
     // The kernel command line: `weft.timing` prints boot phases; anything in
     // `$WEFT_BOOT_APPEND` is passed on (debug hooks such as `weft.panic`).
@@ -765,6 +781,63 @@ where
     Ok((outcome, status.code(), qemu_err))
 }
 
+/// `weft boot --gdb`: tells the user how to attach once QEMU's gdb stub
+/// listens (before that, gdb's `target remote` would be refused). Stops
+/// looking when dropped.
+struct GdbHint(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl GdbHint {
+    fn start(port: u16, kernel: &Path) -> GdbHint {
+        use std::sync::atomic::Ordering;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = done.clone();
+        let command = gdb_command(port, kernel);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if listening(port) {
+                    eprintln!(
+                        "weft: QEMU waits for gdb on 127.0.0.1:{port}; the kernel starts when gdb continues. Attach with\n  {command}"
+                    );
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        GdbHint(done)
+    }
+}
+
+impl Drop for GdbHint {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The gdb command line that attaches to `weft boot --gdb=PORT` with the
+/// kernel's symbols; components' code arrives through the GDB JIT interface.
+pub fn gdb_command(port: u16, kernel: &Path) -> String {
+    format!(
+        "gdb {} -ex 'target remote :{port}' -ex 'set breakpoint pending on' -ex 'break FUNCTION' -ex continue",
+        kernel.display()
+    )
+}
+
+/// Whether a socket listens on TCP `port` (any address), from
+/// /proc/net/tcp{,6}: asking by connecting would take the gdb stub's one
+/// connection.
+fn listening(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                let mut cols = l.split_whitespace();
+                let local = cols.nth(1).unwrap_or("");
+                let state = cols.nth(1).unwrap_or("");
+                state == "0A" && local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+            })
+        })
+    })
+}
+
 /// `weft boot`: returns the exit code.
 pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
     let input = if input.is_dir() { run::manifest_path(input) } else { input.to_path_buf() };
@@ -772,13 +845,19 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
         return Err(invalid(format!("error: {} does not exist", input.display())));
     }
     let target = if opts.pulley { Target::BareMetalPulley } else { Target::BareMetal };
+    let debug = opts.gdb.is_some();
+    if debug && opts.pulley {
+        return Err(invalid(
+            "error: --gdb debugs native code, and Pulley bytecode is interpreted (gdb would see the interpreter, not the component): drop --pulley",
+        ));
+    }
     let (bytes, file, _tmp) = match &opts.replay {
         Some(trace) => {
-            let bytes = build_replay(trace, target)?;
+            let bytes = build_replay(trace, target, debug)?;
             let tmp = TempFile::new("bundle", &bytes)?;
             (bytes, tmp.0.clone(), Some(tmp))
         }
-        None => bundle_for_sim(&input, target, opts.sim)?,
+        None => bundle_for_sim(&input, target, opts.sim, debug)?,
     };
     // A Pulley bundle boots the Pulley kernel; anything else must be native.
     let target = match Bundle::decode(&bytes, None) {
@@ -789,6 +868,8 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
     let kernel = ensure_kernel(target)?;
     let cmd = qemu_command(&kernel, &file, &bundle, opts)?;
     let timeout = opts.qemu_timeout.unwrap_or_else(|| match bundle.timeout {
+        // A debug session lasts as long as the person at gdb wants.
+        _ if debug => Duration::MAX,
         Some(t) => Duration::from_nanos(t) + Duration::from_secs(30),
         None => Duration::from_secs(600),
     });
@@ -812,6 +893,17 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
         }
     }
     let symbols = bundle.components.iter().map(|c| crate::symbolize::Symbols::decode(c.symbols)).collect();
+    let _hint = opts.gdb.map(|port| {
+        if bundle.target == Target::BareMetalPulley {
+            eprintln!("weft: {} holds Pulley bytecode: gdb can break in the kernel only", input.display());
+        } else if !bundle.debug {
+            eprintln!(
+                "weft: {} was built without debug info: gdb can break in the kernel, not in components; boot its manifest with --gdb",
+                input.display()
+            );
+        }
+        GdbHint::start(port, &kernel)
+    });
     tracing::debug!(?cmd, "starting QEMU");
     let (outcome, status, qemu_err) = run_qemu_logged(cmd, timeout, std::io::stdout(), std::io::stderr(), log, captures, symbols)?;
     tracing::debug!(first_output = ?outcome.first_output, "QEMU finished");

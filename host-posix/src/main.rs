@@ -145,6 +145,10 @@ enum Command {
         /// errors, faults injected, time (p50, p99), as counted in the kernel.
         #[arg(long)]
         stats: bool,
+        /// Start QEMU's gdb stub on PORT (default 1234) and wait for gdb;
+        /// components are compiled for the debugger (docs/debugging.md).
+        #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "1234", require_equals = true)]
+        gdb: Option<u16>,
     },
 }
 
@@ -213,7 +217,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             std::fs::write(&output, &bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", output.display()))?;
             return Ok(0);
         }
-        Command::Boot { input, sim, replay, machine, kvm, qemu_timeout, pulley, stats } => {
+        Command::Boot { input, sim, replay, machine, kvm, qemu_timeout, pulley, stats, gdb } => {
             let input = input.or_else(|| replay.clone()).expect("clap requires one");
             let opts = boot::BootOptions {
                 machine,
@@ -223,6 +227,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 sim: sim.over(),
                 replay,
                 stats,
+                gdb,
             };
             return boot::boot(&input, &opts);
         }

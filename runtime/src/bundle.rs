@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! "WEFTBNDL" | format u32 | payload length u64 | checksum u64 | payload
-//! payload: target, engine config version, manifest path, app, args, limits,
+//! payload: target, engine config version, debug, manifest path, app, args, limits,
 //!          block devices (role, backend, filters),
 //!          net devices (role, link, mac, filters, capture paths), clock filters,
 //!          random, log, stack (filter, net device index)?, wasi, parts,
@@ -31,8 +31,8 @@ use crate::link::{Device, Filter, Stack, Wiring};
 
 pub const MAGIC: [u8; 8] = *b"WEFTBNDL";
 /// Version of the layout above (3: net devices and the stack; 6: simulation
-/// and replay; 7: each component's symbols).
-pub const FORMAT: u32 = 7;
+/// and replay; 7: each component's symbols; 8: the debug flag).
+pub const FORMAT: u32 = 8;
 const HEADER: usize = 8 + 4 + 8 + 8;
 
 /// The leaf behind one block device.
@@ -116,6 +116,11 @@ pub struct Blob<'a> {
 #[derive(Clone, Debug)]
 pub struct Bundle<'a> {
     pub target: Target,
+    /// Compiled for a debugger (`weft boot --gdb`): native DWARF, no
+    /// optimisation (`engine::Codegen::debug`). The kernel's engine must
+    /// say the same to load the code, and registers it with the GDB JIT
+    /// interface.
+    pub debug: bool,
     /// The manifest it was built from (absolute), for messages and for
     /// resolving `file` disk images.
     pub manifest: String,
@@ -236,6 +241,7 @@ impl<'a> Bundle<'a> {
         if config != CONFIG_VERSION {
             return Err(BundleError::EngineConfig { found: config });
         }
+        let debug = r.bool()?;
         let manifest = r.string()?;
         let app = r.string()?;
         let args = r.list(|r| r.string())?;
@@ -305,6 +311,7 @@ impl<'a> Bundle<'a> {
         let (net_devices, net_backends) = nets.into_iter().unzip();
         Ok(Bundle {
             target,
+            debug,
             manifest,
             wiring: Wiring { app, blocks, nets: net_devices, clock_filters, stack, wasi, parts },
             args,
@@ -325,6 +332,7 @@ impl<'a> Bundle<'a> {
         let mut w = Writer { out: Vec::new() };
         w.str(self.target.name());
         w.u32(CONFIG_VERSION);
+        w.u8(self.debug as u8);
         w.str(&self.manifest);
         w.str(&self.wiring.app);
         w.u32(self.args.len() as u32);
@@ -574,6 +582,7 @@ mod tests {
         let tcpip = Filter { name: "tcpip".into(), config: vec![("ip".into(), "\"10.0.0.2/24\"".into())], origin: "weft.toml:17".into() };
         Bundle {
             target: Target::BareMetal,
+            debug: true,
             manifest: "/x/weft.toml".into(),
             wiring: Wiring {
                 app: "kvstore".into(),
@@ -630,6 +639,7 @@ mod tests {
         assert_eq!(b.log, LogBackend::Git { path: "events.git".into() });
         assert_eq!(b.sim, sample(&code).sim);
         assert_eq!(b.replay, Some(&b"WEFTTRCE"[..]));
+        assert!(b.debug);
     }
 
     #[test]
