@@ -5,6 +5,7 @@ pub mod backends;
 pub mod cluster;
 pub mod gitlog;
 pub mod graph;
+pub mod image;
 pub mod net;
 pub mod new;
 mod offload;

@@ -104,6 +104,9 @@ enum Command {
     /// Create a project in ./NAME: an app or a filter, its WIT, a weft.toml
     /// that runs it and a build.sh (docs/new-component.md).
     New(weft::new::Args),
+    /// Disk images from host folders: `weft image create --from DIR -o IMAGE
+    /// [--size S] [--format fat|tar]`, `weft image ls|cat IMAGE PATH`.
+    Image(weft::image::Args),
     /// Build a bundle: the plan plus every component precompiled for a target.
     Build {
         manifest: PathBuf,
@@ -263,6 +266,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             return Ok(0);
         }
         Command::New(args) => return weft::new::run(&args, std::path::Path::new(".")),
+        Command::Image(args) => return weft::image::run(&args),
         Command::Replay { file, allow_changed } => return trace::replay(&file, allow_changed),
         Command::Trace { command: TraceCommand::Show { file } } => {
             trace::show(&file, &mut std::io::stdout().lock())?;
