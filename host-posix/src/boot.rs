@@ -445,6 +445,17 @@ fn qemu_escape(p: &Path) -> String {
 /// any machine this runs on; this keeps the arithmetic and the error sane).
 const MAX_RAM: u64 = 1 << 42;
 
+/// RAM for the kernel itself and the components' code, beside the heap.
+pub const KERNEL_RAM: u64 = 128 << 20;
+
+/// The RAM a VM needs: the heap holds twice the largest linear memory
+/// (growth copies) and the memory disks; the kernel needs [`KERNEL_RAM`]
+/// more. Saturating: a manifest or bundle from outside may add up past any
+/// machine. `weft check`'s and `weft boot`'s one rule.
+pub fn vm_ram(memory: u64, memory_disks: impl IntoIterator<Item = u64>) -> u64 {
+    memory_disks.into_iter().fold(memory.saturating_mul(2).saturating_add(KERNEL_RAM), u64::saturating_add)
+}
+
 /// The QEMU command line for `bundle` (already decoded from `bundle_file`).
 pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts: &BootOptions) -> Result<Command> {
     let dir = Path::new(&bundle.manifest).parent().map(Path::to_path_buf).unwrap_or_default();
@@ -471,21 +482,14 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
         // window off and BARs unassigned; the kernel does both.
         c.args(["-bios", "qboot.rom"]);
     }
-    // RAM: the heap must hold twice the largest linear memory (growth
-    // copies), plus memory disks, plus the kernel and components.
     // A bundle comes from outside: its sizes may add up past any machine,
     // and the VM must fit in this one.
-    let ram = bundle
-        .blocks
-        .iter()
-        .map(|b| match b {
-            BlockBackend::Memory { size, .. } => *size,
-            BlockBackend::File { .. } => 0,
-        })
-        .try_fold(bundle.memory.saturating_mul(2), u64::checked_add)
-        .filter(|&bytes| bytes <= MAX_RAM);
+    let disks = bundle.blocks.iter().map(|b| match b {
+        BlockBackend::Memory { size, .. } => *size,
+        BlockBackend::File { .. } => 0,
+    });
     let avail = run::available_memory();
-    let Some(ram) = ram.filter(|&r| avail.is_none_or(|a| r + (128 << 20) <= a)) else {
+    let Some(ram) = Some(vm_ram(bundle.memory, disks)).filter(|&r| r <= MAX_RAM && avail.is_none_or(|a| r <= a)) else {
         let have = avail.map_or(String::new(), |a| format!(" ({} available)", format_size_approx(a)));
         return Err(invalid(format!(
             "error: {}: the VM needs twice `limits.memory` ({}) plus its memory disks, more than this machine can give{have}; give them smaller sizes, or use backend = \"file\" disks",
@@ -493,7 +497,7 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
             format_size(bundle.memory)
         )));
     };
-    let mib = (ram >> 20) + 128;
+    let mib = ram.div_ceil(1 << 20);
     c.args(["-M", machine, "-cpu", "max", "-m"]).arg(format!("{mib}M"));
     c.args(["-smp", "1", "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", "-serial", "stdio"]);
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);

@@ -256,7 +256,7 @@ pub fn check_vm_memory(plan: &Plan) -> Result<()> {
             _ => None,
         })
         .collect();
-    let need = disks.iter().fold(m.limits.memory.saturating_mul(2).saturating_add(128 << 20), |n, (_, s)| n.saturating_add(*s));
+    let need = crate::boot::vm_ram(m.limits.memory, disks.iter().map(|(_, s)| *s));
     let Some(avail) = available_memory().filter(|&a| need > a) else { return Ok(()) };
     let biggest = disks.iter().max_by_key(|(_, s)| *s).filter(|(_, s)| *s >= m.limits.memory.saturating_mul(2));
     let (place, fix) = match biggest {
