@@ -518,3 +518,15 @@ fn check_shows_a_fat_preopen_and_a_missing_device_is_refused() {
     let bad = stock("check-fat-bad", &format!("{}\n[wasi]\npreopens = {{ \"/data\" = \"fat:nope\" }}\n", app(r#"["hello"]"#)));
     weft(&["check", bad.to_str().unwrap()]).code(2).stderr_has("`nope` is not a block device (none is declared)").stderr_has("a FAT file system");
 }
+
+#[test]
+fn hard_links_in_a_memory_preopen_share_the_file() {
+    let m = format!("{}\n[wasi]\npreopens = {{ \"/tmp\" = \"memory\" }}\n", app(r#"["fs", "put:/tmp/a=first", "ln:/tmp/a=/tmp/b", "put:/tmp/b=second", "read:/tmp/a", "rm:/tmp/a", "read:/tmp/b", "ln:/tmp/b=/tmp/b", "ln:/tmp=/tmp/d"]"#));
+    let out = run(&stock("wasi-hard-links", &m));
+    out.ok()
+        .stdout_has("ln /tmp/a /tmp/b: ok\n")
+        .stdout_has("read /tmp/a: 6 bytes, fnv")
+        .stdout_has("\"second\"\nrm /tmp/a: ok\nread /tmp/b: 6 bytes")
+        .stdout_has("ln /tmp/b /tmp/b: err AlreadyExists")
+        .stdout_has("ln /tmp /tmp/d: err");
+}

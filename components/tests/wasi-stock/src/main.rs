@@ -9,8 +9,8 @@
 //! content if it is short text, else its first bytes in hex), `write:FILE`
 //! (writes a line), `scratch:DIR` (write, read back, rename and remove in a
 //! writable DIR), `put:FILE=TEXT` (create or truncate, write TEXT, `sync_all`),
-//! `putnosync:FILE=TEXT` (the same without the sync), `mkdir:DIR`, `rm:FILE` and
-//! `mv:FROM=TO`. Failures print the error's kind and text; nothing panics.
+//! `putnosync:FILE=TEXT` (the same without the sync), `mkdir:DIR`, `rm:FILE`,
+//! `mv:FROM=TO` and `ln:FROM=TO` (a hard link). Failures print the error's kind and text; nothing panics.
 //! `serve PORT N` is a TCP echo server on `0.0.0.0:PORT` for N connections
 //! (each echoed until the peer half-closes); a failed bind prints the error and
 //! exits with 1.
@@ -125,6 +125,13 @@ fn fs_op(op: &str) {
             Ok(()) => println!("rm {path}: ok"),
             Err(e) => println!("rm {path}: {}", err(&e)),
         },
+        "ln" => {
+            let (from, to) = path.split_once('=').unwrap_or((path, ""));
+            match std::fs::hard_link(from, to) {
+                Ok(()) => println!("ln {from} {to}: ok"),
+                Err(e) => println!("ln {from} {to}: {}", err(&e)),
+            }
+        }
         "mv" => {
             let (from, to) = path.split_once('=').unwrap_or((path, ""));
             match std::fs::rename(from, to) {

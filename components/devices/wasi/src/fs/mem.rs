@@ -1,7 +1,9 @@
 //! Writable in-memory trees (`preopen = <dir>=memory`), lost when the run ends.
 //!
 //! Nodes are reference-counted: a removed file stays readable and writable through the
-//! descriptors still open on it, as on POSIX, and is freed with the last of them.
+//! descriptors still open on it, as on POSIX, and is freed with the last of them. A file
+//! may have several names (hard links, `nlink` counts them); a symbolic link holds its
+//! target's text, followed by [`super::path::resolve`].
 //! Growth is checked (`try_reserve`), so running out of memory is `insufficient-space`
 //! rather than a trap.
 
@@ -22,6 +24,7 @@ pub type MemRef = Rc<RefCell<MemNode>>;
 pub enum Body {
     Dir(BTreeMap<String, MemRef>),
     File(Vec<u8>),
+    Symlink(String),
 }
 
 pub struct MemNode {
@@ -30,7 +33,7 @@ pub struct MemNode {
     /// Wall-clock nanoseconds since the epoch.
     pub atime: u64,
     pub mtime: u64,
-    /// Names the node has: 1, or 0 once removed.
+    /// Names the node has (hard links); 0 once removed.
     pub nlink: u64,
     /// A directory's parent (none for the root and for removed directories).
     pub parent: Weak<RefCell<MemNode>>,
@@ -41,6 +44,7 @@ impl MemNode {
         match self.body {
             Body::Dir(_) => Kind::Dir,
             Body::File(_) => Kind::File,
+            Body::Symlink(_) => Kind::Symlink,
         }
     }
 
@@ -48,6 +52,7 @@ impl MemNode {
         match &self.body {
             Body::Dir(m) => m.len() as u64,
             Body::File(d) => d.len() as u64,
+            Body::Symlink(t) => t.len() as u64,
         }
     }
 }
@@ -90,7 +95,7 @@ impl MemTree {
         self.next_ino.set(ino + 1);
         let parent = match body {
             Body::Dir(_) => Rc::downgrade(dir),
-            Body::File(_) => Weak::new(),
+            Body::File(_) | Body::Symlink(_) => Weak::new(),
         };
         let node = Rc::new(RefCell::new(MemNode {
             ino,
@@ -114,13 +119,44 @@ impl MemTree {
     pub fn mkdir(&self, dir: &MemRef, name: &str, now: u64) -> Result<MemRef, ErrorCode> {
         self.add(dir, name, Body::Dir(BTreeMap::new()), now)
     }
+
+    /// A new symbolic link `name` in `dir` holding `target` (not checked: it may dangle).
+    pub fn symlink(&self, dir: &MemRef, name: &str, target: &str, now: u64) -> Result<MemRef, ErrorCode> {
+        self.add(dir, name, Body::Symlink(target.to_string()), now)
+    }
+}
+
+/// A second name `name` in `dir` for `node` (a hard link): files and symbolic links
+/// only (`not-permitted` for a directory, as POSIX's EPERM), never a removed one.
+pub fn link(dir: &MemRef, name: &str, node: &MemRef, now: u64) -> Result<(), ErrorCode> {
+    check_new_name(name)?;
+    if node.borrow().kind() == Kind::Dir {
+        return Err(ErrorCode::NotPermitted);
+    }
+    if node.borrow().nlink == 0 {
+        return Err(ErrorCode::NoEntry);
+    }
+    let mut d = dir.borrow_mut();
+    if d.nlink == 0 {
+        return Err(ErrorCode::NoEntry);
+    }
+    let Body::Dir(entries) = &mut d.body else {
+        return Err(ErrorCode::NotDirectory);
+    };
+    if entries.contains_key(name) {
+        return Err(ErrorCode::Exist);
+    }
+    entries.insert(name.to_string(), node.clone());
+    d.mtime = now;
+    node.borrow_mut().nlink += 1;
+    Ok(())
 }
 
 /// Entry `name` of `dir`.
 pub fn child(dir: &MemRef, name: &str) -> Option<MemRef> {
     match &dir.borrow().body {
         Body::Dir(m) => m.get(name).cloned(),
-        Body::File(_) => None,
+        _ => None,
     }
 }
 
@@ -131,11 +167,11 @@ pub fn entries(dir: &MemRef) -> Vec<(String, Kind)> {
             .iter()
             .map(|(n, c)| (n.clone(), c.borrow().kind()))
             .collect(),
-        Body::File(_) => Vec::new(),
+        _ => Vec::new(),
     }
 }
 
-/// Take entry `name` out of `dir` and mark `node` removed.
+/// Take entry `name` out of `dir`: the node has one name less (a directory has none).
 fn detach(dir: &MemRef, name: &str, now: u64) {
     let mut d = dir.borrow_mut();
     d.mtime = now;
@@ -143,7 +179,10 @@ fn detach(dir: &MemRef, name: &str, now: u64) {
         && let Some(node) = m.remove(name)
     {
         let mut n = node.borrow_mut();
-        n.nlink = 0;
+        n.nlink = match n.body {
+            Body::Dir(_) => 0,
+            _ => n.nlink.saturating_sub(1),
+        };
         n.parent = Weak::new();
     }
 }
@@ -162,7 +201,7 @@ pub fn unlink(dir: &MemRef, name: &str, now: u64) -> Result<(), ErrorCode> {
 pub fn rmdir(dir: &MemRef, name: &str, now: u64) -> Result<(), ErrorCode> {
     let node = child(dir, name).ok_or(ErrorCode::NoEntry)?;
     match &node.borrow().body {
-        Body::File(_) => return Err(ErrorCode::NotDirectory),
+        Body::File(_) | Body::Symlink(_) => return Err(ErrorCode::NotDirectory),
         Body::Dir(m) if !m.is_empty() => return Err(ErrorCode::NotEmpty),
         Body::Dir(_) => {}
     }
@@ -206,7 +245,7 @@ pub fn rename(
         }
         match (&old.borrow().body, is_dir) {
             (Body::Dir(_), false) => return Err(ErrorCode::IsDirectory),
-            (Body::File(_), true) => return Err(ErrorCode::NotDirectory),
+            (Body::File(_) | Body::Symlink(_), true) => return Err(ErrorCode::NotDirectory),
             (Body::Dir(m), true) if !m.is_empty() => return Err(ErrorCode::NotEmpty),
             _ => {}
         }
@@ -409,5 +448,46 @@ mod tests {
         rmdir(&t.root, "a", 7).unwrap();
         assert_eq!(rename(&t.root, "g", &a, "g", 8), Err(ErrorCode::NoEntry));
         let _ = vec![0u8; 0];
+    }
+
+    #[test]
+    fn hard_links_share_the_file_and_count_names() {
+        let t = MemTree::new(0);
+        let d = t.mkdir(&t.root, "d", 0).unwrap();
+        let f = t.create_file(&t.root, "f", 0).unwrap();
+        write(&f, 0, b"one", 1).unwrap();
+        link(&d, "g", &f, 2).unwrap();
+        assert_eq!(f.borrow().nlink, 2);
+        assert!(Rc::ptr_eq(&child(&d, "g").unwrap(), &f));
+        // One file: a write through one name shows through the other.
+        write(&child(&d, "g").unwrap(), 0, b"two", 3).unwrap();
+        assert_eq!(read(&f, 0, 10, 10).unwrap().0, b"two");
+        assert_eq!(link(&d, "g", &f, 4), Err(ErrorCode::Exist));
+        assert_eq!(link(&t.root, "d2", &d, 4), Err(ErrorCode::NotPermitted));
+        assert_eq!(link(&f, "x", &f, 4), Err(ErrorCode::NotDirectory));
+        // Renaming one name onto the other does nothing (POSIX).
+        rename(&t.root, "f", &d, "g", 5).unwrap();
+        assert_eq!(names(&t.root), ["d", "f"]);
+        // Removing a name leaves the file under the other.
+        unlink(&t.root, "f", 6).unwrap();
+        assert_eq!(f.borrow().nlink, 1);
+        assert_eq!(read(&child(&d, "g").unwrap(), 0, 10, 10).unwrap().0, b"two");
+        unlink(&d, "g", 7).unwrap();
+        assert_eq!(f.borrow().nlink, 0);
+        // A removed file takes no new name.
+        assert_eq!(link(&t.root, "back", &f, 8), Err(ErrorCode::NoEntry));
+    }
+
+    #[test]
+    fn symlinks_hold_their_target() {
+        let t = MemTree::new(0);
+        let l = t.symlink(&t.root, "l", "../nowhere", 1).unwrap();
+        assert_eq!(l.borrow().kind(), Kind::Symlink);
+        assert_eq!(l.borrow().size(), 10);
+        assert_eq!(entries(&t.root), [(String::from("l"), Kind::Symlink)]);
+        assert_eq!(rmdir(&t.root, "l", 2), Err(ErrorCode::NotDirectory));
+        assert!(child(&l, "x").is_none());
+        unlink(&t.root, "l", 2).unwrap();
+        assert!(names(&t.root).is_empty());
     }
 }

@@ -4,8 +4,9 @@
 //! tree from the tar archive that fills block device `<role>` ([`tar`], read through
 //! [`block`]), `<dir>=fat:<role>` a writable FAT file system on block device `<role>`
 //! ([`fat`]; formatted when blank), `<dir>=memory` an empty writable tree ([`mem`]). Paths are resolved by
-//! [`path`], the same for both: never above the descriptor they start from, symbolic
-//! links never followed.
+//! [`path`], the same for all: never above the descriptor they start from, symbolic
+//! links (in memory trees, made by `symlink-at`, and in tar archives) followed inside it.
+//! Memory trees also have hard links (`link-at`); FAT has neither.
 //!
 //! A tar or FAT preopen whose device cannot be opened, or does not hold a usable archive
 //! or file system, is still listed (so the program's paths reach it), but every call on it fails:
@@ -151,6 +152,20 @@ pub enum Obj {
 }
 
 impl path::Node for Obj {
+    fn link_target(&self) -> Option<String> {
+        match self {
+            Obj::Tar(t, n) => match t.index.entry(*n).map(|e| &e.body) {
+                Some(tar::Body::Symlink(target)) => Some(target.clone()),
+                _ => None,
+            },
+            Obj::Mem(_, n) => match &n.borrow().body {
+                mem::Body::Symlink(target) => Some(target.clone()),
+                _ => None,
+            },
+            Obj::Fat(..) => None,
+        }
+    }
+
     fn kind(&self) -> Kind {
         match self {
             Obj::Tar(t, n) => match t.index.entry(*n).map(|e| &e.body) {
@@ -276,8 +291,8 @@ impl Obj {
             Obj::Mem(_, n) => {
                 let n = n.borrow();
                 let size = match &n.body {
-                    mem::Body::File(d) => d.len() as u64,
                     mem::Body::Dir(_) => 0,
+                    _ => n.size(),
                 };
                 DescriptorStat {
                     type_: dtype(n.kind()),
@@ -861,13 +876,23 @@ impl GuestDescriptor for Desc {
 
     fn link_at(
         &self,
-        _: PathFlags,
-        _: String,
-        _: DescriptorBorrow<'_>,
-        _: String,
+        old_flags: PathFlags,
+        old_path: String,
+        new_desc: DescriptorBorrow<'_>,
+        new_path: String,
     ) -> Result<(), ErrorCode> {
-        self.mem_dir()?;
-        Err(ErrorCode::Unsupported)
+        let src = self.lookup(&old_path, follows(old_flags))?;
+        let other = new_desc.get::<Desc>();
+        let (dir, name, node) = other.entry_of(&new_path, ErrorCode::Exist)?;
+        if node.is_some() {
+            return Err(ErrorCode::Exist);
+        }
+        match (&src, &dir) {
+            (Obj::Mem(a, n), Obj::Mem(b, d)) if Rc::ptr_eq(a, b) => mem::link(d, &name, n, now()),
+            // FAT has no hard links (Linux's vfat: EPERM).
+            (Obj::Fat(a, _), Obj::Fat(b, _)) if Rc::ptr_eq(a, b) => Err(ErrorCode::NotPermitted),
+            _ => Err(ErrorCode::CrossDevice),
+        }
     }
 
     fn open_at(
@@ -899,12 +924,12 @@ impl GuestDescriptor for Desc {
                 let name = found.name.ok_or(ErrorCode::NoEntry)?;
                 match &found.parent {
                     Obj::Mem(fs, dir) => {
-                        Obj::Mem(fs.clone(), fs.tree.create_file(dir, name, now())?)
+                        Obj::Mem(fs.clone(), fs.tree.create_file(dir, &name, now())?)
                     }
                     Obj::Fat(fs, dir) => {
-                        fs.ok(fs.tree.create_file(&dir.path, name))?;
+                        fs.ok(fs.tree.create_file(&dir.path, &name))?;
                         // Found again, for the name as stored.
-                        found.parent.child(name).ok_or(ErrorCode::Io)?
+                        found.parent.child(&name).ok_or(ErrorCode::Io)?
                     }
                     Obj::Tar(..) => return Err(ErrorCode::ReadOnly),
                 }
@@ -921,7 +946,9 @@ impl GuestDescriptor for Desc {
                     obj.set_size(0)?;
                 }
             }
-            Kind::Symlink | Kind::Other => return Err(ErrorCode::Unsupported),
+            // Not followed (no `symlink-follow`): POSIX's O_NOFOLLOW gives ELOOP.
+            Kind::Symlink => return Err(ErrorCode::Loop),
+            Kind::Other => return Err(ErrorCode::Unsupported),
         }
         Ok(Descriptor::new(Desc {
             obj: Ok(obj),
@@ -935,7 +962,11 @@ impl GuestDescriptor for Desc {
                 Some(tar::Body::Symlink(target)) => Ok(target.clone()),
                 _ => Err(ErrorCode::Invalid),
             },
-            Obj::Mem(..) | Obj::Fat(..) => Err(ErrorCode::Invalid),
+            Obj::Mem(_, n) => match &n.borrow().body {
+                mem::Body::Symlink(target) => Ok(target.clone()),
+                _ => Err(ErrorCode::Invalid),
+            },
+            Obj::Fat(..) => Err(ErrorCode::Invalid),
         }
     }
 
@@ -972,9 +1003,24 @@ impl GuestDescriptor for Desc {
         }
     }
 
-    fn symlink_at(&self, _: String, _: String) -> Result<(), ErrorCode> {
-        self.mem_dir()?;
-        Err(ErrorCode::Unsupported)
+    fn symlink_at(&self, old_path: String, new_path: String) -> Result<(), ErrorCode> {
+        let (dir, name, node) = self.entry_of(&new_path, ErrorCode::Exist)?;
+        if node.is_some() {
+            return Err(ErrorCode::Exist);
+        }
+        // As wasmtime: an absolute target could only mean the host's root.
+        if old_path.starts_with('/') {
+            return Err(ErrorCode::NotPermitted);
+        }
+        if old_path.is_empty() || old_path.contains('\0') {
+            return Err(ErrorCode::Invalid);
+        }
+        match &dir {
+            Obj::Mem(fs, d) => fs.tree.symlink(d, &name, &old_path, now()).map(|_| ()),
+            // FAT has no symbolic links (Linux's vfat: EPERM).
+            Obj::Fat(..) => Err(ErrorCode::NotPermitted),
+            Obj::Tar(..) => Err(ErrorCode::ReadOnly),
+        }
     }
 
     fn unlink_file_at(&self, path: String) -> Result<(), ErrorCode> {
