@@ -530,3 +530,19 @@ fn hard_links_in_a_memory_preopen_share_the_file() {
         .stdout_has("ln /tmp/b /tmp/b: err AlreadyExists")
         .stdout_has("ln /tmp /tmp/d: err");
 }
+
+#[test]
+fn a_fat_disk_written_under_weft_boot_is_read_by_mtools_and_weft_run() {
+    if !Path::new("/usr/bin/qemu-system-x86_64").exists() {
+        panic!("qemu-system-x86_64 is missing: run ./setup.sh --deps");
+    }
+    let dir = stock("wasi-fat-metal", &fat_manifest(r#"["fs", "mkdir:/data/sub", "put:/data/sub/from metal.txt=booted", "putnosync:/data/late.txt=late"]"#, ""));
+    weft(&["boot", dir.to_str().unwrap(), "--qemu-timeout", "60"]).ok().stdout_has("put /data/sub/from metal.txt: ok\nputnosync /data/late.txt: ok\n");
+    let img = dir.join("disk.img");
+    let img = img.to_str().unwrap();
+    assert_eq!(host_tool("mtype", &["-i", img, "::/sub/from metal.txt"]), "booted");
+    // The kernel sends what it still holds when the run ends normally.
+    assert_eq!(host_tool("mtype", &["-i", img, "::/late.txt"]), "late");
+    // And weft run reads it back.
+    rerun(&dir, r#"["fs", "read:/data/sub/from metal.txt"]"#, "").ok().stdout_has("\"booted\"");
+}
