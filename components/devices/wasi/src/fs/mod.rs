@@ -185,15 +185,19 @@ impl path::Node for Obj {
             Obj::Tar(t, n) => t.index.child(*n, name).map(|c| Obj::Tar(t.clone(), c)),
             Obj::Mem(fs, n) => mem::child(n, name).map(|c| Obj::Mem(fs.clone(), c)),
             // A failure to read the directory is logged, and the name is not found.
-            Obj::Fat(fs, n) => fs.ok(fs.tree.lookup(&n.path, name)).ok().flatten().map(|e| {
-                Obj::Fat(
-                    fs.clone(),
-                    Rc::new(FatNode {
-                        path: fat::join(&n.path, &e.name),
-                        dir: e.dir,
-                    }),
-                )
-            }),
+            Obj::Fat(fs, n) => fs
+                .ok(fs.tree.lookup(&n.path, name))
+                .ok()
+                .flatten()
+                .map(|e| {
+                    Obj::Fat(
+                        fs.clone(),
+                        Rc::new(FatNode {
+                            path: fat::join(&n.path, &e.name),
+                            dir: e.dir,
+                        }),
+                    )
+                }),
         }
     }
 }
@@ -231,12 +235,9 @@ impl Obj {
             Obj::Tar(_, n) => u64::from(*n),
             Obj::Mem(_, n) => n.borrow().ino,
             // FAT has no inode numbers: the path, without case, names the node.
-            Obj::Fat(_, n) => n
-                .path
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                    (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0000_0100_0000_01b3)
-                }),
+            Obj::Fat(_, n) => n.path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0000_0100_0000_01b3)
+            }),
         }
     }
 
@@ -431,31 +432,36 @@ struct Preopen {
 
 static PREOPENS: Global<Vec<Preopen>> = Global::new(Vec::new());
 
+/// Logs why preopen `guest` on block device `role` failed; `code` is what its
+/// accesses get.
+fn preopen_failed(guest: &str, role: &str, why: String, code: ErrorCode) -> ErrorCode {
+    log_event(
+        &format!("preopen {guest}: block device `{role}`: {why}"),
+        &[
+            ("preopen", guest.to_string()),
+            ("device", role.to_string()),
+            ("error", why.clone()),
+        ],
+    );
+    code
+}
+
+/// Open block device `role` for preopen `guest`: its handle and geometry.
+fn open_device(
+    guest: &str,
+    role: &str,
+) -> Result<(weft_block::Handle, weft_block::Geometry), ErrorCode> {
+    let fail = |why: String| preopen_failed(guest, role, why, ErrorCode::BadDescriptor);
+    let h = weft_block::open(role).map_err(|e| fail(format!("cannot open it ({})", e.name())))?;
+    let g = weft_block::info(h)
+        .map_err(|e| fail(format!("cannot read its geometry ({})", e.name())))?;
+    Ok((h, g))
+}
+
 /// Open the tar tree on block device `role` for preopen `guest`; failures are logged.
 fn open_tar(id: u64, guest: &str, role: &str) -> Result<Obj, ErrorCode> {
-    let fail = |why: String, code: ErrorCode| {
-        log_event(
-            &format!("preopen {guest}: block device `{role}`: {why}"),
-            &[
-                ("preopen", guest.to_string()),
-                ("device", role.to_string()),
-                ("error", why.clone()),
-            ],
-        );
-        code
-    };
-    let h = weft_block::open(role).map_err(|e| {
-        fail(
-            format!("cannot open it ({})", e.name()),
-            ErrorCode::BadDescriptor,
-        )
-    })?;
-    let g = weft_block::info(h).map_err(|e| {
-        fail(
-            format!("cannot read its geometry ({})", e.name()),
-            ErrorCode::BadDescriptor,
-        )
-    })?;
+    let fail = |why: String, code: ErrorCode| preopen_failed(guest, role, why, code);
+    let (h, g) = open_device(guest, role)?;
     let src = block::Cached::new(Device(h), g.sector_size, g.sector_count)
         .map_err(|e| fail(e, ErrorCode::Io))?;
     let index = tar::index(&src)
@@ -485,29 +491,8 @@ fn open_tar(id: u64, guest: &str, role: &str) -> Result<Obj, ErrorCode> {
 /// Open the FAT file system on block device `role` for preopen `guest` (formatting a
 /// blank device); failures are logged.
 fn open_fat(id: u64, guest: &str, role: &str) -> Result<Obj, ErrorCode> {
-    let fail = |why: String, code: ErrorCode| {
-        log_event(
-            &format!("preopen {guest}: block device `{role}`: {why}"),
-            &[
-                ("preopen", guest.to_string()),
-                ("device", role.to_string()),
-                ("error", why.clone()),
-            ],
-        );
-        code
-    };
-    let h = weft_block::open(role).map_err(|e| {
-        fail(
-            format!("cannot open it ({})", e.name()),
-            ErrorCode::BadDescriptor,
-        )
-    })?;
-    let g = weft_block::info(h).map_err(|e| {
-        fail(
-            format!("cannot read its geometry ({})", e.name()),
-            ErrorCode::BadDescriptor,
-        )
-    })?;
+    let fail = |why: String, code: ErrorCode| preopen_failed(guest, role, why, code);
+    let (h, g) = open_device(guest, role)?;
     let (tree, found) = fat::Tree::open(Device(h), g.sector_size, g.sector_count, now)
         .map_err(|e| fail(e, ErrorCode::Io))?;
     log_event(
