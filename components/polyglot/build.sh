@@ -9,6 +9,8 @@
 #           components/polyglot/rust/wasi-hello ->  target/polyglot/wasi-hello.wasm
 #           components/polyglot/rust/sleep      ->  examples/sim-sleep/sleep.wasm
 #   c       components/polyglot/c/sleep         ->  target/polyglot/c-sleep.wasm (a stock WASI command in C)
+#           components/polyglot/c/sqlite + SQLite ->  examples/sqlite{,-faulty-disk}/sqlite-faults.wasm
+#                                                   and target/polyglot/sqlite-faults-native (the host build)
 # and, for host-posix/tests/polyglot.rs, a JS component for the wrong world
 # (target/polyglot/wrong-world-js.wasm).
 #
@@ -30,7 +32,7 @@ langs=()
 for a in "$@"; do
   case $a in
     --check) check_only=1 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     python | js | c | rust) langs+=("$a") ;;
     *) echo "error: unknown argument \`$a\` (languages: ${POLYGLOT_LANGS[*]}; or --check)" >&2; exit 2 ;;
   esac
@@ -200,6 +202,43 @@ build_c() {
     mv "$out/c-sleep.wasm.tmp" "$out/c-sleep.wasm"
   }
   build_if_changed "$out/c-sleep.wasm" "$(stamp_of "$(clang-$LLVM_VERSION --version | head -n1) $(polyglot_component_ld)" "$sleep")" c-sleep build_c_sleep_now
+  build_c_sqlite
+}
+
+# SQLite's amalgamation from crates.io (libsqlite3-sys, pinned by
+# c/sqlite/amalgamation/Cargo.lock), compiled with a stock C program
+# (c/sqlite/sqlite-faults.c) twice: for wasm32-wasi (examples/sqlite and
+# examples/sqlite-faulty-disk run the same bytes) and natively for the host
+# (target/polyglot/sqlite-faults-native, the baseline of docs/benchmarks.md).
+# No WAL (no shared memory on WASI), no threads, no extensions, temp files in
+# memory; locking VFS "unix-none": weft has no file locks, and one program owns
+# its disk (SQLite's WASI default, "unix-dotfile", leaves a lock directory
+# behind after a crash, which locks the database for good).
+SQLITE_DEFINES=(-DSQLITE_OMIT_WAL -DSQLITE_THREADSAFE=0 -DSQLITE_OMIT_LOAD_EXTENSION -DSQLITE_TEMP_STORE=3
+  '-DSQLITE_DEFAULT_UNIX_VFS="unix-none"')
+build_c_sqlite() {
+  local dir=$here/c/sqlite crate src
+  local log
+  log=$(cd "$root" && cargo fetch --locked --manifest-path "$dir/amalgamation/Cargo.toml" 2>&1) || { echo "$log" >&2; return 1; }
+  crate=$(cd "$root" && cargo metadata --locked --offline --format-version 1 --manifest-path "$dir/amalgamation/Cargo.toml" |
+    grep -o '"manifest_path":"[^"]*/libsqlite3-sys-[^"]*/Cargo.toml"' | head -n1 | sed 's/^"manifest_path":"//; s|/Cargo.toml"$||')
+  src=$crate/sqlite3
+  [ -f "$src/sqlite3.c" ] || { echo "error: no sqlite3.c in the fetched libsqlite3-sys ($crate)" >&2; return 1; }
+  build_c_sqlite_now() {
+    # A 1 MiB stack below the data (SQLite's frames are big: wasm-ld's
+    # default 64 KiB stack would grow into the heap).
+    "clang-$LLVM_VERSION" --target=wasm32-wasi --sysroot="$WASI_SYSROOT" -fuse-ld="$(polyglot_component_ld)" -O2 \
+      -Wl,--strip-debug -Wl,-z,stack-size=1048576 -Wl,--stack-first "${SQLITE_DEFINES[@]}" -I "$src" \
+      -o "$out/sqlite-faults.wasm.tmp" "$dir/sqlite-faults.c" "$src/sqlite3.c"
+    mv "$out/sqlite-faults.wasm.tmp" "$out/sqlite-faults.wasm"
+    cp "$out/sqlite-faults.wasm" "$root/examples/sqlite/sqlite-faults.wasm"
+    cp "$out/sqlite-faults.wasm" "$root/examples/sqlite-faulty-disk/sqlite-faults.wasm"
+    cc -O2 "${SQLITE_DEFINES[@]}" -I "$src" -o "$out/sqlite-faults-native.tmp" "$dir/sqlite-faults.c" "$src/sqlite3.c" -lm
+    mv "$out/sqlite-faults-native.tmp" "$out/sqlite-faults-native"
+  }
+  build_if_changed "$root/examples/sqlite-faulty-disk/sqlite-faults.wasm" \
+    "$(stamp_of "$(clang-$LLVM_VERSION --version | head -n1) $(cc --version | head -n1) $(polyglot_component_ld) $crate" "$dir/sqlite-faults.c" "$dir/amalgamation/Cargo.lock")" \
+    c-sqlite build_c_sqlite_now
 }
 
 # A Rust CLI from crates.io, unmodified: `cargo install` of the pinned
