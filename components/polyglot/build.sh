@@ -9,7 +9,7 @@
 #           components/polyglot/rust/wasi-hello ->  target/polyglot/wasi-hello.wasm
 #           components/polyglot/rust/sleep      ->  examples/sim-sleep/sleep.wasm
 #   c       components/polyglot/c/sleep         ->  target/polyglot/c-sleep.wasm (a stock WASI command in C)
-#           components/polyglot/c/sqlite + SQLite ->  examples/sqlite{,-faulty-disk}/sqlite-faults.wasm
+#           components/polyglot/c/sqlite + SQLite ->  examples/sqlite{,-faulty-disk,-power-cut}/sqlite-faults.wasm
 #                                                   and target/polyglot/sqlite-faults-native (the host build)
 # and, for host-posix/tests/polyglot.rs, a JS component for the wrong world
 # (target/polyglot/wrong-world-js.wasm).
@@ -207,8 +207,8 @@ build_c() {
 
 # SQLite's amalgamation from crates.io (libsqlite3-sys, pinned by
 # c/sqlite/amalgamation/Cargo.lock), compiled with a stock C program
-# (c/sqlite/sqlite-faults.c) twice: for wasm32-wasi (examples/sqlite and
-# examples/sqlite-faulty-disk run the same bytes) and natively for the host
+# (c/sqlite/sqlite-faults.c) twice: for wasm32-wasi (examples/sqlite,
+# sqlite-faulty-disk and sqlite-power-cut run the same bytes) and natively for the host
 # (target/polyglot/sqlite-faults-native, the baseline of docs/benchmarks.md).
 # No WAL (no shared memory on WASI), no threads, no extensions, temp files in
 # memory; locking VFS "unix-none": weft has no file locks, and one program owns
@@ -233,6 +233,7 @@ build_c_sqlite() {
     mv "$out/sqlite-faults.wasm.tmp" "$out/sqlite-faults.wasm"
     cp "$out/sqlite-faults.wasm" "$root/examples/sqlite/sqlite-faults.wasm"
     cp "$out/sqlite-faults.wasm" "$root/examples/sqlite-faulty-disk/sqlite-faults.wasm"
+    cp "$out/sqlite-faults.wasm" "$root/examples/sqlite-power-cut/sqlite-faults.wasm"
     cc -O2 "${SQLITE_DEFINES[@]}" -I "$src" -o "$out/sqlite-faults-native.tmp" "$dir/sqlite-faults.c" "$src/sqlite3.c" -lm
     mv "$out/sqlite-faults-native.tmp" "$out/sqlite-faults-native"
   }

@@ -781,7 +781,12 @@ impl GuestDescriptor for Desc {
     }
 
     fn get_type(&self) -> Result<DescriptorType, ErrorCode> {
-        self.obj().map(Obj::dtype)
+        // Only an unusable preopen has no object, and a preopen is a
+        // directory. The preview1 adapter (C programs linked by
+        // wasm-component-ld) asks every preopen's type at its first file
+        // call and traps without one: the program would never see the I/O
+        // errors its accesses get.
+        Ok(self.obj.as_ref().map_or(DescriptorType::Directory, Obj::dtype))
     }
 
     fn set_size(&self, size: Filesize) -> Result<(), ErrorCode> {
