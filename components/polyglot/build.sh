@@ -231,15 +231,19 @@ build_c_sqlite() {
       -Wl,--strip-debug -Wl,-z,stack-size=1048576 -Wl,--stack-first "${SQLITE_DEFINES[@]}" -I "$src" \
       -o "$out/sqlite-faults.wasm.tmp" "$dir/sqlite-faults.c" "$src/sqlite3.c"
     mv "$out/sqlite-faults.wasm.tmp" "$out/sqlite-faults.wasm"
-    cp "$out/sqlite-faults.wasm" "$root/examples/sqlite/sqlite-faults.wasm"
-    cp "$out/sqlite-faults.wasm" "$root/examples/sqlite-faulty-disk/sqlite-faults.wasm"
-    cp "$out/sqlite-faults.wasm" "$root/examples/sqlite-power-cut/sqlite-faults.wasm"
     cc -O2 "${SQLITE_DEFINES[@]}" -I "$src" -o "$out/sqlite-faults-native.tmp" "$dir/sqlite-faults.c" "$src/sqlite3.c" -lm
     mv "$out/sqlite-faults-native.tmp" "$out/sqlite-faults-native"
   }
-  build_if_changed "$root/examples/sqlite-faulty-disk/sqlite-faults.wasm" \
+  build_if_changed "$out/sqlite-faults-native" \
     "$(stamp_of "$(clang-$LLVM_VERSION --version | head -n1) $(cc --version | head -n1) $(polyglot_component_ld) $crate" "$dir/sqlite-faults.c" "$dir/amalgamation/Cargo.lock")" \
     c-sqlite build_c_sqlite_now
+  # One binary, three manifests: copied every time (a copy missing from one
+  # example folder is back without a rebuild).
+  local ex
+  for ex in sqlite sqlite-faulty-disk sqlite-power-cut; do
+    cmp -s "$out/sqlite-faults.wasm" "$root/examples/$ex/sqlite-faults.wasm" ||
+      cp "$out/sqlite-faults.wasm" "$root/examples/$ex/sqlite-faults.wasm"
+  done
 }
 
 # A Rust CLI from crates.io, unmodified: `cargo install` of the pinned
