@@ -133,10 +133,13 @@ fn power_cut(dir: &Path, mode: &str, seed: u32) -> (u64, Result<u64, String>) {
 /// besides), with integrity_check `ok` — except where the database cannot
 /// be opened at all. That happens at seeds 2 and 11, deterministically, and
 /// it is FAT's doing, not SQLite's: the cut keeps the directory entry of
-/// `test.db-journal` (its size) but loses its cluster chain, so the hot
-/// journal SQLite must read before anything else gives EIO (`fsck.fat -n`:
-/// "File size is 12824 bytes, cluster chain length is 0 bytes"). At seed 11
-/// that locks away 200 committed rows; the database file itself holds them.
+/// `test.db-journal` (its size) but loses its cluster chain (`fsck.fat -n`:
+/// "File size is 12824 bytes, cluster chain length is 0 bytes"), so the
+/// `wasi` component's reads of it end at 2048 bytes while its size says
+/// 12824, and SQLite's read of the hot journal's tail is a short read
+/// (SQLITE_IOERR_SHORT_READ) it cannot get past. At seed 11 that locks away
+/// 200 committed rows; the database file itself holds them (`fsck.fat -a`
+/// brings them back).
 #[test]
 fn sqlite_full_keeps_every_committed_transaction_across_power_cuts_unless_fat_loses_the_journal() {
     let dir = sqlite_example("sqlite-power-cut");
