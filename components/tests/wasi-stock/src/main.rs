@@ -10,7 +10,10 @@
 //! (writes a line), `scratch:DIR` (write, read back, rename and remove in a
 //! writable DIR), `put:FILE=TEXT` (create or truncate, write TEXT, `sync_all`),
 //! `putnosync:FILE=TEXT` (the same without the sync), `mkdir:DIR`, `rm:FILE`,
-//! `mv:FROM=TO` and `ln:FROM=TO` (a hard link). Failures print the error's kind and text; nothing panics.
+//! `mv:FROM=TO` and `ln:FROM=TO` (a hard link), `seq:FILE=MIB` (writes MIB MiB in 1 MiB
+//! writes and `sync_all`s, then reads the file back in 1 MiB reads; prints both rates:
+//! the sequential-throughput benchmark, built natively too). Failures print the error's
+//! kind and text; nothing panics.
 //! `serve PORT N` is a TCP echo server on `0.0.0.0:PORT` for N connections
 //! (each echoed until the peer half-closes); a failed bind prints the error and
 //! exits with 1.
@@ -117,6 +120,14 @@ fn fs_op(op: &str) {
                 Err(e) => println!("{what} {file}: {}", err(&e)),
             }
         }
+        "seq" => {
+            let (file, mib) = path.split_once('=').unwrap_or((path, "64"));
+            let mib: usize = mib.parse().unwrap_or(64);
+            match sequential(Path::new(file), mib) {
+                Ok((w, r)) => println!("seq {file}: {mib} MiB, write {w:.1} MiB/s, read {r:.1} MiB/s"),
+                Err(e) => println!("seq {file}: {}", err(&e)),
+            }
+        }
         "mkdir" => match std::fs::create_dir(path) {
             Ok(()) => println!("mkdir {path}: ok"),
             Err(e) => println!("mkdir {path}: {}", err(&e)),
@@ -144,6 +155,36 @@ fn fs_op(op: &str) {
 }
 
 /// The entries under `dir`, sorted, with kind and size, indented by depth.
+/// Writes `mib` MiB to `file` (1 MiB writes, then `sync_all`) and reads it back
+/// (1 MiB reads): the two rates in MiB/s.
+fn sequential(file: &Path, mib: usize) -> std::io::Result<(f64, f64)> {
+    let chunk: Vec<u8> = (0..1 << 20).map(|i| (i * 31 % 251) as u8).collect();
+    let t = Instant::now();
+    let mut f = std::fs::File::create(file)?;
+    for _ in 0..mib {
+        f.write_all(&chunk)?;
+    }
+    f.sync_all()?;
+    drop(f);
+    let write = mib as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut f = std::fs::File::open(file)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    let read = mib as f64 / t.elapsed().as_secs_f64();
+    if total != mib << 20 {
+        return Err(std::io::Error::other(format!("read back {total} bytes of {}", mib << 20)));
+    }
+    Ok((write, read))
+}
+
 fn tree(dir: &Path, depth: usize) {
     let mut entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd.collect::<Result<Vec<_>, _>>(),
