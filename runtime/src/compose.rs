@@ -6,7 +6,9 @@
 //! The result imports only what neither the app nor a provider satisfies
 //! (weft devices, for the linker to bind as usual) and exports the app's
 //! exports plus each provider's `weft:devices/filter`, under the label
-//! [`config_export`], so the runtime can configure it. Both hosts then see one
+//! [`config_export`], so the runtime can configure it, and its
+//! `weft:devices/shutdown` when it has one (`<name>-shutdown`), so the runtime
+//! can tell it the run ended. Both hosts then see one
 //! app, so a composed unikernel runs the same under `weft run` and `weft boot`.
 //!
 //! An import matches an export of the same interface at a semver-compatible
@@ -128,10 +130,13 @@ pub fn compose(app: &[u8], providers: &[Provider<'_>]) -> Result<Vec<u8>, Compos
         g.export(alias, &name).map_err(|e| invalid("app export", e))?;
     }
     for (pkg, node, name) in &placed {
-        let filter = export_names(&g, *pkg).into_iter().find(|e| names::split_version(e).0 == "weft:devices/filter");
-        if let Some(filter) = filter {
-            let alias = g.alias_instance_export(*node, &filter).map_err(|e| invalid(name, e))?;
-            g.export(alias, &config_export(name)).map_err(|e| invalid(name, e))?;
+        let exports = export_names(&g, *pkg);
+        let find = |iface: &str| exports.iter().find(|e| names::split_version(e).0 == iface);
+        for (iface, label) in [("weft:devices/filter", config_export(name)), (names::SHUTDOWN, names::shutdown_export(name))] {
+            if let Some(export) = find(iface) {
+                let alias = g.alias_instance_export(*node, export).map_err(|e| invalid(name, e))?;
+                g.export(alias, &label).map_err(|e| invalid(name, e))?;
+            }
         }
     }
     g.encode(EncodeOptions { define_components: true, validate: false, processor: None })

@@ -1164,6 +1164,7 @@ impl Unikernel {
                     Some(i) => Some(typed(&instance, &mut *store, i, check)?),
                     None => None,
                 };
+                let shutdowns = x.shutdowns.iter().map(|i| typed(&instance, &mut *store, i, check)).collect::<Result<_>>()?;
                 for (part, idx) in self.wiring.parts.iter().zip(&x.parts) {
                     let configure: Configure = typed(&instance, &mut *store, idx, check)?;
                     let mut cx = store.as_context_mut();
@@ -1174,7 +1175,7 @@ impl Unikernel {
                 }
                 self.checked.store(true, Ordering::Release);
                 let program = self.wiring.app.clone();
-                return Ok(App { entry, wasi, program, wasi_config: self.wiring.wasi.clone(), who: me });
+                return Ok(App { entry, wasi, shutdowns, program, wasi_config: self.wiring.wasi.clone(), who: me });
             }
             let slot = &self.plan[me];
             let exports = FilterExports {
@@ -1266,6 +1267,8 @@ struct Indices {
     command: bool,
     /// The app only: each `Wiring::parts` entry's configure.
     parts: Vec<ComponentExportIndex>,
+    /// The app only: the composed parts' (and `wasi`'s) `shutdown`, where they have one.
+    shutdowns: Vec<ComponentExportIndex>,
 }
 
 impl Indices {
@@ -1284,6 +1287,7 @@ impl Indices {
             wasi: None,
             command: false,
             parts: Vec::new(),
+            shutdowns: Vec::new(),
         })
     }
 
@@ -1291,12 +1295,16 @@ impl Indices {
     /// `wasi` component — `wasi:cli/run@0.2.x#run`, plus `wasi`'s configure.
     fn app(c: &Component, engine: &Engine, parts: &[Filter]) -> Result<Indices> {
         let wasi = export_index(c, Some(names::WASI_CONFIG), "configure").ok();
+        let shutdowns = core::iter::once("wasi")
+            .chain(parts.iter().map(|p| p.name.as_str()))
+            .filter_map(|n| export_index(c, Some(&names::shutdown_export(n)), "shutdown").ok())
+            .collect();
         let parts = parts
             .iter()
             .map(|p| export_index(c, Some(&names::config_export(&p.name)), "configure"))
             .collect::<Result<Vec<_>>>()?;
         if let Ok(entry) = export_index(c, None, "run") {
-            return Ok(Indices { device: Vec::new(), entry, wasi, command: false, parts });
+            return Ok(Indices { device: Vec::new(), entry, wasi, command: false, parts, shutdowns });
         }
         let ty = c.component_type();
         let run = ty.exports(engine).map(|(n, _)| n).find(|n| n.starts_with(names::WASI_RUN_PREFIX));
@@ -1304,7 +1312,7 @@ impl Indices {
             Some(iface) => {
                 let iface = iface.to_string();
                 let entry = export_index(c, Some(&iface), "run")?;
-                Ok(Indices { device: Vec::new(), entry, wasi, command: true, parts })
+                Ok(Indices { device: Vec::new(), entry, wasi, command: true, parts, shutdowns })
             }
             None => wasmtime::bail!("the app exports neither `run` (world weft:devices/app) nor wasi:cli/run (a WASI command)"),
         }
@@ -1372,6 +1380,8 @@ pub struct App {
     entry: Entry,
     /// The composed `wasi` component's configure, when the app uses WASI.
     wasi: Option<Configure>,
+    /// `weft:devices/shutdown` of each composed part that has one.
+    shutdowns: Vec<TypedFunc<(), ()>>,
     program: String,
     /// `Wiring::wasi`.
     wasi_config: Vec<(String, String)>,
@@ -1382,11 +1392,19 @@ impl App {
     /// Runs the app to completion. On error, `store.data().failure()` names
     /// the component that failed and how. A call to `weft:devices/exit`
     /// (WASI's `exit`) ends the run with its code, like a return from `run`.
+    /// After a return from `run`, each composed part's `shutdown` is called (a
+    /// part that implements `exit` shuts itself down before it exits).
     pub fn run(&self, store: &mut Store<Host>, args: Vec<String>) -> Result<u8> {
         let mut cx = store.as_context_mut();
         let result = self.start(&mut cx, args);
         match result {
             Err(e) if e.downcast_ref::<Exited>().is_some() => Ok(e.downcast_ref::<Exited>().map_or(1, |x| x.0)),
+            Ok(code) => {
+                for shutdown in &self.shutdowns {
+                    call(&mut cx, self.who, *shutdown, ())?;
+                }
+                Ok(code)
+            }
             other => other,
         }
     }

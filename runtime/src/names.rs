@@ -29,6 +29,13 @@ pub const WASI_CONFIG: &str = "wasi-config";
 pub fn config_export(part: &str) -> alloc::string::String {
     alloc::format!("{part}-config")
 }
+/// `weft:devices/shutdown`, without its version.
+pub const SHUTDOWN: &str = "weft:devices/shutdown";
+
+/// The label a composed part's `weft:devices/shutdown` is exported under.
+pub fn shutdown_export(part: &str) -> alloc::string::String {
+    alloc::format!("{part}-shutdown")
+}
 /// The export a WASI command runs through (any 0.2.x).
 pub const WASI_RUN_PREFIX: &str = "wasi:cli/run@0.2.";
 

@@ -39,6 +39,8 @@ pub fn exit_code(status: Result<(), ()>) -> u8 {
 
 /// End the run through weft's `exit`, which never returns.
 fn end_run(code: u8) -> ! {
+    // Nothing calls `shutdown` after an exit: the files first.
+    crate::fs::shutdown();
     weft_exit::exit(code);
     // The device contract says `exit` does not return; a host that breaks it gets a trap
     // rather than a program running on past its own exit.

@@ -167,4 +167,10 @@ impl FilterGuest for WasiOnWeft {
     }
 }
 
+impl exports::weft::devices::shutdown::Guest for WasiOnWeft {
+    fn shutdown() {
+        fs::shutdown();
+    }
+}
+
 export!(WasiOnWeft);

@@ -355,21 +355,31 @@ impl<'a, IO: ReadWriteSeek, TP: TimeProvider, OCC: OemCpConverter> Dir<'a, IO, T
     /// * `Error::DirectoryIsNotEmpty` will be returned if the specified directory is not empty.
     /// * `Error::Io` will be returned if the underlying storage object returned an I/O error.
     pub fn remove(&self, path: &str) -> Result<(), Error<IO::Error>> {
+        if let Some(n) = self.remove_keeping_clusters(path)? {
+            self.fs.free_cluster_chain(n)?;
+        }
+        Ok(())
+    }
+
+    /// Like [`Dir::remove`], but the entry's clusters stay allocated: returns the first,
+    /// for [`FileSystem::release`] once the removal is durable, so a crash between the two
+    /// never leaves an entry whose chain is free (added by weft).
+    ///
+    /// # Errors
+    ///
+    /// As [`Dir::remove`].
+    pub fn remove_keeping_clusters(&self, path: &str) -> Result<Option<u32>, Error<IO::Error>> {
         trace!("Dir::remove {}", path);
         // traverse path
         let (name, rest_opt) = split_path(path);
         if let Some(rest) = rest_opt {
             let e = self.find_entry(name, Some(true), None)?;
-            return e.to_dir().remove(rest);
+            return e.to_dir().remove_keeping_clusters(rest);
         }
         // in case of directory check if it is empty
         let e = self.find_entry(name, None, None)?;
         if e.is_dir() && !e.to_dir().is_empty()? {
             return Err(Error::DirectoryIsNotEmpty);
-        }
-        // free data
-        if let Some(n) = e.first_cluster() {
-            self.fs.free_cluster_chain(n)?;
         }
         // free long and short name entries
         let mut stream = self.stream.clone();
@@ -382,7 +392,7 @@ impl<'a, IO: ReadWriteSeek, TP: TimeProvider, OCC: OemCpConverter> Dir<'a, IO, T
             stream.seek(SeekFrom::Current(-i64::from(DIR_ENTRY_SIZE)))?;
             data.serialize(&mut stream)?;
         }
-        Ok(())
+        Ok(e.first_cluster())
     }
 
     /// Renames or moves existing file or directory.

@@ -227,11 +227,11 @@ impl DirFileEntryData {
         DateTime::decode(self.create_date, self.create_time_1, self.create_time_0)
     }
 
-    fn accessed(&self) -> Date {
+    pub(crate) fn accessed(&self) -> Date {
         Date::decode(self.access_date)
     }
 
-    fn modified(&self) -> DateTime {
+    pub(crate) fn modified(&self) -> DateTime {
         DateTime::decode(self.modify_date, self.modify_time, 0)
     }
 
@@ -472,6 +472,10 @@ impl DirEntryEditor {
 
     pub(crate) fn inner(&self) -> &DirFileEntryData {
         &self.data
+    }
+
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty
     }
 
     pub(crate) fn set_first_cluster(&mut self, first_cluster: Option<u32>, fat_type: FatType) {

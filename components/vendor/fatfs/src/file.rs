@@ -24,6 +24,60 @@ pub struct File<'a, IO: ReadWriteSeek, TP, OCC> {
     fs: &'a FileSystem<IO, TP, OCC>,
 }
 
+/// A file's open state without the borrow of its file system (added by weft): what
+/// [`File::detach`] returns and [`FileSystem::attach`] resumes, so a caller can keep a
+/// file open across calls without finding it by path and walking its cluster chain
+/// again. Pending changes to the directory entry travel with it, unwritten.
+#[derive(Clone, Debug)]
+pub struct FileHandle {
+    pub(crate) first_cluster: Option<u32>,
+    pub(crate) current_cluster: Option<u32>,
+    pub(crate) offset: u32,
+    pub(crate) entry: Option<DirEntryEditor>,
+}
+
+impl FileHandle {
+    /// The size the file has now (`None` for the root directory).
+    #[must_use]
+    pub fn size(&self) -> Option<u32> {
+        self.entry.as_ref().and_then(|e| e.inner().size())
+    }
+
+    /// The first cluster the file has now.
+    #[must_use]
+    pub fn first_cluster(&self) -> Option<u32> {
+        self.first_cluster
+    }
+
+    /// The modification time the file has now.
+    #[must_use]
+    pub fn modified(&self) -> Option<DateTime> {
+        self.entry.as_ref().map(|e| e.inner().modified())
+    }
+
+    /// The access date the file has now.
+    #[must_use]
+    pub fn accessed(&self) -> Option<Date> {
+        self.entry.as_ref().map(|e| e.inner().accessed())
+    }
+
+    /// Whether the directory entry has changes not written yet.
+    #[must_use]
+    pub fn entry_dirty(&self) -> bool {
+        self.entry.as_ref().is_some_and(DirEntryEditor::is_dirty)
+    }
+}
+
+/// Where [`File::truncate_keeping_clusters`] cut a chain: the clusters to release once the
+/// shorter entry is safely on the device ([`FileSystem::release`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// The whole chain from this cluster (the file became empty).
+    All(u32),
+    /// The chain after this cluster.
+    After(u32),
+}
+
 /// An extent containing a file's data on disk.
 ///
 /// This is created by the `extents` method on `File`, and represents
@@ -81,6 +135,62 @@ impl<'a, IO: ReadWriteSeek, TP, OCC> File<'a, IO, TP, OCC> {
                 self.first_cluster = None;
             }
             Ok(())
+        }
+    }
+
+    /// Like [`File::truncate`], but the clusters past the new end stay allocated: the
+    /// caller releases them with [`FileSystem::release`] once the entry with the new size
+    /// is durable, so a crash between the two never leaves an entry longer than its chain
+    /// (added by weft). `None` when nothing is cut.
+    ///
+    /// # Panics
+    ///
+    /// Will panic if this is the root directory.
+    pub fn truncate_keeping_clusters(&mut self) -> Option<Cut> {
+        let Some(ref mut e) = self.entry else {
+            panic!("Trying to truncate a file without an entry");
+        };
+        e.set_size(self.offset);
+        if self.offset == 0 {
+            e.set_first_cluster(None, self.fs.fat_type());
+            let first = self.first_cluster.take();
+            self.current_cluster = None;
+            first.map(Cut::All)
+        } else {
+            self.current_cluster.map(Cut::After)
+        }
+    }
+
+    /// Writes the directory entry's pending changes (size, first cluster, times) without
+    /// flushing the storage (added by weft).
+    ///
+    /// # Errors
+    ///
+    /// `Error::Io` will be returned if the underlying storage object returned an I/O error.
+    pub fn write_entry(&mut self) -> Result<(), Error<IO::Error>> {
+        self.flush_dir_entry()
+    }
+
+    /// This file's state without the borrow of its file system, its entry's pending
+    /// changes unwritten (added by weft; resume it with [`FileSystem::attach`]).
+    #[must_use]
+    pub fn detach(mut self) -> FileHandle {
+        FileHandle {
+            first_cluster: self.first_cluster,
+            current_cluster: self.current_cluster,
+            offset: self.offset,
+            // Taken, so that dropping `self` writes nothing.
+            entry: self.entry.take(),
+        }
+    }
+
+    pub(crate) fn attach(h: FileHandle, fs: &'a FileSystem<IO, TP, OCC>) -> Self {
+        File {
+            first_cluster: h.first_cluster,
+            current_cluster: h.current_cluster,
+            offset: h.offset,
+            entry: h.entry,
+            fs,
         }
     }
 
@@ -435,6 +545,25 @@ impl<IO: ReadWriteSeek, TP, OCC> Seek for File<'_, IO, TP, OCC> {
             None
         } else if new_offset_in_clusters == old_offset_in_clusters {
             self.current_cluster
+        } else if let (Some(current), true) = (
+            self.current_cluster,
+            old_offset_in_clusters > 0 && new_offset_in_clusters > old_offset_in_clusters,
+        ) {
+            // Forward: walk on from the current cluster, not from the first (weft: a
+            // sequential writer that seeks to where it is costs nothing).
+            let mut cluster = current;
+            let mut index = old_offset_in_clusters - 1;
+            let mut iter = self.fs.cluster_iter(current);
+            while index < new_offset_in_clusters - 1 {
+                if let Some(r) = iter.next() {
+                    cluster = r?;
+                    index += 1;
+                } else {
+                    new_offset = self.fs.bytes_from_clusters(index + 1) as u32;
+                    break;
+                }
+            }
+            Some(cluster)
         } else if let Some(first_cluster) = self.first_cluster {
             // calculate number of clusters to skip
             // return the previous cluster if the offset points to the cluster boundary

@@ -10,7 +10,7 @@ use crate::boot_sector::{format_boot_sector, BiosParameterBlock, BootSector};
 use crate::dir::{Dir, DirRawStream};
 use crate::dir_entry::{DirFileEntryData, FileAttributes, SFN_PADDING, SFN_SIZE};
 use crate::error::Error;
-use crate::file::File;
+use crate::file::{Cut, File, FileHandle};
 use crate::io::{self, IoBase, Read, ReadLeExt, Seek, SeekFrom, Write, WriteLeExt};
 use crate::table::{
     alloc_cluster, count_free_clusters, format_fat, read_fat_flags, ClusterIterator, RESERVED_FAT_ENTRIES,
@@ -516,6 +516,29 @@ impl<IO: Read + Write + Seek, TP, OCC> FileSystem<IO, TP, OCC> {
         fs_info.set_next_free_cluster(cluster + 1);
         fs_info.map_free_clusters(|n| n - 1);
         Ok(cluster)
+    }
+
+    /// Resumes a file [`File::detach`] returned (added by weft). The handle must come from
+    /// this file system, and its file must not have been removed or moved since.
+    pub fn attach(&self, handle: FileHandle) -> File<'_, IO, TP, OCC> {
+        File::attach(handle, self)
+    }
+
+    /// Frees clusters a [`Cut`] or [`Dir::remove_keeping_clusters`] left allocated
+    /// (added by weft).
+    ///
+    /// # Errors
+    ///
+    /// `Error::Io` will be returned if the underlying storage object returned an I/O error.
+    pub fn release(&self, cut: Cut) -> Result<(), Error<IO::Error>> {
+        match cut {
+            Cut::All(first) => self.free_cluster_chain(first),
+            Cut::After(last) => match self.cluster_iter(last).next() {
+                Some(Err(e)) => Err(e),
+                Some(Ok(_)) => self.truncate_cluster_chain(last),
+                None => Ok(()),
+            },
+        }
     }
 
     /// Returns status flags for this volume.

@@ -1,9 +1,8 @@
 //! A block device as bytes. [`Cached`] is a read-only [`Source`]: reads go through a
 //! one-chunk cache, so indexing an archive of small files costs one `block.read` per
-//! 64 KiB rather than per header. [`Disk`] also writes (for FAT trees): through a cache of
-//! a few chunks, every write goes to the device at once as the whole sectors it touches
-//! (write-through: nothing is held back, so a write that returned is at the device), and
-//! [`Disk::flush`] is the device's `flush`.
+//! 64 KiB rather than per header. [`Disk`] also writes (for FAT trees): into a write-back
+//! cache of a few MiB, sent to the device as runs of whole sectors when the file system
+//! above asks ([`Disk::write_back`], [`Disk::flush`]) or a dirty chunk is evicted.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -127,18 +126,31 @@ impl<S: Sectors> Source for Cached<S> {
 }
 
 
-/// Chunks a [`Disk`] keeps (1 MiB with 64 KiB chunks).
-pub const DISK_CHUNKS: usize = 16;
+/// Chunks a [`Disk`] keeps (4 MiB with 64 KiB chunks).
+pub const DISK_CHUNKS: usize = 64;
 
-/// A writable device of `count` sectors of `sector` bytes: a cache of up to
-/// [`DISK_CHUNKS`] chunks, written through.
+/// One cached chunk.
+struct Chunk {
+    /// Last use (for LRU eviction).
+    used: u64,
+    data: Vec<u8>,
+    /// Sector `i` of the chunk was written and not yet sent to the device (bit `i`).
+    dirty: u128,
+}
+
+/// A writable device of `count` sectors of `sector` bytes, through a write-back cache
+/// of up to [`DISK_CHUNKS`] chunks: a write changes the cache, and reaches the device
+/// when [`Disk::write_back`] sends every changed sector (as one `block.write` per run
+/// of them), or when its chunk is evicted. [`Disk::flush`] writes back, then flushes
+/// the device. The file system above decides what may be written back early
+/// (fs/fat.rs: nothing whose order matters).
 pub struct Disk<S> {
     dev: S,
     sector: u64,
     count: u64,
     per_chunk: u64,
-    /// chunk number -> (last use, its bytes).
-    cache: RefCell<BTreeMap<u64, (u64, Vec<u8>)>>,
+    /// chunk number -> chunk.
+    cache: RefCell<BTreeMap<u64, Chunk>>,
     tick: Cell<u64>,
 }
 
@@ -149,6 +161,7 @@ impl<S: Sectors> Disk<S> {
             dev,
             sector,
             count,
+            // At most 128 sectors a chunk: its dirty bits fit in a u128.
             per_chunk: (CHUNK / sector).max(1),
             cache: RefCell::new(BTreeMap::new()),
             tick: Cell::new(0),
@@ -167,14 +180,47 @@ impl<S: Sectors> Disk<S> {
         self.per_chunk * self.sector
     }
 
-    /// Make chunk `c` cached (evicting the least recently used one past the limit).
+    /// Send chunk `c`'s dirty sectors to the device, one `block.write` per run.
+    fn write_chunk(&self, c: u64, chunk: &mut Chunk) -> Result<(), String> {
+        let mut i = 0u64;
+        while chunk.dirty != 0 {
+            if chunk.dirty & (1 << i) == 0 {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < self.per_chunk && chunk.dirty & (1 << j) != 0 {
+                j += 1;
+            }
+            let (from, to) = ((i * self.sector) as usize, (j * self.sector) as usize);
+            // On failure the run stays dirty: the next write-back tries it again.
+            self.dev.write(c * self.per_chunk + i, &chunk.data[from..to])?;
+            for k in i..j {
+                chunk.dirty &= !(1 << k);
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// Make chunk `c` cached, evicting the least recently used one past the limit
+    /// (written back first when dirty).
     fn load(&self, c: u64) -> Result<(), String> {
         let t = self.tick.get() + 1;
         self.tick.set(t);
         let mut cache = self.cache.borrow_mut();
         if let Some(e) = cache.get_mut(&c) {
-            e.0 = t;
+            e.used = t;
             return Ok(());
+        }
+        if cache.len() >= DISK_CHUNKS
+            && let Some(old) = cache.iter().min_by_key(|(_, ch)| ch.used).map(|(k, _)| *k)
+        {
+            let mut victim = cache.remove(&old).expect("the chunk just found");
+            if let Err(e) = self.write_chunk(old, &mut victim) {
+                cache.insert(old, victim);
+                return Err(e);
+            }
         }
         let start = c * self.per_chunk;
         let n = self.per_chunk.min(self.count - start);
@@ -186,12 +232,7 @@ impl<S: Sectors> Disk<S> {
                 data.len()
             ));
         }
-        if cache.len() >= DISK_CHUNKS
-            && let Some(old) = cache.iter().min_by_key(|(_, (used, _))| *used).map(|(k, _)| *k)
-        {
-            cache.remove(&old);
-        }
-        cache.insert(c, (t, data));
+        cache.insert(c, Chunk { used: t, data, dirty: 0 });
         Ok(())
     }
 
@@ -215,18 +256,18 @@ impl<S: Sectors> Disk<S> {
             let c = at / chunk;
             self.load(c)?;
             let cache = self.cache.borrow();
-            let Some((_, data)) = cache.get(&c) else {
+            let Some(ch) = cache.get(&c) else {
                 return Err(String::from("block cache lost its chunk"));
             };
             let within = (at - c * chunk) as usize;
-            let n = (buf.len() - done).min(data.len() - within);
-            buf[done..done + n].copy_from_slice(&data[within..within + n]);
+            let n = (buf.len() - done).min(ch.data.len() - within);
+            buf[done..done + n].copy_from_slice(&ch.data[within..within + n]);
             done += n;
         }
         Ok(())
     }
 
-    /// Write `bytes` at `offset`: the whole sectors they touch go to the device now.
+    /// Write `bytes` at `offset` into the cache: the sectors they touch become dirty.
     pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<(), String> {
         self.check_range(offset, bytes.len())?;
         let chunk = self.chunk_bytes();
@@ -236,27 +277,37 @@ impl<S: Sectors> Disk<S> {
             let c = at / chunk;
             self.load(c)?;
             let mut cache = self.cache.borrow_mut();
-            let Some((_, data)) = cache.get_mut(&c) else {
+            let Some(ch) = cache.get_mut(&c) else {
                 return Err(String::from("block cache lost its chunk"));
             };
             let within = (at - c * chunk) as usize;
-            let n = (bytes.len() - done).min(data.len() - within);
-            data[within..within + n].copy_from_slice(&bytes[done..done + n]);
-            let first = within as u64 / self.sector;
-            let last = (within + n - 1) as u64 / self.sector;
-            let from = (first * self.sector) as usize;
-            let to = ((last + 1) * self.sector) as usize;
-            if let Err(e) = self.dev.write(c * self.per_chunk + first, &data[from..to]) {
-                // The device may hold the old bytes or some of the new: read it again.
-                cache.remove(&c);
-                return Err(e);
+            let n = (bytes.len() - done).min(ch.data.len() - within);
+            ch.data[within..within + n].copy_from_slice(&bytes[done..done + n]);
+            for s in within as u64 / self.sector..=(within + n - 1) as u64 / self.sector {
+                ch.dirty |= 1 << s;
             }
             done += n;
         }
         Ok(())
     }
 
+    /// Whether some write has not reached the device yet.
+    pub fn is_dirty(&self) -> bool {
+        self.cache.borrow().values().any(|c| c.dirty != 0)
+    }
+
+    /// Send every dirty sector to the device, in order of address (no flush).
+    pub fn write_back(&self) -> Result<(), String> {
+        let mut cache = self.cache.borrow_mut();
+        for (c, ch) in cache.iter_mut() {
+            self.write_chunk(*c, ch)?;
+        }
+        Ok(())
+    }
+
+    /// Write back, then the device's `flush`.
     pub fn flush(&self) -> Result<(), String> {
+        self.write_back()?;
         self.dev.flush()
     }
 }

@@ -2,11 +2,14 @@
 //! vendored `fatfs` crate (components/vendor/fatfs): FAT12/16/32 with long names, as
 //! Linux's `vfat`, mtools and `mkfs.fat` read and write it.
 //!
-//! The device is read and written through a [`Disk`] (a cache of a few chunks, written
-//! through): every `write` that returns has gone to the device as `block.write`s, and
-//! only WASI's `sync`/`sync-data` call the device's `flush` (fatfs's own flushes, after
-//! every file operation, reach nothing). A device whose first sector is all zeros is
-//! formatted on first use; anything else that is not a FAT file system is left as it is.
+//! The device is read and written through a [`Disk`] (a write-back cache of a few MiB),
+//! and files stay open between calls (fatfs's handle, with its place in the cluster
+//! chain), so a sequential reader or writer never walks the chain again. What a write
+//! changed reaches the device at WASI's `sync`/`sync-data` and at the end of the run
+//! ([`Tree::sync`], in the order [`Tree`] describes), or earlier when the cache evicts
+//! it; a run that traps or is cut keeps what the device had (docs/devices.md). A device
+//! whose first sector is all zeros is formatted on first use; anything else that is not a
+//! FAT file system is left as it is.
 //!
 //! Nodes are named by their path from the root: a descriptor follows its name, so a file
 //! renamed or removed while open is not found through it any more (unlike POSIX).
@@ -17,9 +20,12 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
+use alloc::collections::BTreeMap;
+use core::cell::RefCell;
+
 use fatfs::{
-    Date, DateTime, FatType, FileSystem, FormatVolumeOptions, FsOptions, IoBase, LossyOemCpConverter,
-    Read, Seek, SeekFrom, Time, TimeProvider, Write,
+    Cut, Date, DateTime, FatType, FileHandle, FileSystem, FormatVolumeOptions, FsOptions, IoBase,
+    LossyOemCpConverter, Read, Seek, SeekFrom, Time, TimeProvider, Write,
 };
 
 use super::block::{Disk, Sectors};
@@ -109,7 +115,7 @@ impl<S: Sectors> Write for Io<S> {
     }
 
     /// Nothing: fatfs flushes after every file operation; the device's `flush` is for
-    /// WASI's `sync` ([`Tree::sync`]).
+    /// [`Tree::sync`].
     fn flush(&mut self) -> Result<(), IoErr> {
         Ok(())
     }
@@ -206,11 +212,57 @@ pub struct Entry {
 }
 
 type Fs<S> = FileSystem<Io<S>, Clock, LossyOemCpConverter>;
+type FatFile<'a, S> = fatfs::File<'a, Io<S>, Clock, LossyOemCpConverter>;
+
+/// Files kept open at once; past this, a [`Tree::sync`] publishes them and they close.
+const OPEN_MAX: usize = 256;
+
+/// A file kept open between calls: fatfs's handle, and its entry as the device has it.
+struct Open {
+    handle: FileHandle,
+    /// The size and first cluster the entry on the device has.
+    published: (Option<u32>, Option<u32>),
+}
+
+impl Open {
+    fn new(handle: FileHandle) -> Open {
+        Open {
+            published: (handle.size(), handle.first_cluster()),
+            handle,
+        }
+    }
+
+    /// Whether writing the entry now could make it name bytes or clusters that are not
+    /// durable yet (a file grew, or got its first cluster).
+    fn grows(&self) -> bool {
+        (self.handle.size(), self.handle.first_cluster()) != self.published
+    }
+}
 
 /// A FAT file system on a device.
+///
+/// Writes stay in the [`Disk`]'s cache until [`Tree::sync`] (or an eviction) sends them.
+/// Everything that may reach the device in any order does so; what may not is held back
+/// and ordered by `sync`, so that a power cut never leaves an entry that names clusters
+/// the device does not have:
+/// - a file's new size and first cluster stay in its open handle until the data and
+///   clusters they name are flushed; then the entry is written and flushed;
+/// - a removed entry's clusters stay allocated until the removal is flushed; then they
+///   are freed (a cut in between leaks them, which `fsck.fat` reclaims);
+/// - a truncation publishes the shorter entry (a whole `sync`) before it frees clusters;
+/// - a rename first publishes every open file (fatfs copies the entry).
 pub struct Tree<S: Sectors> {
     disk: Rc<Disk<S>>,
     fs: Fs<S>,
+    /// Open files by [`key`].
+    open: RefCell<BTreeMap<String, Open>>,
+    /// Clusters of removed entries, freed by the next `sync` once the removal is durable.
+    released: RefCell<Vec<Cut>>,
+}
+
+/// An open file's name in [`Tree::open`]: FAT names compare without case.
+fn key(path: &str) -> String {
+    path.to_lowercase()
 }
 
 /// How [`Tree::open`] found the device.
@@ -279,12 +331,39 @@ impl<S: Sectors> Tree<S> {
         let fs = FileSystem::new(io, options).map_err(|e| format!("not a usable FAT file system: {e}"))?;
         let t = fs.fat_type();
         let found = if blank { Found::Formatted(t) } else { Found::Existing(t) };
-        Ok((Tree { disk, fs }, found))
+        let tree = Tree {
+            disk,
+            fs,
+            open: RefCell::new(BTreeMap::new()),
+            released: RefCell::new(Vec::new()),
+        };
+        Ok((tree, found))
     }
 
-    /// The device's `flush` (WASI `sync`).
+    /// WASI `sync`, and the end of a run: make everything written so far durable, in an
+    /// order a power cut at any point leaves consistent (see [`Tree`]). Up to three device
+    /// flushes: before entries that grew, after the entries, after freeing clusters.
     pub fn sync(&self) -> Result<(), FatErr> {
-        self.disk.flush().map_err(FatErr::Io)
+        let mut open = self.open.borrow_mut();
+        if open.values().any(Open::grows) || !self.released.borrow().is_empty() {
+            self.disk.flush().map_err(FatErr::Io)?;
+        }
+        for o in open.values_mut().filter(|o| o.handle.entry_dirty()) {
+            let mut f = self.fs.attach(o.handle.clone());
+            let r = f.write_entry();
+            o.handle = f.detach();
+            r.map_err(fat_err)?;
+            o.published = (o.handle.size(), o.handle.first_cluster());
+        }
+        self.disk.flush().map_err(FatErr::Io)?;
+        let released = core::mem::take(&mut *self.released.borrow_mut());
+        if !released.is_empty() {
+            for cut in released {
+                self.fs.release(cut).map_err(fat_err)?;
+            }
+            self.disk.flush().map_err(FatErr::Io)?;
+        }
+        Ok(())
     }
 
     fn dir(&self, path: &str) -> Result<fatfs::Dir<'_, Io<S>, Clock, LossyOemCpConverter>, FatErr> {
@@ -296,8 +375,9 @@ impl<S: Sectors> Tree<S> {
         }
     }
 
-    /// The entries of directory `path` (without `.` and `..`).
+    /// The entries of directory `path` (without `.` and `..`), open files as they are now.
     pub fn list(&self, path: &str) -> Result<Vec<Entry>, FatErr> {
+        let open = self.open.borrow();
         let mut out = Vec::new();
         for e in self.dir(path)?.iter() {
             let e = e.map_err(fat_err)?;
@@ -305,13 +385,20 @@ impl<S: Sectors> Tree<S> {
             if name == "." || name == ".." {
                 continue;
             }
-            let a = e.accessed();
+            let (size, modified, accessed) = match open.get(&key(&join(path, &name))) {
+                Some(o) => (
+                    o.handle.size().map_or(0, u64::from),
+                    o.handle.modified().unwrap_or(e.modified()),
+                    o.handle.accessed().unwrap_or(e.accessed()),
+                ),
+                None => (e.len(), e.modified(), e.accessed()),
+            };
             out.push(Entry {
                 name,
                 dir: e.is_dir(),
-                size: e.len(),
-                mtime: from_fat(e.modified()),
-                atime: from_fat(DateTime::new(a, Time::new(0, 0, 0, 0))),
+                size,
+                mtime: from_fat(modified),
+                atime: from_fat(DateTime::new(accessed, Time::new(0, 0, 0, 0))),
             });
         }
         Ok(out)
@@ -325,66 +412,92 @@ impl<S: Sectors> Tree<S> {
             .find(|e| e.name.eq_ignore_ascii_case(name) || e.name == name))
     }
 
-    fn file(&self, path: &str) -> Result<fatfs::File<'_, Io<S>, Clock, LossyOemCpConverter>, FatErr> {
-        self.fs.root_dir().open_file(path).map_err(fat_err)
+    /// Run `f` on file `path` (opened on first use and kept open) and its size.
+    fn with_file<R>(&self, path: &str, f: impl FnOnce(&mut FatFile<'_, S>, u64) -> Result<R, FatErr>) -> Result<R, FatErr> {
+        let k = key(path);
+        let taken = self.open.borrow_mut().remove(&k);
+        let open = match taken {
+            Some(o) => o,
+            None => {
+                if self.open.borrow().len() >= OPEN_MAX {
+                    self.sync()?;
+                    self.open.borrow_mut().clear();
+                }
+                Open::new(self.fs.root_dir().open_file(path).map_err(fat_err)?.detach())
+            }
+        };
+        let size = open.handle.size().map_or(0, u64::from);
+        let mut file = self.fs.attach(open.handle);
+        let r = f(&mut file, size);
+        let handle = file.detach();
+        self.open.borrow_mut().insert(k, Open { handle, published: open.published });
+        r
     }
 
     /// Up to `len` bytes of file `path` from `offset`, and whether that reaches its end.
     pub fn read(&self, path: &str, offset: u64, len: u64) -> Result<(Vec<u8>, bool), FatErr> {
-        let mut f = self.file(path)?;
-        let size = f.seek(SeekFrom::End(0)).map_err(fat_err)?;
-        if offset >= size {
-            return Ok((Vec::new(), true));
-        }
-        f.seek(SeekFrom::Start(offset)).map_err(fat_err)?;
-        let n = len.min(size - offset) as usize;
-        let mut buf = vec![0u8; n];
-        f.read_exact(&mut buf).map_err(fat_err)?;
-        Ok((buf, offset + n as u64 >= size))
+        self.with_file(path, |f, size| {
+            if offset >= size {
+                return Ok((Vec::new(), true));
+            }
+            f.seek(SeekFrom::Start(offset)).map_err(fat_err)?;
+            let n = len.min(size - offset) as usize;
+            let mut buf = vec![0u8; n];
+            f.read_exact(&mut buf).map_err(fat_err)?;
+            Ok((buf, offset + n as u64 >= size))
+        })
     }
 
     /// Write `bytes` at `offset` of file `path` (zero-filling a gap).
     pub fn write(&self, path: &str, offset: u64, bytes: &[u8]) -> Result<u64, FatErr> {
-        let end = offset
+        offset
             .checked_add(bytes.len() as u64)
             .filter(|e| *e <= FILE_MAX)
             .ok_or(ErrorCode::FileTooLarge)?;
-        let _ = end;
-        let mut f = self.file(path)?;
-        let size = f.seek(SeekFrom::End(0)).map_err(fat_err)?;
-        if offset > size {
-            zeros(&mut f, offset - size)?;
-        } else {
-            f.seek(SeekFrom::Start(offset)).map_err(fat_err)?;
-        }
-        f.write_all(bytes).map_err(fat_err)?;
-        f.flush().map_err(fat_err)?;
-        Ok(bytes.len() as u64)
+        self.with_file(path, |f, size| {
+            if offset > size {
+                f.seek(SeekFrom::Start(size)).map_err(fat_err)?;
+                zeros(f, offset - size)?;
+            } else {
+                f.seek(SeekFrom::Start(offset)).map_err(fat_err)?;
+            }
+            f.write_all(bytes).map_err(fat_err)?;
+            Ok(bytes.len() as u64)
+        })
     }
 
-    /// Truncate or extend file `path` to `size` bytes.
+    /// Truncate or extend file `path` to `size` bytes. A truncation publishes the
+    /// shorter entry (a [`Tree::sync`]) before it frees the clusters past it.
     pub fn set_size(&self, path: &str, size: u64) -> Result<(), FatErr> {
         if size > FILE_MAX {
             return Err(ErrorCode::FileTooLarge.into());
         }
-        let mut f = self.file(path)?;
-        let now = f.seek(SeekFrom::End(0)).map_err(fat_err)?;
-        if size < now {
-            f.seek(SeekFrom::Start(size)).map_err(fat_err)?;
-            f.truncate().map_err(fat_err)?;
-        } else if size > now {
-            zeros(&mut f, size - now)?;
+        let cut = self.with_file(path, |f, now| {
+            if size < now {
+                f.seek(SeekFrom::Start(size)).map_err(fat_err)?;
+                return Ok(f.truncate_keeping_clusters());
+            }
+            if size > now {
+                f.seek(SeekFrom::Start(now)).map_err(fat_err)?;
+                zeros(f, size - now)?;
+            }
+            Ok(None)
+        })?;
+        if let Some(cut) = cut {
+            self.sync()?;
+            self.fs.release(cut).map_err(fat_err)?;
         }
-        f.flush().map_err(fat_err)
+        Ok(())
     }
 
-    /// A new empty file `name` in directory `dir`.
+    /// A new empty file `name` in directory `dir` (left open).
     pub fn create_file(&self, dir: &str, name: &str) -> Result<(), FatErr> {
         if self.lookup(dir, name)?.is_some() {
             return Err(ErrorCode::Exist.into());
         }
-        let mut f = self.dir(dir)?.create_file(name).map_err(fat_err)?;
-        f.flush().map_err(fat_err)
+        let f = self.dir(dir)?.create_file(name).map_err(fat_err)?;
+        self.open.borrow_mut().insert(key(&join(dir, name)), Open::new(f.detach()));
+        Ok(())
     }
 
     /// A new empty directory `name` in `dir`.
@@ -395,26 +508,48 @@ impl<S: Sectors> Tree<S> {
         self.dir(dir)?.create_dir(name).map(|_| ()).map_err(fat_err)
     }
 
+    /// Remove entry `name` of `dir`, keeping its clusters until the next sync.
+    fn unlink(&self, dir: &str, name: &str) -> Result<(), FatErr> {
+        // An open file's handle knows its first cluster even before its entry does.
+        let open = self.open.borrow_mut().remove(&key(&join(dir, name)));
+        let on_disk = self.dir(dir)?.remove_keeping_clusters(name).map_err(fat_err)?;
+        if let Some(first) = open.map_or(on_disk, |o| o.handle.first_cluster()) {
+            self.released.borrow_mut().push(Cut::All(first));
+        }
+        Ok(())
+    }
+
     /// Remove file (`want_dir` false) or empty directory `name` of `dir`.
     pub fn remove(&self, dir: &str, name: &str, want_dir: bool) -> Result<(), FatErr> {
         let e = self.lookup(dir, name)?.ok_or(ErrorCode::NoEntry)?;
         match (e.dir, want_dir) {
             (true, false) => Err(ErrorCode::IsDirectory.into()),
             (false, true) => Err(ErrorCode::NotDirectory.into()),
-            _ => self.dir(dir)?.remove(&e.name).map_err(fat_err),
+            _ => self.unlink(dir, &e.name),
         }
     }
 
     /// Move `from_dir/from_name` to `to_dir/to_name`, replacing a file with a file or an
     /// empty directory with a directory (POSIX `rename`; the replacement is removed
-    /// first, so a crash between the two steps can lose the old name's file).
+    /// first, so a crash between the two steps can lose the old name's file). Every open
+    /// file is published first: fatfs moves the entry as the device has it.
     pub fn rename(&self, from_dir: &str, from_name: &str, to_dir: &str, to_name: &str) -> Result<(), FatErr> {
         let src = self.lookup(from_dir, from_name)?.ok_or(ErrorCode::NoEntry)?;
         let from_path = join(from_dir, &src.name);
         if src.dir && (to_dir == from_path || to_dir.starts_with(&format!("{from_path}/"))) {
             return Err(ErrorCode::Invalid.into());
         }
-        if let Some(dst) = self.lookup(to_dir, to_name)? {
+        let dst = self.lookup(to_dir, to_name)?;
+        if let Some(dst) = &dst {
+            match (dst.dir, src.dir) {
+                (true, false) => return Err(ErrorCode::IsDirectory.into()),
+                (false, true) => return Err(ErrorCode::NotDirectory.into()),
+                _ => {}
+            }
+        }
+        self.sync()?;
+        self.open.borrow_mut().clear();
+        if let Some(dst) = dst {
             if from_dir == to_dir && dst.name == src.name {
                 if src.name == to_name {
                     return Ok(());
@@ -425,11 +560,7 @@ impl<S: Sectors> Tree<S> {
                 d.rename(&src.name, &d, &tmp).map_err(fat_err)?;
                 return d.rename(&tmp, &d, to_name).map_err(fat_err);
             }
-            match (dst.dir, src.dir) {
-                (true, false) => return Err(ErrorCode::IsDirectory.into()),
-                (false, true) => return Err(ErrorCode::NotDirectory.into()),
-                _ => self.dir(to_dir)?.remove(&dst.name).map_err(fat_err)?,
-            }
+            self.unlink(to_dir, &dst.name)?;
         }
         let to = self.dir(to_dir)?;
         self.dir(from_dir)?.rename(&src.name, &to, to_name).map_err(fat_err)
@@ -442,20 +573,21 @@ impl<S: Sectors> Tree<S> {
             // fatfs edits only files' entries.
             return Err(ErrorCode::Unsupported.into());
         }
-        let mut f = self.file(&join(dir, &e.name))?;
-        if let Some(m) = mtime {
-            f.set_modified(to_fat(m));
-        }
-        if let Some(a) = atime {
-            f.set_accessed(to_fat(a).date);
-        }
-        f.flush().map_err(fat_err)
+        self.with_file(&join(dir, &e.name), |f, _| {
+            if let Some(m) = mtime {
+                f.set_modified(to_fat(m));
+            }
+            if let Some(a) = atime {
+                f.set_accessed(to_fat(a).date);
+            }
+            Ok(())
+        })
     }
 }
 
 /// Write `n` zero bytes at `f`'s position.
-fn zeros<IO: fatfs::ReadWriteSeek<Error = IoErr>>(
-    f: &mut fatfs::File<'_, IO, Clock, LossyOemCpConverter>,
+fn zeros<S: Sectors>(
+    f: &mut FatFile<'_, S>,
     mut n: u64,
 ) -> Result<(), FatErr> {
     let z = [0u8; 4096];
@@ -538,9 +670,9 @@ mod tests {
         let big: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
         t.write("sub/A Long File Name.txt", 0, &big).unwrap();
         t.write("sub/A Long File Name.txt", 100_010, b"tail").unwrap();
-        assert_eq!(m.flushes.get(), 0, "only sync flushes");
+        assert_eq!((m.writes.get(), m.flushes.get()), (0, 0), "nothing reaches the device before sync");
         t.sync().unwrap();
-        assert_eq!(m.flushes.get(), 1);
+        assert_eq!(m.flushes.get(), 2, "the data and clusters, then the entries that name them");
         drop(t);
         let (t, found) = open(&m);
         assert_eq!(found, Found::Existing(FatType::Fat12));
@@ -582,6 +714,98 @@ mod tests {
         t.remove("", "d", true).unwrap();
         assert!(t.list("").unwrap().is_empty());
         assert_eq!(t.read("nope", 0, 1), Err(ErrorCode::NoEntry.into()));
+    }
+
+    /// A device that keeps every write and flush in order, to rebuild what a power cut
+    /// could leave: everything up to a flush, plus any subset of the writes after it.
+    struct Log {
+        base: Vec<u8>,
+        events: RefCell<Vec<Option<(u64, Vec<u8>)>>>,
+    }
+
+    impl Sectors for Rc<Log> {
+        fn read(&self, start: u64, count: u32) -> Result<Vec<u8>, String> {
+            let mut img = self.base.clone();
+            for (at, data) in self.events.borrow().iter().flatten() {
+                img[*at as usize * 512..][..data.len()].copy_from_slice(data);
+            }
+            Ok(img[start as usize * 512..][..count as usize * 512].to_vec())
+        }
+        fn write(&self, start: u64, data: &[u8]) -> Result<(), String> {
+            self.events.borrow_mut().push(Some((start, data.to_vec())));
+            Ok(())
+        }
+        fn flush(&self) -> Result<(), String> {
+            self.events.borrow_mut().push(None);
+            Ok(())
+        }
+    }
+
+    /// Every file of a tree read whole: a chain shorter than its entry's size is an error.
+    fn read_all(t: &Tree<Rc<Mem>>, dir: &str) -> Result<(), FatErr> {
+        for e in t.list(dir)? {
+            let path = join(dir, &e.name);
+            if e.dir {
+                read_all(t, &path)?;
+            } else {
+                let (data, _) = t.read(&path, 0, e.size)?;
+                assert_eq!(data.len() as u64, e.size);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_power_cut_anywhere_leaves_every_entry_readable() {
+        let log = Rc::new(Log { base: vec![0; 2 << 20], events: RefCell::new(Vec::new()) });
+        let (t, _) = Tree::open(log.clone(), 512, 4096, clock).unwrap();
+        t.sync().unwrap();
+        // What SQLite does with a journal, and a file that grows over several syncs.
+        let block: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        t.create_file("", "db").unwrap();
+        t.write("db", 0, &block).unwrap();
+        t.sync().unwrap();
+        for round in 0..3u64 {
+            t.create_file("", "db-journal").unwrap();
+            t.write("db-journal", 0, &block).unwrap();
+            t.write("db-journal", 3000, &block).unwrap();
+            t.sync().unwrap();
+            t.write("db", 3000 * (round + 1), &block).unwrap();
+            t.sync().unwrap();
+            t.remove("", "db-journal", false).unwrap();
+        }
+        t.set_size("db", 100).unwrap();
+        t.sync().unwrap();
+        let events = log.events.borrow().clone();
+        let flushes: Vec<usize> = (0..events.len()).filter(|i| events[*i].is_none()).collect();
+        assert!(flushes.len() >= 12, "{} flushes", flushes.len());
+        let mut cuts = 0;
+        for (k, &f) in flushes.iter().enumerate() {
+            let end = flushes.get(k + 1).copied().unwrap_or(events.len());
+            let pending: Vec<&(u64, Vec<u8>)> = events[f + 1..end].iter().flatten().collect();
+            // Every subset when few, else 64 drawn ones (and none and all).
+            let n = pending.len();
+            let masks: Vec<u64> = if n <= 6 {
+                (0..1u64 << n).collect()
+            } else {
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ k as u64;
+                (0..64).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x }).chain([0, u64::MAX]).collect()
+            };
+            for mask in masks {
+                let mut img = log.base.clone();
+                let durable = events[..=f].iter().flatten();
+                let kept = pending.iter().enumerate().filter(|(i, _)| mask >> (i % 64) & 1 == 1).map(|(_, w)| *w);
+                for (at, data) in durable.chain(kept) {
+                    img[*at as usize * 512..][..data.len()].copy_from_slice(data);
+                }
+                let m = Mem::new(0);
+                *m.data.borrow_mut() = img;
+                let (t, _) = Tree::open(m.clone(), 512, 4096, clock).unwrap();
+                read_all(&t, "").unwrap_or_else(|e| panic!("cut after flush {k} keeping {mask:#x}: {e:?}"));
+                cuts += 1;
+            }
+        }
+        assert!(cuts > 100, "{cuts} cuts");
     }
 
     #[test]

@@ -547,6 +547,18 @@ pub fn setup(preopens: &[(String, Spec)]) {
     PREOPENS.with(|p| *p = list);
 }
 
+/// The end of the run (`shutdown`, or WASI's `exit`): sync every FAT tree, so what the
+/// program wrote is on its device (a failure is logged; the run is ending anyway).
+pub fn shutdown() {
+    PREOPENS.with(|list| {
+        for p in list.iter() {
+            if let Ok(Obj::Fat(fs, _)) = &p.root {
+                let _ = fs.ok(fs.tree.sync());
+            }
+        }
+    });
+}
+
 /// A descriptor: a node and what it was opened for (or the error every call gives).
 pub struct Desc {
     obj: Result<Obj, ErrorCode>,
@@ -877,6 +889,10 @@ impl GuestDescriptor for Desc {
         if node.is_some() {
             return Err(ErrorCode::Exist);
         }
+        // A new name ending in `/` names a directory that is not there (Linux: ENOENT).
+        if path::parse(&new_path)?.dir_only {
+            return Err(ErrorCode::NoEntry);
+        }
         match (&src, &dir) {
             (Obj::Mem(a, n), Obj::Mem(b, d)) if Rc::ptr_eq(a, b) => mem::link(d, &name, n, now()),
             // FAT has no hard links (Linux's vfat: EPERM).
@@ -997,6 +1013,10 @@ impl GuestDescriptor for Desc {
         let (dir, name, node) = self.entry_of(&new_path, ErrorCode::Exist)?;
         if node.is_some() {
             return Err(ErrorCode::Exist);
+        }
+        // A link is no directory: a new name ending in `/` is not there (Linux: ENOENT).
+        if path::parse(&new_path)?.dir_only {
+            return Err(ErrorCode::NoEntry);
         }
         // As wasmtime: an absolute target could only mean the host's root.
         if old_path.starts_with('/') {
