@@ -10,7 +10,7 @@
 //! (writes a line), `scratch:DIR` (write, read back, rename and remove in a
 //! writable DIR), `put:FILE=TEXT` (create or truncate, write TEXT, `sync_all`),
 //! `putnosync:FILE=TEXT` (the same without the sync), `mkdir:DIR`, `rm:FILE`,
-//! `mv:FROM=TO` and `ln:FROM=TO` (a hard link), `seq:FILE=MIB` (writes MIB MiB in 1 MiB
+//! `mv:FROM=TO` and `ln:FROM=TO` (a hard link), `panic:TEXT` (a trap), `seq:FILE=MIB` (writes MIB MiB in 1 MiB
 //! writes and `sync_all`s, then reads the file back in 1 MiB reads; prints both rates:
 //! the sequential-throughput benchmark, built natively too). Failures print the error's
 //! kind and text; nothing panics.
@@ -109,6 +109,7 @@ fn fs_op(op: &str) {
             Err(e) => println!("write {path}: {}", err(&e)),
         },
         "scratch" => scratch(Path::new(path)),
+        "panic" => panic!("{path}"),
         "put" | "putnosync" => {
             let (file, text) = path.split_once('=').unwrap_or((path, ""));
             let r = std::fs::File::create(file).and_then(|mut f| {

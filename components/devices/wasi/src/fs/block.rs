@@ -152,6 +152,8 @@ pub struct Disk<S> {
     /// chunk number -> chunk.
     cache: RefCell<BTreeMap<u64, Chunk>>,
     tick: Cell<u64>,
+    /// A `block.write` went down since the last `flush`.
+    unflushed: Cell<bool>,
 }
 
 impl<S: Sectors> Disk<S> {
@@ -165,6 +167,7 @@ impl<S: Sectors> Disk<S> {
             per_chunk: (CHUNK / sector).max(1),
             cache: RefCell::new(BTreeMap::new()),
             tick: Cell::new(0),
+            unflushed: Cell::new(false),
         })
     }
 
@@ -194,6 +197,7 @@ impl<S: Sectors> Disk<S> {
             }
             let (from, to) = ((i * self.sector) as usize, (j * self.sector) as usize);
             // On failure the run stays dirty: the next write-back tries it again.
+            self.unflushed.set(true);
             self.dev.write(c * self.per_chunk + i, &chunk.data[from..to])?;
             for k in i..j {
                 chunk.dirty &= !(1 << k);
@@ -305,10 +309,14 @@ impl<S: Sectors> Disk<S> {
         Ok(())
     }
 
-    /// Write back, then the device's `flush`.
+    /// Write back, then the device's `flush` (none when nothing went down since the last).
     pub fn flush(&self) -> Result<(), String> {
         self.write_back()?;
-        self.dev.flush()
+        if self.unflushed.get() {
+            self.dev.flush()?;
+            self.unflushed.set(false);
+        }
+        Ok(())
     }
 }
 

@@ -233,9 +233,11 @@ impl Open {
     }
 
     /// Whether writing the entry now could make it name bytes or clusters that are not
-    /// durable yet (a file grew, or got its first cluster).
+    /// durable yet: the file grew, or got a (new) first cluster. A shorter entry names
+    /// less, and may be written at any time.
     fn grows(&self) -> bool {
-        (self.handle.size(), self.handle.first_cluster()) != self.published
+        let (size, first) = (self.handle.size(), self.handle.first_cluster());
+        size > self.published.0 || (first.is_some() && first != self.published.1)
     }
 }
 
