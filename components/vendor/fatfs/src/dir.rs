@@ -429,6 +429,27 @@ impl<'a, IO: ReadWriteSeek, TP: TimeProvider, OCC: OemCpConverter> Dir<'a, IO, T
         self.rename_internal(src_path, dst_dir, dst_path)
     }
 
+    /// Adds entry `dst_name` in `dst_dir` for the file or directory `src_name` of this
+    /// directory, sharing its clusters, and keeps `src_name` (added by weft: a rename that
+    /// survives a crash is this, the new entry made durable, then
+    /// [`Dir::remove_keeping_clusters`] of the old name without releasing anything).
+    /// Both names are single components.
+    ///
+    /// # Errors
+    ///
+    /// `Error::NotFound` when `src_name` does not exist, `Error::AlreadyExists` when
+    /// `dst_name` does, `Error::Io` on I/O errors.
+    pub fn link_entry(&self, src_name: &str, dst_dir: &Dir<IO, TP, OCC>, dst_name: &str) -> Result<(), Error<IO::Error>> {
+        let e = self.find_entry(src_name, None, None)?;
+        match dst_dir.check_for_existence(dst_name, None)? {
+            DirEntryOrShortName::DirEntry(_) => Err(Error::AlreadyExists),
+            DirEntryOrShortName::ShortName(short_name) => {
+                dst_dir.write_entry(dst_name, e.data.renamed(short_name))?;
+                Ok(())
+            }
+        }
+    }
+
     fn rename_internal(
         &self,
         src_name: &str,

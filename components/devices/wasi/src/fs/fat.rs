@@ -521,20 +521,27 @@ impl<S: Sectors> Tree<S> {
         Ok(())
     }
 
-    /// Remove file (`want_dir` false) or empty directory `name` of `dir`.
+    /// Remove file (`want_dir` false) or empty directory `name` of `dir`: durable when it
+    /// returns (a sync), because SQLite's commit in its default journal mode is the
+    /// removal of its journal, and it syncs nothing after it.
     pub fn remove(&self, dir: &str, name: &str, want_dir: bool) -> Result<(), FatErr> {
         let e = self.lookup(dir, name)?.ok_or(ErrorCode::NoEntry)?;
         match (e.dir, want_dir) {
             (true, false) => Err(ErrorCode::IsDirectory.into()),
             (false, true) => Err(ErrorCode::NotDirectory.into()),
-            _ => self.unlink(dir, &e.name),
+            _ => {
+                self.unlink(dir, &e.name)?;
+                self.sync()
+            }
         }
     }
 
     /// Move `from_dir/from_name` to `to_dir/to_name`, replacing a file with a file or an
-    /// empty directory with a directory (POSIX `rename`; the replacement is removed
-    /// first, so a crash between the two steps can lose the old name's file). Every open
-    /// file is published first: fatfs moves the entry as the device has it.
+    /// empty directory with a directory (POSIX `rename`), durable when it returns. Every
+    /// open file is published first (the entry moves as the device has it); then, a sync
+    /// after each step: the replaced file's removal, the new name, the old name's removal.
+    /// A cut between the steps leaves the old name alone, or both names on one chain
+    /// (`fsck.fat` reports them); never neither, and never a freed chain under a name.
     pub fn rename(&self, from_dir: &str, from_name: &str, to_dir: &str, to_name: &str) -> Result<(), FatErr> {
         let src = self.lookup(from_dir, from_name)?.ok_or(ErrorCode::NoEntry)?;
         let from_path = join(from_dir, &src.name);
@@ -563,9 +570,14 @@ impl<S: Sectors> Tree<S> {
                 return d.rename(&tmp, &d, to_name).map_err(fat_err);
             }
             self.unlink(to_dir, &dst.name)?;
+            self.sync()?;
         }
-        let to = self.dir(to_dir)?;
-        self.dir(from_dir)?.rename(&src.name, &to, to_name).map_err(fat_err)
+        let (from, to) = (self.dir(from_dir)?, self.dir(to_dir)?);
+        from.link_entry(&src.name, &to, to_name).map_err(fat_err)?;
+        self.sync()?;
+        // The chain now has the new name: nothing to release.
+        from.remove_keeping_clusters(&src.name).map_err(fat_err)?;
+        self.sync()
     }
 
     /// Set the modification time of `path` (FAT keeps 2-second steps) and its access date.
@@ -776,6 +788,11 @@ mod tests {
             t.sync().unwrap();
             t.remove("", "db-journal", false).unwrap();
         }
+        // A rename over an existing file, then a truncation.
+        t.create_file("", "next").unwrap();
+        t.write("next", 0, &block).unwrap();
+        t.sync().unwrap();
+        t.rename("", "next", "", "db").unwrap();
         t.set_size("db", 100).unwrap();
         t.sync().unwrap();
         let events = log.events.borrow().clone();
@@ -804,6 +821,10 @@ mod tests {
                 *m.data.borrow_mut() = img;
                 let (t, _) = Tree::open(m.clone(), 512, 4096, clock).unwrap();
                 read_all(&t, "").unwrap_or_else(|e| panic!("cut after flush {k} keeping {mask:#x}: {e:?}"));
+                // Once synced, `db` is never lost; the rename over it leaves the old
+                // name or the new one (or both), never neither.
+                let names: Vec<String> = t.list("").unwrap().into_iter().map(|e| e.name).collect();
+                assert!(k == 0 || names.iter().any(|n| n == "db" || n == "next"), "cut after flush {k}: {names:?}");
                 cuts += 1;
             }
         }
