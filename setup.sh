@@ -17,7 +17,8 @@ if ! rustup toolchain list | grep -q "^$toolchain"; then
   say "installing Rust $toolchain"
   rustup toolchain install "$toolchain" --profile minimal
 fi
-for t in wasm32-wasip2 x86_64-unknown-none; do
+# wasm32-wasip1: the WASI testsuite's Rust tests (third_party/wasi-testsuite/build.sh).
+for t in wasm32-wasip2 wasm32-wasip1 x86_64-unknown-none; do
   if ! rustup +"$toolchain" target list --installed | grep -qx "$t"; then
     say "installing Rust target $t"
     rustup +"$toolchain" target add "$t"

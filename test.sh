@@ -24,6 +24,9 @@ cargo build -p weft-baremetal --target x86_64-unknown-none --release
 echo "==> polyglot apps (Python, JavaScript, C, a Rust CLI from crates.io; host-posix/tests/polyglot.rs runs them)" >&2
 components/polyglot/build.sh
 
+echo "==> the WASI testsuite's Rust and C tests, from source (host-posix/tests/wasi_testsuite.rs runs them)" >&2
+third_party/wasi-testsuite/build.sh
+
 echo "==> host workspace tests" >&2
 cargo test
 
