@@ -311,8 +311,9 @@ fn cache_generation() -> PathBuf {
     dir
 }
 
-/// Runs one test on one host: `Ok` if it passed, else why not.
-fn run_case(case: &Case, component: &[u8], host: Host, roots: Roots, cache: &Path) -> Result<(), String> {
+/// Runs one test on one host: `Ok` if it passed, else why not. Its folder
+/// is kept only when the outcome is not the expected one (`expect_fail`).
+fn run_case(case: &Case, component: &[u8], host: Host, roots: Roots, cache: &Path, expect_fail: bool) -> Result<(), String> {
     let dir = prepare(case, component, host, roots);
     let d = dir.to_str().unwrap();
     let args: &[&str] = match host {
@@ -327,7 +328,7 @@ fn run_case(case: &Case, component: &[u8], host: Host, roots: Roots, cache: &Pat
     } else {
         Ok(())
     };
-    if outcome.is_ok() {
+    if outcome.is_ok() != expect_fail {
         let _ = std::fs::remove_dir_all(&dir);
     }
     outcome
@@ -339,8 +340,9 @@ fn jobs() -> usize {
 
 type Results = BTreeMap<(String, Host), Result<(), String>>;
 
-/// Every case on every host of `hosts`, `jobs()` at a time.
-fn run_all(cases: &[Case], hosts: &[Host], roots: Roots) -> Results {
+/// Every case on every host of `hosts`, `jobs()` at a time; `expected`
+/// says which are expected to fail (see [`assert_outcomes`]).
+fn run_all(cases: &[Case], hosts: &[Host], roots: Roots, expected: impl Fn(&str, Host) -> Option<&'static str> + Sync) -> Results {
     let components: Vec<Vec<u8>> = cases.iter().map(|c| componentize(&c.module)).collect();
     let work: Mutex<Vec<(usize, Host)>> = Mutex::new((0..cases.len()).flat_map(|i| hosts.iter().map(move |h| (i, *h))).rev().collect());
     let results = Mutex::new(Results::new());
@@ -351,7 +353,7 @@ fn run_all(cases: &[Case], hosts: &[Host], roots: Roots) -> Results {
                 loop {
                     let Some((i, host)) = work.lock().unwrap().pop() else { break };
                     let t = Instant::now();
-                    let r = run_case(&cases[i], &components[i], host, roots, &cache);
+                    let r = run_case(&cases[i], &components[i], host, roots, &cache, expected(&cases[i].id, host).is_some());
                     eprintln!("{:<45} {:<6} {:>5.1} s  {}", cases[i].id, format!("{host:?}"), t.elapsed().as_secs_f64(), r.as_ref().err().map_or("pass", |e| e));
                     results.lock().unwrap().insert((cases[i].id.clone(), host), r);
                 }
@@ -465,7 +467,7 @@ fn the_wasi_testsuite_passes_as_docs_wasi_md_says() {
         assert!(cases.iter().any(|c| c.id == *id) || subset, "EXPECTED_FAILURES names {id}, which is not a test");
     }
     let t = Instant::now();
-    let results = run_all(&cases, &HOSTS, Roots::Faithful);
+    let results = run_all(&cases, &HOSTS, Roots::Faithful, expected_failure);
     eprintln!("{} runs in {:.0} s", results.len(), t.elapsed().as_secs_f64());
     assert_outcomes(&results, expected_failure, "EXPECTED_FAILURES");
     if !subset {
@@ -499,7 +501,7 @@ fn the_wasi_testsuite_on_a_fat_root() {
     let (cases, subset) = selected();
     let cases: Vec<Case> = cases.into_iter().filter(|c| c.spec.root.is_some()).collect();
     let expected = |id: &str, _| EXPECTED_FAT_ROOT_FAILURES.iter().find(|(i, _)| *i == id).map(|(_, r)| *r);
-    let results = run_all(&cases, &[Linux], Roots::Fat);
+    let results = run_all(&cases, &[Linux], Roots::Fat, expected);
     assert_outcomes(&results, expected, "EXPECTED_FAT_ROOT_FAILURES");
     if subset {
         return;
@@ -544,4 +546,17 @@ fn a_spec_this_runner_cannot_honour_is_an_error() {
     assert!(err(r#"{"operations": [{"type": "wait"}]}"#).contains("one `run`"));
     assert!(err(r#"{"args": "x"}"#).contains("`args` is not an array"));
     assert!(err("[").starts_with("not JSON"));
+}
+
+/// The runner itself: a run whose exit code or stdout is not the one the spec
+/// expects is a failure that says so (on Linux; the same check serves both hosts).
+#[test]
+fn a_run_that_misses_its_expectations_fails() {
+    let case = cases().into_iter().find(|c| c.id == "c/clock_gettime-monotonic").expect("c/clock_gettime-monotonic is a test");
+    let component = componentize(&case.module);
+    let cache = cache();
+    let run = |spec: Spec, fails| run_case(&Case { id: case.id.clone(), module: case.module.clone(), spec }, &component, Linux, Roots::Faithful, &cache, fails);
+    assert_eq!(run(Spec::default(), false), Ok(()));
+    assert_eq!(run(Spec { exit_code: 3, ..Spec::default() }, true), Err("exit 0 (expected 3)".to_string()));
+    assert_eq!(run(Spec { stdout: Some("tick\n".into()), ..Spec::default() }, true), Err(r#"stdout "", expected "tick\n""#.to_string()));
 }
