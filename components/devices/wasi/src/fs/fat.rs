@@ -250,7 +250,8 @@ impl Open {
 /// - a file's new size and first cluster stay in its open handle until the data and
 ///   clusters they name are flushed; then the entry is written and flushed;
 /// - a removed entry's clusters stay allocated until the removal is flushed; then they
-///   are freed (a cut in between leaks them, which `fsck.fat` reclaims);
+///   are freed, durable at the next sync (a cut before it leaks them, which `fsck.fat`
+///   reclaims);
 /// - a truncation publishes the shorter entry (a whole `sync`) before it frees clusters;
 /// - a rename first publishes every open file (fatfs copies the entry).
 pub struct Tree<S: Sectors> {
@@ -342,9 +343,11 @@ impl<S: Sectors> Tree<S> {
         Ok((tree, found))
     }
 
-    /// WASI `sync`, and the end of a run: make everything written so far durable, in an
-    /// order a power cut at any point leaves consistent (see [`Tree`]). Up to three device
-    /// flushes: before entries that grew, after the entries, after freeing clusters.
+    /// WASI `sync`: make everything written so far durable, in an order a power cut at
+    /// any point leaves consistent (see [`Tree`]). Up to two device flushes: before
+    /// entries that grew (or removals whose clusters are to be freed), after the entries.
+    /// The clusters of removed entries are then freed in the cache, for the next sync:
+    /// a cut before it leaks them, which is harmless.
     pub fn sync(&self) -> Result<(), FatErr> {
         let mut open = self.open.borrow_mut();
         if open.values().any(Open::grows) || !self.released.borrow().is_empty() {
@@ -359,13 +362,16 @@ impl<S: Sectors> Tree<S> {
         }
         self.disk.flush().map_err(FatErr::Io)?;
         let released = core::mem::take(&mut *self.released.borrow_mut());
-        if !released.is_empty() {
-            for cut in released {
-                self.fs.release(cut).map_err(fat_err)?;
-            }
-            self.disk.flush().map_err(FatErr::Io)?;
+        for cut in released {
+            self.fs.release(cut).map_err(fat_err)?;
         }
         Ok(())
+    }
+
+    /// The end of a run: [`Tree::sync`], then everything it left in the cache.
+    pub fn close(&self) -> Result<(), FatErr> {
+        self.sync()?;
+        self.disk.flush().map_err(FatErr::Io)
     }
 
     fn dir(&self, path: &str) -> Result<fatfs::Dir<'_, Io<S>, Clock, LossyOemCpConverter>, FatErr> {

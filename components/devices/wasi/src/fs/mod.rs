@@ -553,7 +553,7 @@ pub fn shutdown() {
     PREOPENS.with(|list| {
         for p in list.iter() {
             if let Ok(Obj::Fat(fs, _)) = &p.root {
-                let _ = fs.ok(fs.tree.sync());
+                let _ = fs.ok(fs.tree.close());
             }
         }
     });
