@@ -18,6 +18,8 @@
 //! in docs/wasi.md stays true. The table is checked here and rewritten only on
 //! request: `WEFT_WRITE_WASI_TABLE=1 cargo test -p weft --test wasi_testsuite`.
 //! `WEFT_WASI_TESTSUITE=name,name` runs only those tests (no table check).
+//! The Rust tests also run with `ERRNO_MODE_UNIX=1` (Linux's errno demanded,
+//! on Linux); an ignored test puts every root on FAT (`-- --ignored`).
 
 mod common;
 use common::*;
