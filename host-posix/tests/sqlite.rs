@@ -139,7 +139,7 @@ fn power_cut(dir: &Path, mode: &str, seed: u32) -> Option<(u64, Result<u64, Stri
 }
 
 /// synchronous=FULL under 20 power cuts, each somewhere in the run (the
-/// example draws the cut from the ~128 block operations a whole run makes):
+/// example draws the cut from the ~127 block operations a whole run makes):
 /// every transaction whose COMMIT returned is there after the restart (and
 /// at most the one in flight besides), with integrity_check `ok`. The `fat:`
 /// disk makes that true: a file's entry never names clusters the device may
@@ -155,7 +155,7 @@ fn sqlite_full_keeps_every_committed_transaction_across_power_cuts() {
     }
 }
 
-/// synchronous=OFF under power cuts drawn the same way from the ~62 block
+/// synchronous=OFF under power cuts drawn the same way from the ~61 block
 /// operations its run makes: SQLite never syncs, but the `fat:` disk makes
 /// each journal removal durable, which syncs what came before it. The
 /// outcome of each seed is printed; what is asserted is the count, which the
@@ -164,8 +164,8 @@ fn sqlite_full_keeps_every_committed_transaction_across_power_cuts() {
 fn sqlite_off_under_power_cuts_is_reported() {
     let dir = sqlite_example("sqlite-power-cut");
     let m = std::fs::read_to_string(dir.join("weft.toml")).unwrap();
-    assert!(m.contains("power-cut-after = [1, 128]"), "the example's cut range");
-    std::fs::write(dir.join("weft.toml"), m.replace("power-cut-after = [1, 128]", "power-cut-after = [1, 62]")).unwrap();
+    assert!(m.contains("power-cut-after = [1, 127]"), "the example's cut range");
+    std::fs::write(dir.join("weft.toml"), m.replace("power-cut-after = [1, 127]", "power-cut-after = [1, 61]")).unwrap();
     let (mut kept, mut lost, mut uncut) = (0, 0, 0);
     for seed in 0..20 {
         let outcome = power_cut(&dir, "off", seed);

@@ -6,6 +6,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::format;
+use alloc::vec;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
@@ -136,6 +137,15 @@ struct Chunk {
     data: Vec<u8>,
     /// Sector `i` of the chunk was written and not yet sent to the device (bit `i`).
     dirty: u128,
+    /// Sector `i` holds the device's bytes or newer ones (a sector written whole is
+    /// never read first).
+    valid: u128,
+}
+
+/// Bits `from..to` of a chunk's sector mask.
+fn sectors(from: u64, to: u64) -> u128 {
+    let upto = |n: u64| if n >= 128 { u128::MAX } else { (1u128 << n) - 1 };
+    upto(to) & !upto(from)
 }
 
 /// A writable device of `count` sectors of `sector` bytes, through a write-back cache
@@ -207,27 +217,33 @@ impl<S: Sectors> Disk<S> {
         Ok(())
     }
 
-    /// Make chunk `c` cached, evicting the least recently used one past the limit
-    /// (written back first when dirty).
-    fn load(&self, c: u64) -> Result<(), String> {
+    /// Make chunk `c` cached with the sectors in `need` valid (read from the device when
+    /// one is not: the whole chunk, under its dirty sectors), evicting the least recently
+    /// used chunk past the limit (written back first when dirty).
+    fn load(&self, c: u64, need: u128) -> Result<(), String> {
         let t = self.tick.get() + 1;
         self.tick.set(t);
         let mut cache = self.cache.borrow_mut();
-        if let Some(e) = cache.get_mut(&c) {
-            e.used = t;
-            return Ok(());
-        }
-        if cache.len() >= DISK_CHUNKS
-            && let Some(old) = cache.iter().min_by_key(|(_, ch)| ch.used).map(|(k, _)| *k)
-        {
-            let mut victim = cache.remove(&old).expect("the chunk just found");
-            if let Err(e) = self.write_chunk(old, &mut victim) {
-                cache.insert(old, victim);
-                return Err(e);
-            }
-        }
         let start = c * self.per_chunk;
         let n = self.per_chunk.min(self.count - start);
+        if !cache.contains_key(&c) {
+            if cache.len() >= DISK_CHUNKS
+                && let Some(old) = cache.iter().min_by_key(|(_, ch)| ch.used).map(|(k, _)| *k)
+            {
+                let mut victim = cache.remove(&old).expect("the chunk just found");
+                if let Err(e) = self.write_chunk(old, &mut victim) {
+                    cache.insert(old, victim);
+                    return Err(e);
+                }
+            }
+            let data = vec![0; (n * self.sector) as usize];
+            cache.insert(c, Chunk { used: t, data, dirty: 0, valid: 0 });
+        }
+        let ch = cache.get_mut(&c).expect("the chunk just cached");
+        ch.used = t;
+        if need & !ch.valid == 0 {
+            return Ok(());
+        }
         // n <= per_chunk <= CHUNK / 512: it fits in a u32.
         let data = self.dev.read(start, n as u32)?;
         if data.len() as u64 != n * self.sector {
@@ -236,7 +252,13 @@ impl<S: Sectors> Disk<S> {
                 data.len()
             ));
         }
-        cache.insert(c, Chunk { used: t, data, dirty: 0 });
+        let ss = self.sector as usize;
+        for i in 0..n as usize {
+            if ch.valid & (1 << i) == 0 {
+                ch.data[i * ss..(i + 1) * ss].copy_from_slice(&data[i * ss..(i + 1) * ss]);
+            }
+        }
+        ch.valid = sectors(0, n);
         Ok(())
     }
 
@@ -258,13 +280,14 @@ impl<S: Sectors> Disk<S> {
         while done < buf.len() {
             let at = offset + done as u64;
             let c = at / chunk;
-            self.load(c)?;
+            let within = (at - c * chunk) as usize;
+            let n = (buf.len() - done).min((chunk as usize) - within);
+            self.load(c, sectors(within as u64 / self.sector, (within + n).div_ceil(self.sector as usize) as u64))?;
             let cache = self.cache.borrow();
             let Some(ch) = cache.get(&c) else {
                 return Err(String::from("block cache lost its chunk"));
             };
-            let within = (at - c * chunk) as usize;
-            let n = (buf.len() - done).min(ch.data.len() - within);
+            let n = n.min(ch.data.len() - within);
             buf[done..done + n].copy_from_slice(&ch.data[within..within + n]);
             done += n;
         }
@@ -279,17 +302,27 @@ impl<S: Sectors> Disk<S> {
         while done < bytes.len() {
             let at = offset + done as u64;
             let c = at / chunk;
-            self.load(c)?;
+            let within = (at - c * chunk) as usize;
+            let n = (bytes.len() - done).min((chunk as usize) - within);
+            // Only a sector written in part needs its old bytes.
+            let ss = self.sector as usize;
+            let (first, last) = ((within / ss) as u64, ((within + n - 1) / ss) as u64);
+            let mut partial = 0u128;
+            if within % ss != 0 {
+                partial |= 1 << first;
+            }
+            if (within + n) % ss != 0 {
+                partial |= 1 << last;
+            }
+            self.load(c, partial)?;
             let mut cache = self.cache.borrow_mut();
             let Some(ch) = cache.get_mut(&c) else {
                 return Err(String::from("block cache lost its chunk"));
             };
-            let within = (at - c * chunk) as usize;
-            let n = (bytes.len() - done).min(ch.data.len() - within);
             ch.data[within..within + n].copy_from_slice(&bytes[done..done + n]);
-            for s in within as u64 / self.sector..=(within + n - 1) as u64 / self.sector {
-                ch.dirty |= 1 << s;
-            }
+            let touched = sectors(first, last + 1);
+            ch.dirty |= touched;
+            ch.valid |= touched;
             done += n;
         }
         Ok(())
@@ -430,6 +463,61 @@ mod tests {
                 .unwrap_err()
                 .contains("returned 2047 bytes")
         );
+    }
+
+    /// A writable device in memory, counting reads and writes.
+    struct Ram {
+        data: core::cell::RefCell<Vec<u8>>,
+        reads: Cell<u32>,
+        writes: Cell<u32>,
+    }
+
+    impl Sectors for &Ram {
+        fn read(&self, start: u64, count: u32) -> Result<Vec<u8>, String> {
+            self.reads.set(self.reads.get() + 1);
+            Ok(self.data.borrow()[start as usize * 512..][..count as usize * 512].to_vec())
+        }
+        fn write(&self, start: u64, data: &[u8]) -> Result<(), String> {
+            self.writes.set(self.writes.get() + 1);
+            self.data.borrow_mut()[start as usize * 512..][..data.len()].copy_from_slice(data);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn whole_sectors_are_written_without_a_read_and_sent_as_runs() {
+        let ram = Ram { data: core::cell::RefCell::new(expect(0, 512 * 300)), reads: Cell::new(0), writes: Cell::new(0) };
+        let d = Disk::new(&ram, 512, 300).unwrap();
+        // Whole sectors 1..=3: nothing to read.
+        d.write_at(512, &vec![7u8; 1536]).unwrap();
+        assert_eq!((ram.reads.get(), ram.writes.get()), (0, 0));
+        // Part of sector 5: its old bytes are read (the whole chunk, once).
+        d.write_at(512 * 5 + 10, &[9u8; 4]).unwrap();
+        assert_eq!(ram.reads.get(), 1);
+        // Reads see the cache over the device.
+        let mut buf = vec![0u8; 512 * 6];
+        d.read_at(0, &mut buf).unwrap();
+        assert_eq!(ram.reads.get(), 1);
+        let mut want = expect(0, 512 * 6);
+        want[512..2048].fill(7);
+        want[512 * 5 + 10..512 * 5 + 14].fill(9);
+        assert_eq!(buf, want);
+        // A whole sector in a chunk never loaded, then read in part: the read merges
+        // the device's bytes under it.
+        let far = 512 * 200;
+        d.write_at(far, &[3u8; 512]).unwrap();
+        assert_eq!(ram.reads.get(), 1);
+        let mut two = vec![0u8; 1024];
+        d.read_at(far, &mut two).unwrap();
+        assert_eq!(ram.reads.get(), 2);
+        assert_eq!(&two[..512], &[3u8; 512][..]);
+        assert_eq!(two[512..], expect(far + 512, 512)[..]);
+        // Sent at flush: one write per run of dirty sectors (1..=3, 5, 200).
+        d.flush().unwrap();
+        assert_eq!(ram.writes.get(), 3);
+        let img = ram.data.borrow();
+        assert_eq!(img[..512 * 6], want[..]);
+        assert_eq!(img[far as usize..][..512], [3u8; 512]);
     }
 
     #[test]
