@@ -1,8 +1,8 @@
-//! A block device as bytes. [`Cached`] is a read-only [`Source`]: reads go through a
-//! one-chunk cache, so indexing an archive of small files costs one `block.read` per
-//! 64 KiB rather than per header. [`Disk`] also writes (for FAT trees): into a write-back
-//! cache of a few MiB, sent to the device as runs of whole sectors when the file system
-//! above asks ([`Disk::write_back`], [`Disk::flush`]) or a dirty chunk is evicted.
+//! A block device as bytes: [`Disk`], a cache of 64 KiB chunks, so reading an archive's
+//! small headers (tar trees, a [`Source`]) costs one `block.read` per 64 KiB rather than
+//! per header; and for FAT trees a write-back cache, sent to the device as runs of whole
+//! sectors when the file system above asks ([`Disk::write_back`], [`Disk::flush`]) or a
+//! dirty chunk is evicted.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -47,85 +47,6 @@ fn check_geometry(sector: u32, count: u64) -> Result<u64, String> {
     }
     Ok(sector)
 }
-
-/// A device of `count` sectors of `sector` bytes, read through a one-chunk cache.
-pub struct Cached<S> {
-    dev: S,
-    sector: u64,
-    count: u64,
-    /// Sectors per chunk.
-    per_chunk: u64,
-    /// (chunk number, its bytes).
-    cache: RefCell<Option<(u64, Vec<u8>)>>,
-}
-
-impl<S: Sectors> Cached<S> {
-    /// Check the geometry the device reports: sectors are a power of two of at least 512
-    /// bytes, and the whole device fits in a `u64` of bytes.
-    pub fn new(dev: S, sector: u32, count: u64) -> Result<Cached<S>, String> {
-        let sector = check_geometry(sector, count)?;
-        Ok(Cached {
-            dev,
-            sector,
-            count,
-            per_chunk: (CHUNK / sector).max(1),
-            cache: RefCell::new(None),
-        })
-    }
-
-    /// Make chunk `c` the cached one.
-    fn load(&self, c: u64) -> Result<(), String> {
-        if self.cache.borrow().as_ref().is_some_and(|(n, _)| *n == c) {
-            return Ok(());
-        }
-        let start = c * self.per_chunk;
-        let n = self.per_chunk.min(self.count - start);
-        // n <= per_chunk <= CHUNK / 512: it fits in a u32.
-        let data = self.dev.read(start, n as u32)?;
-        if data.len() as u64 != n * self.sector {
-            return Err(format!(
-                "block.read of {n} sectors at sector {start} returned {} bytes",
-                data.len()
-            ));
-        }
-        *self.cache.borrow_mut() = Some((c, data));
-        Ok(())
-    }
-}
-
-impl<S: Sectors> Source for Cached<S> {
-    fn size(&self) -> u64 {
-        self.sector * self.count
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
-        let end = offset.checked_add(buf.len() as u64);
-        if end.is_none_or(|e| e > self.size()) {
-            return Err(format!(
-                "read of {} bytes at offset {offset} is past the end of the device ({} bytes)",
-                buf.len(),
-                self.size()
-            ));
-        }
-        let chunk = self.per_chunk * self.sector;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let c = at / chunk;
-            self.load(c)?;
-            let cache = self.cache.borrow();
-            let Some((_, data)) = cache.as_ref() else {
-                return Err(String::from("block cache lost its chunk"));
-            };
-            let within = (at - c * chunk) as usize;
-            let n = (buf.len() - done).min(data.len() - within);
-            buf[done..done + n].copy_from_slice(&data[within..within + n]);
-            done += n;
-        }
-        Ok(())
-    }
-}
-
 
 /// Chunks a [`Disk`] keeps (4 MiB with 64 KiB chunks).
 pub const DISK_CHUNKS: usize = 64;
@@ -353,6 +274,16 @@ impl<S: Sectors> Disk<S> {
     }
 }
 
+impl<S: Sectors> Source for Disk<S> {
+    fn size(&self) -> u64 {
+        Disk::size(self)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+        Disk::read_at(self, offset, buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,7 +338,7 @@ mod tests {
     #[test]
     fn reads_across_chunks_and_caches() {
         let dev = Dev::new(512, 600);
-        let c = Cached::new(&dev, 512, 600).unwrap();
+        let c = Disk::new(&dev, 512, 600).unwrap();
         assert_eq!(c.size(), 512 * 600);
         let mut buf = vec![0u8; 100];
         c.read_at(10, &mut buf).unwrap();
@@ -429,7 +360,7 @@ mod tests {
     #[test]
     fn big_sectors() {
         let dev = Dev::new(1 << 17, 3);
-        let c = Cached::new(&dev, 1 << 17, 3).unwrap();
+        let c = Disk::new(&dev, 1 << 17, 3).unwrap();
         let mut buf = vec![0u8; 5];
         c.read_at((1 << 17) * 2 + 1, &mut buf).unwrap();
         assert_eq!(buf, expect((1 << 17) * 2 + 1, 5));
@@ -438,7 +369,7 @@ mod tests {
     #[test]
     fn out_of_range_and_device_errors() {
         let dev = Dev::new(512, 4);
-        let c = Cached::new(&dev, 512, 4).unwrap();
+        let c = Disk::new(&dev, 512, 4).unwrap();
         let mut buf = [0u8; 10];
         assert!(
             c.read_at(2045, &mut buf)
@@ -453,11 +384,11 @@ mod tests {
         assert_eq!(dev.reads.get(), 0);
         let mut bad = Dev::new(512, 4);
         bad.fail = true;
-        let c = Cached::new(&bad, 512, 4).unwrap();
+        let c = Disk::new(&bad, 512, 4).unwrap();
         assert_eq!(c.read_at(0, &mut buf).unwrap_err(), "io");
         let mut short = Dev::new(512, 4);
         short.short = true;
-        let c = Cached::new(&short, 512, 4).unwrap();
+        let c = Disk::new(&short, 512, 4).unwrap();
         assert!(
             c.read_at(0, &mut buf)
                 .unwrap_err()
@@ -523,9 +454,9 @@ mod tests {
     #[test]
     fn geometry_checks() {
         let dev = Dev::new(512, 1);
-        assert!(Cached::new(&dev, 500, 1).is_err());
-        assert!(Cached::new(&dev, 256, 1).is_err());
-        assert!(Cached::new(&dev, 4096, u64::MAX).is_err());
-        assert!(Cached::new(&dev, 4096, 0).is_ok());
+        assert!(Disk::new(&dev, 500, 1).is_err());
+        assert!(Disk::new(&dev, 256, 1).is_err());
+        assert!(Disk::new(&dev, 4096, u64::MAX).is_err());
+        assert!(Disk::new(&dev, 4096, 0).is_ok());
     }
 }

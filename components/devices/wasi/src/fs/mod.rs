@@ -92,7 +92,7 @@ pub struct TarTree {
     /// The preopen and the block role, for messages.
     guest: String,
     role: String,
-    src: block::Cached<Device>,
+    src: block::Disk<Device>,
     index: tar::Index,
 }
 
@@ -462,7 +462,7 @@ fn open_device(
 fn open_tar(id: u64, guest: &str, role: &str) -> Result<Obj, ErrorCode> {
     let fail = |why: String, code: ErrorCode| preopen_failed(guest, role, why, code);
     let (h, g) = open_device(guest, role)?;
-    let src = block::Cached::new(Device(h), g.sector_size, g.sector_count)
+    let src = block::Disk::new(Device(h), g.sector_size, g.sector_count)
         .map_err(|e| fail(e, ErrorCode::Io))?;
     let index = tar::index(&src)
         .map_err(|e| fail(format!("not a usable tar archive: {e}"), ErrorCode::Io))?;
