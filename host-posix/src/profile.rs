@@ -114,16 +114,17 @@ impl Profiler {
         let frames: Vec<(String, String)> = trace.frames().iter().rev().map(|f| (self.owner(f.module().image_range().start as usize), name(f))).collect();
         let mut folded = String::new();
         let mut infos = Vec::with_capacity(frames.len());
-        for (owner, func) in &frames {
+        for (owner, func) in frames {
             let n = self.categories.len();
-            let category = *self.categories.entry(owner.clone()).or_insert_with(|| self.profile.add_category(owner, COLORS[n % COLORS.len()]));
-            let label = self.profile.intern_string(&format!("{owner}!{func}"));
-            infos.push(FrameInfo { frame: Frame::Label(label), category_pair: category.into(), flags: FrameFlags::empty() });
+            let label = format!("{owner}!{func}");
+            let category = *self.categories.entry(owner).or_insert_with_key(|owner| self.profile.add_category(owner, COLORS[n % COLORS.len()]));
+            let interned = self.profile.intern_string(&label);
+            infos.push(FrameInfo { frame: Frame::Label(interned), category_pair: category.into(), flags: FrameFlags::empty() });
             if !folded.is_empty() {
                 folded.push(';');
             }
             // `;` separates frames in the folded format.
-            folded.push_str(&format!("{owner}!{func}").replace(';', ","));
+            folded.push_str(&label.replace(';', ","));
         }
         let stack = self.profile.intern_stack_frames(self.thread, infos.into_iter());
         let at = Timestamp::from_nanos_since_reference((now - self.start).as_nanos() as u64);
@@ -157,38 +158,8 @@ impl Profiler {
 /// or crate disambiguators (`core[6d9e98711c484d2e]::fmt` is `core::fmt`).
 fn name(f: &wasmtime::FrameInfo) -> String {
     match f.func_name() {
-        Some(n) => without_disambiguators(&format!("{:#}", rustc_demangle::demangle(n))),
+        Some(n) => crate::symbolize::demangle(n, true),
         None => format!("function[{}]", f.func_index()),
-    }
-}
-
-fn without_disambiguators(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('[') {
-        let hex = rest[i + 1..].find(']').filter(|&n| n == 16 && rest[i + 1..i + 1 + n].bytes().all(|b| b.is_ascii_hexdigit()));
-        out.push_str(&rest[..i]);
-        match hex {
-            Some(n) => rest = &rest[i + n + 2..],
-            None => {
-                out.push('[');
-                rest = &rest[i + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn crate_disambiguators_go_and_the_rest_stays() {
-        let f = super::without_disambiguators;
-        assert_eq!(f("core[6d9e98711c484d2e]::fmt::write"), "core::fmt::write");
-        assert_eq!(f("<alloc[60c8babfd1b21f68]::string::String as core[6d9e98711c484d2e]::fmt::Write>::write_char"), "<alloc::string::String as core::fmt::Write>::write_char");
-        assert_eq!(f("a[i] [] [ab] [x1]"), "a[i] [] [ab] [x1]");
-        assert_eq!(f("unclosed[ab"), "unclosed[ab");
     }
 }
 

@@ -240,10 +240,12 @@ impl ModuleSymbols {
     }
 }
 
-/// A Rust or C++ symbol demangled as wasmtime does (`demangle_function_name`).
-fn demangle(name: &str) -> String {
+/// A Rust or C++ symbol demangled as wasmtime does (`demangle_function_name`); `short`
+/// (for profiles) drops Rust's hashes and crate disambiguators: `core[6d9e98711c484d2e]::fmt`
+/// is `core::fmt`.
+pub(crate) fn demangle(name: &str, short: bool) -> String {
     if let Ok(d) = rustc_demangle::try_demangle(name) {
-        return d.to_string();
+        return if short { without_disambiguators(&format!("{d:#}")) } else { d.to_string() };
     }
     if let Some(d) = cpp_demangle::Symbol::new(name).ok().and_then(|s| s.demangle().ok()) {
         return d;
@@ -251,12 +253,30 @@ fn demangle(name: &str) -> String {
     name.to_string()
 }
 
+fn without_disambiguators(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('[') {
+        let hex = rest[i + 1..].find(']').filter(|&n| n == 16 && rest[i + 1..i + 1 + n].bytes().all(|b| b.is_ascii_hexdigit()));
+        out.push_str(&rest[..i]);
+        match hex {
+            Some(n) => rest = &rest[i + n + 2..],
+            None => {
+                out.push('[');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `frame` printed as wasmtime's `WasmBacktrace` Display prints a frame
 /// (no trailing newline), with `file:line` from `symbols` when they have it.
 pub fn format_frame(frame: &RawFrame, symbols: Option<&Symbols>) -> String {
     use std::fmt::Write;
     let raw_name = || match &frame.func_name {
-        Some(n) => demangle(n),
+        Some(n) => demangle(n, false),
         None => format!("<wasm function {}>", frame.func_index),
     };
     let mut s = format!("  {:>3}: ", frame.index);
@@ -272,7 +292,7 @@ pub fn format_frame(frame: &RawFrame, symbols: Option<&Symbols>) -> String {
             s.push_str("\n                - ");
         }
         match &sym.name {
-            Some(n) => s.push_str(&demangle(n)),
+            Some(n) => s.push_str(&demangle(n, false)),
             None if i == 0 => s.push_str(&raw_name()),
             None => s.push_str("<inlined function>"),
         }
@@ -311,6 +331,24 @@ impl RawFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crate_disambiguators_go_and_the_rest_stays() {
+        let f = without_disambiguators;
+        assert_eq!(f("core[6d9e98711c484d2e]::fmt::write"), "core::fmt::write");
+        assert_eq!(f("<alloc[60c8babfd1b21f68]::string::String as core[6d9e98711c484d2e]::fmt::Write>::write_char"), "<alloc::string::String as core::fmt::Write>::write_char");
+        assert_eq!(f("a[i] [] [ab] [x1]"), "a[i] [] [ab] [x1]");
+        assert_eq!(f("unclosed[ab"), "unclosed[ab");
+    }
+
+    #[test]
+    fn rust_and_cpp_names_demangle_long_and_short() {
+        let rust = "_ZN4core3fmt5write17h0123456789abcdefE";
+        assert_eq!(demangle(rust, false), "core::fmt::write::h0123456789abcdef");
+        assert_eq!(demangle(rust, true), "core::fmt::write");
+        assert_eq!(demangle("_ZN3foo3barEv", true), "foo::bar()");
+        assert_eq!(demangle("plain_c", true), "plain_c");
+    }
 
     fn component(name: &str) -> Vec<u8> {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../components/target/wasm32-wasip2/release").join(name);
