@@ -8,6 +8,7 @@ pub mod graph;
 pub mod image;
 pub mod net;
 pub mod new;
+pub mod oci;
 mod offload;
 pub mod profile;
 pub mod boot;

@@ -107,18 +107,29 @@ enum Command {
     /// Disk images from host folders: `weft image create --from DIR -o IMAGE
     /// [--size S] [--format fat|tar]`, `weft image ls|cat IMAGE PATH`.
     Image(weft::image::Args),
-    /// Build a bundle: the plan plus every component precompiled for a target.
+    /// Build a bundle (the plan plus every component precompiled for a
+    /// target) or an OCI image (docs/oci.md).
     Build {
         manifest: PathBuf,
         #[command(flatten)]
         sim: SimArgs,
-        /// `baremetal` (the weft kernel under QEMU, native code) or
-        /// `baremetal-pulley` (the kernel built with `--features pulley`).
-        #[arg(long, value_parser = ["baremetal", "baremetal-pulley"])]
+        /// `baremetal` (the weft kernel under QEMU, native code),
+        /// `baremetal-pulley` (the kernel built with `--features pulley`) or
+        /// `oci` (an OCI image-layout tar for `ctr images import`, skopeo,
+        /// registries).
+        #[arg(long, value_parser = ["baremetal", "baremetal-pulley", "oci"])]
         target: String,
-        /// Where to write the bundle.
+        /// Where to write the bundle or image.
         #[arg(short, long)]
         output: PathBuf,
+        /// `oci`: the image's name, `NAME[:TAG]` (default: the manifest's
+        /// folder, `:latest`).
+        #[arg(long, value_name = "NAME:TAG")]
+        tag: Option<String>,
+        /// `oci`: which components' precompiled code the image carries
+        /// (`auto`: those of 1 MiB or more, whose compile takes seconds).
+        #[arg(long, value_enum)]
+        precompile: Option<weft::oci::Precompile>,
     },
     /// Boot a manifest or bundle as a bare-metal unikernel under QEMU.
     Boot {
@@ -208,9 +219,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// A command line that cannot work: exit 2, nothing done.
+fn usage(message: &str) -> anyhow::Error {
+    anyhow::Error::new(run::Exit { code: weft::exit::INVALID, message: format!("error: {message}") })
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, so a failed
+/// build never leaves half an image under the name asked for.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path.file_name().ok_or_else(|| usage(&format!("-o {}: not a file name", path.display())))?;
+    let tmp = path.with_file_name(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            usage(&format!("writing {}: {e}", path.display()))
+        })
+}
+
 fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Build { manifest, sim, target, output } => {
+        Command::Build { manifest, sim, target, output, tag, precompile } => {
+            if target == "oci" {
+                if sim.sim || sim.seed.is_some() {
+                    return Err(usage("--sim and --seed do not go into an image: the image holds the manifest as written; put a [sim] table in it"));
+                }
+                let opts = weft::oci::Options { tag, precompile: precompile.unwrap_or_default() };
+                let image = weft::oci::build(&manifest, &opts)?;
+                write_atomically(&output, &image.bytes)?;
+                for note in &image.notes {
+                    eprintln!("{note}");
+                }
+                eprintln!("wrote {} ({}, {})", output.display(), image.reference, weft_runtime::units::format_size_approx(image.bytes.len() as u64));
+                return Ok(0);
+            }
+            if tag.is_some() || precompile.is_some() {
+                return Err(usage("--tag and --precompile are options of --target oci"));
+            }
             let t = if target == "baremetal-pulley" {
                 weft_runtime::engine::Target::BareMetalPulley
             } else {

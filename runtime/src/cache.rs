@@ -80,6 +80,20 @@ impl Cache {
         hex(&h.0.finalize())
     }
 
+    /// The cache key of the composition of the components whose sha256s
+    /// are `inputs` (the app first, then its parts), for this engine and
+    /// target: [`Cache::load_composed`]'s entry, which `weft build --target
+    /// oci` ships under this name.
+    pub fn composed_key(engine: &Engine, target: Target, inputs: &[[u8; 32]]) -> String {
+        let mut h = Sha256::new();
+        // Composition rules may change between weft versions.
+        h.update(concat!("weft-compose-", env!("CARGO_PKG_VERSION")).as_bytes());
+        for i in inputs {
+            h.update(i);
+        }
+        Self::key_of(engine, target, &h.finalize().into())
+    }
+
     /// Loads `bytes` (component `name`, whose sha256 is `digest`) as a
     /// component, from the cache when it holds it.
     pub fn load(&self, engine: &Engine, target: Target, name: &str, digest: &[u8; 32], bytes: &[u8]) -> Result<(Component, Origin)> {
@@ -113,17 +127,10 @@ impl Cache {
         inputs: &[[u8; 32]],
         produce: impl FnOnce() -> Result<std::vec::Vec<u8>>,
     ) -> Result<(Component, Origin)> {
-        let mut h = Sha256::new();
-        // Composition rules may change between weft versions.
-        h.update(concat!("weft-compose-", env!("CARGO_PKG_VERSION")).as_bytes());
-        for i in inputs {
-            h.update(i);
-        }
-        let inputs_key: [u8; 32] = h.finalize().into();
         let Some(dir) = &self.dir else {
             return Ok((compile(engine, name, &produce()?)?, Origin::Compiled));
         };
-        let path = dir.join(std::format!("{}.cwasm", Self::key_of(engine, target, &inputs_key)));
+        let path = dir.join(std::format!("{}.cwasm", Self::composed_key(engine, target, inputs)));
         if path.exists() {
             // SAFETY: as in `load`: written by us under an engine-specific key.
             match unsafe { Component::deserialize_file(engine, &path) } {

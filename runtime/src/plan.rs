@@ -48,6 +48,17 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// The AOT cache entry its compiled code is kept under (for the native
+    /// target): by its bytes, or when composed by its inputs' hashes, as
+    /// [`Plan::build`] loads it.
+    pub fn cache_key(&self, engine: &Engine) -> String {
+        if self.parts.is_empty() {
+            return Cache::key_of(engine, Target::Native, &self.sha256);
+        }
+        let inputs: Vec<[u8; 32]> = core::iter::once(self.sha256).chain(self.parts.iter().map(|p| p.sha256)).collect();
+        Cache::composed_key(engine, Target::Native, &inputs)
+    }
+
     /// A compiled component from `s`, nothing composed into it.
     fn new(s: &Source, sha256: [u8; 32], size: usize, (component, origin): (Component, Origin)) -> Resolved {
         Resolved { name: display_name(s), source: s.clone(), sha256, size, component, origin, parts: Vec::new(), own_imports: Vec::new(), imports: Vec::new() }
