@@ -229,10 +229,10 @@ impl<S: Sectors> Disk<S> {
             let ss = self.sector as usize;
             let (first, last) = ((within / ss) as u64, ((within + n - 1) / ss) as u64);
             let mut partial = 0u128;
-            if within % ss != 0 {
+            if !within.is_multiple_of(ss) {
                 partial |= 1 << first;
             }
-            if (within + n) % ss != 0 {
+            if !(within + n).is_multiple_of(ss) {
                 partial |= 1 << last;
             }
             self.load(c, partial)?;
