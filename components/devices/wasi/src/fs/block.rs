@@ -401,6 +401,11 @@ mod tests {
         data: core::cell::RefCell<Vec<u8>>,
         reads: Cell<u32>,
         writes: Cell<u32>,
+        fail: Cell<bool>,
+    }
+
+    fn ram(sectors: u64) -> Ram {
+        Ram { data: core::cell::RefCell::new(expect(0, 512 * sectors as usize)), reads: Cell::new(0), writes: Cell::new(0), fail: Cell::new(false) }
     }
 
     impl Sectors for &Ram {
@@ -409,6 +414,9 @@ mod tests {
             Ok(self.data.borrow()[start as usize * 512..][..count as usize * 512].to_vec())
         }
         fn write(&self, start: u64, data: &[u8]) -> Result<(), String> {
+            if self.fail.get() {
+                return Err("io".into());
+            }
             self.writes.set(self.writes.get() + 1);
             self.data.borrow_mut()[start as usize * 512..][..data.len()].copy_from_slice(data);
             Ok(())
@@ -417,7 +425,7 @@ mod tests {
 
     #[test]
     fn whole_sectors_are_written_without_a_read_and_sent_as_runs() {
-        let ram = Ram { data: core::cell::RefCell::new(expect(0, 512 * 300)), reads: Cell::new(0), writes: Cell::new(0) };
+        let ram = ram(300);
         let d = Disk::new(&ram, 512, 300).unwrap();
         // Whole sectors 1..=3: nothing to read.
         d.write_at(512, &vec![7u8; 1536]).unwrap();
@@ -449,6 +457,27 @@ mod tests {
         let img = ram.data.borrow();
         assert_eq!(img[..512 * 6], want[..]);
         assert_eq!(img[far as usize..][..512], [3u8; 512]);
+    }
+
+    #[test]
+    fn a_failed_write_back_stays_dirty_and_the_next_flush_sends_it() {
+        let n = 128 * (DISK_CHUNKS as u64 + 2);
+        let ram = ram(n);
+        let d = Disk::new(&ram, 512, n).unwrap();
+        d.write_at(0, &[5u8; 1024]).unwrap();
+        ram.fail.set(true);
+        assert_eq!(d.flush(), Err("io".into()));
+        assert!(d.is_dirty());
+        // Evicting it fails the same way, and keeps it: nothing is lost in the cache.
+        for c in 1..DISK_CHUNKS as u64 {
+            d.read_at(c * CHUNK, &mut [0u8; 1]).unwrap();
+        }
+        assert_eq!(d.read_at(DISK_CHUNKS as u64 * CHUNK, &mut [0u8; 1]), Err("io".into()));
+        assert!(d.is_dirty());
+        ram.fail.set(false);
+        d.flush().unwrap();
+        assert!(!d.is_dirty());
+        assert_eq!(ram.data.borrow()[..1024], [5u8; 1024]);
     }
 
     #[test]
