@@ -36,8 +36,10 @@ polyglot_install
 # Debian packages the tests and examples use (QEMU boots the bare-metal kernel;
 # wrk drives the httpd benchmark, host-posix/benches/net.rs; gdb and lldb
 # debug components under `weft run --debug` and the kernel under `weft boot --gdb`;
-# mtools and dosfstools read and make the FAT images of tests/wasi.rs).
-packages=(git qemu-system-x86 iproute2 iputils-ping curl wrk gdb lldb mtools dosfstools)
+# mtools and dosfstools read and make the FAT images of tests/wasi.rs;
+# skopeo and containerd's ctr take the OCI images of tests/oci.rs, which starts
+# a containerd of its own under target/).
+packages=(git qemu-system-x86 iproute2 iputils-ping curl wrk gdb lldb mtools dosfstools skopeo containerd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
