@@ -228,6 +228,10 @@ fn usage(message: &str) -> anyhow::Error {
 /// build never leaves half an image under the name asked for.
 fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     let name = path.file_name().ok_or_else(|| usage(&format!("-o {}: not a file name", path.display())))?;
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if !folder.is_dir() {
+        return Err(usage(&format!("-o {}: the folder {} does not exist; create it first", path.display(), folder.display())));
+    }
     let tmp = path.with_file_name(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))

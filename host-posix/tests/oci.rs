@@ -310,6 +310,8 @@ fn bad_input_is_exit_2_naming_the_problem_and_writes_nothing() {
     let o = weft_cmd(&["build", "--target", "oci", s(&dir), "-o", s(&out)]).env("SOURCE_DATE_EPOCH", "yesterday").output().unwrap();
     output(o).code(2).stderr_has("SOURCE_DATE_EPOCH=\"yesterday\" is not a whole number of seconds");
     weft(&["build", "--target", "baremetal", s(&dir), "-o", s(&out), "--tag", "a:1"]).code(2).stderr_has("options of --target oci");
+    let nowhere = dir.join("no/such/folder/img.tar");
+    build(&dir, &nowhere, &[]).code(2).stderr_has("/no/such/folder does not exist; create it first");
     let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names, ["weft.toml"], "nothing written, no temporary file left");
     build(&dir, &out, &[]).ok();
