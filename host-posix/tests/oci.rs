@@ -366,7 +366,8 @@ fn skopeo_inspects_and_copies_the_image() {
 }
 
 /// A containerd of the test's own: root, state, sockets and plugin folders
-/// under a scratch folder; killed (by its pid) when dropped.
+/// under a scratch folder; killed (by its pid) when dropped, and its folder
+/// removed.
 struct Containerd {
     child: Child,
     sock: PathBuf,
@@ -415,6 +416,11 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Its content store and snapshots; kept when the test failed (and
+        // perhaps left a mount behind) for a look.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
