@@ -271,6 +271,7 @@ pub const WIT_DEPS: &[(&str, &str)] = &[
     ("net.wit", include_str!("../../wit/net.wit")),
     ("power.wit", include_str!("../../wit/power.wit")),
     ("random.wit", include_str!("../../wit/random.wit")),
+    ("shutdown.wit", include_str!("../../wit/shutdown.wit")),
     ("sockets.wit", include_str!("../../wit/sockets.wit")),
     ("types.wit", include_str!("../../wit/types.wit")),
 ];
