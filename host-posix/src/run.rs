@@ -93,7 +93,7 @@ pub fn engine_for(codegen: Codegen) -> Result<Engine> {
 /// benchmarks that keep several stores. Each memory slot reserves 4 GiB of
 /// address space (wasm32's whole range, so `limits.memory` stays the only limit)
 /// — 512 GiB of the 128 TiB a process has, none of it committed until touched.
-fn pool() -> wasmtime::PoolingAllocationConfig {
+pub fn pool() -> wasmtime::PoolingAllocationConfig {
     let mut p = wasmtime::PoolingAllocationConfig::new();
     p.total_component_instances(128)
         .total_core_instances(128)
