@@ -166,15 +166,8 @@ struct HostClock;
 impl HostClock {
     fn now() -> fatfs::DateTime {
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-        // Howard Hinnant's civil_from_days.
-        let z = secs.div_euclid(86_400) + 719_468;
-        let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = (yoe + era * 400 + i64::from(m <= 2)).clamp(1980, 2107);
+        let (y, m, d) = weft_runtime::units::civil_from_days(secs.div_euclid(86_400));
+        let y = y.clamp(1980, 2107);
         let s = secs.rem_euclid(86_400);
         fatfs::DateTime::new(
             fatfs::Date::new(y as u16, m as u16, d as u16),

@@ -315,18 +315,7 @@ fn source_date_epoch() -> Result<u64> {
 
 /// `secs` since the epoch as RFC 3339 UTC (`2023-11-14T22:13:20Z`).
 fn rfc3339(secs: u64) -> String {
-    let secs = secs as i64;
-    // Howard Hinnant's civil_from_days.
-    let z = secs.div_euclid(86_400) + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+    weft_runtime::units::format_rfc3339(secs as i64)
 }
 
 /// A JSON document's bytes. serde_json writes a map's keys in one fixed

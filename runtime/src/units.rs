@@ -95,6 +95,26 @@ pub fn format_duration(ns: i64) -> alloc::string::String {
     alloc::format!("{sign}{v}{unit}")
 }
 
+/// The civil date `(y, m, d)` (proleptic Gregorian) `days` after 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `secs` since the epoch as RFC 3339 UTC (`2023-11-14T22:13:20Z`).
+pub fn format_rfc3339(secs: i64) -> alloc::string::String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    alloc::format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
 /// Days from 1970-01-01 to the civil date `y-m-d` (proleptic Gregorian).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -166,6 +186,14 @@ mod tests {
         assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
         assert_eq!(parse_rfc3339("2024-01-01T00:00:00"), None);
+        // And back: days and dates both ways, across leap days and before 1970.
+        assert_eq!(format_rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59Z");
+        for days in [-719_468, -1, 0, 11_016, 19_782, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
     }
 
     #[test]
