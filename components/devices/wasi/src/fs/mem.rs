@@ -82,15 +82,7 @@ impl MemTree {
     fn add(&self, dir: &MemRef, name: &str, body: Body, now: u64) -> Result<MemRef, ErrorCode> {
         check_new_name(name)?;
         let mut d = dir.borrow_mut();
-        if d.nlink == 0 {
-            return Err(ErrorCode::NoEntry);
-        }
-        let Body::Dir(entries) = &mut d.body else {
-            return Err(ErrorCode::NotDirectory);
-        };
-        if entries.contains_key(name) {
-            return Err(ErrorCode::Exist);
-        }
+        let entries = vacancy(&mut d, name)?;
         let ino = self.next_ino.get();
         self.next_ino.set(ino + 1);
         let parent = match body {
@@ -137,6 +129,15 @@ pub fn link(dir: &MemRef, name: &str, node: &MemRef, now: u64) -> Result<(), Err
         return Err(ErrorCode::NoEntry);
     }
     let mut d = dir.borrow_mut();
+    vacancy(&mut d, name)?.insert(name.to_string(), node.clone());
+    d.mtime = now;
+    node.borrow_mut().nlink += 1;
+    Ok(())
+}
+
+/// The entries of directory `d`, where `name` is free to add: `no-entry` when `d` was
+/// removed, `not-directory` when it is not one, `exist` when `name` is taken.
+fn vacancy<'a>(d: &'a mut MemNode, name: &str) -> Result<&'a mut BTreeMap<String, MemRef>, ErrorCode> {
     if d.nlink == 0 {
         return Err(ErrorCode::NoEntry);
     }
@@ -146,10 +147,7 @@ pub fn link(dir: &MemRef, name: &str, node: &MemRef, now: u64) -> Result<(), Err
     if entries.contains_key(name) {
         return Err(ErrorCode::Exist);
     }
-    entries.insert(name.to_string(), node.clone());
-    d.mtime = now;
-    node.borrow_mut().nlink += 1;
-    Ok(())
+    Ok(entries)
 }
 
 /// Entry `name` of `dir`.
