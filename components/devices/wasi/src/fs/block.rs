@@ -138,6 +138,37 @@ impl<S: Sectors> Disk<S> {
         Ok(())
     }
 
+    /// `n` sectors from `start` (at most a chunk), checked for length.
+    fn read_chunk(&self, start: u64, n: u64) -> Result<Vec<u8>, String> {
+        // n <= per_chunk <= CHUNK / 512: it fits in a u32.
+        let data = self.dev.read(start, n as u32)?;
+        if data.len() as u64 != n * self.sector {
+            return Err(format!(
+                "block.read of {n} sectors at sector {start} returned {} bytes",
+                data.len()
+            ));
+        }
+        Ok(data)
+    }
+
+    /// The pieces of `len` bytes at `offset`, one per chunk they touch: (chunk, offset
+    /// in it, offset in the caller's buffer, length).
+    fn pieces(&self, offset: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize, usize)> {
+        let chunk = self.chunk_bytes();
+        let mut done = 0usize;
+        core::iter::from_fn(move || {
+            (done < len).then(|| {
+                let at = offset + done as u64;
+                let c = at / chunk;
+                let within = (at - c * chunk) as usize;
+                let n = (len - done).min(chunk as usize - within);
+                let piece = (c, within, done, n);
+                done += n;
+                piece
+            })
+        })
+    }
+
     /// Make chunk `c` cached with the sectors in `need` valid (read from the device when
     /// one is not: the whole chunk, under its dirty sectors), evicting the least recently
     /// used chunk past the limit (written back first when dirty).
@@ -157,22 +188,20 @@ impl<S: Sectors> Disk<S> {
                     return Err(e);
                 }
             }
-            let data = vec![0; (n * self.sector) as usize];
-            cache.insert(c, Chunk { used: t, data, dirty: 0, valid: 0 });
+            // A chunk that must be read is taken whole from the device; one written
+            // only in whole sectors is never read.
+            let (data, valid) = match need {
+                0 => (vec![0; (n * self.sector) as usize], 0),
+                _ => (self.read_chunk(start, n)?, sectors(0, n)),
+            };
+            cache.insert(c, Chunk { used: t, data, dirty: 0, valid });
         }
         let ch = cache.get_mut(&c).expect("the chunk just cached");
         ch.used = t;
         if need & !ch.valid == 0 {
             return Ok(());
         }
-        // n <= per_chunk <= CHUNK / 512: it fits in a u32.
-        let data = self.dev.read(start, n as u32)?;
-        if data.len() as u64 != n * self.sector {
-            return Err(format!(
-                "block.read of {n} sectors at sector {start} returned {} bytes",
-                data.len()
-            ));
-        }
+        let data = self.read_chunk(start, n)?;
         let ss = self.sector as usize;
         for i in 0..n as usize {
             if ch.valid & (1 << i) == 0 {
@@ -196,21 +225,14 @@ impl<S: Sectors> Disk<S> {
 
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
         self.check_range(offset, buf.len())?;
-        let chunk = self.chunk_bytes();
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let c = at / chunk;
-            let within = (at - c * chunk) as usize;
-            let n = (buf.len() - done).min((chunk as usize) - within);
+        for (c, within, done, n) in self.pieces(offset, buf.len()) {
             self.load(c, sectors(within as u64 / self.sector, (within + n).div_ceil(self.sector as usize) as u64))?;
             let cache = self.cache.borrow();
             let Some(ch) = cache.get(&c) else {
                 return Err(String::from("block cache lost its chunk"));
             };
-            let n = n.min(ch.data.len() - within);
+            // check_range: the piece is inside the chunk, the last one included.
             buf[done..done + n].copy_from_slice(&ch.data[within..within + n]);
-            done += n;
         }
         Ok(())
     }
@@ -218,13 +240,7 @@ impl<S: Sectors> Disk<S> {
     /// Write `bytes` at `offset` into the cache: the sectors they touch become dirty.
     pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<(), String> {
         self.check_range(offset, bytes.len())?;
-        let chunk = self.chunk_bytes();
-        let mut done = 0usize;
-        while done < bytes.len() {
-            let at = offset + done as u64;
-            let c = at / chunk;
-            let within = (at - c * chunk) as usize;
-            let n = (bytes.len() - done).min((chunk as usize) - within);
+        for (c, within, done, n) in self.pieces(offset, bytes.len()) {
             // Only a sector written in part needs its old bytes.
             let ss = self.sector as usize;
             let (first, last) = ((within / ss) as u64, ((within + n - 1) / ss) as u64);
@@ -244,7 +260,6 @@ impl<S: Sectors> Disk<S> {
             let touched = sectors(first, last + 1);
             ch.dirty |= touched;
             ch.valid |= touched;
-            done += n;
         }
         Ok(())
     }
