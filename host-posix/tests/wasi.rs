@@ -297,19 +297,23 @@ fn a_path_escaping_its_preopen_is_refused() {
         .stdout_has("read /data/sub/../hello.txt: 23 bytes");
 }
 
-#[test]
-fn a_garbage_image_is_an_io_error_naming_the_device() {
-    let m = files_manifest(r#"["fs", "ls:/data", "read:/data/hello.txt", "scratch:/tmp"]"#);
-    let dir = stock("wasi-garbage", &m);
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let garbage: Vec<u8> = (0..16_384)
+/// `len` bytes of xorshift64 noise from `seed`: an image that is no format at all.
+fn noise(mut x: u64, len: usize) -> Vec<u8> {
+    (0..len)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x as u8
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_garbage_image_is_an_io_error_naming_the_device() {
+    let m = files_manifest(r#"["fs", "ls:/data", "read:/data/hello.txt", "scratch:/tmp"]"#);
+    let dir = stock("wasi-garbage", &m);
+    let garbage = noise(0x9e37_79b9_7f4a_7c15, 16_384);
     std::fs::write(dir.join("data.img"), garbage).unwrap();
     let out = run(&dir);
     out.ok()
@@ -454,15 +458,7 @@ fn an_image_made_by_mkfs_fat_and_mtools_is_read_and_changed() {
 #[test]
 fn a_corrupt_fat_image_is_io_errors_and_a_log_event_naming_the_device() {
     let dir = stock("wasi-fat-corrupt", &fat_manifest(r#"["fs", "ls:/data", "read:/data/x.txt", "put:/data/y.txt=y"]"#, ""));
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let garbage: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let garbage = noise(0x2545_f491_4f6c_dd1d, 1 << 20);
     std::fs::write(dir.join("disk.img"), &garbage).unwrap();
     let out = run(&dir);
     no_trap(&out);

@@ -137,28 +137,12 @@ pub fn connect_retry(addr: &str) -> std::net::TcpStream {
     }
 }
 
-/// `2026-11-26T21:41:57.767Z` → seconds since the epoch.
+/// `2026-11-26T21:41:57.767Z` (exactly that shape: milliseconds, `Z`) → seconds since
+/// the epoch, by the runtime's RFC 3339 parser.
 pub fn parse_rfc3339_utc(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() != 24 || b[10] != b'T' || b[19] != b'.' || b[23] != b'Z' {
         return None;
     }
-    if b[19] != b'.' || b[23] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    num(20..23)?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || min > 59 || sec > 60 {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + min * 60 + sec)
+    weft_runtime::units::parse_rfc3339(s).map(|ns| ns.div_euclid(1_000_000_000))
 }
