@@ -38,8 +38,9 @@ polyglot_install
 # debug components under `weft run --debug` and the kernel under `weft boot --gdb`;
 # mtools and dosfstools read and make the FAT images of tests/wasi.rs;
 # skopeo and containerd's ctr take the OCI images of tests/oci.rs, which starts
-# a containerd of its own under target/).
-packages=(git qemu-system-x86 iproute2 iputils-ping curl wrk gdb lldb mtools dosfstools skopeo containerd)
+# a containerd of its own under target/, and tests/shim.rs runs weft images
+# under it with containerd-shim-weft-v1, pushing one through docker-registry).
+packages=(git qemu-system-x86 iproute2 iputils-ping curl wrk gdb lldb mtools dosfstools skopeo containerd docker-registry)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

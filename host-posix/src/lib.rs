@@ -3,6 +3,7 @@
 
 pub mod backends;
 pub mod cluster;
+pub mod container;
 pub mod gitlog;
 pub mod graph;
 pub mod image;
@@ -34,5 +35,20 @@ pub mod exit {
     pub const TIMEOUT: u8 = 124;
     /// A component hit `limits.memory`.
     pub const MEMORY: u8 = 125;
+
+    /// Prints a failed command's report to stderr; returns its exit code
+    /// (a [`crate::run::Exit`]'s, else 1).
+    pub fn report(e: &anyhow::Error) -> u8 {
+        match e.downcast_ref::<crate::run::Exit>() {
+            Some(x) => {
+                eprintln!("{}", x.message);
+                x.code
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                1
+            }
+        }
+    }
 }
 

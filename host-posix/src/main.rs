@@ -206,16 +206,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => match e.downcast_ref::<run::Exit>() {
-            Some(x) => {
-                eprintln!("{}", x.message);
-                ExitCode::from(x.code)
-            }
-            None => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(1)
-            }
-        },
+        Err(e) => ExitCode::from(weft::exit::report(&e)),
     }
 }
 

@@ -145,12 +145,16 @@ fn plan_text_for(manifest: &Path, src: &str, over: SimOverride, codegen: Codegen
 }
 
 pub fn plan_manifest(m: Manifest, engine: &Engine) -> Result<(Plan, Dir)> {
+    plan_manifest_with(m, engine, &Cache::from_env())
+}
+
+/// [`plan_manifest`] with compiled code from (and to) `cache`.
+pub fn plan_manifest_with(m: Manifest, engine: &Engine, cache: &Cache) -> Result<(Plan, Dir)> {
     let dir = Dir::open_ambient_dir(&m.dir, ambient_authority())
         .map_err(|e| invalid(format!("error: cannot open the manifest's folder {}: {e}", m.dir.display())))?;
     let loader = DirLoader { dir };
-    let cache = Cache::from_env();
     let t = Instant::now();
-    let plan = Plan::build(m, &loader, engine, &cache).map_err(|p: Problems| invalid(p.to_string()))?;
+    let plan = Plan::build(m, &loader, engine, cache).map_err(|p: Problems| invalid(p.to_string()))?;
     for c in plan.components() {
         let how = if c.origin == Origin::Cached { "cache hit" } else { "compiled" };
         tracing::debug!(component = %c.name, "{how}");

@@ -8,13 +8,13 @@
 //! runs the app on the image's precompiled code).
 
 mod common;
+use common::containerd::{Containerd, checked, tool};
 use common::*;
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -317,18 +317,6 @@ fn bad_input_is_exit_2_naming_the_problem_and_writes_nothing() {
     build(&dir, &out, &[]).ok();
 }
 
-fn tool(name: &str) -> Command {
-    let found = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
-    assert!(found, "`{name}` is not installed: ./setup.sh --deps installs it (Debian package {name})");
-    Command::new(name)
-}
-
-fn checked(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap();
-    assert!(o.status.success(), "{cmd:?} failed:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
-
 #[test]
 fn skopeo_inspects_and_copies_the_image() {
     let dir = scratch("oci-skopeo");
@@ -365,75 +353,14 @@ fn skopeo_inspects_and_copies_the_image() {
     assert!(layers.iter().all(|l| l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"), "{manifest}");
 }
 
-/// A containerd of the test's own: root, state, sockets and plugin folders
-/// under a scratch folder; killed (by its pid) when dropped, and its folder
-/// removed.
-struct Containerd {
-    child: Child,
-    sock: PathBuf,
-    dir: PathBuf,
-}
-
-impl Containerd {
-    fn start() -> Containerd {
-        let dir = scratch("oci-containerd");
-        let sock = dir.join("c.sock");
-        let d = s(&dir);
-        let config = format!(
-            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{d}/c.sock\"\n[ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n"
-        );
-        std::fs::write(dir.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let child = tool("containerd")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut c = Containerd { child, sock, dir };
-        let t = Instant::now();
-        while !c.ctr(&["version"]).status().is_ok_and(|s| s.success()) {
-            if let Ok(Some(status)) = c.child.try_wait() {
-                panic!("containerd exited ({status}):\n{}", std::fs::read_to_string(c.dir.join("containerd.log")).unwrap());
-            }
-            assert!(t.elapsed() < Duration::from_secs(20), "containerd did not answer in 20 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        c
-    }
-
-    fn ctr(&self, args: &[&str]) -> Command {
-        let mut c = tool("ctr");
-        c.arg("--address").arg(&self.sock).args(args).stdin(Stdio::null());
-        c
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Its content store and snapshots; kept when the test failed (and
-        // perhaps left a mount behind) for a look.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 #[test]
 fn containerd_imports_the_image_by_its_tag_and_unpacks_a_root_a_run_works_from() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "containerd needs root (CI runs as root)");
     let dir = wasi_app("oci-ctr");
     let out = dir.join("app.tar");
     build(&dir, &out, &["--tag", "weft-test/stock:1"]).ok();
     let img = open(&out, 0);
 
-    let c = Containerd::start();
+    let c = Containerd::start("oci-containerd");
     let said = checked(&mut c.ctr(&["images", "import", s(&out)]));
     assert!(said.contains("unpacking weft-test/stock:1") && said.contains("done"), "{said}");
     let names = checked(&mut c.ctr(&["images", "ls", "-q"]));

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub mod containerd;
 mod netns;
 // Only the tests that need root use it.
 #[allow(unused_imports)]
