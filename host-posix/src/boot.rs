@@ -222,7 +222,11 @@ fn bundle_from_plan(
         }
         BundleSim { start: s.start, tick: s.tick, fuel: s.fuel, boots }
     });
-    let path = std::fs::canonicalize(&m.path).unwrap_or_else(|_| m.path.clone());
+    // The kernel's host side finds disk images (and a git log) beside this
+    // path: in the manifest's folder, which a container's manifest names
+    // (`weft::container`) wherever the manifest file itself was mounted.
+    let name = m.path.file_name().map_or_else(|| "weft.toml".into(), |n| n.to_os_string());
+    let path = std::fs::canonicalize(&m.dir).map_or_else(|_| m.path.clone(), |d| d.join(name));
     let bundle = Bundle {
         target,
         debug,
@@ -308,6 +312,11 @@ pub fn kernel_path_for(target: Target) -> PathBuf {
         return PathBuf::from(k);
     }
     if let Ok(exe) = std::env::current_exe() {
+        // Installed beside the binary (containerd-shim-weft-vm-v1).
+        let beside = exe.with_file_name(Path::new(rel).file_name().unwrap());
+        if target != Target::BareMetalPulley && beside.exists() {
+            return beside;
+        }
         // target/release/weft (or target/debug/deps/test-…) → target/
         for up in exe.ancestors().skip(1).take(3) {
             let k = up.join(rel);
@@ -863,14 +872,32 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
         }
         None => bundle_for_sim(&input, target, opts.sim, debug)?,
     };
+    boot_bundle(&input, &bytes, &file, opts)
+}
+
+/// Boots a parsed manifest (`weft::container` changes a container's
+/// manifest before it boots) with the native kernel.
+pub fn boot_manifest(m: weft_runtime::manifest::Manifest, opts: &BootOptions) -> Result<u8> {
+    let input = m.path.clone();
+    let engine = run::engine_for(engine::Codegen { deterministic: m.sim.is_some(), ..engine::Codegen::default() })?;
+    let (plan, dir) = run::plan_manifest(m, &engine)?;
+    run::check_vm_memory(&plan)?;
+    let bytes = bundle_from_plan(&plan, dir, Target::BareMetal, None, false)?;
+    let tmp = TempFile::new("bundle", &bytes)?;
+    boot_bundle(&input, &bytes, &tmp.0, opts)
+}
+
+/// Boots the bundle `bytes` (in `file`), made from `input`.
+fn boot_bundle(input: &Path, bytes: &[u8], file: &Path, opts: &BootOptions) -> Result<u8> {
+    let debug = opts.gdb.is_some();
     // A Pulley bundle boots the Pulley kernel; anything else must be native.
-    let target = match Bundle::decode(&bytes, None) {
+    let target = match Bundle::decode(bytes, None) {
         Ok(b) if b.target == Target::BareMetalPulley => Target::BareMetalPulley,
         _ => Target::BareMetal,
     };
-    let bundle = Bundle::decode(&bytes, Some(target)).map_err(|e| invalid(format!("error: {}: {e}", input.display())))?;
+    let bundle = Bundle::decode(bytes, Some(target)).map_err(|e| invalid(format!("error: {}: {e}", input.display())))?;
     let kernel = ensure_kernel(target)?;
-    let cmd = qemu_command(&kernel, &file, &bundle, opts)?;
+    let cmd = qemu_command(&kernel, file, &bundle, opts)?;
     let timeout = opts.qemu_timeout.unwrap_or_else(|| match bundle.timeout {
         // A debug session lasts as long as the person at gdb wants.
         _ if debug => Duration::MAX,

@@ -82,9 +82,9 @@ fn host_path(root: &Path, path: &Path) -> PathBuf {
     root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
-/// Runs what `request` asks for on the root file system `root` (`/` in a
-/// container); returns the exit code, as `weft run` would exit.
-pub fn run(request: &Request, root: &Path) -> Result<u8> {
+/// The manifest `request` names, read from the root file system `root` (`/`
+/// in a container) and changed as the container asks.
+pub fn manifest(request: &Request, root: &Path) -> Result<Manifest> {
     let file = host_path(root, &request.manifest);
     let named_by = if request.mounted { " (named by WEFT_MANIFEST)" } else { "" };
     let src = std::fs::read_to_string(&file)
@@ -101,11 +101,24 @@ pub fn run(request: &Request, root: &Path) -> Result<u8> {
         m.wasi.retain(|(k, v)| !(k == "env" && v.starts_with(&prefix)));
         m.wasi.push(("env".into(), format!("{name}={value}")));
     }
+    Ok(m)
+}
+
+/// Runs what `request` asks for on the root file system `root`; returns the
+/// exit code, as `weft run` would exit.
+pub fn run(request: &Request, root: &Path) -> Result<u8> {
+    let m = manifest(request, root)?;
     let engine = run::engine_for(Codegen { deterministic: m.sim.is_some(), ..Codegen::default() })?;
     let aot = host_path(root, Path::new(IMAGE_AOT));
     let cache = Cache::new((request.aot && aot.is_dir()).then_some(aot));
     let (plan, dir) = run::plan_manifest_with(m, &engine, &cache)?;
     run::run(&plan, &dir, &engine, &run::Observe::default())
+}
+
+/// Boots what `request` asks for as a bare-metal unikernel under QEMU (the
+/// `io.containerd.weft-vm.v1` runtime), as `weft boot` would.
+pub fn boot(request: &Request, root: &Path) -> Result<u8> {
+    crate::boot::boot_manifest(manifest(request, root)?, &crate::boot::BootOptions::default())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! what `weft run` says of the same manifest.
 
 mod common;
-use common::containerd::{Containerd, checked, tool};
+use common::containerd::{Containerd, WEFT_VM, checked, tool};
 use common::*;
 
 use std::path::{Path, PathBuf};
@@ -234,4 +234,37 @@ fn twenty_containers_started_at_once_all_finish() {
     for child in children {
         finish(child).ok().stdout_has("Hello from weft!");
     }
+}
+
+/// `io.containerd.weft-vm.v1`: the same images, each container a bare-metal
+/// unikernel under QEMU (`weft boot`), its volumes mounted for QEMU's disks.
+#[test]
+fn the_vm_runtime_boots_images_under_qemu_with_volumes_and_signals() {
+    let c = Containerd::start("shim-vm");
+    image(&c, &example("hello"), "weft-test/hello:1");
+    let vm = output(c.run_on(WEFT_VM, &[], "weft-test/hello:1", "vm-hello", &[]).output().unwrap());
+    vm.ok().stdout_has("Hello from weft!\nwall clock: 20");
+
+    // The faulty disk, as `weft boot` reports it, on a volume a second VM reads.
+    let example_dir = example("faulty-disk");
+    image(&c, &example_dir, "weft-test/faulty-disk:1");
+    let direct = weft(&["boot", s(&example_dir)]);
+    let disk = blank_disk("shim-vm-volume");
+    let mount = format!("type=bind,src={},dst=/disk.img,options=rbind:rw", s(&disk));
+    let first = output(c.run_on(WEFT_VM, &["--mount", &mount], "weft-test/faulty-disk:1", "vm-fill", &[]).output().unwrap());
+    first.code(direct.code);
+    assert_eq!(report_line(&first.stdout, "wrote "), report_line(&direct.stdout, "wrote "));
+    let second = output(c.run_on(WEFT_VM, &["--mount", &mount], "weft-test/faulty-disk:1", "vm-verify", &["verify"]).output().unwrap());
+    std::fs::write(example_dir.join("weft.toml"), std::fs::read_to_string(example_dir.join("weft.toml")).unwrap().replace("[\"fill\", \"1000\"]", "[\"verify\"]")).unwrap();
+    let direct_verify = weft(&["boot", s(&example_dir)]);
+    assert_eq!(report_line(&second.stdout, "records "), report_line(&direct_verify.stdout, "records "));
+
+    // Args replace [app] args; SIGTERM stops the VM.
+    image(&c, &app("shim-vm-spin", "misbehave", "args = [\"exit\", \"3\"]\n"), "weft-test/misbehave:1");
+    output(c.run_on(WEFT_VM, &[], "weft-test/misbehave:1", "vm-exit", &["exit", "4"]).output().unwrap()).code(4);
+    let mut ctr = c.run_on(WEFT_VM, &[], "weft-test/misbehave:1", "vm-spin", &["spin"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    c.pid("vm-spin");
+    std::thread::sleep(Duration::from_millis(500));
+    checked(&mut c.ctr(&["tasks", "kill", "vm-spin"]));
+    finish_within(&mut ctr, Duration::from_secs(10)).code(143);
 }

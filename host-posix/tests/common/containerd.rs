@@ -25,13 +25,20 @@ pub fn checked(cmd: &mut Command) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
-/// Where cargo put `containerd-shim-weft-v1`: beside `weft`.
+/// Where cargo put the shims (`containerd-shim-weft-v1`, `…-weft-vm-v1`):
+/// beside `weft`.
 pub fn shim_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_weft")).parent().unwrap().to_path_buf();
-    let shim = dir.join("containerd-shim-weft-v1");
-    assert!(shim.is_file(), "{} is missing: `cargo test` at the workspace root builds it (cargo build -p containerd-shim-weft)", shim.display());
+    for shim in ["containerd-shim-weft-v1", "containerd-shim-weft-vm-v1"] {
+        let shim = dir.join(shim);
+        assert!(shim.is_file(), "{} is missing: `cargo test` at the workspace root builds it (cargo build -p containerd-shim-weft)", shim.display());
+    }
     dir
 }
+
+/// weft's runtimes: a container, and a bare-metal unikernel in QEMU.
+pub const WEFT: &str = "io.containerd.weft.v1";
+pub const WEFT_VM: &str = "io.containerd.weft-vm.v1";
 
 pub struct Containerd {
     child: Child,
@@ -39,17 +46,32 @@ pub struct Containerd {
     pub dir: PathBuf,
 }
 
+/// What a containerd is started with beyond its own folders.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Keep the CRI plugin (the kubelet's API): off unless asked for.
+    pub cri: bool,
+    /// TOML appended to the config (a node's runtime snippet).
+    pub config: &'a str,
+}
+
 impl Containerd {
     pub fn start(name: &str) -> Containerd {
+        Containerd::start_with(name, Options::default())
+    }
+
+    pub fn start_with(name: &str, options: Options) -> Containerd {
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "containerd needs root (CI runs as root)");
         let dir = scratch(name);
         let sock = dir.join("c.sock");
         let d = dir.to_str().unwrap();
+        let disabled = if options.cri { "" } else { "\"io.containerd.grpc.v1.cri\"" };
         let config = format!(
-            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\ndisabled_plugins = [{disabled}]\n\
              [grpc]\n  address = \"{d}/c.sock\"\n[ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n"
+             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n{}",
+            options.config
         );
         std::fs::write(dir.join("config.toml"), config).unwrap();
         std::fs::create_dir_all("/run/containerd").unwrap();
@@ -77,6 +99,11 @@ impl Containerd {
         c
     }
 
+    /// Its config file (`containerd --config FILE config dump` reads it).
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
     /// `ctr` against this containerd.
     pub fn ctr(&self, args: &[&str]) -> Command {
         let mut c = tool("ctr");
@@ -93,8 +120,13 @@ impl Containerd {
     /// `ctr run --rm` with weft's runtime: `flags` before the image (`--env`,
     /// `--mount`), then the image, a container id and the process's args.
     pub fn run_cmd(&self, flags: &[&str], image: &str, id: &str, args: &[&str]) -> Command {
+        self.run_on(WEFT, flags, image, id, args)
+    }
+
+    /// [`Containerd::run_cmd`] with another runtime ([`WEFT_VM`]).
+    pub fn run_on(&self, runtime: &str, flags: &[&str], image: &str, id: &str, args: &[&str]) -> Command {
         let fifo = self.dir.join("fifo");
-        let mut c = self.ctr(&["run", "--rm", "--runtime", "io.containerd.weft.v1", "--fifo-dir", fifo.to_str().unwrap()]);
+        let mut c = self.ctr(&["run", "--rm", "--runtime", runtime, "--fifo-dir", fifo.to_str().unwrap()]);
         c.args(flags).args([image, id]).args(args);
         c
     }
@@ -144,4 +176,19 @@ impl Drop for Containerd {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Waits at most `limit` for `child` (a `ctr run` whose task was killed) and
+/// collects its output.
+pub fn finish_within(mut child: Child, limit: Duration) -> Run {
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let ran = output(child.wait_with_output().unwrap());
+            panic!("still running after {limit:?}\nstdout:\n{}\nstderr:\n{}", ran.stdout, ran.stderr);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    output(child.wait_with_output().unwrap())
 }
