@@ -222,6 +222,14 @@ fn a_hanging_app_stops_at_sigterm_and_at_sigkill() {
         }
         eprintln!("{signal}: stopped in {:?}", t.elapsed());
     }
+    // `[limits] timeout` ends it as under `weft run`: exit 124, naming it.
+    let dir = app("shim-timeout", "misbehave", "args = [\"spin\"]\n\n[limits]\ntimeout = \"1s\"\n");
+    let direct = weft(&["run", s(&dir)]);
+    image(&c, &dir, "weft-test/timeout:1");
+    let ran = c.run(&[], "weft-test/timeout:1", "timeout", &[]);
+    ran.code(124).code(direct.code);
+    let report = direct.stderr.replace(s(&dir.join("weft.toml")), "/weft.toml");
+    assert_eq!(ran.stderr.lines().last(), report.lines().last(), "the same report, naming the image's manifest");
 }
 
 #[test]
