@@ -569,11 +569,20 @@ impl<S: Sectors> Tree<S> {
                 if src.name == to_name {
                     return Ok(());
                 }
-                // A change of case only: through a temporary name.
+                // A change of case only: one directory cannot hold both names (FAT
+                // compares them without case), so the file moves through a temporary
+                // name, linked before the name it replaces is removed, a sync after each
+                // step. A cut in between leaves the old name, the new one, or
+                // `<name>.weft-rename` alone (docs/devices.md).
                 let tmp = format!("{}.weft-rename", src.name);
                 let d = self.dir(from_dir)?;
-                d.rename(&src.name, &d, &tmp).map_err(fat_err)?;
-                return d.rename(&tmp, &d, to_name).map_err(fat_err);
+                for (from, to) in [(src.name.as_str(), tmp.as_str()), (tmp.as_str(), to_name)] {
+                    d.link_entry(from, &d, to).map_err(fat_err)?;
+                    self.sync()?;
+                    d.remove_keeping_clusters(from).map_err(fat_err)?;
+                    self.sync()?;
+                }
+                return Ok(());
             }
             self.unlink(to_dir, &dst.name)?;
             self.sync()?;
@@ -801,6 +810,10 @@ mod tests {
         t.rename("", "next", "", "db").unwrap();
         t.set_size("db", 100).unwrap();
         t.sync().unwrap();
+        // A change of case only (durable when it returns, like any rename).
+        t.rename("", "db", "", "DB").unwrap();
+        let names: Vec<String> = t.list("").unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["DB"]);
         let events = log.events.borrow().clone();
         let flushes: Vec<usize> = (0..events.len()).filter(|i| events[*i].is_none()).collect();
         assert!(flushes.len() >= 12, "{} flushes", flushes.len());
@@ -828,9 +841,11 @@ mod tests {
                 let (t, _) = Tree::open(m.clone(), 512, 4096, clock).unwrap();
                 read_all(&t, "").unwrap_or_else(|e| panic!("cut after flush {k} keeping {mask:#x}: {e:?}"));
                 // Once synced, `db` is never lost; the rename over it leaves the old
-                // name or the new one (or both), never neither.
+                // name or the new one (or both), never neither; the change of case,
+                // `db`, `DB` or the temporary name.
                 let names: Vec<String> = t.list("").unwrap().into_iter().map(|e| e.name).collect();
-                assert!(k == 0 || names.iter().any(|n| n == "db" || n == "next"), "cut after flush {k}: {names:?}");
+                let kept = |n: &String| n.eq_ignore_ascii_case("db") || n == "next" || n == "db.weft-rename";
+                assert!(k == 0 || names.iter().any(kept), "cut after flush {k}: {names:?}");
                 cuts += 1;
             }
         }
