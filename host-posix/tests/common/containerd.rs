@@ -67,10 +67,16 @@ impl Containerd {
         let sock = dir.join("c.sock");
         let d = dir.to_str().unwrap();
         let disabled = if options.cri { "" } else { "\"io.containerd.grpc.v1.cri\"" };
+        // The CRI plugin creates its CNI folders: here, not /etc/cni.
+        let cni = if options.cri {
+            format!("[plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"{d}/cni/bin\"\n  conf_dir = \"{d}/cni/net.d\"\n")
+        } else {
+            String::new()
+        };
         let config = format!(
             "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\ndisabled_plugins = [{disabled}]\n\
              [grpc]\n  address = \"{d}/c.sock\"\n[ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n{}",
+             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n{cni}{}",
             options.config
         );
         std::fs::write(dir.join("config.toml"), config).unwrap();
