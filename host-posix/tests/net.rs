@@ -350,3 +350,43 @@ fn a_recorded_tap_run_replays_without_the_network() {
     let show = weft(&["trace", "show", t.to_str().unwrap()]);
     show.ok().stdout_has("service   receive max").stdout_has("service   send ").stdout_has("storage   write sector");
 }
+
+/// A net filter that only observes (`arp-log`: the `net-observer` world,
+/// wit/watch.wit) is taken out of the path: the stack's frames go straight to
+/// the device, and the filter is handed only the ARP frames, after they
+/// passed. Two unikernels on a `udp` link (no privileges), echo and client;
+/// the server's `--stats` shows the hops.
+#[test]
+fn an_observing_filter_sees_only_what_it_watches_and_sits_in_no_path() {
+    let udp = || std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (a, b) = (udp(), udp());
+    let link = |app: &str, args: &str, local: u16, remote: u16, ip: &str, filters: &str| {
+        format!(
+            "[app]\ncomponent = \"{app}\"\nargs = {args}\n\n[devices.link]\nkind = \"net\"\nbackend = \"udp\"\nlocal = \"127.0.0.1:{local}\"\nremote = \"127.0.0.1:{remote}\"\n{filters}\n[stack]\nnet = \"link\"\nip = \"{ip}\"\n\n[limits]\ntimeout = \"40s\"\n"
+        )
+    };
+    let server = manifest("watch-echo", &link("echo", r#"["7", "3"]"#, a, b, "10.0.1.1/24", "filters = [{ component = \"arp-log\" }]\n"));
+    let client = manifest("watch-client", &link("netclient.wasm", r#"["10.0.1.1", "7", "watched", "3"]"#, b, a, "10.0.1.2/24", ""));
+    test_component(&client, "netclient", "netclient.wasm");
+    let echo = weft_cmd(&["run", "--stats", server.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    weft(&["run", client.to_str().unwrap()]).ok();
+    let r = finish(echo);
+    r.ok().stdout_has("echo: served 3 connections");
+    // arp-log saw the ARP exchange: the client's request and the server's reply.
+    r.stderr_has("who-has 10.0.1.1 tell 10.0.1.2").stderr_has("10.0.1.1 is-at ");
+    // The table: `device  consumer -> provider  op  calls  bytes…`.
+    let rows: Vec<Vec<&str>> = r.stderr.lines().skip_while(|l| !l.starts_with("weft: stats")).map(|l| l.split_whitespace().collect()).collect();
+    let row = |hop: &str, op: &str| rows.iter().find(|w| w.len() > 5 && w[0] == "link" && format!("{} {} {}", w[1], w[2], w[3]) == hop && w[4] == op).map(|w| w[5].parse::<u64>().unwrap());
+    let (sends, receives) = (row("tcpip -> host", "send"), row("tcpip -> host", "receive"));
+    assert!(sends.is_some_and(|n| n >= 10) && receives.is_some_and(|n| n >= 10), "the stack calls the device itself:\n{}", r.stderr);
+    assert_eq!((row("tcpip -> arp-log", "send"), row("tcpip -> arp-log", "receive")), (None, None), "nothing passes through arp-log:\n{}", r.stderr);
+    // A call per batch holding ARP — the probes at start-up, the client's
+    // request, the reply: 4 — however many TCP frames passed.
+    let arp_frames = r.stderr.lines().filter(|l| l.starts_with("[arp] ") && !l.starts_with("[arp] table")).count() as u64;
+    let seen = row("tcpip -> arp-log", "seen").unwrap_or_else(|| panic!("no seen row:\n{}", r.stderr));
+    assert!((1..=arp_frames).contains(&seen), "{seen} calls for {arp_frames} ARP frames:\n{}", r.stderr);
+    // And only the ARP frames were copied to it: 42 bytes each.
+    let seen_bytes = rows.iter().find(|w| w.len() > 7 && w[1] == "tcpip" && w[3] == "arp-log" && w[4] == "seen").map(|w| format!("{} {}", w[6], w[7]));
+    assert_eq!(seen_bytes, Some(format!("{} B", 42 * arp_frames)), "{}", r.stderr);
+    assert!(arp_frames < sends.unwrap() + receives.unwrap());
+}

@@ -32,6 +32,7 @@ pub use devices::{BlockDevice, Clock, Console, ErrorCode, Geometry, Log, Random}
 pub use fault::{Exited, Failure, PowerCut, Stop, Who};
 pub use link::{App, Device, Filter, Host, Leaves, Limits, Unikernel, Wiring};
 pub mod units;
+pub mod watch;
 
 #[cfg(feature = "std")]
 pub mod cache;

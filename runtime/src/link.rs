@@ -31,6 +31,7 @@ use crate::fault::{Exited, Failure, PowerCut, Stop, Who};
 use crate::names;
 use crate::stats::{self, Iface, Op, Report as StatsReport, Row, StatClock, Stats};
 use crate::tape::{Diverged, Tape};
+use crate::watch::Interest;
 
 /// The wiring the linker builds: a validated plan, minus everything
 /// host-specific (paths, backends). Built by `plan` on Linux and read from the
@@ -192,6 +193,10 @@ struct Link {
     sockets: Option<Provider>,
     /// Index into `Leaves::captures` (net filters only).
     capture: Option<usize>,
+    /// Net filters that only observe the calls this consumer makes to a
+    /// provider, taken out of its path (`crate::watch`): (provider, filter),
+    /// innermost first.
+    watchers: Vec<(Provider, usize)>,
     /// A block or net filter: its chain's leaf (index into `Leaves::blocks`
     /// or `Leaves::nets`), whose geometry its results are held to until it
     /// reports its own.
@@ -218,6 +223,8 @@ struct FilterExports {
     clock: Option<ClockFns>,
     net: Option<NetFns>,
     sockets: Option<SocketFns>,
+    /// A net filter that only observes: what it asked for, and where to send it.
+    watch: Option<(Interest, TypedFunc<(Direction, Vec<Vec<u8>>), ()>)>,
 }
 
 struct NetFns {
@@ -324,7 +331,8 @@ impl Host {
             let role = |list: &[(String, Provider)]| list.iter().find(|(_, q)| *q == p).map(|(r, _)| r.clone());
             let device = match iface {
                 Iface::Block => role(&self.links[me].blocks),
-                Iface::Net => role(&self.links[me].nets),
+                // A watcher's `seen` (not a provider of `me`): the device it sits on.
+                Iface::Net => role(&self.links[me].nets).or_else(|| provider.and_then(|f| self.links[f].nets.first()).map(|(r, _)| r.clone())),
                 Iface::Clock => Some("clock".into()),
                 Iface::Sockets => Some("sockets".into()),
                 Iface::Console => Some("console".into()),
@@ -783,6 +791,13 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 r
             }
         };
+        if let Ok(sent) = r
+            && !cx.data().links[me].watchers.is_empty()
+        {
+            let frames: Vec<&[u8]> = lists.iter().take(sent as usize).map(|l| l.as_le_slice(&cx)).collect();
+            let watched = watched(cx.data(), me, p, Direction::Outbound, &frames);
+            notify(&mut cx, me, Direction::Outbound, watched)?;
+        }
         cx.data_mut().stat_end(t0, me, p, Iface::Net, Op::SEND, n, r.is_ok());
         Ok((r,))
     })?;
@@ -814,6 +829,14 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 r
             }
         };
+        if let Ok(frames) = &r
+            && !frames.is_empty()
+            && !cx.data().links[me].watchers.is_empty()
+        {
+            let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+            let watched = watched(cx.data(), me, p, Direction::Inbound, &frames);
+            notify(&mut cx, me, Direction::Inbound, watched)?;
+        }
         let n = r.as_ref().map_or(0, |fs| fs.iter().map(|f| f.len() as u64).sum());
         cx.data_mut().stat_end(t0, me, p, Iface::Net, Op::RECEIVE, n, r.is_ok());
         Ok((r,))
@@ -828,6 +851,33 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             Ok(())
         },
     )?;
+    Ok(())
+}
+
+/// Copies of `frames` (passed between `me` and its provider `p`) for each
+/// filter that observes that hop and asked for some of them (`crate::watch`).
+fn watched(host: &Host, me: usize, p: Provider, direction: Direction, frames: &[&[u8]]) -> Vec<(usize, Vec<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for &(_, w) in host.links[me].watchers.iter().filter(|(q, _)| *q == p) {
+        if let Some((interest, _)) = &host.filters[w].watch {
+            let picked = interest.pick(direction, frames.iter().copied());
+            if !picked.is_empty() {
+                out.push((w, picked));
+            }
+        }
+    }
+    out
+}
+
+/// Hands each observer of `me`'s calls its frames (`seen`), innermost first.
+fn notify(cx: &mut StoreContextMut<'_, Host>, me: usize, direction: Direction, watched: Vec<(usize, Vec<Vec<u8>>)>) -> Result<()> {
+    for (w, frames) in watched {
+        let Some((_, seen)) = cx.data().filters[w].watch else { continue };
+        let t0 = cx.data().stat_start();
+        let n = if t0.is_some() { frames.iter().map(|f| f.len() as u64).sum() } else { 0 };
+        call(cx, w, seen, (direction, frames))?;
+        cx.data_mut().stat_end(t0, me, Provider::Filter(w), Iface::Net, Op::SEEN, n, true);
+    }
     Ok(())
 }
 
@@ -970,6 +1020,8 @@ struct Slot {
     clock: Option<Provider>,
     sockets: Option<Provider>,
     capture: Option<usize>,
+    /// Observers of this consumer's calls (see `Link::watchers`).
+    watchers: Vec<(Provider, usize)>,
     /// Block and net filters: their chain's leaf.
     device: usize,
 }
@@ -1007,9 +1059,16 @@ impl Unikernel {
         // Leaf routing for filters' side imports (clock, log): never through a
         // chain, so chains cannot form cycles and traces time real time.
         let leaf_clock = Some(Provider::Leaf(0));
+        // A net filter that exports `net-watch` only observes: it is
+        // instantiated and configured, but the next consumer up is linked to
+        // the provider below it and notifies it (`crate::watch`).
+        let components = filters;
         let chain = |plan: &mut Vec<Slot>, kind, role: &str, leaf: usize, filters: &[Filter], captures: &mut usize| {
             let mut below = Provider::Leaf(leaf);
+            let mut watchers = Vec::new();
             for f in filters {
+                let observer = kind == FilterKind::Net
+                    && components.get(plan.len()).is_some_and(|c| c.get_export_index(None, names::NET_WATCH).is_some());
                 let mut slot = Slot {
                     name: format!("{} (filter of device `{role}`)", f.name),
                     kind: Some(kind),
@@ -1018,6 +1077,7 @@ impl Unikernel {
                     origin: f.origin.clone(),
                     clock: leaf_clock,
                     device: leaf,
+                    watchers: if observer { Vec::new() } else { core::mem::take(&mut watchers) },
                     ..Slot::default()
                 };
                 match kind {
@@ -1030,16 +1090,20 @@ impl Unikernel {
                     _ => slot.clock = Some(below),
                 }
                 plan.push(slot);
-                below = Provider::Filter(plan.len() - 1);
+                if observer {
+                    watchers.push((below, plan.len() - 1));
+                } else {
+                    below = Provider::Filter(plan.len() - 1);
+                }
             }
-            (role.to_string(), below)
+            ((role.to_string(), below), watchers)
         };
         let mut captures = 0;
         let app_blocks: Vec<_> = wiring
             .blocks
             .iter()
             .enumerate()
-            .map(|(d, dev)| chain(&mut plan, FilterKind::Block, &dev.role, d, &dev.filters, &mut captures))
+            .map(|(d, dev)| chain(&mut plan, FilterKind::Block, &dev.role, d, &dev.filters, &mut captures).0)
             .collect();
         let nets: Vec<_> = wiring
             .nets
@@ -1047,10 +1111,10 @@ impl Unikernel {
             .enumerate()
             .map(|(d, dev)| chain(&mut plan, FilterKind::Net, &dev.role, d, &dev.filters, &mut captures))
             .collect();
-        let (_, clock) = chain(&mut plan, FilterKind::Clock, "clock", 0, &wiring.clock_filters, &mut captures);
+        let ((_, clock), _) = chain(&mut plan, FilterKind::Clock, "clock", 0, &wiring.clock_filters, &mut captures);
         let sockets = match &wiring.stack {
             Some(stack) => {
-                let Some(net) = nets.get(stack.net) else {
+                let Some((net, watchers)) = nets.get(stack.net) else {
                     wasmtime::bail!("the stack drives net device #{}, but there are {}", stack.net, nets.len());
                 };
                 plan.push(Slot {
@@ -1061,6 +1125,7 @@ impl Unikernel {
                     origin: stack.filter.origin.clone(),
                     nets: alloc::vec![net.clone()],
                     clock: leaf_clock,
+                    watchers: watchers.clone(),
                     ..Slot::default()
                 });
                 Some(Provider::Filter(plan.len() - 1))
@@ -1141,6 +1206,7 @@ impl Unikernel {
                 clock: s.clock,
                 sockets: s.sockets,
                 capture: s.capture,
+                watchers: s.watchers.clone(),
                 device: s.device,
                 handles: Vec::new(),
             })
@@ -1195,6 +1261,7 @@ impl Unikernel {
                     Some(FilterKind::Stack) => Some(socket_fns(&instance, &mut *store, x, check)?),
                     _ => None,
                 },
+                watch: None,
             };
             store.data_mut().filters.push(exports);
             let configure =
@@ -1205,6 +1272,12 @@ impl Unikernel {
             if let Err(message) = call(&mut cx, me, configure, (role, config))?.0 {
                 let name = slot.name.split(' ').next().unwrap_or_default().to_string();
                 return Err(wasmtime::Error::new(ConfigError { filter: name, origin: slot.origin.clone(), message }));
+            }
+            if let Some((interest, seen)) = &x.watch {
+                let interest: TypedFunc<(), (Interest,)> = typed(&instance, &mut *store, interest, check)?;
+                let seen = typed(&instance, &mut *store, seen, check)?;
+                let (wants,) = call(&mut store.as_context_mut(), me, interest, ())?;
+                store.data_mut().filters[me].watch = Some((wants, seen));
             }
         }
         unreachable!("the app is the last instance")
@@ -1269,6 +1342,8 @@ struct Indices {
     parts: Vec<ComponentExportIndex>,
     /// The app only: the composed parts' (and `wasi`'s) `shutdown`, where they have one.
     shutdowns: Vec<ComponentExportIndex>,
+    /// A net filter that only observes: `net-watch#watching` and `#seen`.
+    watch: Option<(ComponentExportIndex, ComponentExportIndex)>,
 }
 
 impl Indices {
@@ -1281,6 +1356,12 @@ impl Indices {
             None => return Indices::app(c, engine, parts),
         };
         let device = fns.iter().map(|f| export_index(c, Some(iface), f)).collect::<Result<_>>()?;
+        let watch = match kind {
+            Some(FilterKind::Net) if c.get_export_index(None, names::NET_WATCH).is_some() => {
+                Some((export_index(c, Some(names::NET_WATCH), "watching")?, export_index(c, Some(names::NET_WATCH), "seen")?))
+            }
+            _ => None,
+        };
         Ok(Indices {
             device,
             entry: export_index(c, Some(names::FILTER), "configure")?,
@@ -1288,6 +1369,7 @@ impl Indices {
             command: false,
             parts: Vec::new(),
             shutdowns: Vec::new(),
+            watch,
         })
     }
 
@@ -1304,7 +1386,7 @@ impl Indices {
             .map(|p| export_index(c, Some(&names::config_export(&p.name)), "configure"))
             .collect::<Result<Vec<_>>>()?;
         if let Ok(entry) = export_index(c, None, "run") {
-            return Ok(Indices { device: Vec::new(), entry, wasi, command: false, parts, shutdowns });
+            return Ok(Indices { device: Vec::new(), entry, wasi, command: false, parts, shutdowns, watch: None });
         }
         let ty = c.component_type();
         let run = ty.exports(engine).map(|(n, _)| n).find(|n| n.starts_with(names::WASI_RUN_PREFIX));
@@ -1312,7 +1394,7 @@ impl Indices {
             Some(iface) => {
                 let iface = iface.to_string();
                 let entry = export_index(c, Some(&iface), "run")?;
-                Ok(Indices { device: Vec::new(), entry, wasi, command: true, parts, shutdowns })
+                Ok(Indices { device: Vec::new(), entry, wasi, command: true, parts, shutdowns, watch: None })
             }
             None => wasmtime::bail!("the app exports neither `run` (world weft:devices/app) nor wasi:cli/run (a WASI command)"),
         }

@@ -130,9 +130,9 @@ const IFACES: [Iface; 7] = [Iface::Block, Iface::Net, Iface::Clock, Iface::Socke
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Op(u8);
 
-const OPS: [&str; 21] = [
+const OPS: [&str; 22] = [
     "open", "info", "read", "write", "send", "receive", "flush", "monotonic-now", "wall-now", "wait-until", "tcp-listen", "tcp-accept",
-    "tcp-connect", "tcp-send", "tcp-recv", "tcp-shutdown", "udp-bind", "udp-send-to", "udp-recv-from", "fill", "append",
+    "tcp-connect", "tcp-send", "tcp-recv", "tcp-shutdown", "udp-bind", "udp-send-to", "udp-recv-from", "fill", "append", "seen",
 ];
 
 impl Op {
@@ -148,6 +148,8 @@ impl Op {
     pub const WAIT_UNTIL: Op = Op(9);
     pub const FILL: Op = Op(19);
     pub const APPEND: Op = Op(20);
+    /// Frames handed to a net filter that only observes (`crate::watch`).
+    pub const SEEN: Op = Op(21);
 
     /// A `sockets` operation by its code in the trace (0 `tcp-listen` … 8
     /// `udp-recv-from`).

@@ -10,7 +10,8 @@
 ///
 /// Call it in a crate whose wit-bindgen bindings for the `net-filter` world are in
 /// scope as `FilterGuest`, `NetGuest`, `NetInfo`, `Handle`, `ErrorCode` and `net`
-/// (each crate has its own). It ends with `export!($filter)`.
+/// (each crate has its own). It ends with `export!($filter)`. With `watch: [..]` the
+/// crate's bindings are for the `net-observer` world (wit/watch.wit).
 #[macro_export]
 macro_rules! observing_net_filter {
     ($filter:ident, $observe:path, in: $in:expr, out: $out:expr $(,)?) => {
@@ -50,5 +51,28 @@ macro_rules! observing_net_filter {
         }
 
         export!($filter);
+    };
+    // The `net-observer` world: the same filter, which also tells the runtime what it
+    // watches (`ethertypes`: empty for every frame), so the runtime hands it copies of
+    // those frames (`net-watch.seen`) instead of passing every frame through it.
+    ($filter:ident, $observe:path, in: $in:expr, out: $out:expr, watch: [$($ethertype:expr),* $(,)?] $(,)?) => {
+        $crate::observing_net_filter!($filter, $observe, in: $in, out: $out);
+
+        impl exports::weft::devices::net_watch::Guest for $filter {
+            fn watching() -> exports::weft::devices::net_watch::Interest {
+                exports::weft::devices::net_watch::Interest {
+                    ethertypes: ::alloc::vec![$($ethertype),*],
+                    inbound: true,
+                    outbound: true,
+                }
+            }
+
+            fn seen(direction: weft::devices::capture::Direction, frames: ::alloc::vec::Vec<::alloc::vec::Vec<u8>>) {
+                match direction {
+                    weft::devices::capture::Direction::Inbound => $observe(&frames, $in),
+                    weft::devices::capture::Direction::Outbound => $observe(&frames, $out),
+                }
+            }
+        }
     };
 }

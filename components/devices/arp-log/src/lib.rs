@@ -20,7 +20,7 @@ use arp::{Direction, Table};
 use weft_guest::Global;
 
 wit_bindgen::generate!({
-    world: "net-filter",
+    world: "net-observer",
     path: "../../../wit",
 });
 
@@ -51,4 +51,5 @@ fn observe(frames: &[Vec<u8>], dir: Direction) {
     });
 }
 
-weft_guest::observing_net_filter!(ArpLog, observe, in: Direction::In, out: Direction::Out);
+// Only ARP frames reach it: the runtime routes the rest past it (wit/watch.wit).
+weft_guest::observing_net_filter!(ArpLog, observe, in: Direction::In, out: Direction::Out, watch: [0x0806]);

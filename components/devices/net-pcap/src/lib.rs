@@ -9,7 +9,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 wit_bindgen::generate!({
-    world: "net-filter",
+    world: "net-observer",
     path: "../../../wit",
 });
 
@@ -29,4 +29,4 @@ fn record(frames: &[Vec<u8>], dir: Direction) {
     }
 }
 
-weft_guest::observing_net_filter!(NetPcap, record, in: Direction::Inbound, out: Direction::Outbound);
+weft_guest::observing_net_filter!(NetPcap, record, in: Direction::Inbound, out: Direction::Outbound, watch: []);
