@@ -27,6 +27,11 @@ components/polyglot/build.sh
 echo "==> the WASI testsuite's Rust and C tests, from source (host-posix/tests/wasi_testsuite.rs runs them)" >&2
 third_party/wasi-testsuite/build.sh
 
+echo "==> containerd shims (host-posix/tests/shim.rs and kubernetes.rs run them under a containerd of their own)" >&2
+# `cargo test` builds other packages' binaries only as unit-test harnesses:
+# the shims the tests hand to containerd are built here, in the same profile.
+cargo build -p containerd-shim-weft
+
 echo "==> host workspace tests" >&2
 cargo test
 

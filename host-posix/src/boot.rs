@@ -108,7 +108,7 @@ pub fn build_for(manifest: &Path, target: Target) -> Result<Vec<u8>> {
 pub fn build_with(manifest: &Path, target: Target, over: SimOverride) -> Result<Vec<u8>> {
     let manifest = run::manifest_path(manifest);
     let (plan, dir, _) = run::plan_with(&manifest, over)?;
-    bundle_from_plan(&plan, dir, target, None, false)
+    bundle_from_plan(&plan, DirLoader::new(dir), target, None, false)
 }
 
 /// The bundle that replays the trace at `path` inside the kernel: the
@@ -118,17 +118,16 @@ pub fn build_replay(path: &Path, target: Target, debug: bool) -> Result<Vec<u8>>
     let trace = crate::trace::load(path)?;
     let (plan, dir, _) = crate::trace::plan_for(&trace, path, false)?;
     let bytes = std::fs::read(path)?;
-    bundle_from_plan(&plan, dir, target, Some(&bytes), debug)
+    bundle_from_plan(&plan, DirLoader::new(dir), target, Some(&bytes), debug)
 }
 
 fn bundle_from_plan(
     plan: &weft_runtime::plan::Plan,
-    dir: cap_std::fs::Dir,
+    loader: DirLoader,
     target: Target,
     replay: Option<&[u8]>,
     debug: bool,
 ) -> Result<Vec<u8>> {
-    let loader = DirLoader { dir };
     let m = &plan.manifest;
     // A replay attaches no device: the kernel answers from the trace.
     for d in m.devices.iter().filter(|_| replay.is_none()) {
@@ -388,7 +387,7 @@ pub fn bundle_for_sim(input: &Path, target: Target, over: SimOverride, debug: bo
     }
     let (plan, dir, _) = run::plan_with(&run::manifest_path(input), over)?;
     run::check_vm_memory(&plan)?;
-    let bytes = bundle_from_plan(&plan, dir, target, None, debug)?;
+    let bytes = bundle_from_plan(&plan, DirLoader::new(dir), target, None, debug)?;
     let tmp = TempFile::new("bundle", &bytes)?;
     Ok((bytes, tmp.0.clone(), Some(tmp)))
 }
@@ -875,14 +874,15 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
     boot_bundle(&input, &bytes, &file, opts)
 }
 
-/// Boots a parsed manifest (`weft::container` changes a container's
-/// manifest before it boots) with the native kernel.
+/// Boots a parsed manifest whose folder is an OCI image's root
+/// (`weft::container` changes a container's manifest before it boots) with
+/// the native kernel.
 pub fn boot_manifest(m: weft_runtime::manifest::Manifest, opts: &BootOptions) -> Result<u8> {
     let input = m.path.clone();
     let engine = run::engine_for(engine::Codegen { deterministic: m.sim.is_some(), ..engine::Codegen::default() })?;
-    let (plan, dir) = run::plan_manifest(m, &engine)?;
+    let (plan, dir) = run::plan_manifest_with(m, &engine, &Cache::from_env(), true)?;
     run::check_vm_memory(&plan)?;
-    let bytes = bundle_from_plan(&plan, dir, Target::BareMetal, None, false)?;
+    let bytes = bundle_from_plan(&plan, DirLoader::of_image(dir), Target::BareMetal, None, false)?;
     let tmp = TempFile::new("bundle", &bytes)?;
     boot_bundle(&input, &bytes, &tmp.0, opts)
 }

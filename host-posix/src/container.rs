@@ -111,7 +111,7 @@ pub fn run(request: &Request, root: &Path) -> Result<u8> {
     let engine = run::engine_for(Codegen { deterministic: m.sim.is_some(), ..Codegen::default() })?;
     let aot = host_path(root, Path::new(IMAGE_AOT));
     let cache = Cache::new((request.aot && aot.is_dir()).then_some(aot));
-    let (plan, dir) = run::plan_manifest_with(m, &engine, &cache)?;
+    let (plan, dir) = run::plan_manifest_with(m, &engine, &cache, true)?;
     run::run(&plan, &dir, &engine, &run::Observe::default())
 }
 

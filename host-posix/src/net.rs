@@ -402,6 +402,7 @@ pub struct HostSockets {
     socks: HashMap<u32, Sock>,
     next: u32,
     readiness: Readiness,
+    address: Ipv4Addr,
 }
 
 fn endpoint(a: SocketAddr) -> Endpoint {
@@ -432,8 +433,10 @@ fn sock_err(e: std::io::Error) -> SocketError {
 }
 
 impl HostSockets {
-    pub fn new(readiness: Readiness) -> HostSockets {
-        HostSockets { socks: HashMap::new(), next: 0, readiness }
+    /// Listening and binding on `address` (`[stack] address`: 127.0.0.1 by
+    /// default, 0.0.0.0 in a container that serves its pod).
+    pub fn new(readiness: Readiness, address: Ipv4Addr) -> HostSockets {
+        HostSockets { socks: HashMap::new(), next: 0, readiness, address }
     }
 
     fn add(&mut self, s: Sock) -> u32 {
@@ -452,14 +455,13 @@ impl HostSockets {
     }
 }
 
-const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 impl Sockets for HostSockets {
     fn tcp_listen(&mut self, port: u16) -> Result<u32, SocketError> {
         if port == 0 {
             return Err(SocketError::InvalidArgument);
         }
-        let l = TcpListener::bind((LOOPBACK, port)).map_err(sock_err)?;
+        let l = TcpListener::bind((self.address, port)).map_err(sock_err)?;
         l.set_nonblocking(true).map_err(sock_err)?;
         Ok(self.add(Sock::Listener(l)))
     }
@@ -499,7 +501,7 @@ impl Sockets for HostSockets {
     }
 
     fn udp_bind(&mut self, port: u16) -> Result<u32, SocketError> {
-        let u = UdpSocket::bind((LOOPBACK, port)).map_err(sock_err)?;
+        let u = UdpSocket::bind((self.address, port)).map_err(sock_err)?;
         u.set_nonblocking(true).map_err(sock_err)?;
         Ok(self.add(Sock::Udp(u)))
     }

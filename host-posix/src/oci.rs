@@ -125,7 +125,7 @@ pub fn build(manifest: &Path, opts: &Options) -> Result<Image> {
         Some(t) => reference(t)?,
         None => default_reference(&plan.manifest.dir)?,
     };
-    let loader = DirLoader { dir };
+    let loader = DirLoader::new(dir);
 
     let mut files: BTreeMap<String, File> = BTreeMap::new();
     let mut add = |path: String, file: File, what: &str| -> Result<()> {
@@ -273,11 +273,15 @@ fn disk_notes(plan: &Plan) -> Vec<String> {
         .filter_map(|d| match &d.backend {
             Backend::File { path, size, .. } => {
                 let at = image_path(path).map_or_else(|| path.display().to_string(), |p| format!("/{p}"));
-                let when_missing = match size {
-                    Some(s) => format!("created {} when missing, gone with the container", format_size(*s)),
-                    None => "it has no `size`, so it must exist".to_string(),
+                // The image holds no folder but `/.weft`: a disk in a folder
+                // needs a volume there even to be created.
+                let folder = Path::new(&at).parent().filter(|f| *f != Path::new("/"));
+                let note = match (size, folder) {
+                    (Some(s), None) => format!("created {} when missing, gone with the container): mount a volume or file there to keep it", format_size(*s)),
+                    (Some(s), Some(f)) => format!("created {} in {} when missing): mount a volume at {}: the image has no such folder", format_size(*s), f.display(), f.display()),
+                    (None, _) => "it has no `size`, so it must exist): mount a volume or file there".to_string(),
                 };
-                Some(format!("note: block device `{}` is {at} in the container ({when_missing}): mount a volume or file there to keep it", d.role))
+                Some(format!("note: block device `{}` is {at} in the container ({note}", d.role))
             }
             _ => None,
         })

@@ -30,6 +30,32 @@ include!(concat!(env!("OUT_DIR"), "/shipped.rs"));
 /// cannot reach outside it even through a symlink.
 pub struct DirLoader {
     pub dir: Dir,
+    /// Run from an OCI image's root file system (the containerd shims): the
+    /// shipped components the image was built with (`.weft/shipped/<name>.wasm`,
+    /// docs/oci.md), used before this build's own.
+    image: Vec<(String, Vec<u8>)>,
+}
+
+impl DirLoader {
+    pub fn new(dir: Dir) -> DirLoader {
+        DirLoader { dir, image: Vec::new() }
+    }
+
+    /// For the image whose root file system `dir` is.
+    pub fn of_image(dir: Dir) -> DirLoader {
+        let mut image = Vec::new();
+        if let Ok(entries) = dir.read_dir(".weft/shipped") {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(n) = name.strip_suffix(".wasm")
+                    && let Ok(bytes) = dir.read(Path::new(".weft/shipped").join(&name))
+                {
+                    image.push((n.to_string(), bytes));
+                }
+            }
+        }
+        DirLoader { dir, image }
+    }
 }
 
 impl Loader for DirLoader {
@@ -37,10 +63,13 @@ impl Loader for DirLoader {
         self.dir.read(path)
     }
     fn shipped(&self, name: &str) -> Option<&[u8]> {
-        SHIPPED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+        let image = self.image.iter().find(|(n, _)| n == name).map(|(_, b)| b.as_slice());
+        image.or_else(|| SHIPPED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b))
     }
     fn shipped_names(&self) -> Vec<&str> {
-        SHIPPED.iter().map(|(n, _)| *n).collect()
+        let mut names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+        names.extend(self.image.iter().map(|(n, _)| n.as_str()).filter(|n| !SHIPPED.iter().any(|(s, _)| s == n)));
+        names
     }
 }
 
@@ -145,14 +174,15 @@ fn plan_text_for(manifest: &Path, src: &str, over: SimOverride, codegen: Codegen
 }
 
 pub fn plan_manifest(m: Manifest, engine: &Engine) -> Result<(Plan, Dir)> {
-    plan_manifest_with(m, engine, &Cache::from_env())
+    plan_manifest_with(m, engine, &Cache::from_env(), false)
 }
 
-/// [`plan_manifest`] with compiled code from (and to) `cache`.
-pub fn plan_manifest_with(m: Manifest, engine: &Engine, cache: &Cache) -> Result<(Plan, Dir)> {
+/// [`plan_manifest`] with compiled code from (and to) `cache`; `image`: the
+/// manifest's folder is an OCI image's root ([`DirLoader::of_image`]).
+pub fn plan_manifest_with(m: Manifest, engine: &Engine, cache: &Cache, image: bool) -> Result<(Plan, Dir)> {
     let dir = Dir::open_ambient_dir(&m.dir, ambient_authority())
         .map_err(|e| invalid(format!("error: cannot open the manifest's folder {}: {e}", m.dir.display())))?;
-    let loader = DirLoader { dir };
+    let loader = if image { DirLoader::of_image(dir) } else { DirLoader::new(dir) };
     let t = Instant::now();
     let plan = Plan::build(m, &loader, engine, cache).map_err(|p: Problems| invalid(p.to_string()))?;
     for c in plan.components() {
@@ -322,8 +352,9 @@ pub fn leaves_with(plan: &Plan, dir: &Dir, blocks: Vec<Box<dyn BlockDevice>>) ->
             leaves.captures.push(Box::new(PcapCapture::new(shared.clone(), path)));
         }
     }
-    if plan.manifest.stack.as_ref().is_some_and(|s| s.component.is_none()) {
-        leaves.sockets = Some(Box::new(HostSockets::new(readiness.clone())));
+    if let Some(stack) = plan.manifest.stack.as_ref().filter(|s| s.component.is_none()) {
+        let address = stack.config.iter().find(|(k, _)| k == "address").and_then(|(_, v)| v.parse().ok());
+        leaves.sockets = Some(Box::new(HostSockets::new(readiness.clone(), address.unwrap_or(std::net::Ipv4Addr::LOCALHOST))));
     }
     for d in &plan.manifest.devices {
         match &d.backend {

@@ -37,6 +37,15 @@ fn a_tap_offload_that_is_not_a_boolean_is_named() {
 }
 
 #[test]
+fn a_host_stack_address_that_is_not_ipv4_is_named() {
+    let dir = manifest("stack-address", "[app]\ncomponent = \"echo\"\nargs = [\"7\"]\n\n[stack]\nbackend = \"host\"\naddress = \"everywhere\"\n");
+    run(&dir).code(INVALID).stderr_has("weft.toml:7: `stack.address`: \"everywhere\" is not an IPv4 address; address = \"0.0.0.0\"");
+    // A good one: `weft check` says where the host stack listens.
+    std::fs::write(dir.join("weft.toml"), "[app]\ncomponent = \"echo\"\nargs = [\"7\"]\n\n[stack]\nbackend = \"host\"\naddress = \"0.0.0.0\"\n").unwrap();
+    weft(&["check", dir.to_str().unwrap()]).ok().stdout_has("host TCP/IP (0.0.0.0)");
+}
+
+#[test]
 fn a_read_only_or_config_of_the_wrong_type_is_named() {
     let dir = manifest(
         "flag-config-types",

@@ -577,7 +577,6 @@ fn each_deployment_runs_under_the_shim_as_the_kubelet_would_run_it() {
 /// so nothing outside the pod reaches httpd. Ignored until the host stack
 /// listens on the pod's addresses (docs/kubernetes.md, "Not supported").
 #[test]
-#[ignore = "the host stack listens on 127.0.0.1 only: a Service cannot reach the pod"]
 fn httpd_listens_on_the_pods_address() {
     let docs = parsed();
     let d = of_kind(&docs, "Deployment").into_iter().find(|d| d.name == "httpd").unwrap();

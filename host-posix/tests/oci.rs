@@ -383,3 +383,21 @@ fn containerd_imports_the_image_by_its_tag_and_unpacks_a_root_a_run_works_from()
         std::panic::resume_unwind(e);
     }
 }
+
+/// The shims run what the image was built with: a shipped component's name
+/// resolves to the image's `/.weft/shipped/<name>.wasm` before the node's own
+/// (docs/oci.md). Here the image's `hello` is swapped for `misbehave`, which
+/// exits with the code its args give; the node's `hello` would print a greeting
+/// and exit 0.
+#[test]
+fn a_container_runs_the_images_shipped_components_not_the_nodes() {
+    let dir = scratch("oci-image-shipped");
+    let out = dir.join("hello.tar");
+    build(&example("hello"), &out, &[]).ok();
+    let rootfs = dir.join("rootfs");
+    unpack(&open(&out, 0), &rootfs);
+    let request = |args: &[&str]| weft::container::Request::new(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>(), &[]).unwrap();
+    assert_eq!(weft::container::run(&request(&["/weft.toml"]), &rootfs).unwrap(), 0);
+    test_component(&rootfs.join(".weft/shipped"), "misbehave", "hello.wasm");
+    assert_eq!(weft::container::run(&request(&["/weft.toml", "exit", "9"]), &rootfs).unwrap(), 9);
+}

@@ -778,8 +778,17 @@ impl Manifest {
         let component = get(t, "component");
         match (backend, component) {
             (Some("host"), None) => {
-                check_keys(r, t, "stack", &["backend"]);
-                Some(StackSpec { component: None, net: None, config: vec![], line })
+                check_keys(r, t, "stack", &["backend", "address"]);
+                let mut config = vec![];
+                if let Some(a) = get(t, "address")
+                    && let Some(s) = string(r, a, "stack.address")
+                {
+                    match s.parse::<core::net::Ipv4Addr>() {
+                        Ok(_) => config.push(("address".to_string(), s.to_string())),
+                        Err(_) => r.at(a.span().start, "stack.address", format!("{s:?} is not an IPv4 address; address = \"0.0.0.0\" listens on every address (a container's, a pod's), \"127.0.0.1\" (the default) on loopback only")),
+                    }
+                }
+                Some(StackSpec { component: None, net: None, config, line })
             }
             (Some(other), None) => {
                 let b = get(t, "backend").expect("read above");

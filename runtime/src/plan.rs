@@ -233,7 +233,8 @@ impl Plan {
                     let _ = writeln!(out, "stack     app sockets -> {} -> net `{net}`  ({})", c.name, cfg.join(", "));
                 }
                 _ => {
-                    let _ = writeln!(out, "stack     app sockets -> host TCP/IP (127.0.0.1)");
+                    let address = st.config.iter().find(|(k, _)| k == "address").map_or("127.0.0.1", |(_, v)| v.as_str());
+                    let _ = writeln!(out, "stack     app sockets -> host TCP/IP ({address})");
                 }
             }
         }
