@@ -39,8 +39,11 @@ polyglot_install
 # mtools and dosfstools read and make the FAT images of tests/wasi.rs;
 # skopeo and containerd's ctr take the OCI images of tests/oci.rs, which starts
 # a containerd of its own under target/, and tests/shim.rs runs weft images
-# under it with containerd-shim-weft-v1, pushing one through docker-registry).
-packages=(git qemu-system-x86 iproute2 iputils-ping curl wrk gdb lldb mtools dosfstools skopeo containerd docker-registry)
+# under it with containerd-shim-weft-v1, pushing one through docker-registry;
+# building the shim needs protoc for containerd's API (containerd-client's
+# build script) and libseccomp for youki's libcontainer).
+packages=(git qemu-system-x86 iproute2 iputils-ping curl wrk gdb lldb mtools dosfstools skopeo containerd docker-registry
+  protobuf-compiler libseccomp-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
