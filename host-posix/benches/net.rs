@@ -18,9 +18,11 @@
 //! 64 KiB writes while reading the echo back, and p50/p99 of 64-byte round
 //! trips on one connection.
 //!
-//! The filter's cost is measured apart: the TAP server without and with
-//! `arp-log`, alternating, several rounds, medians compared (httpd keep-alive;
-//! echo plain and with `offload = true`). So is the echo goal (≥ 0.5× native): the
+//! The filter's cost is measured apart: the TAP server without a filter, with
+//! `arp-log` (which only observes: out of the path, handed the ARP frames) and
+//! with `net-fault` injecting nothing (in the path, every frame through it),
+//! alternating, several rounds, medians compared (httpd keep-alive; echo plain
+//! and with `offload = true`). So is the echo goal (≥ 0.5× native): the
 //! native server and `tcpip` with offload, alternating.
 
 use std::io::{Read, Write};
@@ -261,6 +263,9 @@ fn bench_netns() -> Netns {
 }
 
 const ARP_LOG: &str = "filters = [{ component = \"arp-log\" }]\n";
+/// A filter in the path (it may change frames, so it sees every one): net-fault
+/// injecting nothing.
+const NET_FAULT: &str = "filters = [{ component = \"net-fault\", config = { drop-chance = 0 } }]\n";
 /// The jumbo-frame row: tap0's MTU, and more `[stack]` keys.
 const JUMBO_MTU: u32 = 65000;
 const JUMBO_STACK: &str = "tcp-rx-buffer = 262144\ntcp-tx-buffer = 262144\n";
@@ -343,16 +348,17 @@ fn httpd(scratch: &Path, ns: &Netns) {
     }
 
     println!("\nFilter cost, httpd keep-alive over TAP, {FILTER_ROUNDS} alternating rounds of {WRK_SECS} s:\n");
-    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let (mut without, mut with, mut fault) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..FILTER_ROUNDS {
-        for (filters, into) in [("", &mut without), (ARP_LOG, &mut with)] {
+        for (filters, into) in [("", &mut without), (ARP_LOG, &mut with), (NET_FAULT, &mut fault)] {
             into.push(with_tap(scratch, ns, "httpd", 80, (filters, ""), |pid| {
                 let w = wrk(Some(ns), turl, false, WRK_SECS, pid);
                 (w.req_s, w.cpu_us_per_req)
             }));
         }
     }
-    filter_lines("req/s", "server CPU µs/req", without, with);
+    filter_lines("req/s", "server CPU µs/req", &without, ("`arp-log` (observes, out of the path)", with));
+    filter_lines("req/s", "server CPU µs/req", &without, ("`net-fault` injecting nothing (in the path)", fault));
 }
 
 /// `v` as "1.0, 2.5, …" with `digits` decimals.
@@ -360,16 +366,17 @@ fn joined(v: &[f64], digits: usize) -> String {
     v.iter().map(|x| format!("{x:.digits$}")).collect::<Vec<_>>().join(", ")
 }
 
-/// The filter's cost from rounds of (throughput, server CPU per unit).
-fn filter_lines(unit: &str, cpu_unit: &str, without: Vec<(f64, f64)>, with: Vec<(f64, f64)>) {
+/// A filter's cost from rounds of (throughput, server CPU per unit) without
+/// it and with it (`name`).
+fn filter_lines(unit: &str, cpu_unit: &str, without: &[(f64, f64)], (name, with): (&str, Vec<(f64, f64)>)) {
     let col = |v: &[(f64, f64)], i: usize| v.iter().map(|x| if i == 0 { x.0 } else { x.1 }).collect::<Vec<f64>>();
     let fmt = |v: &[f64]| joined(v, 1);
-    let (tw, tf) = (col(&without, 0), col(&with, 0));
-    let (cw, cf) = (col(&without, 1), col(&with, 1));
+    let (tw, tf) = (col(without, 0), col(&with, 0));
+    let (cw, cf) = (col(without, 1), col(&with, 1));
     let (a, b) = (median(tw.clone()), median(tf.clone()));
     let (ca, cb) = (median(cw.clone()), median(cf.clone()));
     println!("- without filter, {unit}: {} (median {a:.1}); {cpu_unit}: {} (median {ca:.2})", fmt(&tw), fmt(&cw));
-    println!("- with `arp-log`, {unit}: {} (median {b:.1}); {cpu_unit}: {} (median {cb:.2})", fmt(&tf), fmt(&cf));
+    println!("- with {name}, {unit}: {} (median {b:.1}); {cpu_unit}: {} (median {cb:.2})", fmt(&tf), fmt(&cf));
     println!(
         "- cost of one filter: {:.1} % of throughput (medians); {:+.1} % server CPU per unit\n",
         (1.0 - b / a) * 100.0,
@@ -435,9 +442,11 @@ fn echo(scratch: &Path, ns: &Netns) {
         [("", "", "", FILTER_BYTES), (", `offload = true`", "offload = true\n", JUMBO_STACK, 4 * FILTER_BYTES)]
     {
         println!("\nFilter cost, echo over TAP{name}, {FILTER_ROUNDS} alternating rounds of {} MiB:\n", bytes >> 20);
-        let (mut without, mut with) = (Vec::new(), Vec::new());
+        let (mut without, mut with, mut fault) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..FILTER_ROUNDS {
-            for (filters, into) in [(extra.to_string(), &mut without), (format!("{extra}{ARP_LOG}"), &mut with)] {
+            for (filters, into) in
+                [(extra.to_string(), &mut without), (format!("{extra}{ARP_LOG}"), &mut with), (format!("{extra}{NET_FAULT}"), &mut fault)]
+            {
                 into.push(with_tap(scratch, ns, "echo", 7, (&filters, stack), |pid| {
                     let cpu0 = cpu_us(pid);
                     let mib_s = in_ns(Some(ns), move || echo_throughput("10.0.0.2:7", bytes));
@@ -445,7 +454,8 @@ fn echo(scratch: &Path, ns: &Netns) {
                 }));
             }
         }
-        filter_lines("MiB/s", "server CPU µs/MiB", without, with);
+        filter_lines("MiB/s", "server CPU µs/MiB", &without, ("`arp-log` (observes, out of the path)", with));
+        filter_lines("MiB/s", "server CPU µs/MiB", &without, ("`net-fault` injecting nothing (in the path)", fault));
     }
 }
 
