@@ -274,6 +274,7 @@ pub const WIT_DEPS: &[(&str, &str)] = &[
     ("shutdown.wit", include_str!("../../wit/shutdown.wit")),
     ("sockets.wit", include_str!("../../wit/sockets.wit")),
     ("types.wit", include_str!("../../wit/types.wit")),
+    ("watch.wit", include_str!("../../wit/watch.wit")),
 ];
 
 /// The templates, by path under host-posix/templates/.
