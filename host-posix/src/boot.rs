@@ -63,9 +63,7 @@ pub struct BootOptions {
     pub gdb: Option<u16>,
 }
 
-fn invalid(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Exit { code: exit::INVALID, message: message.into() })
-}
+use crate::exit::invalid;
 
 /// The engine `weft build` precompiles with: the kernel's config, with a
 /// compiler; `debug` for a debugger (`weft boot --gdb`).

@@ -26,13 +26,10 @@ use weft_runtime::plan::Plan;
 use weft_runtime::sim::mix;
 use weft_runtime::tape::{Outcome, Recorder, Tape};
 
-use crate::exit;
 use crate::run::{self, Exit, RunOpts, Session};
 use crate::sim::{Captured, NullLog, Run, World};
 
-fn invalid(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Exit { code: exit::INVALID, message: message.into() })
-}
+use crate::exit::invalid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum NodeState {

@@ -21,8 +21,7 @@ use weft_runtime::cache::Cache;
 use weft_runtime::engine::Codegen;
 use weft_runtime::manifest::{Manifest, SimOverride};
 
-use crate::exit;
-use crate::run::{self, Exit};
+use crate::run;
 
 /// Where `weft build --target oci` puts the manifest.
 pub const IMAGE_MANIFEST: &str = "/weft.toml";
@@ -73,9 +72,7 @@ impl Request {
     }
 }
 
-fn invalid(message: String) -> anyhow::Error {
-    anyhow::Error::new(Exit { code: exit::INVALID, message })
-}
+use crate::exit::invalid;
 
 /// `path` in a container whose root file system is `root` on this host.
 fn host_path(root: &Path, path: &Path) -> PathBuf {
@@ -124,6 +121,8 @@ pub fn boot(request: &Request, root: &Path) -> Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit;
+    use crate::run::Exit;
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

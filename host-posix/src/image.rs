@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use fatfs::{FileSystem, FormatVolumeOptions, FsOptions, StdIoWrapper};
 
-use crate::exit;
-use crate::run::Exit;
 
 /// `weft image`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -55,9 +53,7 @@ pub enum Format {
     Tar,
 }
 
-fn invalid(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Exit { code: exit::INVALID, message: message.into() })
-}
+use crate::exit::invalid;
 
 pub fn run(args: &Args) -> Result<u8> {
     match &args.command {

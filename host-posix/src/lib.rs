@@ -36,6 +36,12 @@ pub mod exit {
     /// A component hit `limits.memory`.
     pub const MEMORY: u8 = 125;
 
+    /// A bad manifest, component, disk image or argument: exit [`INVALID`]
+    /// with `message` (already a complete report).
+    pub fn invalid(message: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(crate::run::Exit { code: INVALID, message: message.into() })
+    }
+
     /// Prints a failed command's report to stderr; returns its exit code
     /// (a [`crate::run::Exit`]'s, else 1).
     pub fn report(e: &anyhow::Error) -> u8 {

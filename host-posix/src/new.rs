@@ -22,8 +22,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::exit;
-use crate::run::Exit;
 
 /// `weft new`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -85,9 +83,7 @@ impl Kind {
     }
 }
 
-fn invalid(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Exit { code: exit::INVALID, message: message.into() })
-}
+use crate::exit::invalid;
 
 /// Creates the project `args` describes in `parent/NAME` and prints what it
 /// made and what to run next. Bad input is exit code 2 and writes nothing.
@@ -492,6 +488,8 @@ fn summary(name: &str, lang: Lang, kind: Option<Kind>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit;
+    use crate::run::Exit;
 
     #[test]
     fn names() {

@@ -33,8 +33,7 @@ use weft_runtime::manifest::{Backend, SimOverride, Source};
 use weft_runtime::plan::{Loader, Plan, Resolved};
 use weft_runtime::units::format_size;
 
-use crate::exit;
-use crate::run::{self, DirLoader, Exit};
+use crate::run::{self, DirLoader};
 
 pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -97,9 +96,7 @@ pub struct Image {
     pub notes: Vec<String>,
 }
 
-fn invalid(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Exit { code: exit::INVALID, message: message.into() })
-}
+use crate::exit::invalid;
 
 /// One file of the image's root file system, and its layer's annotations.
 struct File {

@@ -88,9 +88,7 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
-fn invalid(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Exit { code: exit::INVALID, message: message.into() })
-}
+use crate::exit::invalid;
 
 /// The engine `weft run` instantiates with: the shared configuration plus the
 /// pooling instance allocator (an instance's memory and tables come from slots

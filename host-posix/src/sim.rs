@@ -21,13 +21,10 @@ use weft_runtime::plan::Plan;
 use weft_runtime::tape::{Outcome, Recorder, Tape, Trace};
 use weft_runtime::units::format_duration;
 
-use crate::exit;
-use crate::run::{self, Ended, Exit, RunOpts, Session};
+use crate::run::{self, Ended, RunOpts, Session};
 use crate::trace;
 
-fn invalid(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Exit { code: exit::INVALID, message: message.into() })
-}
+use crate::exit::invalid;
 
 /// Console bytes kept in memory.
 #[derive(Clone, Default)]

@@ -22,9 +22,7 @@ use crate::backends::{SeededRandom, StderrLog, StdioConsole};
 use crate::exit;
 use crate::run::{self, Exit, RunOpts, Session};
 
-fn invalid(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Exit { code: exit::INVALID, message: message.into() })
-}
+use crate::exit::invalid;
 
 /// Every component the plan runs with its hash: the app, its composed
 /// parts, then the filters in link order.
