@@ -5,7 +5,7 @@
 //! what `weft run` says of the same manifest.
 
 mod common;
-use common::containerd::{Containerd, WEFT_VM, checked, tool};
+use common::containerd::{Containerd, WEFT_VM, checked, finish_within, tool};
 use common::*;
 
 use std::path::{Path, PathBuf};
@@ -179,7 +179,7 @@ fn httpd_on_the_host_stack_serves_in_the_containers_network_namespace() {
         "[app]\ncomponent = \"httpd\"\nargs = [\"8080\"]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"kv.img\"\nsize = \"16MiB\"\n\n[stack]\nbackend = \"host\"\n",
     );
     image(&c, &dir, "weft-test/httpd:1");
-    let mut ctr = c.run_cmd(&[], "weft-test/httpd:1", "httpd", &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let ctr = c.run_cmd(&[], "weft-test/httpd:1", "httpd", &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = c.pid("httpd").to_string();
     // The container's namespace has a loopback only, down (as CNI finds it).
     checked(tool("nsenter").args(["-t", &pid, "-n", "ip", "link", "set", "lo", "up"]));
@@ -190,19 +190,8 @@ fn httpd_on_the_host_stack_serves_in_the_containers_network_namespace() {
     // Not on this host's network.
     assert!(std::net::TcpStream::connect_timeout(&"127.0.0.1:8080".parse().unwrap(), Duration::from_millis(500)).is_err());
     checked(&mut c.ctr(&["tasks", "kill", "httpd"]));
-    let ran = finish_within(&mut ctr, Duration::from_secs(10));
+    let ran = finish_within(ctr, Duration::from_secs(10));
     ran.code(143).stdout_has("httpd: listening on port 8080").stderr_has("weft: stopped by SIGTERM");
-}
-
-/// Waits for `child` (a `ctr run`) for at most `limit`.
-fn finish_within(child: &mut Child, limit: Duration) -> Run {
-    let t = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(t.elapsed() < limit, "still running after {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let o = std::mem::replace(child, tool("true").spawn().unwrap());
-    output(o.wait_with_output().unwrap())
 }
 
 #[test]
@@ -211,11 +200,11 @@ fn a_hanging_app_stops_at_sigterm_and_at_sigkill() {
     image(&c, &app("shim-spin", "misbehave", "args = [\"spin\"]\n"), "weft-test/spin:1");
     for (signal, code) in [("SIGTERM", 143), ("SIGKILL", 137)] {
         let id = format!("spin-{signal}");
-        let mut ctr = c.run_cmd(&[], "weft-test/spin:1", &id, &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let ctr = c.run_cmd(&[], "weft-test/spin:1", &id, &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         c.pid(&id);
         let t = Instant::now();
         checked(&mut c.ctr(&["tasks", "kill", "-s", signal, &id]));
-        let ran = finish_within(&mut ctr, Duration::from_secs(10));
+        let ran = finish_within(ctr, Duration::from_secs(10));
         ran.code(code);
         if signal == "SIGTERM" {
             ran.stderr_has("weft: stopped by SIGTERM");
@@ -270,9 +259,9 @@ fn the_vm_runtime_boots_images_under_qemu_with_volumes_and_signals() {
     // Args replace [app] args; SIGTERM stops the VM.
     image(&c, &app("shim-vm-spin", "misbehave", "args = [\"exit\", \"3\"]\n"), "weft-test/misbehave:1");
     output(c.run_on(WEFT_VM, &[], "weft-test/misbehave:1", "vm-exit", &["exit", "4"]).output().unwrap()).code(4);
-    let mut ctr = c.run_on(WEFT_VM, &[], "weft-test/misbehave:1", "vm-spin", &["spin"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let ctr = c.run_on(WEFT_VM, &[], "weft-test/misbehave:1", "vm-spin", &["spin"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     c.pid("vm-spin");
     std::thread::sleep(Duration::from_millis(500));
     checked(&mut c.ctr(&["tasks", "kill", "vm-spin"]));
-    finish_within(&mut ctr, Duration::from_secs(10)).code(143);
+    finish_within(ctr, Duration::from_secs(10)).code(143);
 }
