@@ -877,10 +877,10 @@ pub fn boot(input: &Path, opts: &BootOptions) -> Result<u8> {
 /// the native kernel.
 pub fn boot_manifest(m: weft_runtime::manifest::Manifest, opts: &BootOptions) -> Result<u8> {
     let input = m.path.clone();
-    let engine = run::engine_for(engine::Codegen { deterministic: m.sim.is_some(), ..engine::Codegen::default() })?;
-    let (plan, dir) = run::plan_manifest_with(m, &engine, &Cache::from_env(), true)?;
+    let engine = run::engine_of(&m, engine::Codegen::default())?;
+    let (plan, loader) = run::plan_loaded(m, &engine, &Cache::from_env(), true)?;
     run::check_vm_memory(&plan)?;
-    let bytes = bundle_from_plan(&plan, DirLoader::of_image(dir), Target::BareMetal, None, false)?;
+    let bytes = bundle_from_plan(&plan, loader, Target::BareMetal, None, false)?;
     let tmp = TempFile::new("bundle", &bytes)?;
     boot_bundle(&input, &bytes, &tmp.0, opts)
 }

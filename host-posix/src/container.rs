@@ -105,7 +105,7 @@ pub fn manifest(request: &Request, root: &Path) -> Result<Manifest> {
 /// exit code, as `weft run` would exit.
 pub fn run(request: &Request, root: &Path) -> Result<u8> {
     let m = manifest(request, root)?;
-    let engine = run::engine_for(Codegen { deterministic: m.sim.is_some(), ..Codegen::default() })?;
+    let engine = run::engine_of(&m, Codegen::default())?;
     let aot = host_path(root, Path::new(IMAGE_AOT));
     let cache = Cache::new((request.aot && aot.is_dir()).then_some(aot));
     let (plan, dir) = run::plan_manifest_with(m, &engine, &cache, true)?;

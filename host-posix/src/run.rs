@@ -166,9 +166,15 @@ pub fn plan_text(manifest: &Path, src: &str, over: SimOverride) -> Result<(Plan,
 
 fn plan_text_for(manifest: &Path, src: &str, over: SimOverride, codegen: Codegen) -> Result<(Plan, Dir, Engine)> {
     let m = Manifest::parse_with(manifest, src, over).map_err(|p| invalid(p.to_string()))?;
-    let engine = engine_for(Codegen { deterministic: m.sim.is_some(), ..codegen })?;
+    let engine = engine_of(&m, codegen)?;
     let (plan, dir) = plan_manifest(m, &engine)?;
     Ok((plan, dir, engine))
+}
+
+/// The engine `m` runs on, compiling as `codegen` asks: a simulation's is
+/// deterministic, whatever the command line says.
+pub fn engine_of(m: &Manifest, codegen: Codegen) -> Result<Engine> {
+    engine_for(Codegen { deterministic: m.sim.is_some(), ..codegen })
 }
 
 pub fn plan_manifest(m: Manifest, engine: &Engine) -> Result<(Plan, Dir)> {
@@ -178,6 +184,12 @@ pub fn plan_manifest(m: Manifest, engine: &Engine) -> Result<(Plan, Dir)> {
 /// [`plan_manifest`] with compiled code from (and to) `cache`; `image`: the
 /// manifest's folder is an OCI image's root ([`DirLoader::of_image`]).
 pub fn plan_manifest_with(m: Manifest, engine: &Engine, cache: &Cache, image: bool) -> Result<(Plan, Dir)> {
+    plan_loaded(m, engine, cache, image).map(|(plan, loader)| (plan, loader.dir))
+}
+
+/// [`plan_manifest_with`], keeping the loader (an image's shipped components,
+/// read once) for what reads components next (`weft boot`'s bundle).
+pub fn plan_loaded(m: Manifest, engine: &Engine, cache: &Cache, image: bool) -> Result<(Plan, DirLoader)> {
     let dir = Dir::open_ambient_dir(&m.dir, ambient_authority())
         .map_err(|e| invalid(format!("error: cannot open the manifest's folder {}: {e}", m.dir.display())))?;
     let loader = if image { DirLoader::of_image(dir) } else { DirLoader::new(dir) };
@@ -188,7 +200,7 @@ pub fn plan_manifest_with(m: Manifest, engine: &Engine, cache: &Cache, image: bo
         tracing::debug!(component = %c.name, "{how}");
     }
     tracing::debug!(elapsed = ?t.elapsed(), "planned");
-    Ok((plan, loader.dir))
+    Ok((plan, loader))
 }
 
 /// Disk images weft created for a run, to remove again if the run fails
