@@ -794,8 +794,8 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         if let Ok(sent) = r
             && !cx.data().links[me].watchers.is_empty()
         {
-            let frames: Vec<&[u8]> = lists.iter().take(sent as usize).map(|l| l.as_le_slice(&cx)).collect();
-            let watched = watched(cx.data(), me, p, Direction::Outbound, &frames);
+            let frames = lists.iter().take(sent as usize).map(|l| l.as_le_slice(&cx));
+            let watched = watched(cx.data(), me, p, Direction::Outbound, frames);
             notify(&mut cx, me, Direction::Outbound, watched)?;
         }
         cx.data_mut().stat_end(t0, me, p, Iface::Net, Op::SEND, n, r.is_ok());
@@ -833,8 +833,7 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             && !frames.is_empty()
             && !cx.data().links[me].watchers.is_empty()
         {
-            let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
-            let watched = watched(cx.data(), me, p, Direction::Inbound, &frames);
+            let watched = watched(cx.data(), me, p, Direction::Inbound, frames.iter().map(Vec::as_slice));
             notify(&mut cx, me, Direction::Inbound, watched)?;
         }
         let n = r.as_ref().map_or(0, |fs| fs.iter().map(|f| f.len() as u64).sum());
@@ -856,11 +855,17 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
 
 /// Copies of `frames` (passed between `me` and its provider `p`) for each
 /// filter that observes that hop and asked for some of them (`crate::watch`).
-fn watched(host: &Host, me: usize, p: Provider, direction: Direction, frames: &[&[u8]]) -> Vec<(usize, Vec<Vec<u8>>)> {
+fn watched<'a>(
+    host: &Host,
+    me: usize,
+    p: Provider,
+    direction: Direction,
+    frames: impl Iterator<Item = &'a [u8]> + Clone,
+) -> Vec<(usize, Vec<Vec<u8>>)> {
     let mut out = Vec::new();
     for &(_, w) in host.links[me].watchers.iter().filter(|(q, _)| *q == p) {
         if let Some((interest, _)) = &host.filters[w].watch {
-            let picked = interest.pick(direction, frames.iter().copied());
+            let picked = interest.pick(direction, frames.clone());
             if !picked.is_empty() {
                 out.push((w, picked));
             }
