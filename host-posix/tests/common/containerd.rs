@@ -111,9 +111,14 @@ impl Containerd {
     }
 
     /// `ctr` against this containerd.
+    /// In a containerd namespace of this containerd's own (its scratch folder's
+    /// name): a container's cgroup is `<namespace>/<id>` on the one host
+    /// hierarchy, so two test containerds running a container of the same id
+    /// in `default` collided there (`could not delete` its cgroup).
     pub fn ctr(&self, args: &[&str]) -> Command {
         let mut c = tool("ctr");
-        c.arg("--address").arg(&self.sock).args(args).stdin(Stdio::null());
+        let namespace = self.dir.file_name().unwrap().to_str().unwrap();
+        c.arg("--address").arg(&self.sock).args(["--namespace", namespace]).args(args).stdin(Stdio::null());
         c
     }
 
