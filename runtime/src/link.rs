@@ -31,7 +31,7 @@ use crate::fault::{Exited, Failure, PowerCut, Stop, Who};
 use crate::names;
 use crate::stats::{self, Iface, Op, Report as StatsReport, Row, StatClock, Stats};
 use crate::tape::{Diverged, Tape};
-use crate::watch::Interest;
+use crate::watch::{BlockCall, BlockInterest, BlockOp, Interest};
 
 /// The wiring the linker builds: a validated plan, minus everything
 /// host-specific (paths, backends). Built by `plan` on Linux and read from the
@@ -193,9 +193,9 @@ struct Link {
     sockets: Option<Provider>,
     /// Index into `Leaves::captures` (net filters only).
     capture: Option<usize>,
-    /// Net filters that only observe the calls this consumer makes to a
-    /// provider, taken out of its path (`crate::watch`): (provider, filter),
-    /// innermost first.
+    /// Net and block filters that only observe the calls this consumer
+    /// makes to a provider, taken out of its path (`crate::watch`):
+    /// (provider, filter), innermost first.
     watchers: Vec<(Provider, usize)>,
     /// A block or net filter: its chain's leaf (index into `Leaves::blocks`
     /// or `Leaves::nets`), whose geometry its results are held to until it
@@ -225,6 +225,9 @@ struct FilterExports {
     sockets: Option<SocketFns>,
     /// A net filter that only observes: what it asked for, and where to send it.
     watch: Option<(Interest, TypedFunc<(Direction, Vec<Vec<u8>>), ()>)>,
+    /// A block filter that only observes: the operations it asked for, and
+    /// where to send them.
+    block_watch: Option<(BlockInterest, TypedFunc<(BlockCall,), ()>)>,
 }
 
 struct NetFns {
@@ -330,7 +333,8 @@ impl Host {
             let p = provider.map_or(Provider::Leaf(leaf), Provider::Filter);
             let role = |list: &[(String, Provider)]| list.iter().find(|(_, q)| *q == p).map(|(r, _)| r.clone());
             let device = match iface {
-                Iface::Block => role(&self.links[me].blocks),
+                // A watcher's `seen`, as for net below.
+                Iface::Block => role(&self.links[me].blocks).or_else(|| provider.and_then(|f| self.links[f].blocks.first()).map(|(r, _)| r.clone())),
                 // A watcher's `seen` (not a provider of `me`): the device it sits on.
                 Iface::Net => role(&self.links[me].nets).or_else(|| provider.and_then(|f| self.links[f].nets.first()).map(|(r, _)| r.clone())),
                 Iface::Clock => Some("clock".into()),
@@ -453,6 +457,26 @@ impl Host {
         Ok(now)
     }
 
+    /// Whether a filter observing `me`'s calls to `p` asked for `op`.
+    fn block_watched(&self, me: usize, p: Provider, op: BlockOp) -> bool {
+        self.links[me]
+            .watchers
+            .iter()
+            .any(|&(q, w)| q == p && self.filters[w].block_watch.as_ref().is_some_and(|(i, _)| i.wants(op)))
+    }
+
+    /// A reading of the leaf clock that times a call for block observers:
+    /// through the tape (a replay hands over the recorded durations), and
+    /// none in a simulation, whose virtual time moves when it is read — an
+    /// observer must not change what a simulated unikernel sees, so its
+    /// durations there are 0 (wit/watch.wit).
+    fn watch_clock(&mut self) -> Result<u64> {
+        if self.limits.fuel.is_some() {
+            return Ok(0);
+        }
+        self.tape.monotonic_now(&mut self.leaves)
+    }
+
     fn block_fns(&self, f: usize) -> &BlockFns {
         self.filters[f].block.as_ref().expect("a block provider exports block")
     }
@@ -538,6 +562,43 @@ fn counted<T>(
     Ok(r)
 }
 
+/// When a filter observing `me`'s calls to `p` asked for `op`: the leaf
+/// clock's reading as the call starts (`Host::watch_clock`). One look at an
+/// empty list otherwise.
+#[inline]
+fn watch_start(cx: &mut StoreContextMut<'_, Host>, me: usize, p: Provider, op: BlockOp) -> Result<Option<u64>> {
+    let host = cx.data_mut();
+    if host.links[me].watchers.is_empty() || !host.block_watched(me, p, op) {
+        return Ok(None);
+    }
+    Ok(Some(host.watch_clock()?))
+}
+
+/// Hands `call`, which `me` made to `p` and which started at `t0`, to each
+/// filter observing that hop that asked for its operation (`seen`),
+/// innermost first.
+fn block_notify(cx: &mut StoreContextMut<'_, Host>, me: usize, p: Provider, t0: u64, mut call: BlockCall) -> Result<()> {
+    let t1 = cx.data_mut().watch_clock()?;
+    call.duration_ns = t1.saturating_sub(t0);
+    for i in 0..cx.data().links[me].watchers.len() {
+        let (q, w) = cx.data().links[me].watchers[i];
+        let Some((interest, seen)) = cx.data().filters[w].block_watch else { continue };
+        if q != p || !interest.wants(call.op) {
+            continue;
+        }
+        let t = cx.data().stat_start();
+        self::call(cx, w, seen, (call.clone(),))?;
+        cx.data_mut().stat_end(t, me, Provider::Filter(w), Iface::Block, Op::SEEN, 0, true);
+    }
+    Ok(())
+}
+
+/// A record of one block operation for its observers; `dev` is the
+/// provider's handle.
+fn block_call(op: BlockOp, dev: u32, outcome: Result<(), ErrorCode>) -> BlockCall {
+    BlockCall { op, dev, sector: 0, count: 0, bytes: 0, outcome, geometry: None, duration_ns: 0 }
+}
+
 fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     let mut i = l.instance(names::BLOCK)?;
     i.func_wrap("open", move |mut cx, (name,): (String,)| {
@@ -546,13 +607,17 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         let Some(&(_, p)) = host.links[me].blocks.iter().find(|(r, _)| *r == name) else {
             return Ok((Err(ErrorCode::NotFound),));
         };
+        let w0 = watch_start(&mut cx, me, p, BlockOp::Open)?;
         let r = match p {
             Provider::Leaf(_) => Ok(0),
             Provider::Filter(f) => {
-                let func = host.block_fns(f).open;
+                let func = cx.data().block_fns(f).open;
                 call(&mut cx, f, func, (name,))?.0
             }
         };
+        if let Some(w0) = w0 {
+            block_notify(&mut cx, me, p, w0, block_call(BlockOp::Open, *r.as_ref().unwrap_or(&0), r.map(|_| ())))?;
+        }
         let host = cx.data_mut();
         host.stat_end(t0, me, p, Iface::Block, Op::OPEN, 0, r.is_ok());
         Ok((r.map(|h| host.open_handle(me, HandleKind::Block, p, h)),))
@@ -560,6 +625,7 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     i.func_wrap("info", move |mut cx, (mine,): (u32,)| {
         let t0 = cx.data().stat_start();
         let Some((p, h)) = cx.data().handle(me, HandleKind::Block, mine) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let w0 = watch_start(&mut cx, me, p, BlockOp::Info)?;
         let r = match p {
             Provider::Leaf(d) => Ok(cx.data().geometry[d]),
             Provider::Filter(f) => {
@@ -576,6 +642,10 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 r
             }
         };
+        if let Some(w0) = w0 {
+            let call = BlockCall { geometry: r.ok(), ..block_call(BlockOp::Info, h, r.map(|_| ())) };
+            block_notify(&mut cx, me, p, w0, call)?;
+        }
         cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::INFO, 0, r.is_ok());
         Ok((r,))
     })?;
@@ -584,6 +654,7 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         let Some(Opened { provider: p, handle: h, unit, .. }) = cx.data().opened(me, HandleKind::Block, h) else {
             return Ok((Err(ErrorCode::NotFound),));
         };
+        let w0 = watch_start(&mut cx, me, p, BlockOp::Read)?;
         let r = match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
@@ -611,13 +682,21 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             }
         };
         let n = r.as_ref().map_or(0, |d| d.len() as u64);
+        if let Some(w0) = w0 {
+            let result = r.as_ref().map(|_| ()).map_err(|e| *e);
+            let call = BlockCall { sector: start, count, bytes: n, ..block_call(BlockOp::Read, h, result) };
+            block_notify(&mut cx, me, p, w0, call)?;
+        }
         cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::READ, n, r.is_ok());
         Ok((r,))
     })?;
     i.func_wrap("write", move |mut cx, (h, start, data): (u32, u64, Vec<u8>)| {
         let t0 = cx.data().stat_start();
         let n = data.len() as u64;
-        let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let Some(Opened { provider: p, handle: h, unit, .. }) = cx.data().opened(me, HandleKind::Block, h) else {
+            return Ok((Err(ErrorCode::NotFound),));
+        };
+        let w0 = watch_start(&mut cx, me, p, BlockOp::Write)?;
         let r = match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
@@ -640,12 +719,18 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 call(&mut cx, f, func, (h, start, data))?.0
             }
         };
+        if let Some(w0) = w0 {
+            let count = u32::try_from(n / u64::from(unit.max(1))).unwrap_or(u32::MAX);
+            let call = BlockCall { sector: start, count, bytes: n, ..block_call(BlockOp::Write, h, r) };
+            block_notify(&mut cx, me, p, w0, call)?;
+        }
         cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::WRITE, n, r.is_ok());
         Ok((r,))
     })?;
     i.func_wrap("flush", move |mut cx, (h,): (u32,)| {
         let t0 = cx.data().stat_start();
         let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let w0 = watch_start(&mut cx, me, p, BlockOp::Flush)?;
         let r = match p {
             Provider::Leaf(d) => {
                 let host = cx.data_mut();
@@ -656,6 +741,9 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 call(&mut cx, f, func, (h,))?.0
             }
         };
+        if let Some(w0) = w0 {
+            block_notify(&mut cx, me, p, w0, block_call(BlockOp::Flush, h, r))?;
+        }
         cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::FLUSH, 0, r.is_ok());
         Ok((r,))
     })?;
@@ -1064,16 +1152,21 @@ impl Unikernel {
         // Leaf routing for filters' side imports (clock, log): never through a
         // chain, so chains cannot form cycles and traces time real time.
         let leaf_clock = Some(Provider::Leaf(0));
-        // A net filter that exports `net-watch` only observes: it is
-        // instantiated and configured, but the next consumer up is linked to
-        // the provider below it and notifies it (`crate::watch`).
+        // A net filter that exports `net-watch`, or a block filter that
+        // exports `block-watch`, only observes: it is instantiated and
+        // configured, but the next consumer up is linked to the provider
+        // below it and notifies it (`crate::watch`).
         let components = filters;
         let chain = |plan: &mut Vec<Slot>, kind, role: &str, leaf: usize, filters: &[Filter], captures: &mut usize| {
             let mut below = Provider::Leaf(leaf);
             let mut watchers = Vec::new();
             for f in filters {
-                let observer = kind == FilterKind::Net
-                    && components.get(plan.len()).is_some_and(|c| c.get_export_index(None, names::NET_WATCH).is_some());
+                let watch = match kind {
+                    FilterKind::Net => Some(names::NET_WATCH),
+                    FilterKind::Block => Some(names::BLOCK_WATCH),
+                    _ => None,
+                };
+                let observer = watch.is_some_and(|w| components.get(plan.len()).is_some_and(|c| c.get_export_index(None, w).is_some()));
                 let mut slot = Slot {
                     name: format!("{} (filter of device `{role}`)", f.name),
                     kind: Some(kind),
@@ -1104,11 +1197,17 @@ impl Unikernel {
             ((role.to_string(), below), watchers)
         };
         let mut captures = 0;
+        // The app observes through the outermost observers of every block device.
+        let mut app_watchers = Vec::new();
         let app_blocks: Vec<_> = wiring
             .blocks
             .iter()
             .enumerate()
-            .map(|(d, dev)| chain(&mut plan, FilterKind::Block, &dev.role, d, &dev.filters, &mut captures).0)
+            .map(|(d, dev)| {
+                let (link, watchers) = chain(&mut plan, FilterKind::Block, &dev.role, d, &dev.filters, &mut captures);
+                app_watchers.extend(watchers);
+                link
+            })
             .collect();
         let nets: Vec<_> = wiring
             .nets
@@ -1142,6 +1241,7 @@ impl Unikernel {
             blocks: app_blocks,
             clock: Some(clock),
             sockets,
+            watchers: app_watchers,
             ..Slot::default()
         });
         if filters.len() + 1 != plan.len() {
@@ -1267,6 +1367,7 @@ impl Unikernel {
                     _ => None,
                 },
                 watch: None,
+                block_watch: None,
             };
             store.data_mut().filters.push(exports);
             let configure =
@@ -1278,11 +1379,20 @@ impl Unikernel {
                 let name = slot.name.split(' ').next().unwrap_or_default().to_string();
                 return Err(wasmtime::Error::new(ConfigError { filter: name, origin: slot.origin.clone(), message }));
             }
-            if let Some((interest, seen)) = &x.watch {
-                let interest: TypedFunc<(), (Interest,)> = typed(&instance, &mut *store, interest, check)?;
-                let seen = typed(&instance, &mut *store, seen, check)?;
-                let (wants,) = call(&mut store.as_context_mut(), me, interest, ())?;
-                store.data_mut().filters[me].watch = Some((wants, seen));
+            match (&x.watch, slot.kind) {
+                (Some((interest, seen)), Some(FilterKind::Net)) => {
+                    let interest: TypedFunc<(), (Interest,)> = typed(&instance, &mut *store, interest, check)?;
+                    let seen = typed(&instance, &mut *store, seen, check)?;
+                    let (wants,) = call(&mut store.as_context_mut(), me, interest, ())?;
+                    store.data_mut().filters[me].watch = Some((wants, seen));
+                }
+                (Some((interest, seen)), Some(FilterKind::Block)) => {
+                    let interest: TypedFunc<(), (BlockInterest,)> = typed(&instance, &mut *store, interest, check)?;
+                    let seen = typed(&instance, &mut *store, seen, check)?;
+                    let (wants,) = call(&mut store.as_context_mut(), me, interest, ())?;
+                    store.data_mut().filters[me].block_watch = Some((wants, seen));
+                }
+                _ => {}
             }
         }
         unreachable!("the app is the last instance")
@@ -1347,7 +1457,8 @@ struct Indices {
     parts: Vec<ComponentExportIndex>,
     /// The app only: the composed parts' (and `wasi`'s) `shutdown`, where they have one.
     shutdowns: Vec<ComponentExportIndex>,
-    /// A net filter that only observes: `net-watch#watching` and `#seen`.
+    /// A filter that only observes: `net-watch` (or `block-watch`)
+    /// `#watching` and `#seen`.
     watch: Option<(ComponentExportIndex, ComponentExportIndex)>,
 }
 
@@ -1364,6 +1475,9 @@ impl Indices {
         let watch = match kind {
             Some(FilterKind::Net) if c.get_export_index(None, names::NET_WATCH).is_some() => {
                 Some((export_index(c, Some(names::NET_WATCH), "watching")?, export_index(c, Some(names::NET_WATCH), "seen")?))
+            }
+            Some(FilterKind::Block) if c.get_export_index(None, names::BLOCK_WATCH).is_some() => {
+                Some((export_index(c, Some(names::BLOCK_WATCH), "watching")?, export_index(c, Some(names::BLOCK_WATCH), "seen")?))
             }
             _ => None,
         };

@@ -21,6 +21,8 @@ pub const NET: &str = "weft:devices/net@0.1.0";
 pub const CAPTURE: &str = "weft:devices/capture@0.1.0";
 /// Exported by a net filter that only observes (wit/watch.wit).
 pub const NET_WATCH: &str = "weft:devices/net-watch@0.1.0";
+/// Exported by a block filter that only observes (wit/watch.wit).
+pub const BLOCK_WATCH: &str = "weft:devices/block-watch@0.1.0";
 pub const SOCKETS: &str = "weft:devices/sockets@0.1.0";
 pub const EXIT: &str = "weft:devices/exit@0.1.0";
 pub const POWER: &str = "weft:devices/power@0.1.0";
