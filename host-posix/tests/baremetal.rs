@@ -260,7 +260,7 @@ fn a_hostile_block_filter_is_named_and_the_image_untouched() {
     ] {
         let dir = manifest(
             "bm-hostile-block",
-            &format!("[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"10\"]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"1MiB\"\nfilters = [{{ component = \"hostile-block.wasm\", config = {{ do = \"{what}\" }} }}, {{ component = \"block-trace\" }}]\n"),
+            &format!("[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"10\"]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"1MiB\"\nfilters = [{{ component = \"hostile-block.wasm\", config = {{ do = \"{what}\" }} }}, {{ component = \"block-fault\" }}]\n"),
         );
         test_component(&dir, "hostile_block", "hostile-block.wasm");
         let r = boot(&dir, &[]);
@@ -275,13 +275,14 @@ fn a_hostile_block_filter_is_named_and_the_image_untouched() {
     }
 }
 
-/// A filter's trap while the app called it through `block-trace`: each
-/// frame symbolized from its own component (hostile.rs has the Linux twin).
+/// A filter's trap while the app called it through `block-fault` (in the
+/// path, injecting nothing; `block-trace` only observes and is in no path):
+/// each frame symbolized from its own component (hostile.rs has the Linux twin).
 fn filter_trap_backtrace(r: &Run) {
     let at = |file: &str, text: &str| format!("at {}:{}:", root().join(file).display(), line_in(file, text));
     r.stderr_has(&at("components/tests/hostile/src/lib.rs", "\"trap\" => core::arch::wasm32::unreachable()"))
         .stderr_has(&at("components/tests/hostile-block/src/lib.rs", "HOSTILE.with(Hostile::call)"))
-        .stderr_has("components/devices/block-trace/src/lib.rs:")
+        .stderr_has("components/devices/block-fault/src/lib.rs:")
         .stderr_has("components/apps/kvstore/src/lib.rs:");
 }
 

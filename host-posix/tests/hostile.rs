@@ -51,9 +51,10 @@ fn untouched(dir: &Path, r: &Run) {
 #[test]
 fn a_read_of_the_wrong_length_stops_the_run_naming_the_filter() {
     for (what, got) in [("long-read", 513), ("short-read", 511)] {
-        // Under a tracer: the culprit is the inner filter, not the one its
-        // error unwinds through, nor the app.
-        let (r, dir) = block_run(what, &format!("{}, {{ component = \"block-trace\" }}", hostile_block(&format!("do = \"{what}\""))));
+        // Under another filter in the path (block-fault injecting nothing;
+        // block-trace only observes, so it is in no path): the culprit is the
+        // inner filter, not the one its error unwinds through, nor the app.
+        let (r, dir) = block_run(what, &format!("{}, {{ component = \"block-fault\" }}", hostile_block(&format!("do = \"{what}\""))));
         r.code(TRAP).stderr_has(&format!(
             "error: hostile-block (filter of device `storage`) broke the block contract: `read` of 1 sector at sector 0 returned {got} bytes, not 512 (512-byte sectors)"
         ));

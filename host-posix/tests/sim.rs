@@ -411,3 +411,55 @@ fn trace_diff_names_the_first_call_where_two_runs_part() {
         .stdout_has("differ at call #")
         .stdout_has("random    fill 8 -> ");
 }
+
+/// A block observer changes nothing a simulation does: `block-trace` (which
+/// only observes, wit/watch.wit) added to sim-kvstore leaves the run and
+/// every call its trace holds as they were, but for its own log events —
+/// no clock reading is taken for it (virtual time moves when read), so every
+/// duration it logs is 0.
+#[test]
+fn a_block_observer_changes_nothing_a_simulation_does() {
+    let plain = example("sim-kvstore");
+    let traced = example("sim-kvstore");
+    let m = std::fs::read_to_string(traced.join("weft.toml")).unwrap();
+    let m = m.replace("drop-chance = [0.0, 0.01] } },\n", "drop-chance = [0.0, 0.01] } },\n  { component = \"block-trace\" },\n");
+    assert!(m.contains("block-trace"));
+    std::fs::write(traced.join("weft.toml"), m).unwrap();
+    let (a, ta) = sim_run(&plain, 7, "a.trace");
+    let (b, _) = sim_run(&traced, 7, "b.trace");
+    assert_eq!((a.code, &a.stdout), (b.code, &b.stdout), "{}", b.stderr);
+    let events: Vec<&str> = b.stderr.lines().filter(|l| l.starts_with("[block-trace] ")).collect();
+    assert!(events.len() > 100, "block-trace logged the fill:\n{}", b.stderr);
+    assert!(events.iter().all(|l| l.contains("-> ") && l.ends_with("duration-ns=0")), "a duration that is not 0:\n{}", events.join("\n"));
+    // Every call but block-trace's log events, in order: the same.
+    let calls = |t: &Path| {
+        let show = weft(&["trace", "show", s(t)]);
+        show.ok();
+        // `#  time  call`: all but the call's number, which the observer's
+        // own events shift.
+        let rows = show.stdout.lines().skip_while(|l| l.split_whitespace().next() != Some("#")).skip(1);
+        rows.filter(|l| !l.contains("[block-trace]")).map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>()
+    };
+    let (ca, cb) = (calls(&plain.join("a.trace")), calls(&traced.join("b.trace")));
+    assert!(ca.len() > 100, "{ca:?}");
+    assert_eq!(ca, cb, "the observer changed the simulated run's calls");
+    assert!(!ta.is_empty());
+}
+
+/// A real run's block-observer durations are clock readings on its trace, so
+/// a replay hands block-trace the same ones and logs the same events.
+#[test]
+fn a_block_observer_replays_with_the_recorded_durations() {
+    let dir = example("kvstore");
+    let m = std::fs::read_to_string(dir.join("weft.toml")).unwrap().replace("size = \"16MiB\"", "size = \"16MiB\"\nfilters = [{ component = \"block-trace\" }]");
+    std::fs::write(dir.join("weft.toml"), m.replace("\"fill\", \"1000\"", "\"fill\", \"50\"")).unwrap();
+    let t = dir.join("trace.trace");
+    let r = weft(&["run", "--record", s(&t), s(&dir)]);
+    r.ok().stdout_has("wrote 50 verified 50 lost 0 corrupt 0");
+    let events = |stderr: &str| stderr.lines().filter(|l| l.starts_with("[block-trace] ")).map(String::from).collect::<Vec<_>>();
+    let recorded = events(&r.stderr);
+    assert!(recorded.len() > 50 && recorded.iter().any(|l| !l.ends_with("duration-ns=0")), "{}", r.stderr);
+    let again = weft(&["replay", s(&t)]);
+    again.ok().stderr_has("the run ended as recorded (exit 0)");
+    assert_eq!(events(&again.stderr), recorded);
+}

@@ -1,7 +1,7 @@
 //! `--stats` counts what crosses each hop: checked against a workload whose
-//! calls are known — kvstore `fill 100` under `block-trace` (which logs every
-//! call it passes on) and `block-fault` dropping every 10th write — on Linux
-//! and in the unikernel.
+//! calls are known — kvstore `fill 100` watched by `block-trace` (which logs
+//! every operation it is handed; it only observes, so it sits in no path) and
+//! `block-fault` dropping every 10th write — on Linux and in the unikernel.
 
 mod common;
 use common::*;
@@ -38,25 +38,63 @@ fn traced(stderr: &str, op: &str) -> (u64, u64) {
 fn check(stderr: &str) -> BTreeMap<(String, String, String), (u64, String, u64)> {
     let t = table(stderr);
     let row = |hop: &str, op: &str| t.get(&("storage".to_string(), hop.to_string(), op.to_string())).unwrap_or_else(|| panic!("no row {hop} {op}:\n{stderr}")).clone();
-    // What block-trace saw pass is what the app sent it, call for call.
-    for op in ["read", "write", "flush"] {
+    // block-trace only observes (`block-watch`): the app calls block-fault
+    // itself, and what block-trace logged is what the app sent, call for call.
+    let mut events = 0;
+    for op in ["open", "info", "read", "write", "flush"] {
         let (calls, sectors) = traced(stderr, op);
-        let (n, bytes, errors) = row("kvstore -> block-trace", op);
+        events += calls;
+        if op == "info" && calls == 0 {
+            continue;
+        }
+        let (n, bytes, errors) = row("kvstore -> block-fault", op);
         assert_eq!(n, calls, "{op}: the stats and block-trace's own log agree");
         assert_eq!(errors, 0);
-        if op != "flush" {
+        if op == "read" || op == "write" {
             let kib = sectors * 512 / 1024;
             assert!(bytes.starts_with(&format!("{kib}.0 KiB")), "{op}: {sectors} sectors moved, the table says {bytes}");
         }
-        assert_eq!(row("block-trace -> block-fault", op).0, n, "{op}: block-trace passes every call on");
+        assert!(!t.contains_key(&("storage".into(), "kvstore -> block-trace".into(), op.into())), "{op}: a call went through block-trace:\n{stderr}");
+        assert!(!t.keys().any(|k| k.0 == "storage" && k.1.starts_with("block-trace ->")), "block-trace called the device:\n{stderr}");
     }
+    // One `seen` per operation it logged, and no sector data copied to it.
+    let (seen, bytes, _) = row("kvstore -> block-trace", "seen");
+    assert_eq!(seen, events, "one seen per traced operation:\n{stderr}");
+    assert_eq!(bytes, "-");
     // 100 one-sector records, and the superblock twice (formatting the
     // blank disk, then the commit).
-    assert_eq!(row("kvstore -> block-trace", "write").0, 102);
+    assert_eq!(row("kvstore -> block-fault", "write").0, 102);
     // block-fault acknowledges and drops every 10th write: 10 never reach the disk.
     assert_eq!(row("block-fault -> host", "write").0, 92);
     assert!(stderr.contains("faults injected: block-fault 10"), "{stderr}");
     t
+}
+
+/// An observer is handed the operations it asked for and no others:
+/// block-trace with `ops = ["flush"]` logs the flushes, gets a `seen` per
+/// flush, and nothing else reaches it (not even a clock reading: the leaf
+/// clock is read only for watched operations).
+#[test]
+fn a_block_observer_gets_only_the_operations_it_asked_for() {
+    let dir = manifest("stats-watch-flush", &FILL.replace("{ component = \"block-trace\" }", "{ component = \"block-trace\", config = { ops = [\"flush\"] } }"));
+    // (kvstore exits 1: it finds the 10 writes block-fault dropped.)
+    let r = weft(&["run", "--stats", dir.to_str().unwrap()]);
+    let t = table(&r.stderr);
+    let row = |hop: &str, op: &str| t.get(&("storage".to_string(), hop.to_string(), op.to_string())).map(|v| v.0);
+    let flushes = row("kvstore -> block-fault", "flush").unwrap_or_else(|| panic!("no flush row:\n{}", r.stderr));
+    assert!(flushes >= 2, "{}", r.stderr);
+    assert_eq!(traced(&r.stderr, "flush").0, flushes);
+    for op in ["open", "info", "read", "write"] {
+        assert_eq!(traced(&r.stderr, op).0, 0, "{op} was logged:\n{}", r.stderr);
+    }
+    assert_eq!(row("kvstore -> block-trace", "seen"), Some(flushes), "{}", r.stderr);
+    assert_eq!(row("kvstore -> block-fault", "write"), Some(102));
+    // Nothing asked for, nothing handed: no seen row at all.
+    let none = manifest("stats-watch-none", &FILL.replace("{ component = \"block-trace\" }", "{ component = \"block-trace\", config = { ops = [] } }"));
+    let r = weft(&["run", "--stats", none.to_str().unwrap()]);
+    r.stdout_has("wrote 100 verified 90 lost 10");
+    assert!(!r.stderr.contains("[block-trace]"), "{}", r.stderr);
+    assert!(!r.stderr.lines().any(|l| l.contains("block-trace") && l.contains(" seen ")), "{}", r.stderr);
 }
 
 #[test]
