@@ -446,6 +446,35 @@ fn a_block_observer_changes_nothing_a_simulation_does() {
     assert!(!ta.is_empty());
 }
 
+/// Nor does it use the run's fuel: it runs on a budget of its own. With
+/// exactly the fuel sim-kvstore needs (found by bisection) the run watched by
+/// `block-trace` completes as the plain one does; with one instruction less
+/// both stop, in the same component.
+#[test]
+fn a_block_observer_costs_a_simulated_run_no_fuel() {
+    let plain = example("sim-kvstore");
+    let traced = example("sim-kvstore");
+    let base = std::fs::read_to_string(plain.join("weft.toml")).unwrap();
+    let watched = base.replace("drop-chance = [0.0, 0.01] } },\n", "drop-chance = [0.0, 0.01] } },\n  { component = \"block-trace\" },\n");
+    let run_with = |dir: &Path, m: &str, fuel: u64| {
+        std::fs::write(dir.join("weft.toml"), m.replace("[sim]\n", &format!("[sim]\nfuel = {fuel}\n"))).unwrap();
+        weft(&["run", "--seed", "7", s(dir)])
+    };
+    let (mut lo, mut hi) = (1u64, 1u64 << 32);
+    assert_ne!(run_with(&plain, &base, hi).code, 124);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if run_with(&plain, &base, mid).code == 124 { lo = mid } else { hi = mid }
+    }
+    let (a, b) = (run_with(&plain, &base, hi), run_with(&traced, &watched, hi));
+    assert_eq!((a.code, &a.stdout), (b.code, &b.stdout), "with {hi} instructions:\n{}", b.stderr);
+    assert!(b.stderr.contains("[block-trace] "), "{}", b.stderr);
+    let (a, b) = (run_with(&plain, &base, hi - 1), run_with(&traced, &watched, hi - 1));
+    let culprit = |r: &Run| r.stderr.lines().find(|l| l.starts_with("error: ")).map(|l| l.split(" did not finish").next().unwrap().to_string());
+    assert_eq!((a.code, b.code), (124, 124), "{}", b.stderr);
+    assert_eq!(culprit(&a), culprit(&b), "{}", b.stderr);
+}
+
 /// A real run's block-observer durations are clock readings on its trace, so
 /// a replay hands block-trace the same ones and logs the same events.
 #[test]

@@ -587,7 +587,22 @@ fn block_notify(cx: &mut StoreContextMut<'_, Host>, me: usize, p: Provider, t0: 
             continue;
         }
         let t = cx.data().stat_start();
+        // In a simulation the observer's instructions are not the run's: it
+        // runs on a budget of its own (a boot's), and the run's fuel is as it
+        // was after it, so the run stops (runs out) at the same instruction
+        // with it as without it.
+        let fuel = match cx.data().limits.fuel {
+            Some(budget) => {
+                let left = cx.get_fuel()?;
+                cx.set_fuel(budget)?;
+                Some(left)
+            }
+            None => None,
+        };
         self::call(cx, w, seen, (call.clone(),))?;
+        if let Some(left) = fuel {
+            cx.set_fuel(left)?;
+        }
         cx.data_mut().stat_end(t, me, Provider::Filter(w), Iface::Block, Op::SEEN, 0, true);
     }
     Ok(())
@@ -1320,6 +1335,13 @@ impl Unikernel {
         let check = if self.checked.load(Ordering::Acquire) { Check::Checked } else { Check::Types };
         let last = self.pres.len() - 1;
         for (me, pre) in self.pres.iter().enumerate() {
+            // A block observer's instantiation, `configure` and `watching`
+            // run on fuel the run gets back (as its `seen` calls do).
+            let observer = self.plan[me].kind == Some(FilterKind::Block) && self.indices[me].watch.is_some();
+            let given_back = match limits.fuel {
+                Some(_) if observer => Some(store.get_fuel()?),
+                _ => None,
+            };
             let instance = pre.instantiate(&mut *store).inspect_err(|e| {
                 let f = Failure::from_error(Who::Component(me), e);
                 store.data_mut().blame(f);
@@ -1393,6 +1415,9 @@ impl Unikernel {
                     store.data_mut().filters[me].block_watch = Some((wants, seen));
                 }
                 _ => {}
+            }
+            if let Some(left) = given_back {
+                store.set_fuel(left)?;
             }
         }
         unreachable!("the app is the last instance")
