@@ -97,6 +97,23 @@ fn a_block_observer_gets_only_the_operations_it_asked_for() {
     assert!(!r.stderr.lines().any(|l| l.contains("block-trace") && l.contains(" seen ")), "{}", r.stderr);
 }
 
+/// An observer watches its own hop: under block-fault (which drops every
+/// 10th write before the device), block-trace is handed the 92 writes that
+/// reach the device, not the app's 102.
+#[test]
+fn a_block_observer_below_a_filter_sees_what_the_filter_passes_down() {
+    let inner = "[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"100\"]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [{ component = \"block-trace\", config = { ops = [\"write\"] } }, { component = \"block-fault\", config = { drop-every = 10 } }]\n";
+    let r = weft(&["run", "--stats", manifest("stats-watch-inner", inner).to_str().unwrap()]);
+    r.stdout_has("wrote 100 verified 90 lost 10");
+    let t = table(&r.stderr);
+    let row = |hop: &str, op: &str| t.get(&("storage".to_string(), hop.to_string(), op.to_string())).map(|v| v.0);
+    assert_eq!(row("kvstore -> block-fault", "write"), Some(102), "{}", r.stderr);
+    assert_eq!(row("block-fault -> host", "write"), Some(92), "{}", r.stderr);
+    assert_eq!(row("block-fault -> block-trace", "seen"), Some(92), "{}", r.stderr);
+    assert_eq!(traced(&r.stderr, "write").0, 92);
+    assert_eq!(row("kvstore -> block-trace", "seen"), None, "{}", r.stderr);
+}
+
 #[test]
 fn stats_count_a_known_workload_exactly() {
     let dir = manifest("stats-fill", FILL);
