@@ -209,10 +209,14 @@ impl Plan {
         for (d, chain) in m.devices.iter().zip(&self.chains) {
             let consumer = if d.kind == Kind::Net { "stack" } else { "app" };
             let mut path = vec![consumer.to_string()];
-            path.extend(chain.iter().rev().map(|c| c.name.clone()));
+            path.extend(chain.iter().rev().filter(|c| !observes(d.kind, c)).map(|c| c.name.clone()));
             path.push(backend_text(&d.backend));
             let default = if d.line == 0 { "  (default)" } else { "" };
             let _ = writeln!(out, "  {:<9} {:<8} {}{default}", d.role, d.kind.name(), path.join(" -> "));
+            for (i, c) in chain.iter().enumerate().rev().filter(|(_, c)| observes(d.kind, c)) {
+                let (above, below) = watched_hop(d, chain, i);
+                let _ = writeln!(out, "  {:<9} {:<8}   {}: watches {above} -> {below} (only observes: out of the path)", "", "", c.name);
+            }
             for (f, c) in d.filters.iter().zip(chain) {
                 let cfg: Vec<String> = f.config.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                 if !cfg.is_empty() {
@@ -298,7 +302,8 @@ impl Plan {
                 .zip(&self.chains)
                 .filter(|(d, _)| d.kind == k)
                 .map(|(d, chain)| {
-                    let hops: Vec<String> = chain.iter().rev().map(|c| c.name.clone()).chain([backend_text(&d.backend)]).collect();
+                    let hops: Vec<String> =
+                        chain.iter().rev().filter(|c| !observes(k, c)).map(|c| c.name.clone()).chain([backend_text(&d.backend)]).collect();
                     format!("`{}` ({})", d.role, hops.join(" -> "))
                 })
                 .collect::<Vec<_>>()
@@ -348,7 +353,14 @@ impl Plan {
         }
         for (d, chain) in m.devices.iter().zip(&self.chains) {
             for (i, (c, f)) in chain.iter().zip(&d.filters).enumerate() {
-                let next = chain[..i].last().map_or_else(|| backend_text(&d.backend), |n| n.name.clone());
+                // Observers are in no path: the next hop is the nearest filter below that is not one.
+                let next = chain[..i].iter().rev().find(|n| !observes(d.kind, n)).map_or_else(|| backend_text(&d.backend), |n| n.name.clone());
+                let watches = if observes(d.kind, c) {
+                    let (above, below) = watched_hop(d, chain, i);
+                    format!("; handed what it watches on {above} -> {below}")
+                } else {
+                    String::new()
+                };
                 let extra = match (d.kind, &f.capture) {
                     (Kind::Block, _) => "; power (a simulation's power cuts)".to_string(),
                     (Kind::Net, Some(path)) => format!("; writes frames to {:?}", path.display().to_string()),
@@ -356,7 +368,7 @@ impl Plan {
                 };
                 let _ = writeln!(
                     out,
-                    "  {:<12} filter of `{}`: the next hop only ({next}); the host's own clock and log{extra}",
+                    "  {:<12} filter of `{}`: the next hop only ({next}); the host's own clock and log{extra}{watches}",
                     c.name, d.role
                 );
             }
@@ -378,6 +390,11 @@ impl Plan {
             for (i, c) in chain.iter().enumerate().rev() {
                 let node = format!("\"{}.{i}\"", d.role);
                 let _ = writeln!(out, "  {node} [label=\"{}\\n{} filter {i}\"];", esc(&c.name), d.role);
+                if observes(d.kind, c) {
+                    // Out of the path: handed what crosses the hop it sits on.
+                    let _ = writeln!(out, "  {node} -> {above} [style=dotted, label=\"watches\"];");
+                    continue;
+                }
                 let _ = writeln!(out, "  {above} -> {node} [label=\"{}\"];", d.kind.name());
                 above = node;
             }
@@ -407,6 +424,28 @@ impl Plan {
         out.push_str("}\n");
         out
     }
+}
+
+/// A filter that only observes (`net-watch` / `block-watch`): the linker
+/// takes it out of the path (`crate::link`).
+fn observes(kind: Kind, c: &Resolved) -> bool {
+    let watch = match kind {
+        Kind::Block => crate::names::BLOCK_WATCH,
+        Kind::Net => crate::names::NET_WATCH,
+        _ => return false,
+    };
+    c.component.get_export_index(None, watch).is_some()
+}
+
+/// The hop observer `chain[i]` watches: the nearest consumer above it and
+/// provider below it that are in the path.
+fn watched_hop(d: &DeviceSpec, chain: &[Resolved], i: usize) -> (String, String) {
+    let above = chain[i + 1..]
+        .iter()
+        .find(|c| !observes(d.kind, c))
+        .map_or_else(|| if d.kind == Kind::Net { "stack" } else { "app" }.to_string(), |c| c.name.clone());
+    let below = chain[..i].iter().rev().find(|c| !observes(d.kind, c)).map_or_else(|| backend_text(&d.backend), |c| c.name.clone());
+    (above, below)
 }
 
 fn esc(s: &str) -> String {
