@@ -18,7 +18,7 @@ POLYGLOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # wit-bindgen-cli at the same version as the wit-bindgen crate the Rust guests
 # use (components/Cargo.toml), so C and Rust bindings come from one generator.
-WIT_BINDGEN_VERSION=0.61.1
+WIT_BINDGEN_VERSION=0.63.0
 # Only the `c` generator, and unoptimized: the binary generates bindings for a
 # few WIT files in a blink either way, and the full feature set built with
 # optimizations takes several times as long to install.

@@ -3,6 +3,7 @@
 //!
 //!     cargo bench -p weft --bench weft            # all, prints a markdown table
 //!     cargo bench -p weft --bench weft -- calls   # one group: calls | kvstore | start | baremetal | baremetal-net
+//!     WEFT_OLD=/path/to/weft cargo bench -p weft --bench weft -- engines   # that weft against this one
 //!
 //! Results and the command are recorded in docs/benchmarks.md.
 
@@ -18,6 +19,10 @@ use weft::run;
 
 mod common;
 use common::*;
+
+/// Two `weft` binaries (two engines) side by side: `WEFT_OLD=… -- engines`.
+#[path = "weft/engines.rs"]
+mod engines;
 
 /// The kvstore's own format and store logic, compiled natively: the
 /// baseline writes exactly the records the component writes.
@@ -106,6 +111,17 @@ impl store::Device for NativeFile {
     }
 }
 
+/// Seconds the kvstore's store code, compiled natively, takes to `fill n`
+/// on `f` (a fresh image of `size` bytes): the baseline of the `fill` rows.
+fn native_fill(f: std::fs::File, n: u64, size: u64) -> f64 {
+    let t = Instant::now();
+    let mut s = store::Store::open(NativeFile(f), 512, size / 512, false).unwrap_or_else(|o| panic!("{:?}", String::from_utf8_lossy(&o.output)));
+    let out = s.fill(n, None, &mut |_| {}).unwrap_or_else(|o| o);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(String::from_utf8_lossy(&out.output).trim(), format!("wrote {n} verified {n} lost 0 corrupt 0"));
+    secs
+}
+
 fn kvstore() {
     const N: u64 = 20_000;
     const SIZE: u64 = 64 << 20;
@@ -131,12 +147,7 @@ fn kvstore() {
         weft_t.push(t.elapsed().as_secs_f64());
         assert_eq!(out.trim(), format!("wrote {N} verified {N} lost 0 corrupt 0"));
 
-        let f = fresh();
-        let t = Instant::now();
-        let mut s = store::Store::open(NativeFile(f), 512, SIZE / 512, false).unwrap_or_else(|o| panic!("{:?}", String::from_utf8_lossy(&o.output)));
-        let out = s.fill(N, None, &mut |_| {}).unwrap_or_else(|o| o);
-        native_t.push(t.elapsed().as_secs_f64());
-        assert_eq!(String::from_utf8_lossy(&out.output).trim(), format!("wrote {N} verified {N} lost 0 corrupt 0"));
+        native_t.push(native_fill(fresh(), N, SIZE));
     }
     let (w, n) = (median(weft_t), median(native_t));
     println!("| program | records/s | time | ratio |");
@@ -207,6 +218,10 @@ fn main() {
     // Needs root (a network namespace with a TAP device): only when asked.
     if filter.iter().any(|f| f == "baremetal-net") {
         baremetal_net();
+    }
+    // Needs a second `weft` (WEFT_OLD): only when asked.
+    if filter.iter().any(|f| f == "engines") {
+        engines::engines();
     }
 }
 

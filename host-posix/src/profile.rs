@@ -104,7 +104,7 @@ impl Profiler {
         store.set_epoch_deadline(1);
     }
 
-    fn sample(&mut self, cx: wasmtime::StoreContextMut<'_, Host>) {
+    fn sample(&mut self, cx: impl wasmtime::AsContext<Data = Host>) {
         let now = Instant::now();
         let delta = now - self.last;
         self.last = now;

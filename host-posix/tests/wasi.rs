@@ -127,7 +127,7 @@ fn component_for(minor: u32, world: &str, extra: &[&str]) -> Vec<u8> {
     let pkg = resolve.push_str("world.wit", world).unwrap();
     let world = resolve.select_world(&[pkg], None).unwrap();
     let mut module = wit_component::dummy_module(&resolve, world, wit_parser::ManglingAndAbi::Standard32);
-    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false).unwrap();
     wit_component::ComponentEncoder::default().module(&module).unwrap().validate(true).encode().unwrap()
 }
 

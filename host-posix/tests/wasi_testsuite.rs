@@ -1,7 +1,7 @@
 //! The WASI testsuite (WebAssembly/wasi-testsuite, vendored in
 //! third_party/wasi-testsuite): its Rust wasm32-wasip1 tests and its C tests,
 //! built from source by third_party/wasi-testsuite/build.sh (test.sh runs it),
-//! each made a component with wasmtime 48's WASI preview1 adapter and run as a
+//! each made a component with wasmtime 50's WASI preview1 adapter and run as a
 //! stock program through weft's `wasi` component — on Linux (`weft run`) and
 //! as a bare-metal kernel under QEMU (`weft boot`).
 //!
@@ -214,7 +214,7 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-/// The core module made a component with the preview1 adapter of wasmtime 48
+/// The core module made a component with the preview1 adapter of wasmtime 50
 /// (what `wasm-tools component new --adapt` does).
 fn componentize(module: &Path) -> Vec<u8> {
     use wasi_preview1_component_adapter_provider::{WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER};

@@ -4,7 +4,7 @@
 #   tests/rust/wasm32-wasip1/src/bin/*.rs  ->  target/wasi-testsuite/rust/<name>.wasm
 #   tests/c/src/*.c                        ->  target/wasi-testsuite/c/<name>.wasm
 # Both are core modules importing wasi_snapshot_preview1; the test makes each
-# a component with the WASI preview1 adapter of wasmtime 48 (the crates.io
+# a component with the WASI preview1 adapter of wasmtime 50 (the crates.io
 # crate wasi-preview1-component-adapter-provider, pinned in host-posix's
 # dev-dependencies) before weft runs it.
 #
