@@ -587,25 +587,23 @@ fn block_notify(cx: &mut StoreContextMut<'_, Host>, me: usize, p: Provider, t0: 
             continue;
         }
         let t = cx.data().stat_start();
-        // In a simulation the observer's instructions are not the run's: it
-        // runs on a budget of its own (a boot's), and the run's fuel is as it
-        // was after it, so the run stops (runs out) at the same instruction
-        // with it as without it.
-        let fuel = match cx.data().limits.fuel {
-            Some(budget) => {
-                let left = cx.get_fuel()?;
-                cx.set_fuel(budget)?;
-                Some(left)
-            }
-            None => None,
-        };
-        self::call(cx, w, seen, (call.clone(),))?;
-        if let Some(left) = fuel {
-            cx.set_fuel(left)?;
-        }
+        on_own_fuel(cx, |cx| self::call(cx, w, seen, (call.clone(),)))?;
         cx.data_mut().stat_end(t, me, Provider::Filter(w), Iface::Block, Op::SEEN, 0, true);
     }
     Ok(())
+}
+
+/// Runs `f` (an observer's `seen`) outside the run's fuel: in a simulation
+/// the observer's instructions are not the run's, so it runs on a budget of
+/// its own (a boot's) and the run's fuel is as it was afterwards — the run
+/// stops (runs out) at the same instruction with observers as without.
+fn on_own_fuel<R>(cx: &mut StoreContextMut<'_, Host>, f: impl FnOnce(&mut StoreContextMut<'_, Host>) -> Result<R>) -> Result<R> {
+    let Some(budget) = cx.data().limits.fuel else { return f(cx) };
+    let left = cx.get_fuel()?;
+    cx.set_fuel(budget)?;
+    let r = f(cx)?;
+    cx.set_fuel(left)?;
+    Ok(r)
 }
 
 /// A record of one block operation for its observers; `dev` is the
@@ -983,7 +981,7 @@ fn notify(cx: &mut StoreContextMut<'_, Host>, me: usize, direction: Direction, w
         let Some((_, seen)) = cx.data().filters[w].watch else { continue };
         let t0 = cx.data().stat_start();
         let n = if t0.is_some() { frames.iter().map(|f| f.len() as u64).sum() } else { 0 };
-        call(cx, w, seen, (direction, frames))?;
+        on_own_fuel(cx, |cx| call(cx, w, seen, (direction, frames)))?;
         cx.data_mut().stat_end(t0, me, Provider::Filter(w), Iface::Net, Op::SEEN, n, true);
     }
     Ok(())
@@ -1335,9 +1333,9 @@ impl Unikernel {
         let check = if self.checked.load(Ordering::Acquire) { Check::Checked } else { Check::Types };
         let last = self.pres.len() - 1;
         for (me, pre) in self.pres.iter().enumerate() {
-            // A block observer's instantiation, `configure` and `watching`
-            // run on fuel the run gets back (as its `seen` calls do).
-            let observer = self.plan[me].kind == Some(FilterKind::Block) && self.indices[me].watch.is_some();
+            // An observer's instantiation, `configure` and `watching` run on
+            // fuel the run gets back (as its `seen` calls do: `on_own_fuel`).
+            let observer = self.indices[me].watch.is_some();
             let given_back = match limits.fuel {
                 Some(_) if observer => Some(store.get_fuel()?),
                 _ => None,
