@@ -293,7 +293,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 }
             }
             let observe = run::Observe { stats, profile: weft::profile::Outputs { profile, flamegraph } };
-            let codegen = weft_runtime::engine::Codegen { debug, sampled: observe.profile.any(), ..Default::default() };
+            let codegen = weft_runtime::engine::Codegen { debug, unsymbolized: observe.profile.any(), ..Default::default() };
             let (plan, dir, engine) = run::plan_for(&path, sim.over(), codegen)?;
             return run::run(&plan, &dir, &engine, &observe);
         }

@@ -164,7 +164,7 @@ pub fn plan_text(manifest: &Path, src: &str, over: SimOverride) -> Result<(Plan,
     plan_text_for(manifest, src, over, Codegen::default())
 }
 
-fn plan_text_for(manifest: &Path, src: &str, over: SimOverride, codegen: Codegen) -> Result<(Plan, Dir, Engine)> {
+pub fn plan_text_for(manifest: &Path, src: &str, over: SimOverride, codegen: Codegen) -> Result<(Plan, Dir, Engine)> {
     let m = Manifest::parse_with(manifest, src, over).map_err(|p| invalid(p.to_string()))?;
     let engine = engine_of(&m, codegen)?;
     let (plan, dir) = plan_manifest(m, &engine)?;

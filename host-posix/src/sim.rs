@@ -15,6 +15,7 @@ use cap_std::fs::Dir;
 use wasmtime::{Engine, Store};
 use weft_runtime::devices::{BlockDevice, Console, Log};
 use weft_runtime::leaves::{MemoryBlock, OverlayBlock, SeededRandom, VirtualClock};
+use weft_runtime::engine::Codegen;
 use weft_runtime::link::{ConfigError, Host, Leaves, Unikernel};
 use weft_runtime::manifest::{Backend, Kind, SimOverride, SimSpec};
 use weft_runtime::plan::Plan;
@@ -135,7 +136,13 @@ impl Sim {
     }
 
     pub fn from_text(manifest: &Path, src: &str, seed: Option<u64>) -> Result<Sim> {
-        let (plan, dir, engine) = run::plan_text(manifest, src, SimOverride { enable: true, seed })?;
+        Self::from_text_for(manifest, src, seed, Codegen::default())
+    }
+
+    /// [`Sim::from_text`] compiling as `codegen` asks (`weft explore`: no
+    /// symbolized stacks, see [`Codegen::unsymbolized`]).
+    pub fn from_text_for(manifest: &Path, src: &str, seed: Option<u64>, codegen: Codegen) -> Result<Sim> {
+        let (plan, dir, engine) = run::plan_text_for(manifest, src, SimOverride { enable: true, seed }, codegen)?;
         if plan.net_devices().next().is_some() {
             return Err(invalid(format!("error: {}: net devices cannot be simulated yet (simulated links are coming); explore needs a manifest without [devices.*] kind = \"net\"", plan.manifest.path.display())));
         }
@@ -247,7 +254,10 @@ pub fn explore(manifest: &Path, o: &ExploreOptions) -> Result<u8> {
     if weft_runtime::cluster::is_cluster(&src) {
         return explore_with(&crate::cluster::ClusterSim::open(manifest, &src)?, o);
     }
-    explore_with(&Sim::from_text(manifest, &src, None)?, o)
+    // Thousands of runs, each ending in a power cut or a trap whose stack
+    // wasmtime would symbolize: without it (a failing seed's `weft run
+    // --seed` or `weft replay` names `file:line`).
+    explore_with(&Sim::from_text_for(manifest, &src, None, Codegen { unsymbolized: true, ..Codegen::default() })?, o)
 }
 
 fn explore_with(sim: &dyn Explorable, o: &ExploreOptions) -> Result<u8> {

@@ -57,11 +57,13 @@ pub struct Codegen {
     /// JIT interface, and no optimisation, so a debugger can break by
     /// function or `file:line` and print arguments.
     pub debug: bool,
-    /// `--profile`/`--flamegraph`: the run captures its stack a thousand
-    /// times a second. Without DWARF symbolization: wasmtime builds an
-    /// addr2line context for every frame it captures, which made a sampled
-    /// run 3× slower. A trap then names functions without `file:line`.
-    pub sampled: bool,
+    /// No DWARF symbolization of captured stacks: wasmtime builds an
+    /// addr2line context for every frame it captures. For runs that capture
+    /// many: `--profile`/`--flamegraph` (a thousand samples a second; 3×
+    /// slower symbolized) and `weft explore` (thousands of runs, each power
+    /// cut or trap a captured stack; 5× fewer runs a second symbolized). A
+    /// trap then names functions without `file:line`.
+    pub unsymbolized: bool,
 }
 
 impl Codegen {
@@ -83,7 +85,7 @@ pub fn config_with(target: Target, codegen: Codegen) -> Config {
     // trap's frames get `file:line` from the component's DWARF; the kernel
     // has no addr2line and reports raw frames, which `weft boot` symbolizes.
     c.wasm_backtrace_details(match target {
-        Target::Native if !codegen.sampled => wasmtime::WasmBacktraceDetails::Enable,
+        Target::Native if !codegen.unsymbolized => wasmtime::WasmBacktraceDetails::Enable,
         _ => wasmtime::WasmBacktraceDetails::Disable,
     });
     if codegen.debug {
