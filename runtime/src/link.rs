@@ -331,12 +331,15 @@ impl Host {
         rows.sort_by_key(|((me, _, iface, leaf, op), _)| (*iface, *leaf, core::cmp::Reverse(*me), *op));
         for ((me, provider, iface, leaf, op), row) in rows {
             let p = provider.map_or(Provider::Leaf(leaf), Provider::Filter);
-            let role = |list: &[(String, Provider)]| list.iter().find(|(_, q)| *q == p).map(|(r, _)| r.clone());
+            // The role under which `me` reaches `p`; for a watcher's `seen`
+            // (`p` is no provider of `me`), the device the watcher sits on.
+            let role = |list: fn(&Link) -> &[(String, Provider)]| {
+                let mine = list(&self.links[me]).iter().find(|(_, q)| *q == p);
+                mine.or_else(|| provider.and_then(|f| list(&self.links[f]).first())).map(|(r, _)| r.clone())
+            };
             let device = match iface {
-                // A watcher's `seen`, as for net below.
-                Iface::Block => role(&self.links[me].blocks).or_else(|| provider.and_then(|f| self.links[f].blocks.first()).map(|(r, _)| r.clone())),
-                // A watcher's `seen` (not a provider of `me`): the device it sits on.
-                Iface::Net => role(&self.links[me].nets).or_else(|| provider.and_then(|f| self.links[f].nets.first()).map(|(r, _)| r.clone())),
+                Iface::Block => role(|l| &l.blocks),
+                Iface::Net => role(|l| &l.nets),
                 Iface::Clock => Some("clock".into()),
                 Iface::Sockets => Some("sockets".into()),
                 Iface::Console => Some("console".into()),
@@ -1140,6 +1143,18 @@ enum FilterKind {
     Stack,
 }
 
+impl FilterKind {
+    /// The export by which a filter of this kind says it only observes
+    /// (`crate::watch`), where the kind has one.
+    fn watch_export(self) -> Option<&'static str> {
+        match self {
+            FilterKind::Net => Some(names::NET_WATCH),
+            FilterKind::Block => Some(names::BLOCK_WATCH),
+            FilterKind::Clock | FilterKind::Stack => None,
+        }
+    }
+}
+
 /// A filter whose `configure` rejected its manifest config.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -1170,16 +1185,12 @@ impl Unikernel {
         // configured, but the next consumer up is linked to the provider
         // below it and notifies it (`crate::watch`).
         let components = filters;
-        let chain = |plan: &mut Vec<Slot>, kind, role: &str, leaf: usize, filters: &[Filter], captures: &mut usize| {
+        let chain = |plan: &mut Vec<Slot>, kind: FilterKind, role: &str, leaf: usize, filters: &[Filter], captures: &mut usize| {
             let mut below = Provider::Leaf(leaf);
             let mut watchers = Vec::new();
             for f in filters {
-                let watch = match kind {
-                    FilterKind::Net => Some(names::NET_WATCH),
-                    FilterKind::Block => Some(names::BLOCK_WATCH),
-                    _ => None,
-                };
-                let observer = watch.is_some_and(|w| components.get(plan.len()).is_some_and(|c| c.get_export_index(None, w).is_some()));
+                let observer =
+                    kind.watch_export().is_some_and(|w| components.get(plan.len()).is_some_and(|c| c.get_export_index(None, w).is_some()));
                 let mut slot = Slot {
                     name: format!("{} (filter of device `{role}`)", f.name),
                     kind: Some(kind),
@@ -1495,13 +1506,8 @@ impl Indices {
             None => return Indices::app(c, engine, parts),
         };
         let device = fns.iter().map(|f| export_index(c, Some(iface), f)).collect::<Result<_>>()?;
-        let watch = match kind {
-            Some(FilterKind::Net) if c.get_export_index(None, names::NET_WATCH).is_some() => {
-                Some((export_index(c, Some(names::NET_WATCH), "watching")?, export_index(c, Some(names::NET_WATCH), "seen")?))
-            }
-            Some(FilterKind::Block) if c.get_export_index(None, names::BLOCK_WATCH).is_some() => {
-                Some((export_index(c, Some(names::BLOCK_WATCH), "watching")?, export_index(c, Some(names::BLOCK_WATCH), "seen")?))
-            }
+        let watch = match kind.and_then(FilterKind::watch_export) {
+            Some(w) if c.get_export_index(None, w).is_some() => Some((export_index(c, Some(w), "watching")?, export_index(c, Some(w), "seen")?)),
             _ => None,
         };
         Ok(Indices {
