@@ -21,6 +21,7 @@ use anyhow::Result;
 use wasmtime::Engine;
 use weft_runtime::cluster::{Cluster, node_seed};
 use weft_runtime::devices::{Clock, Console, ErrorCode, Log, NetDevice, NetInfo};
+use weft_runtime::engine::Codegen;
 use weft_runtime::link::{Leaves, Unikernel};
 use weft_runtime::plan::Plan;
 use weft_runtime::sim::mix;
@@ -276,9 +277,15 @@ struct NodeEnd {
 
 impl ClusterSim {
     pub fn open(path: &Path, src: &str) -> Result<ClusterSim> {
+        Self::open_for(path, src, Codegen::default())
+    }
+
+    /// [`ClusterSim::open`] compiling as `codegen` asks (always
+    /// deterministic; `weft explore`: no symbolized stacks).
+    pub fn open_for(path: &Path, src: &str, codegen: Codegen) -> Result<ClusterSim> {
         let cluster = Cluster::parse(path, src).map_err(|p| invalid(p.to_string()))?;
         let manifests = cluster.node_manifests().map_err(|p| invalid(p.to_string()))?;
-        let engine = run::engine_for(weft_runtime::engine::Codegen::sim(true))?;
+        let engine = run::engine_for(Codegen { deterministic: true, ..codegen })?;
         let mut nodes = Vec::new();
         for (n, (m, src)) in cluster.nodes.iter().zip(manifests) {
             let (plan, dir) = run::plan_manifest(m, &engine)?;

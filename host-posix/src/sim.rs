@@ -14,8 +14,8 @@ use anyhow::Result;
 use cap_std::fs::Dir;
 use wasmtime::{Engine, Store};
 use weft_runtime::devices::{BlockDevice, Console, Log};
-use weft_runtime::leaves::{MemoryBlock, OverlayBlock, SeededRandom, VirtualClock};
 use weft_runtime::engine::Codegen;
+use weft_runtime::leaves::{MemoryBlock, OverlayBlock, SeededRandom, VirtualClock};
 use weft_runtime::link::{ConfigError, Host, Leaves, Unikernel};
 use weft_runtime::manifest::{Backend, Kind, SimOverride, SimSpec};
 use weft_runtime::plan::Plan;
@@ -251,13 +251,14 @@ fn passed(r: &Run, expect: u8) -> bool {
 pub fn explore(manifest: &Path, o: &ExploreOptions) -> Result<u8> {
     let src = std::fs::read_to_string(manifest)
         .map_err(|e| invalid(format!("error: cannot read manifest {}: {e}", manifest.display())))?;
-    if weft_runtime::cluster::is_cluster(&src) {
-        return explore_with(&crate::cluster::ClusterSim::open(manifest, &src)?, o);
-    }
     // Thousands of runs, each ending in a power cut or a trap whose stack
     // wasmtime would symbolize: without it (a failing seed's `weft run
     // --seed` or `weft replay` names `file:line`).
-    explore_with(&Sim::from_text_for(manifest, &src, None, Codegen { unsymbolized: true, ..Codegen::default() })?, o)
+    let codegen = Codegen { unsymbolized: true, ..Codegen::default() };
+    if weft_runtime::cluster::is_cluster(&src) {
+        return explore_with(&crate::cluster::ClusterSim::open_for(manifest, &src, codegen)?, o);
+    }
+    explore_with(&Sim::from_text_for(manifest, &src, None, codegen)?, o)
 }
 
 fn explore_with(sim: &dyn Explorable, o: &ExploreOptions) -> Result<u8> {
