@@ -33,15 +33,21 @@ mod format;
 #[allow(dead_code)]
 mod store;
 
-/// An app in `target/bench-scratch/<name>` with `manifest` and `files`
-/// from the test components, on an engine of its own.
-fn fixture(name: &str, manifest: &str, files: &[&str]) -> Fixture {
+/// An app folder `target/bench-scratch/<name>` with `manifest` and `files`
+/// from the test components.
+fn app_dir(name: &str, manifest: &str, files: &[&str]) -> PathBuf {
     let d = scratch(name);
     std::fs::write(d.join("weft.toml"), manifest).unwrap();
     for f in files {
         let src = root().join("components/target/wasm32-wasip2/release").join(f);
         std::fs::copy(&src, d.join(f)).unwrap();
     }
+    d
+}
+
+/// [`app_dir`], on an engine of its own.
+fn fixture(name: &str, manifest: &str, files: &[&str]) -> Fixture {
+    let d = app_dir(name, manifest, files);
     let engine = run::engine().unwrap();
     run::start_ticker(&engine);
     Fixture::open(&engine, &d)
@@ -55,9 +61,15 @@ fn chain_manifest(filters: usize) -> String {
 
 /// callbench with `block` passthrough filters on its block device and `clock` on its clock.
 fn chains(block: usize, clock: usize) -> String {
+    callbench_manifest(block, clock, &[])
+}
+
+/// [`chains`], with `args` for the app (`weft run` passes no arguments).
+fn callbench_manifest(block: usize, clock: usize, args: &[&str]) -> String {
     let chain = |c: &str, n: usize| vec![format!("{{ component = \"{c}\" }}"); n].join(", ");
+    let args = args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
     format!(
-        "[app]\ncomponent = \"callbench.wasm\"\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [{}]\n\n[devices.clock]\nkind = \"clock\"\nfilters = [{}]\n",
+        "[app]\ncomponent = \"callbench.wasm\"\nargs = [{args}]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [{}]\n\n[devices.clock]\nkind = \"clock\"\nfilters = [{}]\n",
         chain("block-fault", block),
         chain("clock-skew", clock),
     )

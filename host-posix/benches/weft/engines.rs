@@ -73,12 +73,7 @@ impl Side {
 
 /// A scratch app `engines/<name>` with `manifest` and test components.
 fn app(name: &str, manifest: &str, files: &[&str]) -> PathBuf {
-    let d = scratch(&format!("engines/{name}"));
-    std::fs::write(d.join("weft.toml"), manifest).unwrap();
-    for f in files {
-        std::fs::copy(root().join("components/target/wasm32-wasip2/release").join(f), d.join(f)).unwrap();
-    }
-    d
+    super::app_dir(&format!("engines/{name}"), manifest, files)
 }
 
 /// The number after `key` in `text` (`ns/call 312.5`, `(70789 rows/s)`).
@@ -122,16 +117,7 @@ pub fn engines() {
 
     // callbench `what n` with `hops` passthrough filters on block and clock.
     let callbench = |what: &str, n: u64, hops: usize| {
-        let chain = |c: &str| vec![format!("{{ component = \"{c}\" }}"); hops].join(", ");
-        app(
-            &format!("calls-{what}-{hops}"),
-            &format!(
-                "[app]\ncomponent = \"callbench.wasm\"\nargs = [\"{what}\", \"{n}\"]\n\n[devices.storage]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\nfilters = [{}]\n\n[devices.clock]\nkind = \"clock\"\nfilters = [{}]\n",
-                chain("block-fault"),
-                chain("clock-skew")
-            ),
-            &["callbench.wasm"],
-        )
+        app(&format!("calls-{what}-{hops}"), &super::callbench_manifest(hops, hops, &[what, &n.to_string()]), &["callbench.wasm"])
     };
     const KV_N: u64 = 20_000;
     const KV_SIZE: u64 = 64 << 20;
