@@ -145,6 +145,35 @@ impl<'a> Config<'a> {
         })
     }
 
+    /// `key`, an array of names among `known` (`ops = ["write", "flush"]`): which of them
+    /// it names, in `known`'s order. An unknown name is an error listing the known ones.
+    pub fn names<const N: usize>(
+        &self,
+        key: &str,
+        known: &[&str; N],
+    ) -> Result<Option<[bool; N]>, String> {
+        self.get(key, |v| {
+            let mut named = [false; N];
+            for name in parse::parse_array(v)? {
+                let i = known.iter().position(|k| *k == name).ok_or_else(|| {
+                    format!("unknown name `{name}` (known: {})", known.join(", "))
+                })?;
+                named[i] = true;
+            }
+            Ok(named)
+        })
+    }
+
+    /// `key`, an array of integers up to 65535 (`ethertypes = [0x0806, 0x0800]`).
+    pub fn u16s(&self, key: &str) -> Result<Option<Vec<u16>>, String> {
+        self.get(key, |v| {
+            parse::parse_array(v)?
+                .into_iter()
+                .map(parse::parse_u16)
+                .collect()
+        })
+    }
+
     /// Keys present, in manifest order (for a configure log line).
     pub fn keys(&self) -> Vec<&'a str> {
         self.pairs.iter().map(|(k, _)| k.as_str()).collect()
@@ -343,5 +372,31 @@ mod tests {
         );
         let p = pairs(&[]);
         assert_eq!(Config::new(&p, &[]).unwrap().schedule(&FAULTS), Ok(None));
+    }
+
+    #[test]
+    fn arrays_of_names_and_numbers() {
+        const OPS: [&str; 3] = ["read", "write", "flush"];
+        let get = |k: &str, v: &str| pairs(&[(k, v)]);
+        let p = get("ops", "[\"write\", \"flush\",]");
+        let c = Config::new(&p, &["ops"]).unwrap();
+        assert_eq!(c.names("ops", &OPS), Ok(Some([false, true, true])));
+        assert_eq!(c.names("other", &OPS), Ok(None));
+        let p = get("ops", "[]");
+        assert_eq!(Config::new(&p, &["ops"]).unwrap().names("ops", &OPS), Ok(Some([false; 3])));
+        let p = get("ops", "[\"wrte\"]");
+        assert_eq!(
+            Config::new(&p, &["ops"]).unwrap().names("ops", &OPS),
+            Err("bad value for `ops`: unknown name `wrte` (known: read, write, flush)".into())
+        );
+        let p = get("ops", "write");
+        assert!(Config::new(&p, &["ops"]).unwrap().names("ops", &OPS).is_err());
+        let p = get("ethertypes", "[0x0806, 2048, 0x86_DD]");
+        let c = Config::new(&p, &["ethertypes"]).unwrap();
+        assert_eq!(c.u16s("ethertypes"), Ok(Some(vec![0x0806, 0x0800, 0x86dd])));
+        for bad in ["[0x10000]", "[70000]", "[0x]", "[-1]", "[1,,2]"] {
+            let p = get("ethertypes", bad);
+            assert!(Config::new(&p, &["ethertypes"]).unwrap().u16s("ethertypes").is_err(), "{bad}");
+        }
     }
 }

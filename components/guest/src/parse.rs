@@ -39,6 +39,41 @@ pub fn parse_u64(s: &str) -> Result<u64, String> {
     Ok(v)
 }
 
+/// The items of a flat TOML array (`["write", "flush"]`, `[0x0806, 2048]`), trimmed and
+/// unquoted; `[]` has none, and one trailing comma is allowed.
+pub fn parse_array(s: &str) -> Result<Vec<&str>, String> {
+    let inner = s
+        .trim()
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .ok_or_else(|| format!("expected an array, got `{s}`"))?;
+    let items: Vec<&str> = inner.split(',').map(str::trim).collect();
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if item.is_empty() && i + 1 == items.len() {
+            continue;
+        }
+        if item.is_empty() {
+            return Err(format!("an empty item in `{s}`"));
+        }
+        out.push(unquote(item));
+    }
+    Ok(out)
+}
+
+/// An integer up to `u16::MAX`, decimal or TOML's `0x` hexadecimal (`0x0806`).
+pub fn parse_u16(s: &str) -> Result<u16, String> {
+    let t = unquote(s);
+    let v = match t.strip_prefix("0x") {
+        Some(hex) if !hex.is_empty() && !hex.starts_with('_') => {
+            u64::from_str_radix(&hex.replace('_', ""), 16).map_err(|_| format!("expected an integer, got `{s}`"))?
+        }
+        Some(_) => return Err(format!("expected an integer, got `{s}`")),
+        None => parse_u64(t)?,
+    };
+    u16::try_from(v).map_err(|_| format!("`{s}` is larger than 65535"))
+}
+
 /// A boolean: `true` or `false`.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match unquote(s) {
