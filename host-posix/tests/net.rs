@@ -390,3 +390,37 @@ fn an_observing_filter_sees_only_what_it_watches_and_sits_in_no_path() {
     assert_eq!(seen_bytes, Some(format!("{} B", 42 * arp_frames)), "{}", r.stderr);
     assert!(arp_frames < sends.unwrap() + receives.unwrap());
 }
+
+/// A fault filter that handles only part of the traffic (`net-fault` with
+/// `ethertypes` and `directions`: the `net-router` world, wit/watch.wit) has
+/// the rest routed past it: here it drops the first ARP frame the echo
+/// server receives, and never sees the TCP frames, nor anything sent —
+/// `--stats` has no `send` through it at all, while the stack's frames
+/// reach the device on the hop below.
+#[test]
+fn a_fault_filter_handles_only_its_frames_and_the_rest_go_past_it() {
+    let udp = || std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (a, b) = (udp(), udp());
+    let link = |app: &str, args: &str, local: u16, remote: u16, ip: &str, filters: &str| {
+        format!(
+            "[app]\ncomponent = \"{app}\"\nargs = {args}\n\n[devices.link]\nkind = \"net\"\nbackend = \"udp\"\nlocal = \"127.0.0.1:{local}\"\nremote = \"127.0.0.1:{remote}\"\n{filters}\n[stack]\nnet = \"link\"\nip = \"{ip}\"\n\n[limits]\ntimeout = \"40s\"\n"
+        )
+    };
+    let fault = "filters = [{ component = \"net-fault\", config = { ethertypes = [0x0806], directions = [\"inbound\"], schedule = [\"drop@1\"] } }]\n";
+    let server = manifest("route-echo", &link("echo", r#"["7", "3"]"#, a, b, "10.0.2.1/24", fault));
+    let client = manifest("route-client", &link("netclient.wasm", r#"["10.0.2.1", "7", "routed", "3"]"#, b, a, "10.0.2.2/24", ""));
+    test_component(&client, "netclient", "netclient.wasm");
+    let echo = weft_cmd(&["run", "--stats", server.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    weft(&["run", client.to_str().unwrap()]).ok();
+    let r = finish(echo);
+    r.ok().stdout_has("echo: served 3 connections");
+    // The one fault: the first frame it handled, an inbound ARP request.
+    r.stderr_has("dropped inbound frame #1 (42 bytes, ethertype 0x0806)").stderr_has("faults injected: net-fault 1");
+    let rows: Vec<Vec<&str>> = r.stderr.lines().skip_while(|l| !l.starts_with("weft: stats")).map(|l| l.split_whitespace().collect()).collect();
+    let row = |hop: &str, op: &str| rows.iter().find(|w| w.len() > 5 && w[0] == "link" && format!("{} {} {}", w[1], w[2], w[3]) == hop && w[4] == op).map(|w| w[5].parse::<u64>().unwrap());
+    assert_eq!(row("tcpip -> net-fault", "send"), None, "nothing sent reached net-fault:\n{}", r.stderr);
+    let sends = row("net-fault -> host", "send").unwrap_or_else(|| panic!("no send below net-fault:\n{}", r.stderr));
+    assert!(sends >= 10, "{}", r.stderr);
+    // Receiving still calls it (it may hold ARP frames), once per call below.
+    assert_eq!(row("tcpip -> net-fault", "receive"), row("net-fault -> host", "receive"), "{}", r.stderr);
+}

@@ -13,6 +13,7 @@
 //! own handle. This is the one place handles are mapped, for every hop.
 
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -202,6 +203,9 @@ struct Link {
     /// reports its own.
     device: usize,
     handles: Vec<Opened>,
+    /// A net filter that routes (`net-route`): frames it received from the
+    /// device below but does not handle, waiting for the consumer above.
+    stash: VecDeque<Vec<u8>>,
 }
 
 /// One slot of a consumer's handle table.
@@ -228,6 +232,11 @@ struct FilterExports {
     /// A block filter that only observes: the operations it asked for, and
     /// where to send them.
     block_watch: Option<(BlockInterest, TypedFunc<(BlockCall,), ()>)>,
+    /// A net filter in the path that handles only these frames (`net-route`).
+    net_route: Option<Interest>,
+    /// A block filter in the path that handles only these operations
+    /// (`block-route`).
+    block_route: Option<BlockInterest>,
 }
 
 struct NetFns {
@@ -480,6 +489,31 @@ impl Host {
         self.tape.monotonic_now(&mut self.leaves)
     }
 
+    /// A filter that routes (`net-route`, `block-route`) returns from `open`
+    /// the handle its own `open` of the device below returned: calls routed
+    /// past it are made with that handle. It broke the contract otherwise.
+    fn check_routed_open(&mut self, f: usize, kind: HandleKind, h: u32) -> Result<()> {
+        let (routes, contract) = match kind {
+            HandleKind::Block => (self.filters[f].block_route.is_some(), "block-route"),
+            HandleKind::Net => (self.filters[f].net_route.is_some(), "net-route"),
+        };
+        if routes && self.opened(f, kind, h).is_none() {
+            let m = format!("`open` returned handle {h}, not one its own `open` of the device below returned");
+            return Err(self.breach(f, contract, m));
+        }
+        Ok(())
+    }
+
+    /// Where filter `f` sends a block `op` on its handle `h` that it does not
+    /// handle (`block-route`): its own slot for the device below, whose
+    /// handle it returned from `open`. `None`: `f` handles `op`.
+    fn routed(&self, f: usize, h: u32, op: BlockOp) -> Option<Opened> {
+        match self.filters[f].block_route {
+            Some(i) if !i.wants(op) => self.opened(f, HandleKind::Block, h),
+            _ => None,
+        }
+    }
+
     fn block_fns(&self, f: usize) -> &BlockFns {
         self.filters[f].block.as_ref().expect("a block provider exports block")
     }
@@ -628,7 +662,11 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             Provider::Leaf(_) => Ok(0),
             Provider::Filter(f) => {
                 let func = cx.data().block_fns(f).open;
-                call(&mut cx, f, func, (name,))?.0
+                let r = call(&mut cx, f, func, (name,))?.0;
+                if let Ok(h) = r {
+                    cx.data_mut().check_routed_open(f, HandleKind::Block, h)?;
+                }
+                r
             }
         };
         if let Some(w0) = w0 {
@@ -639,49 +677,90 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         Ok((r.map(|h| host.open_handle(me, HandleKind::Block, p, h)),))
     })?;
     i.func_wrap("info", move |mut cx, (mine,): (u32,)| {
-        let t0 = cx.data().stat_start();
-        let Some((p, h)) = cx.data().handle(me, HandleKind::Block, mine) else { return Ok((Err(ErrorCode::NotFound),)) };
-        let w0 = watch_start(&mut cx, me, p, BlockOp::Info)?;
-        let r = match p {
-            Provider::Leaf(d) => Ok(cx.data().geometry[d]),
-            Provider::Filter(f) => {
-                let func = cx.data().block_fns(f).info;
-                let r = call(&mut cx, f, func, (h,))?.0;
-                if let Ok(g) = &r {
-                    let host = cx.data_mut();
-                    if g.sector_size < 512 || !g.sector_size.is_power_of_two() {
-                        let m = format!("`info` reported {}-byte sectors (a power of two, at least 512)", g.sector_size);
-                        return Err(host.breach(f, "block", m));
-                    }
-                    host.set_unit(me, mine, g.sector_size);
-                }
-                r
-            }
-        };
-        if let Some(w0) = w0 {
-            let call = BlockCall { geometry: r.ok(), ..block_call(BlockOp::Info, h, r.map(|_| ())) };
-            block_notify(&mut cx, me, p, w0, call)?;
+        let Some(o) = cx.data().opened(me, HandleKind::Block, mine) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let r = block_info(&mut cx, me, o)?;
+        if let (Ok(g), Provider::Filter(_)) = (&r, o.provider) {
+            cx.data_mut().set_unit(me, mine, g.sector_size);
         }
-        cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::INFO, 0, r.is_ok());
         Ok((r,))
     })?;
     i.func_wrap("read", move |mut cx, (h, start, count): (u32, u64, u32)| {
-        let t0 = cx.data().stat_start();
-        let Some(Opened { provider: p, handle: h, unit, .. }) = cx.data().opened(me, HandleKind::Block, h) else {
-            return Ok((Err(ErrorCode::NotFound),));
-        };
-        let w0 = watch_start(&mut cx, me, p, BlockOp::Read)?;
-        let r = match p {
-            Provider::Leaf(d) => {
-                let host = cx.data_mut();
-                match check_range(&host.geometry[d], start, count.into()) {
-                    Ok(()) => host.tape.block_read(&mut host.leaves, d, start, count)?,
-                    Err(e) => Err(e),
-                }
+        let Some(o) = cx.data().opened(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        Ok((block_read(&mut cx, me, o, start, count)?,))
+    })?;
+    i.func_wrap("write", move |mut cx, (h, start, data): (u32, u64, Vec<u8>)| {
+        let Some(o) = cx.data().opened(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        Ok((block_write(&mut cx, me, o, start, data)?,))
+    })?;
+    i.func_wrap("flush", move |mut cx, (h,): (u32,)| {
+        let Some(o) = cx.data().opened(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        Ok((block_flush(&mut cx, me, o)?,))
+    })?;
+    Ok(())
+}
+
+/// `me`'s `info` on its handle `o`. Each block operation below is one hop:
+/// to a leaf, to a filter's export, or — an operation the filter does not
+/// handle (`block-route`) — past the filter, as the filter's own call on
+/// the hop below.
+fn block_info(cx: &mut StoreContextMut<'_, Host>, me: usize, o: Opened) -> Result<Result<Geometry, ErrorCode>> {
+    let (p, h) = (o.provider, o.handle);
+    let t0 = cx.data().stat_start();
+    let w0 = watch_start(cx, me, p, BlockOp::Info)?;
+    let mut routed = false;
+    let r = match p {
+        Provider::Leaf(d) => Ok(cx.data().geometry[d]),
+        Provider::Filter(f) => match cx.data().routed(f, h, BlockOp::Info) {
+            Some(below) => {
+                routed = true;
+                block_info(cx, f, below)?
             }
-            Provider::Filter(f) => {
+            None => {
+                let func = cx.data().block_fns(f).info;
+                let r = call(cx, f, func, (h,))?.0;
+                if let Ok(g) = &r
+                    && (g.sector_size < 512 || !g.sector_size.is_power_of_two())
+                {
+                    let m = format!("`info` reported {}-byte sectors (a power of two, at least 512)", g.sector_size);
+                    return Err(cx.data_mut().breach(f, "block", m));
+                }
+                r
+            }
+        },
+    };
+    if let Some(w0) = w0 {
+        let call = BlockCall { geometry: r.ok(), ..block_call(BlockOp::Info, h, r.map(|_| ())) };
+        block_notify(cx, me, p, w0, call)?;
+    }
+    // A routed call is counted on the hop below only: it never reached `f`.
+    if !routed {
+        cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::INFO, 0, r.is_ok());
+    }
+    Ok(r)
+}
+
+/// `me`'s `read` on its handle `o` (see [`block_info`]).
+fn block_read(cx: &mut StoreContextMut<'_, Host>, me: usize, o: Opened, start: u64, count: u32) -> Result<Result<Vec<u8>, ErrorCode>> {
+    let Opened { provider: p, handle: h, unit, .. } = o;
+    let t0 = cx.data().stat_start();
+    let w0 = watch_start(cx, me, p, BlockOp::Read)?;
+    let mut routed = false;
+    let r = match p {
+        Provider::Leaf(d) => {
+            let host = cx.data_mut();
+            match check_range(&host.geometry[d], start, count.into()) {
+                Ok(()) => host.tape.block_read(&mut host.leaves, d, start, count)?,
+                Err(e) => Err(e),
+            }
+        }
+        Provider::Filter(f) => match cx.data().routed(f, h, BlockOp::Read) {
+            Some(below) => {
+                routed = true;
+                block_read(cx, f, below, start, count)?
+            }
+            None => {
                 let func = cx.data().block_fns(f).read;
-                let r = call(&mut cx, f, func, (h, start, count))?.0;
+                let r = call(cx, f, func, (h, start, count))?.0;
                 // Reads are never short (nor long): one multiplication per hop.
                 if let Ok(data) = &r {
                     let want = u64::from(count) * u64::from(unit);
@@ -696,74 +775,97 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
                 }
                 r
             }
-        };
-        let n = r.as_ref().map_or(0, |d| d.len() as u64);
-        if let Some(w0) = w0 {
-            let result = r.as_ref().map(|_| ()).map_err(|e| *e);
-            let call = BlockCall { sector: start, count, bytes: n, ..block_call(BlockOp::Read, h, result) };
-            block_notify(&mut cx, me, p, w0, call)?;
-        }
+        },
+    };
+    let n = r.as_ref().map_or(0, |d| d.len() as u64);
+    if let Some(w0) = w0 {
+        let result = r.as_ref().map(|_| ()).map_err(|e| *e);
+        let call = BlockCall { sector: start, count, bytes: n, ..block_call(BlockOp::Read, h, result) };
+        block_notify(cx, me, p, w0, call)?;
+    }
+    // A routed call is counted on the hop below only: it never reached `f`.
+    if !routed {
         cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::READ, n, r.is_ok());
-        Ok((r,))
-    })?;
-    i.func_wrap("write", move |mut cx, (h, start, data): (u32, u64, Vec<u8>)| {
-        let t0 = cx.data().stat_start();
-        let n = data.len() as u64;
-        let Some(Opened { provider: p, handle: h, unit, .. }) = cx.data().opened(me, HandleKind::Block, h) else {
-            return Ok((Err(ErrorCode::NotFound),));
-        };
-        let w0 = watch_start(&mut cx, me, p, BlockOp::Write)?;
-        let r = match p {
-            Provider::Leaf(d) => {
-                let host = cx.data_mut();
-                let g = host.geometry[d];
-                let size = u64::from(g.sector_size);
-                let len = data.len() as u64;
-                if g.read_only {
-                    Err(ErrorCode::ReadOnly)
-                } else if len % size != 0 {
-                    Err(ErrorCode::InvalidArgument)
-                } else {
-                    match check_range(&g, start, len / size) {
-                        Ok(()) => host.tape.block_write(&mut host.leaves, d, start, &data)?,
-                        Err(e) => Err(e),
-                    }
+    }
+    Ok(r)
+}
+
+/// `me`'s `write` on its handle `o` (see [`block_info`]).
+fn block_write(cx: &mut StoreContextMut<'_, Host>, me: usize, o: Opened, start: u64, data: Vec<u8>) -> Result<Result<(), ErrorCode>> {
+    let Opened { provider: p, handle: h, unit, .. } = o;
+    let t0 = cx.data().stat_start();
+    let n = data.len() as u64;
+    let w0 = watch_start(cx, me, p, BlockOp::Write)?;
+    let mut routed = false;
+    let r = match p {
+        Provider::Leaf(d) => {
+            let host = cx.data_mut();
+            let g = host.geometry[d];
+            let size = u64::from(g.sector_size);
+            if g.read_only {
+                Err(ErrorCode::ReadOnly)
+            } else if n % size != 0 {
+                Err(ErrorCode::InvalidArgument)
+            } else {
+                match check_range(&g, start, n / size) {
+                    Ok(()) => host.tape.block_write(&mut host.leaves, d, start, &data)?,
+                    Err(e) => Err(e),
                 }
             }
-            Provider::Filter(f) => {
+        }
+        Provider::Filter(f) => match cx.data().routed(f, h, BlockOp::Write) {
+            Some(below) => {
+                routed = true;
+                block_write(cx, f, below, start, data)?
+            }
+            None => {
                 let func = cx.data().block_fns(f).write;
-                call(&mut cx, f, func, (h, start, data))?.0
+                call(cx, f, func, (h, start, data))?.0
             }
-        };
-        if let Some(w0) = w0 {
-            let count = u32::try_from(n / u64::from(unit.max(1))).unwrap_or(u32::MAX);
-            let call = BlockCall { sector: start, count, bytes: n, ..block_call(BlockOp::Write, h, r) };
-            block_notify(&mut cx, me, p, w0, call)?;
-        }
+        },
+    };
+    if let Some(w0) = w0 {
+        let count = u32::try_from(n / u64::from(unit.max(1))).unwrap_or(u32::MAX);
+        let call = BlockCall { sector: start, count, bytes: n, ..block_call(BlockOp::Write, h, r) };
+        block_notify(cx, me, p, w0, call)?;
+    }
+    // A routed call is counted on the hop below only: it never reached `f`.
+    if !routed {
         cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::WRITE, n, r.is_ok());
-        Ok((r,))
-    })?;
-    i.func_wrap("flush", move |mut cx, (h,): (u32,)| {
-        let t0 = cx.data().stat_start();
-        let Some((p, h)) = cx.data().handle(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
-        let w0 = watch_start(&mut cx, me, p, BlockOp::Flush)?;
-        let r = match p {
-            Provider::Leaf(d) => {
-                let host = cx.data_mut();
-                host.tape.block_flush(&mut host.leaves, d)?
-            }
-            Provider::Filter(f) => {
-                let func = cx.data().block_fns(f).flush;
-                call(&mut cx, f, func, (h,))?.0
-            }
-        };
-        if let Some(w0) = w0 {
-            block_notify(&mut cx, me, p, w0, block_call(BlockOp::Flush, h, r))?;
+    }
+    Ok(r)
+}
+
+/// `me`'s `flush` on its handle `o` (see [`block_info`]).
+fn block_flush(cx: &mut StoreContextMut<'_, Host>, me: usize, o: Opened) -> Result<Result<(), ErrorCode>> {
+    let (p, h) = (o.provider, o.handle);
+    let t0 = cx.data().stat_start();
+    let w0 = watch_start(cx, me, p, BlockOp::Flush)?;
+    let mut routed = false;
+    let r = match p {
+        Provider::Leaf(d) => {
+            let host = cx.data_mut();
+            host.tape.block_flush(&mut host.leaves, d)?
         }
+        Provider::Filter(f) => match cx.data().routed(f, h, BlockOp::Flush) {
+            Some(below) => {
+                routed = true;
+                block_flush(cx, f, below)?
+            }
+            None => {
+                let func = cx.data().block_fns(f).flush;
+                call(cx, f, func, (h,))?.0
+            }
+        },
+    };
+    if let Some(w0) = w0 {
+        block_notify(cx, me, p, w0, block_call(BlockOp::Flush, h, r))?;
+    }
+    // A routed call is counted on the hop below only: it never reached `f`.
+    if !routed {
         cx.data_mut().stat_end(t0, me, p, Iface::Block, Op::FLUSH, 0, r.is_ok());
-        Ok((r,))
-    })?;
-    Ok(())
+    }
+    Ok(r)
 }
 
 fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
@@ -802,6 +904,9 @@ fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             Provider::Leaf(_) => {
                 let host = cx.data_mut();
                 match host.deadline {
+                    // Frames a router passed up wait above it (`net_receive`):
+                    // input is pending, so the wait ends at once.
+                    _ if host.links.iter().any(|l| !l.stash.is_empty()) => Ok((host.leaf_now(me)?,)),
                     // Waiting past the run's deadline: sleep until it, then stop
                     // the run with the waiting component as the one that hung.
                     Some(end) if deadline >= end => {
@@ -831,7 +936,11 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
             Provider::Leaf(_) => Ok(0),
             Provider::Filter(f) => {
                 let func = cx.data().net_fns(f).open;
-                call(&mut cx, f, func, (name,))?.0
+                let r = call(&mut cx, f, func, (name,))?.0;
+                if let Ok(h) = r {
+                    cx.data_mut().check_routed_open(f, HandleKind::Net, h)?;
+                }
+                r
             }
         };
         let host = cx.data_mut();
@@ -858,90 +967,22 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     // Frames are read where the sender has them: a leaf writes them straight
     // from its memory, and a filter gets a copy.
     i.func_wrap("send", move |mut cx, (h, frames): (u32, WasmList<WasmList<u8>>)| {
-        let t0 = cx.data().stat_start();
-        let Some((p, h)) = cx.data().handle(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let Some(o) = cx.data().opened(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         let lists = frames.iter(&mut cx)?.collect::<Result<Vec<WasmList<u8>>>>()?;
-        let n: u64 = if t0.is_some() { lists.iter().map(|l| l.len() as u64).sum() } else { 0 };
-        let r = match p {
-            Provider::Leaf(d) => {
-                // The device and the tape leave the store while they read the
-                // sender's memory.
-                let host = cx.data_mut();
-                let mut dev = core::mem::replace(&mut host.leaves.nets[d], Box::new(Detached));
-                let mut tape = core::mem::take(&mut host.tape);
-                let max = 14 + cx.data().net_info[d].mtu as usize;
-                let frames: Vec<&[u8]> = lists.iter().map(|l| l.as_le_slice(&cx)).collect();
-                let r = if frames.iter().any(|f| f.len() < 14 || f.len() > max) {
-                    Ok(Err(ErrorCode::InvalidArgument))
-                } else {
-                    tape.net_send(d, &frames, || dev.send(&frames))
-                };
-                let host = cx.data_mut();
-                host.leaves.nets[d] = dev;
-                host.tape = tape;
-                r?
-            }
-            Provider::Filter(f) => {
-                let frames: Vec<Vec<u8>> = lists.iter().map(|l| l.as_le_slice(&cx).to_vec()).collect();
-                let given = frames.len();
-                let func = cx.data().net_fns(f).send;
-                let r = call(&mut cx, f, func, (h, frames))?.0;
-                if let Ok(n) = r
-                    && n as usize > given
-                {
-                    let m = format!("`send` of {given} frame{} claimed {n} were accepted", if given == 1 { "" } else { "s" });
-                    return Err(cx.data_mut().breach(f, "net", m));
-                }
-                r
-            }
-        };
-        if let Ok(sent) = r
-            && !cx.data().links[me].watchers.is_empty()
-        {
-            let frames = lists.iter().take(sent as usize).map(|l| l.as_le_slice(&cx));
-            let watched = watched(cx.data(), me, p, Direction::Outbound, frames);
-            notify(&mut cx, me, Direction::Outbound, watched)?;
-        }
-        cx.data_mut().stat_end(t0, me, p, Iface::Net, Op::SEND, n, r.is_ok());
-        Ok((r,))
+        Ok((net_send(&mut cx, me, o, &lists)?,))
     })?;
     i.func_wrap("receive", move |mut cx, (h, max): (u32, u32)| {
-        let t0 = cx.data().stat_start();
-        let Some(Opened { provider: p, handle: h, unit, .. }) = cx.data().opened(me, HandleKind::Net, h) else {
-            return Ok((Err(ErrorCode::NotFound),));
-        };
-        let r = match p {
-            Provider::Leaf(d) => {
-                let host = cx.data_mut();
-                host.tape.net_receive(&mut host.leaves, d, max.min(MAX_FRAMES))?
-            }
-            Provider::Filter(f) => {
-                let func = cx.data().net_fns(f).receive;
-                let r = call(&mut cx, f, func, (h, max))?.0;
-                if let Ok(frames) = &r {
-                    let m = if frames.len() as u64 > u64::from(max) {
-                        Some(format!("`receive` of at most {max} frames returned {}", frames.len()))
-                    } else {
-                        frames.iter().find(|fr| fr.len() as u64 > u64::from(unit)).map(|fr| {
-                            format!("`receive` returned a {}-byte frame; the device's largest is {unit} bytes (14 + mtu)", fr.len())
-                        })
-                    };
-                    if let Some(m) = m {
-                        return Err(cx.data_mut().breach(f, "net", m));
-                    }
-                }
-                r
-            }
-        };
-        if let Ok(frames) = &r
-            && !frames.is_empty()
-            && !cx.data().links[me].watchers.is_empty()
-        {
-            let watched = watched(cx.data(), me, p, Direction::Inbound, frames.iter().map(Vec::as_slice));
-            notify(&mut cx, me, Direction::Inbound, watched)?;
+        let Some(o) = cx.data().opened(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
+        let mut r = net_receive(&mut cx, me, o, max)?;
+        // A router's own receive: what it does not handle waits, past it, for
+        // the consumer above (`net_receive` on the hop above).
+        if let (Ok(frames), Some(Some(wants))) = (&mut r, cx.data().filters.get(me).map(|x| &x.net_route)) {
+            let (mine, other): (Vec<_>, Vec<_>) = core::mem::take(frames).into_iter().partition(|f| wants.wants(Direction::Inbound, f));
+            *frames = mine;
+            let stash = &mut cx.data_mut().links[me].stash;
+            let room = STASH.saturating_sub(stash.len());
+            stash.extend(other.into_iter().take(room));
         }
-        let n = r.as_ref().map_or(0, |fs| fs.iter().map(|f| f.len() as u64).sum());
-        cx.data_mut().stat_end(t0, me, p, Iface::Net, Op::RECEIVE, n, r.is_ok());
         Ok((r,))
     })?;
     l.instance(names::CAPTURE)?.func_wrap(
@@ -955,6 +996,175 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         },
     )?;
     Ok(())
+}
+
+/// The most frames a router's stash holds (`Link::stash`); more are
+/// dropped, as a full queue drops them.
+const STASH: usize = 4 * MAX_FRAMES as usize;
+
+/// `me` sends `lists` (in the sender's memory) on its handle `o`: one hop,
+/// to a leaf or a filter's export. Past a filter that handles only some
+/// frames (`net-route`), the batch goes in runs of handled and other
+/// frames, in order, the others as the filter's own `send` on the hop below;
+/// it stops at the first run not wholly accepted.
+fn net_send(cx: &mut StoreContextMut<'_, Host>, me: usize, o: Opened, lists: &[WasmList<u8>]) -> Result<Result<u32, ErrorCode>> {
+    let (p, h) = (o.provider, o.handle);
+    let t0 = cx.data().stat_start();
+    let n: u64 = if t0.is_some() { lists.iter().map(|l| l.len() as u64).sum() } else { 0 };
+    // Whether the call reached `p` (a batch wholly routed past a filter did not).
+    let mut reached = true;
+    let r = match p {
+        Provider::Leaf(d) => {
+            // The device and the tape leave the store while they read the
+            // sender's memory.
+            let host = cx.data_mut();
+            let mut dev = core::mem::replace(&mut host.leaves.nets[d], Box::new(Detached));
+            let mut tape = core::mem::take(&mut host.tape);
+            let max = 14 + cx.data().net_info[d].mtu as usize;
+            let frames: Vec<&[u8]> = lists.iter().map(|l| l.as_le_slice(&*cx)).collect();
+            let r = if frames.iter().any(|f| f.len() < 14 || f.len() > max) {
+                Ok(Err(ErrorCode::InvalidArgument))
+            } else {
+                tape.net_send(d, &frames, || dev.send(&frames))
+            };
+            let host = cx.data_mut();
+            host.leaves.nets[d] = dev;
+            host.tape = tape;
+            r?
+        }
+        Provider::Filter(f) => {
+            let routes = cx.data().filters[f].net_route.clone();
+            let below = cx.data().opened(f, HandleKind::Net, h);
+            match (routes, below) {
+                (Some(wants), Some(below)) => {
+                    reached = false;
+                    let mut sent = 0u32;
+                    let mut rest = lists;
+                    let mut r = Ok(0);
+                    while let Some(first) = rest.first() {
+                        let handled = wants.wants(Direction::Outbound, first.as_le_slice(&*cx));
+                        let len = rest.iter().position(|l| wants.wants(Direction::Outbound, l.as_le_slice(&*cx)) != handled).unwrap_or(rest.len());
+                        let (run, next) = rest.split_at(len);
+                        reached |= handled;
+                        r = if handled { filter_send(cx, f, h, run)? } else { net_send(cx, f, below, run)? };
+                        match r {
+                            Ok(k) => sent += k,
+                            Err(_) if sent > 0 => break,
+                            Err(_) => {}
+                        }
+                        if r != Ok(len as u32) {
+                            break;
+                        }
+                        rest = next;
+                    }
+                    if sent > 0 { Ok(sent) } else { r }
+                }
+                _ => filter_send(cx, f, h, lists)?,
+            }
+        }
+    };
+    if let Ok(sent) = r
+        && !cx.data().links[me].watchers.is_empty()
+    {
+        let frames = lists.iter().take(sent as usize).map(|l| l.as_le_slice(&*cx));
+        let watched = watched(cx.data(), me, p, Direction::Outbound, frames);
+        notify(cx, me, Direction::Outbound, watched)?;
+    }
+    if reached {
+        cx.data_mut().stat_end(t0, me, p, Iface::Net, Op::SEND, n, r.is_ok());
+    }
+    Ok(r)
+}
+
+/// Filter `f`'s `send` export, given copies of `lists`.
+fn filter_send(cx: &mut StoreContextMut<'_, Host>, f: usize, h: u32, lists: &[WasmList<u8>]) -> Result<Result<u32, ErrorCode>> {
+    let frames: Vec<Vec<u8>> = lists.iter().map(|l| l.as_le_slice(&*cx).to_vec()).collect();
+    let given = frames.len();
+    let func = cx.data().net_fns(f).send;
+    let r = call(cx, f, func, (h, frames))?.0;
+    if let Ok(n) = r
+        && n as usize > given
+    {
+        let m = format!("`send` of {given} frame{} claimed {n} were accepted", if given == 1 { "" } else { "s" });
+        return Err(cx.data_mut().breach(f, "net", m));
+    }
+    Ok(r)
+}
+
+/// `me` takes up to `max` frames on its handle `o`: one hop, to a leaf or a
+/// filter's export. Past a filter that handles only some frames
+/// (`net-route`), the frames it did not handle (its stash) come too: those
+/// waiting from before first, then the filter's own, then those that
+/// arrived while it ran, up to `max`.
+fn net_receive(cx: &mut StoreContextMut<'_, Host>, me: usize, o: Opened, max: u32) -> Result<Result<Vec<Vec<u8>>, ErrorCode>> {
+    let Opened { provider: p, handle: h, unit, .. } = o;
+    let t0 = cx.data().stat_start();
+    // Whether the call reached `p` (frames a router passed up, alone, did not).
+    let mut reached = true;
+    let r = match p {
+        Provider::Leaf(d) => {
+            let host = cx.data_mut();
+            host.tape.net_receive(&mut host.leaves, d, max.min(MAX_FRAMES))?
+        }
+        Provider::Filter(f) => {
+            let routes = cx.data().filters[f].net_route.is_some();
+            let take = |cx: &mut StoreContextMut<'_, Host>, out: &mut Vec<Vec<u8>>| {
+                let stash = &mut cx.data_mut().links[f].stash;
+                let k = (max as usize).saturating_sub(out.len()).min(stash.len());
+                out.extend(stash.drain(..k));
+            };
+            let mut waiting = Vec::new();
+            if routes {
+                take(cx, &mut waiting);
+            }
+            let room = max - waiting.len() as u32;
+            let mut r = if room == 0 && routes {
+                reached = false;
+                Ok(Vec::new())
+            } else {
+                let func = cx.data().net_fns(f).receive;
+                let r = call(cx, f, func, (h, room))?.0;
+                if let Ok(frames) = &r {
+                    let m = if frames.len() as u64 > u64::from(room) {
+                        Some(format!("`receive` of at most {room} frames returned {}", frames.len()))
+                    } else {
+                        frames.iter().find(|fr| fr.len() as u64 > u64::from(unit)).map(|fr| {
+                            format!("`receive` returned a {}-byte frame; the device's largest is {unit} bytes (14 + mtu)", fr.len())
+                        })
+                    };
+                    if let Some(m) = m {
+                        return Err(cx.data_mut().breach(f, "net", m));
+                    }
+                }
+                r
+            };
+            if routes {
+                match &mut r {
+                    Ok(frames) => {
+                        waiting.append(frames);
+                        take(cx, &mut waiting);
+                        *frames = waiting;
+                    }
+                    // The filter failed: what waited is still delivered.
+                    Err(_) if !waiting.is_empty() => r = Ok(waiting),
+                    Err(_) => {}
+                }
+            }
+            r
+        }
+    };
+    if let Ok(frames) = &r
+        && !frames.is_empty()
+        && !cx.data().links[me].watchers.is_empty()
+    {
+        let watched = watched(cx.data(), me, p, Direction::Inbound, frames.iter().map(Vec::as_slice));
+        notify(cx, me, Direction::Inbound, watched)?;
+    }
+    let n = r.as_ref().map_or(0, |fs| fs.iter().map(|f| f.len() as u64).sum());
+    if reached {
+        cx.data_mut().stat_end(t0, me, p, Iface::Net, Op::RECEIVE, n, r.is_ok());
+    }
+    Ok(r)
 }
 
 /// Copies of `frames` (passed between `me` and its provider `p`) for each
@@ -1153,6 +1363,16 @@ impl FilterKind {
             FilterKind::Clock | FilterKind::Stack => None,
         }
     }
+
+    /// The export by which a filter of this kind in the path says what it
+    /// handles (the rest is routed past it), where the kind has one.
+    fn route_export(self) -> Option<&'static str> {
+        match self {
+            FilterKind::Net => Some(names::NET_ROUTE),
+            FilterKind::Block => Some(names::BLOCK_ROUTE),
+            FilterKind::Clock | FilterKind::Stack => None,
+        }
+    }
 }
 
 /// A filter whose `configure` rejected its manifest config.
@@ -1338,6 +1558,7 @@ impl Unikernel {
                 watchers: s.watchers.clone(),
                 device: s.device,
                 handles: Vec::new(),
+                stash: VecDeque::new(),
             })
             .collect();
         host.filters.clear();
@@ -1399,6 +1620,8 @@ impl Unikernel {
                 },
                 watch: None,
                 block_watch: None,
+                net_route: None,
+                block_route: None,
             };
             store.data_mut().filters.push(exports);
             let configure =
@@ -1424,6 +1647,20 @@ impl Unikernel {
                     store.data_mut().filters[me].block_watch = Some((wants, seen));
                 }
                 _ => {}
+            }
+            if let Some(handling) = &x.route {
+                match slot.kind {
+                    Some(FilterKind::Net) => {
+                        let handling: TypedFunc<(), (Interest,)> = typed(&instance, &mut *store, handling, check)?;
+                        let (wants,) = call(&mut store.as_context_mut(), me, handling, ())?;
+                        store.data_mut().filters[me].net_route = Some(wants);
+                    }
+                    _ => {
+                        let handling: TypedFunc<(), (BlockInterest,)> = typed(&instance, &mut *store, handling, check)?;
+                        let (wants,) = call(&mut store.as_context_mut(), me, handling, ())?;
+                        store.data_mut().filters[me].block_route = Some(wants);
+                    }
+                }
             }
             if let Some(left) = given_back {
                 store.set_fuel(left)?;
@@ -1494,6 +1731,9 @@ struct Indices {
     /// A filter that only observes: `net-watch` (or `block-watch`)
     /// `#watching` and `#seen`.
     watch: Option<(ComponentExportIndex, ComponentExportIndex)>,
+    /// A filter in the path that handles only part of the traffic:
+    /// `net-route` (or `block-route`) `#handling`.
+    route: Option<ComponentExportIndex>,
 }
 
 impl Indices {
@@ -1510,6 +1750,11 @@ impl Indices {
             Some(w) if c.get_export_index(None, w).is_some() => Some((export_index(c, Some(w), "watching")?, export_index(c, Some(w), "seen")?)),
             _ => None,
         };
+        let route = match kind.and_then(FilterKind::route_export) {
+            // An observer is out of the path: nothing to route past it.
+            Some(r) if watch.is_none() && c.get_export_index(None, r).is_some() => Some(export_index(c, Some(r), "handling")?),
+            _ => None,
+        };
         Ok(Indices {
             device,
             entry: export_index(c, Some(names::FILTER), "configure")?,
@@ -1518,6 +1763,7 @@ impl Indices {
             parts: Vec::new(),
             shutdowns: Vec::new(),
             watch,
+            route,
         })
     }
 
@@ -1534,7 +1780,7 @@ impl Indices {
             .map(|p| export_index(c, Some(&names::config_export(&p.name)), "configure"))
             .collect::<Result<Vec<_>>>()?;
         if let Ok(entry) = export_index(c, None, "run") {
-            return Ok(Indices { device: Vec::new(), entry, wasi, command: false, parts, shutdowns, watch: None });
+            return Ok(Indices { device: Vec::new(), entry, wasi, command: false, parts, shutdowns, watch: None, route: None });
         }
         let ty = c.component_type();
         let run = ty.exports(engine).map(|(n, _)| n).find(|n| n.starts_with(names::WASI_RUN_PREFIX));
@@ -1542,7 +1788,7 @@ impl Indices {
             Some(iface) => {
                 let iface = iface.to_string();
                 let entry = export_index(c, Some(&iface), "run")?;
-                Ok(Indices { device: Vec::new(), entry, wasi, command: true, parts, shutdowns, watch: None })
+                Ok(Indices { device: Vec::new(), entry, wasi, command: true, parts, shutdowns, watch: None, route: None })
             }
             None => wasmtime::bail!("the app exports neither `run` (world weft:devices/app) nor wasi:cli/run (a WASI command)"),
         }

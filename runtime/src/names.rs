@@ -23,6 +23,10 @@ pub const CAPTURE: &str = "weft:devices/capture@0.1.0";
 pub const NET_WATCH: &str = "weft:devices/net-watch@0.1.0";
 /// Exported by a block filter that only observes (wit/watch.wit).
 pub const BLOCK_WATCH: &str = "weft:devices/block-watch@0.1.0";
+/// Exported by a net filter in the path that handles only some frames.
+pub const NET_ROUTE: &str = "weft:devices/net-route@0.1.0";
+/// Exported by a block filter in the path that handles only some operations.
+pub const BLOCK_ROUTE: &str = "weft:devices/block-route@0.1.0";
 pub const SOCKETS: &str = "weft:devices/sockets@0.1.0";
 pub const EXIT: &str = "weft:devices/exit@0.1.0";
 pub const POWER: &str = "weft:devices/power@0.1.0";

@@ -12,7 +12,7 @@ use alloc::string::String;
 
 use weft_guest::{Config, Schedule, rng};
 
-pub const KEYS: [&str; 10] = [
+pub const KEYS: [&str; 11] = [
     "drop-every",
     "drop-chance",
     "seed",
@@ -23,7 +23,11 @@ pub const KEYS: [&str; 10] = [
     "power-cut-after",
     "torn-writes",
     "schedule",
+    "ops",
 ];
+
+/// The operations `ops` may name, in [`Plan::ops`]'s order.
+pub const OPS: [&str; 3] = ["read", "write", "flush"];
 
 /// The faults a `schedule` may name; each event's `schedule` field is `<fault>@<n>`.
 pub const FAULTS: [&str; 5] = ["drop", "fail", "corrupt", "hang", "cut"];
@@ -61,6 +65,10 @@ pub struct Plan {
     pub schedule: Option<Schedule>,
     /// The simulation's boot (`sim-phase`, 1 outside a simulation).
     pub phase: u64,
+    /// The operations the filter handles (`ops`; read, write, flush): only these are
+    /// numbered and may be faulted or delayed. The others go past it (the runtime makes
+    /// them on the device below: wit/watch.wit, `block-route`).
+    pub ops: [bool; 3],
 }
 
 impl Plan {
@@ -80,7 +88,16 @@ impl Plan {
             torn_writes: c.bool("torn-writes")?.unwrap_or(false),
             schedule: c.schedule(&FAULTS)?,
             phase: c.phase()?,
+            ops: c.names("ops", &OPS)?.unwrap_or([true; 3]),
         };
+        let may_cut = p.power_cut_after.is_some() || p.schedule.as_ref().is_some_and(|s| s.any("cut"));
+        if may_cut && p.ops != [true; 3] {
+            // Held writes answer reads and wait for flushes: every operation is the cache's.
+            return Err("`ops` must name read, write and flush when the power may be cut \
+                 (`power-cut-after`, `cut@` in `schedule`): the filter is then the disk's write \
+                 cache"
+                .into());
+        }
         if p.schedule.is_some() {
             p.drop_every = None;
             p.drop_chance = 0.0;
@@ -659,5 +676,19 @@ mod tests {
             f.decide(Op::Write, true),
             Verdict::Fail { n: 2, .. }
         ));
+    }
+
+    #[test]
+    fn ops_narrow_what_the_filter_handles_but_not_under_a_power_cut() {
+        assert_eq!(plan(&[]).unwrap().ops, [true; 3]);
+        assert_eq!(plan(&[("ops", "[\"write\"]")]).unwrap().ops, [false, true, false]);
+        let e = plan(&[("ops", "[\"write\"]"), ("power-cut-after", "9")]).unwrap_err();
+        assert!(e.contains("`ops` must name read, write and flush"), "{e}");
+        let e = plan(&[("ops", "[\"flush\"]"), ("schedule", "[cut@3]")]).unwrap_err();
+        assert!(e.contains("`ops` must name"), "{e}");
+        let e = plan(&[("ops", "[\"trim\"]")]).unwrap_err();
+        assert!(e.contains("unknown name `trim` (known: read, write, flush)"), "{e}");
+        let all = "[\"read\", \"write\", \"flush\"]";
+        assert!(plan(&[("ops", all), ("power-cut-after", "9")]).is_ok());
     }
 }

@@ -11,7 +11,11 @@
 //! `latency = "5ms"`, `hang-after = N`, `power-cut-after = N`, `torn-writes = true`,
 //! `schedule = [drop@17, corrupt@40, cut@230]` (exactly these faults; the keys that draw
 //! faults are then ignored). Only read, write and flush are operations, numbered together
-//! from 1; open and info pass straight through.
+//! from 1; open and info pass straight through. `ops = ["write", "flush"]` narrows the
+//! operations the filter handles (default all three): only those are numbered, faulted
+//! and delayed, and the runtime makes the others on the device below without calling
+//! the filter (wit/watch.wit, `block-route`; `info` always goes past). With a power cut
+//! configured `ops` must name all three.
 //!
 //! With a power cut configured (`power-cut-after`, or `cut@` in the schedule, in
 //! `sim-phase` 1 only) the filter is the disk's volatile write cache ([`cache`]): writes
@@ -34,11 +38,12 @@ use faults::{Faults, Op, Plan, Verdict, token};
 use weft_guest::Global;
 
 wit_bindgen::generate!({
-    world: "block-filter",
+    world: "block-router",
     path: "../../../wit",
 });
 
 use exports::weft::devices::block::{Geometry, Guest as BlockGuest, Handle};
+use exports::weft::devices::block_route::{Guest as RouteGuest, Interest};
 use exports::weft::devices::filter::Guest as FilterGuest;
 use weft::devices::types::ErrorCode;
 use weft::devices::{block, clock, log, power};
@@ -78,6 +83,7 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
             faults: Faults::new(Plan {
                 seed: 1,
                 phase: 1,
+                ops: [true; 3],
                 ..Plan::default()
             }),
             role: String::from("?"),
@@ -397,6 +403,21 @@ impl BlockGuest for BlockFault {
                 None => block::flush(dev),
             },
         })
+    }
+}
+
+impl RouteGuest for BlockFault {
+    fn handling() -> Interest {
+        let [read, write, flush] = with_state(|s| s.faults.plan.ops);
+        // `info` passes through unchanged (the filter asks the device itself when it
+        // needs the geometry); `open` always reaches the filter.
+        Interest {
+            open: true,
+            info: false,
+            read,
+            write,
+            flush,
+        }
     }
 }
 

@@ -32,6 +32,8 @@ pub const KEYS: &[&str] = &[
     "delay",
     "seed",
     "schedule",
+    "ethertypes",
+    "directions",
 ];
 /// The faults a `schedule` may name.
 pub const FAULTS: [&str; 3] = ["drop", "duplicate", "corrupt"];
@@ -46,7 +48,7 @@ const DUPLICATE: u64 = 3;
 const BYTE: u64 = 4;
 const BIT: u64 = 5;
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub drop: f64,
     pub duplicate: f64,
@@ -56,6 +58,29 @@ pub struct Plan {
     pub seed: u64,
     /// Exactly these faults; when set, the chances above are zero.
     pub schedule: Option<Schedule>,
+    /// The frames the filter handles (`ethertypes`, empty: all; `directions`, inbound
+    /// and outbound): only these are numbered, faulted and delayed. The others pass
+    /// unchanged and at once (the runtime routes them past the filter: lib.rs).
+    pub ethertypes: Vec<u16>,
+    pub inbound: bool,
+    pub outbound: bool,
+}
+
+impl Default for Plan {
+    /// No faults, every frame handled.
+    fn default() -> Plan {
+        Plan {
+            drop: 0.0,
+            duplicate: 0.0,
+            corrupt: 0.0,
+            delay_ns: 0,
+            seed: 0,
+            schedule: None,
+            ethertypes: Vec::new(),
+            inbound: true,
+            outbound: true,
+        }
+    }
 }
 
 impl Plan {
@@ -68,7 +93,13 @@ impl Plan {
             delay_ns: c.nonneg_duration_ns("delay")?.unwrap_or(0) as u64,
             seed: c.seed(1)?,
             schedule: c.schedule(&FAULTS)?,
+            ethertypes: c.u16s("ethertypes")?.unwrap_or_default(),
+            inbound: true,
+            outbound: true,
         };
+        if let Some([inbound, outbound]) = c.names("directions", &["inbound", "outbound"])? {
+            (p.inbound, p.outbound) = (inbound, outbound);
+        }
         if p.schedule.is_some() {
             p.drop = 0.0;
             p.duplicate = 0.0;
@@ -80,6 +111,15 @@ impl Plan {
     /// Whether any frame may be corrupted (checksums must then be mended, see lib.rs).
     pub fn may_corrupt(&self) -> bool {
         self.corrupt > 0.0 || self.schedule.as_ref().is_some_and(|s| s.any("corrupt"))
+    }
+
+    /// Whether the filter handles `frame`, going `dir` (`ethertypes`, `directions`).
+    pub fn handles(&self, dir: Dir, frame: &[u8]) -> bool {
+        let way = match dir {
+            Dir::In => self.inbound,
+            Dir::Out => self.outbound,
+        };
+        way && (self.ethertypes.is_empty() || self.ethertypes.contains(&ethertype(frame)))
     }
 
     /// Whether `fault` (drawn with probability `p` under salt `what`) hits frame `frame`.
@@ -242,6 +282,13 @@ impl Faults {
         let mut out = Out::default();
         let delay = self.plan.delay_ns;
         for (i, f) in frames.into_iter().enumerate() {
+            if !self.plan.handles(dir, &f) {
+                // Not the filter's: unnumbered, unchanged, not held.
+                out.taken += 1;
+                out.frames.push(f);
+                out.origin.push(Some(i));
+                continue;
+            }
             let held_len = match dir {
                 Dir::In => self.held_in.len(),
                 Dir::Out => self.held_out.len(),
@@ -356,7 +403,7 @@ mod tests {
                 corrupt: 0.0,
                 delay_ns: 50_000_000,
                 seed: 7,
-                schedule: None,
+                ..Plan::default()
             }
         );
         assert!(
@@ -397,7 +444,7 @@ mod tests {
             corrupt: 0.02,
             delay_ns: 0,
             seed: 42,
-            schedule: None,
+            ..Plan::default()
         };
         let run = || {
             let mut f = Faults::new(plan.clone(), "service".into());
@@ -616,5 +663,32 @@ mod tests {
         assert_eq!(out.frames[1], out.frames[2]);
         let kinds: Vec<&str> = out.events.iter().map(|e| field(e, "fault")).collect();
         assert_eq!(kinds, ["corrupt", "duplicate", "drop"]);
+    }
+
+    #[test]
+    fn frames_it_does_not_handle_pass_unnumbered_unchanged_and_at_once() {
+        let plan = Plan::from_config(&pairs(&[
+            ("ethertypes", "[0x0806]"),
+            ("directions", "[\"inbound\"]"),
+            ("drop-chance", "1"),
+            ("delay", "10ms"),
+        ]))
+        .unwrap();
+        let mut arp = vec![0u8; 42];
+        arp[12..14].copy_from_slice(&[8, 6]);
+        let ip = frames(1).remove(0);
+        assert!(plan.handles(Dir::In, &arp) && !plan.handles(Dir::Out, &arp) && !plan.handles(Dir::In, &ip));
+        let mut f = Faults::new(plan, "s".into());
+        // Inbound: the ARP frame is dropped (drop-chance 1), the other passes now.
+        let out = f.pass(Dir::In, vec![arp.clone(), ip.clone()], 0, 8);
+        assert_eq!(out.frames, [ip.clone()]);
+        assert_eq!(out.events.len(), 1);
+        assert_eq!(field(&out.events[0], "schedule"), "drop@1");
+        // Outbound: nothing is handled, nothing is held or numbered.
+        let out = f.pass(Dir::Out, vec![arp.clone(), ip.clone()], 0, usize::MAX);
+        assert_eq!((out.frames, out.taken, out.events.len()), (vec![arp, ip], 2, 0));
+        assert_eq!(f.held(Dir::Out), 0);
+        let e = Plan::from_config(&pairs(&[("directions", "[\"sideways\"]")])).unwrap_err();
+        assert!(e.contains("`directions`") && e.contains("inbound, outbound"), "{e}");
     }
 }

@@ -9,6 +9,13 @@
 //! in and out together, from 1 (so a token names one frame); delays are not faults and
 //! are not logged.
 //!
+//! `ethertypes = [0x0806]` and `directions = ["inbound"]` narrow the frames the filter
+//! handles (default: every frame, both ways): only those are numbered, faulted and
+//! delayed; the runtime routes the others past it (wit/watch.wit, `net-route`), and
+//! were they handed to it, it would pass them on unchanged and at once. A `net-fault`
+//! that may corrupt handles every frame itself, narrowing only what it faults, so that
+//! it can complete the checksums of all it passes up.
+//!
 //! Corruption must stay detectable, as on a wire. Above a device with checksum
 //! offload, a `net-fault` that may corrupt (`corrupt-chance`, or `corrupt@` in the
 //! schedule) reports none (so the stack checks every checksum), completes the checksums
@@ -29,12 +36,13 @@ use weft_guest::Global;
 use weft_guest::checksum::{self, L4};
 
 wit_bindgen::generate!({
-    world: "net-filter",
+    world: "net-router",
     path: "../../../wit",
 });
 
 use exports::weft::devices::filter::Guest as FilterGuest;
 use exports::weft::devices::net::{Guest as NetGuest, NetInfo};
+use exports::weft::devices::net_route::{Guest as RouteGuest, Interest};
 use weft::devices::types::{ErrorCode, Handle};
 use weft::devices::{clock, log, net};
 
@@ -179,6 +187,25 @@ impl NetGuest for NetFault {
         let out = with_dev(dev, |d| d.faults.pass(Dir::In, fresh, now, max as usize))?;
         emit(out.events);
         Ok(out.frames)
+    }
+}
+
+impl RouteGuest for NetFault {
+    fn handling() -> Interest {
+        STATE.with(|s| match s {
+            Some(State { plan, .. }) if !plan.may_corrupt() => Interest {
+                ethertypes: plan.ethertypes.clone(),
+                inbound: plan.inbound,
+                outbound: plan.outbound,
+            },
+            // Above a device with checksum offload it reports none, so every frame it
+            // passes up must have whole checksums: it handles them all.
+            _ => Interest {
+                ethertypes: Vec::new(),
+                inbound: true,
+                outbound: true,
+            },
+        })
     }
 }
 
