@@ -29,6 +29,7 @@ const TEST_APPS: &[(&str, &str)] = &[
     ("hostile-block", "hostile_block"),
     ("hostile-net", "hostile_net"),
     ("callbench", "callbench"),
+    ("batchbench", "batchbench"),
     ("idle", "idle"),
     ("wasi-stock", "wasi-stock"),
     ("kvclient", "kvclient"),
