@@ -28,6 +28,7 @@ const TEST_APPS: &[(&str, &str)] = &[
     ("misbehave", "misbehave"),
     ("hostile-block", "hostile_block"),
     ("hostile-net", "hostile_net"),
+    ("hostile-observer", "hostile_observer"),
     ("callbench", "callbench"),
     ("batchbench", "batchbench"),
     ("idle", "idle"),

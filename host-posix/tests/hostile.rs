@@ -20,7 +20,8 @@ const MEMORY: i32 = 125;
 const DISK: usize = 1 << 20;
 
 /// kvstore `fill 10` on a file disk behind `filters` (TOML array items);
-/// `hostile-block.wasm` is copied beside the manifest.
+/// `hostile-block.wasm` and `hostile-observer.wasm` are copied beside the
+/// manifest.
 fn block_run(name: &str, filters: &str) -> (Run, std::path::PathBuf) {
     let dir = manifest(
         name,
@@ -29,11 +30,39 @@ fn block_run(name: &str, filters: &str) -> (Run, std::path::PathBuf) {
         ),
     );
     test_component(&dir, "hostile_block", "hostile-block.wasm");
+    test_component(&dir, "hostile_observer", "hostile-observer.wasm");
     (run(&dir), dir)
 }
 
 fn hostile_block(config: &str) -> String {
     format!("{{ component = \"hostile-block.wasm\", config = {{ {config} }} }}")
+}
+
+/// A filter that routes (`block-route`) must return from `open` the handle
+/// it was given: operations routed past it carry that handle. One that
+/// forges it is stopped at `open`, before anything reaches the disk.
+#[test]
+fn a_router_that_forges_its_handle_is_stopped_at_open() {
+    let (r, dir) = block_run("forge-route", &hostile_block("do = \"forge-route-handle\""));
+    r.code(TRAP).stderr_has(
+        "error: hostile-block (filter of device `storage`) broke the block-route contract: `open` returned handle 1000, not one its own `open` of the device below returned",
+    );
+    untouched(&dir, &r);
+}
+
+/// A filter that only observes (`block-watch`) and calls its device or cuts
+/// the power from `seen` breaks its promise: the call is refused and the run
+/// stops naming it, before anything reaches the disk.
+#[test]
+fn an_observer_that_calls_its_device_from_seen_is_stopped() {
+    for (what, call) in [("read", "block.read"), ("write", "block.write"), ("cut", "power.cut")] {
+        let filter = format!("{{ component = \"hostile-observer.wasm\", config = {{ do = \"{what}\" }} }}");
+        let (r, dir) = block_run(&format!("observer-{what}"), &filter);
+        r.code(TRAP).stderr_has(&format!(
+            "error: hostile-observer (filter of device `storage`) broke the block-watch contract: called `{call}` from `seen`"
+        ));
+        untouched(&dir, &r);
+    }
 }
 
 /// The image is as the run created it: every byte zero.

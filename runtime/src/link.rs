@@ -178,6 +178,9 @@ pub struct Host {
     faults: Option<Vec<(usize, String)>>,
     /// `--stats`: what crosses each hop (off by default).
     stats: Option<Stats>,
+    /// The observer whose `seen` is running, if any: it must not call its
+    /// device or cut the power from there (wit/watch.wit).
+    observing: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,6 +296,7 @@ impl Host {
             tape: Tape::Off,
             faults: None,
             stats: None,
+            observing: None,
         }
     }
 
@@ -504,6 +508,17 @@ impl Host {
         Ok(())
     }
 
+    /// `me` calls `what` on a device (or cuts the power): refused, with `me`
+    /// to blame, while `me` is an observer inside `seen`, whose contract
+    /// forbids it (it would change the run it only watches).
+    fn not_from_seen(&mut self, me: usize, what: &str) -> Result<()> {
+        if self.observing != Some(me) {
+            return Ok(());
+        }
+        let contract = if self.filters[me].block_watch.is_some() { "block-watch" } else { "net-watch" };
+        Err(self.breach(me, contract, format!("called `{what}` from `seen`")))
+    }
+
     /// Where filter `f` sends a block `op` on its handle `h` that it does not
     /// handle (`block-route`): its own slot for the device below, whose
     /// handle it returned from `open`. `None`: `f` handles `op`.
@@ -624,7 +639,7 @@ fn block_notify(cx: &mut StoreContextMut<'_, Host>, me: usize, p: Provider, t0: 
             continue;
         }
         let t = cx.data().stat_start();
-        on_own_fuel(cx, |cx| self::call(cx, w, seen, (call.clone(),)))?;
+        observe(cx, w, |cx| self::call(cx, w, seen, (call.clone(),)))?;
         cx.data_mut().stat_end(t, me, Provider::Filter(w), Iface::Block, Op::SEEN, 0, true);
     }
     Ok(())
@@ -643,6 +658,15 @@ fn on_own_fuel<R>(cx: &mut StoreContextMut<'_, Host>, f: impl FnOnce(&mut StoreC
     Ok(r)
 }
 
+/// Runs `f`, observer `w`'s `seen`: on fuel of its own, and with its
+/// device calls and power cuts refused (`Host::not_from_seen`).
+fn observe(cx: &mut StoreContextMut<'_, Host>, w: usize, f: impl FnOnce(&mut StoreContextMut<'_, Host>) -> Result<()>) -> Result<()> {
+    cx.data_mut().observing = Some(w);
+    let r = on_own_fuel(cx, f);
+    cx.data_mut().observing = None;
+    r
+}
+
 /// A record of one block operation for its observers; `dev` is the
 /// provider's handle.
 fn block_call(op: BlockOp, dev: u32, outcome: Result<(), ErrorCode>) -> BlockCall {
@@ -652,6 +676,7 @@ fn block_call(op: BlockOp, dev: u32, outcome: Result<(), ErrorCode>) -> BlockCal
 fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     let mut i = l.instance(names::BLOCK)?;
     i.func_wrap("open", move |mut cx, (name,): (String,)| {
+        cx.data_mut().not_from_seen(me, "block.open")?;
         let host = cx.data();
         let t0 = host.stat_start();
         let Some(&(_, p)) = host.links[me].blocks.iter().find(|(r, _)| *r == name) else {
@@ -677,6 +702,7 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         Ok((r.map(|h| host.open_handle(me, HandleKind::Block, p, h)),))
     })?;
     i.func_wrap("info", move |mut cx, (mine,): (u32,)| {
+        cx.data_mut().not_from_seen(me, "block.info")?;
         let Some(o) = cx.data().opened(me, HandleKind::Block, mine) else { return Ok((Err(ErrorCode::NotFound),)) };
         let r = block_info(&mut cx, me, o)?;
         if let (Ok(g), Provider::Filter(_)) = (&r, o.provider) {
@@ -685,14 +711,17 @@ fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         Ok((r,))
     })?;
     i.func_wrap("read", move |mut cx, (h, start, count): (u32, u64, u32)| {
+        cx.data_mut().not_from_seen(me, "block.read")?;
         let Some(o) = cx.data().opened(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         Ok((block_read(&mut cx, me, o, start, count)?,))
     })?;
     i.func_wrap("write", move |mut cx, (h, start, data): (u32, u64, Vec<u8>)| {
+        cx.data_mut().not_from_seen(me, "block.write")?;
         let Some(o) = cx.data().opened(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         Ok((block_write(&mut cx, me, o, start, data)?,))
     })?;
     i.func_wrap("flush", move |mut cx, (h,): (u32,)| {
+        cx.data_mut().not_from_seen(me, "block.flush")?;
         let Some(o) = cx.data().opened(me, HandleKind::Block, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         Ok((block_flush(&mut cx, me, o)?,))
     })?;
@@ -928,6 +957,7 @@ fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
 fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     let mut i = l.instance(names::NET)?;
     i.func_wrap("open", move |mut cx, (name,): (String,)| {
+        cx.data_mut().not_from_seen(me, "net.open")?;
         let t0 = cx.data().stat_start();
         let Some(&(_, p)) = cx.data().links[me].nets.iter().find(|(r, _)| *r == name) else {
             return Ok((Err(ErrorCode::NotFound),));
@@ -948,6 +978,7 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         Ok((r.map(|h| host.open_handle(me, HandleKind::Net, p, h)),))
     })?;
     i.func_wrap("info", move |mut cx, (mine,): (u32,)| {
+        cx.data_mut().not_from_seen(me, "net.info")?;
         let t0 = cx.data().stat_start();
         let Some((p, h)) = cx.data().handle(me, HandleKind::Net, mine) else { return Ok((Err(ErrorCode::NotFound),)) };
         let r = match p {
@@ -967,11 +998,13 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     // Frames are read where the sender has them: a leaf writes them straight
     // from its memory, and a filter gets a copy.
     i.func_wrap("send", move |mut cx, (h, frames): (u32, WasmList<WasmList<u8>>)| {
+        cx.data_mut().not_from_seen(me, "net.send")?;
         let Some(o) = cx.data().opened(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         let lists = frames.iter(&mut cx)?.collect::<Result<Vec<WasmList<u8>>>>()?;
         Ok((net_send(&mut cx, me, o, &lists)?,))
     })?;
     i.func_wrap("receive", move |mut cx, (h, max): (u32, u32)| {
+        cx.data_mut().not_from_seen(me, "net.receive")?;
         let Some(o) = cx.data().opened(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
         let mut r = net_receive(&mut cx, me, o, max)?;
         // A router's own receive: what it does not handle waits, past it, for
@@ -1194,7 +1227,7 @@ fn notify(cx: &mut StoreContextMut<'_, Host>, me: usize, direction: Direction, w
         let Some((_, seen)) = cx.data().filters[w].watch else { continue };
         let t0 = cx.data().stat_start();
         let n = if t0.is_some() { frames.iter().map(|f| f.len() as u64).sum() } else { 0 };
-        on_own_fuel(cx, |cx| call(cx, w, seen, (direction, frames)))?;
+        observe(cx, w, |cx| call(cx, w, seen, (direction, frames)))?;
         cx.data_mut().stat_end(t0, me, Provider::Filter(w), Iface::Net, Op::SEEN, n, true);
     }
     Ok(())
@@ -1267,7 +1300,10 @@ fn leaf_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     l.instance(names::EXIT)?.func_wrap("exit", |_cx, (code,): (u8,)| -> Result<()> {
         Err(wasmtime::Error::new(Exited(code)))
     })?;
-    l.instance(names::POWER)?.func_wrap("cut", |_cx, (): ()| -> Result<()> { Err(wasmtime::Error::new(PowerCut)) })?;
+    l.instance(names::POWER)?.func_wrap("cut", move |mut cx, (): ()| -> Result<()> {
+        cx.data_mut().not_from_seen(me, "power.cut")?;
+        Err(wasmtime::Error::new(PowerCut))
+    })?;
     l.instance(names::CONSOLE)?.func_wrap("write", move |mut cx, (bytes,): (Vec<u8>,)| {
         let n = bytes.len() as u64;
         counted(&mut cx, me, Provider::Leaf(0), Iface::Console, Op::WRITE, |_| (n, true), |cx| {

@@ -13,6 +13,9 @@
 //! - `short-write`: writes go down one byte short (not whole sectors).
 //! - `write-past-end`: writes go down moved so that their last sector lies one past the
 //!   device's end.
+//! - `forge-route-handle`: it declares (`block-route`) that it handles writes and flushes
+//!   only, and its `open` returns a handle it was never given (the runtime must refuse:
+//!   reads routed past it would carry that handle). Otherwise it handles everything.
 //! - `trap` (`unreachable`), `recurse` (until the wasm stack is exhausted), `oom`
 //!   (grows its memory until refused), `spin` (never returns).
 #![no_std]
@@ -26,17 +29,18 @@ use hostile::Hostile;
 use weft_guest::Global;
 
 wit_bindgen::generate!({
-    world: "block-filter",
+    world: "block-router",
     path: "../../../wit",
 });
 
 use exports::weft::devices::block::{Geometry, Guest as BlockGuest, Handle};
+use exports::weft::devices::block_route::{Guest as RouteGuest, Interest};
 use exports::weft::devices::filter::Guest as FilterGuest;
 use weft::devices::block;
 use weft::devices::types::ErrorCode;
 
 /// This filter's own breaches (`do` may also name any of [`hostile::ANY`]).
-const OWN: &[&str] = &["long-read", "short-read", "bad-geometry", "forge-handle", "short-write", "write-past-end"];
+const OWN: &[&str] = &["long-read", "short-read", "bad-geometry", "forge-handle", "short-write", "write-past-end", "forge-route-handle"];
 
 static HOSTILE: Global<Hostile> = Global::new(Hostile::new());
 
@@ -64,8 +68,8 @@ impl FilterGuest for HostileBlock {
 
 impl BlockGuest for HostileBlock {
     fn open(name: String) -> Result<Handle, ErrorCode> {
-        misbehave();
-        block::open(&name)
+        let h = block::open(&name)?;
+        Ok(if misbehave() == Some("forge-route-handle") { forged(h) } else { h })
     }
 
     fn info(dev: Handle) -> Result<Geometry, ErrorCode> {
@@ -103,6 +107,13 @@ impl BlockGuest for HostileBlock {
 
     fn flush(dev: Handle) -> Result<(), ErrorCode> {
         block::flush(dev_for(dev, misbehave()))
+    }
+}
+
+impl RouteGuest for HostileBlock {
+    fn handling() -> Interest {
+        let some = HOSTILE.with(|h| h.what()) == "forge-route-handle";
+        Interest { open: true, info: !some, read: !some, write: true, flush: true }
     }
 }
 

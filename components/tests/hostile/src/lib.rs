@@ -41,6 +41,11 @@ impl Hostile {
         Ok(())
     }
 
+    /// What the script does (`do`).
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
+
     /// Counts a device call. When this one misbehaves, the misbehaviours of
     /// [`ANY`] happen here and never return; the component's own is
     /// returned by name for it to act out.
