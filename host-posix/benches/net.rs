@@ -21,7 +21,8 @@
 //! The filter's cost is measured apart: the TAP server without a filter, with
 //! `arp-log` (which only observes: out of the path, handed the ARP frames) and
 //! with `net-fault` injecting nothing (in the path, every frame through it),
-//! alternating, several rounds, medians compared (httpd keep-alive; echo plain
+//! and with that `net-fault` handling ARP only (`ethertypes`: the rest routed
+//! past it, `net-route`), alternating, several rounds, medians compared (httpd keep-alive; echo plain
 //! and with `offload = true`). So is the echo goal (≥ 0.5× native): the
 //! native server and `tcpip` with offload, alternating.
 
@@ -266,6 +267,9 @@ const ARP_LOG: &str = "filters = [{ component = \"arp-log\" }]\n";
 /// A filter in the path (it may change frames, so it sees every one): net-fault
 /// injecting nothing.
 const NET_FAULT: &str = "filters = [{ component = \"net-fault\", config = { drop-chance = 0 } }]\n";
+/// The same filter handling ARP only (`ethertypes`): in the path for ARP, every
+/// other frame routed past it (`net-route`).
+const NET_FAULT_ARP: &str = "filters = [{ component = \"net-fault\", config = { drop-chance = 0, ethertypes = [0x0806] } }]\n";
 /// The jumbo-frame row: tap0's MTU, and more `[stack]` keys.
 const JUMBO_MTU: u32 = 65000;
 const JUMBO_STACK: &str = "tcp-rx-buffer = 262144\ntcp-tx-buffer = 262144\n";
@@ -348,9 +352,9 @@ fn httpd(scratch: &Path, ns: &Netns) {
     }
 
     println!("\nFilter cost, httpd keep-alive over TAP, {FILTER_ROUNDS} alternating rounds of {WRK_SECS} s:\n");
-    let (mut without, mut with, mut fault) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut without, mut with, mut fault, mut routed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..FILTER_ROUNDS {
-        for (filters, into) in [("", &mut without), (ARP_LOG, &mut with), (NET_FAULT, &mut fault)] {
+        for (filters, into) in [("", &mut without), (ARP_LOG, &mut with), (NET_FAULT, &mut fault), (NET_FAULT_ARP, &mut routed)] {
             into.push(with_tap(scratch, ns, "httpd", 80, (filters, ""), |pid| {
                 let w = wrk(Some(ns), turl, false, WRK_SECS, pid);
                 (w.req_s, w.cpu_us_per_req)
@@ -359,6 +363,7 @@ fn httpd(scratch: &Path, ns: &Netns) {
     }
     filter_lines("req/s", "server CPU µs/req", &without, ("`arp-log` (observes, out of the path)", with));
     filter_lines("req/s", "server CPU µs/req", &without, ("`net-fault` injecting nothing (in the path)", fault));
+    filter_lines("req/s", "server CPU µs/req", &without, ("`net-fault` on ARP only (the rest routed past)", routed));
 }
 
 /// `v` as "1.0, 2.5, …" with `digits` decimals.
@@ -442,11 +447,14 @@ fn echo(scratch: &Path, ns: &Netns) {
         [("", "", "", FILTER_BYTES), (", `offload = true`", "offload = true\n", JUMBO_STACK, 4 * FILTER_BYTES)]
     {
         println!("\nFilter cost, echo over TAP{name}, {FILTER_ROUNDS} alternating rounds of {} MiB:\n", bytes >> 20);
-        let (mut without, mut with, mut fault) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut without, mut with, mut fault, mut routed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..FILTER_ROUNDS {
-            for (filters, into) in
-                [(extra.to_string(), &mut without), (format!("{extra}{ARP_LOG}"), &mut with), (format!("{extra}{NET_FAULT}"), &mut fault)]
-            {
+            for (filters, into) in [
+                (extra.to_string(), &mut without),
+                (format!("{extra}{ARP_LOG}"), &mut with),
+                (format!("{extra}{NET_FAULT}"), &mut fault),
+                (format!("{extra}{NET_FAULT_ARP}"), &mut routed),
+            ] {
                 into.push(with_tap(scratch, ns, "echo", 7, (&filters, stack), |pid| {
                     let cpu0 = cpu_us(pid);
                     let mib_s = in_ns(Some(ns), move || echo_throughput("10.0.0.2:7", bytes));
@@ -456,6 +464,7 @@ fn echo(scratch: &Path, ns: &Netns) {
         }
         filter_lines("MiB/s", "server CPU µs/MiB", &without, ("`arp-log` (observes, out of the path)", with));
         filter_lines("MiB/s", "server CPU µs/MiB", &without, ("`net-fault` injecting nothing (in the path)", fault));
+        filter_lines("MiB/s", "server CPU µs/MiB", &without, ("`net-fault` on ARP only (the rest routed past)", routed));
     }
 }
 
