@@ -105,24 +105,11 @@ struct Bench {
     template: Vec<u8>,
 }
 
-/// What the leaf reads of a frame it sends (as the guest's `touch`).
-fn touch(f: &[u8]) -> u64 {
-    f.len() as u64 + u64::from(f[0]) + u64::from(f[f.len() - 1])
-}
-
-/// The frames of a packed batch; `None` when `lens` claims more than `data`.
-fn split<'a>(data: &'a [u8], lens: &'a [u32]) -> Option<impl Iterator<Item = &'a [u8]> + 'a> {
-    let total = lens.iter().try_fold(0usize, |s, &l| s.checked_add(l as usize))?;
-    if total > data.len() {
-        return None;
-    }
-    let mut off = 0;
-    Some(lens.iter().map(move |&l| {
-        let f = &data[off..off + l as usize];
-        off += l as usize;
-        f
-    }))
-}
+/// `touch` (what a reader looks at) and `split` (a packed batch's frames),
+/// shared with the guest.
+#[path = "../../components/tests/batchbench/src/packed.rs"]
+mod packed;
+use packed::{split, touch};
 
 /// The component's imports served by the host itself: a leaf device.
 fn leaf_linker(l: &mut Linker<Bench>) -> Result<()> {

@@ -351,13 +351,10 @@ fn a_recorded_tap_run_replays_without_the_network() {
     show.ok().stdout_has("service   receive max").stdout_has("service   send ").stdout_has("storage   write sector");
 }
 
-/// A net filter that only observes (`arp-log`: the `net-observer` world,
-/// wit/watch.wit) is taken out of the path: the stack's frames go straight to
-/// the device, and the filter is handed only the ARP frames, after they
-/// passed. Two unikernels on a `udp` link (no privileges), echo and client;
-/// the server's `--stats` shows the hops.
-#[test]
-fn an_observing_filter_sees_only_what_it_watches_and_sits_in_no_path() {
+/// An echo server (3 connections, `--stats`, `filters` on its net device)
+/// and netclient, two unikernels on a `udp` link (no privileges) in subnet
+/// `net` (`10.0.1`): the server's run.
+fn udp_echo(name: &str, net: &str, filters: &str) -> Run {
     let udp = || std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (a, b) = (udp(), udp());
     let link = |app: &str, args: &str, local: u16, remote: u16, ip: &str, filters: &str| {
@@ -365,18 +362,39 @@ fn an_observing_filter_sees_only_what_it_watches_and_sits_in_no_path() {
             "[app]\ncomponent = \"{app}\"\nargs = {args}\n\n[devices.link]\nkind = \"net\"\nbackend = \"udp\"\nlocal = \"127.0.0.1:{local}\"\nremote = \"127.0.0.1:{remote}\"\n{filters}\n[stack]\nnet = \"link\"\nip = \"{ip}\"\n\n[limits]\ntimeout = \"40s\"\n"
         )
     };
-    let server = manifest("watch-echo", &link("echo", r#"["7", "3"]"#, a, b, "10.0.1.1/24", "filters = [{ component = \"arp-log\" }]\n"));
-    let client = manifest("watch-client", &link("netclient.wasm", r#"["10.0.1.1", "7", "watched", "3"]"#, b, a, "10.0.1.2/24", ""));
+    let server = manifest(&format!("{name}-echo"), &link("echo", r#"["7", "3"]"#, a, b, &format!("{net}.1/24"), filters));
+    let args = format!(r#"["{net}.1", "7", "{name}", "3"]"#);
+    let client = manifest(&format!("{name}-client"), &link("netclient.wasm", &args, b, a, &format!("{net}.2/24"), ""));
     test_component(&client, "netclient", "netclient.wasm");
     let echo = weft_cmd(&["run", "--stats", server.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     weft(&["run", client.to_str().unwrap()]).ok();
     let r = finish(echo);
     r.ok().stdout_has("echo: served 3 connections");
+    r
+}
+
+/// `--stats` rows of device `link` as words: `device consumer -> provider op calls bytes…`.
+fn link_rows(stderr: &str) -> Vec<Vec<&str>> {
+    stderr.lines().skip_while(|l| !l.starts_with("weft: stats")).map(|l| l.split_whitespace().collect::<Vec<_>>()).filter(|w| w.len() > 5 && w[0] == "link").collect()
+}
+
+/// The calls column of `hop` (`tcpip -> host`), `op`.
+fn calls(rows: &[Vec<&str>], hop: &str, op: &str) -> Option<u64> {
+    rows.iter().find(|w| format!("{} {} {}", w[1], w[2], w[3]) == hop && w[4] == op).map(|w| w[5].parse().unwrap())
+}
+
+/// A net filter that only observes (`arp-log`: the `net-observer` world,
+/// wit/watch.wit) is taken out of the path: the stack's frames go straight to
+/// the device, and the filter is handed only the ARP frames, after they
+/// passed. Two unikernels on a `udp` link (no privileges), echo and client;
+/// the server's `--stats` shows the hops.
+#[test]
+fn an_observing_filter_sees_only_what_it_watches_and_sits_in_no_path() {
+    let r = udp_echo("watched", "10.0.1", "filters = [{ component = \"arp-log\" }]\n");
     // arp-log saw the ARP exchange: the client's request and the server's reply.
     r.stderr_has("who-has 10.0.1.1 tell 10.0.1.2").stderr_has("10.0.1.1 is-at ");
-    // The table: `device  consumer -> provider  op  calls  bytes…`.
-    let rows: Vec<Vec<&str>> = r.stderr.lines().skip_while(|l| !l.starts_with("weft: stats")).map(|l| l.split_whitespace().collect()).collect();
-    let row = |hop: &str, op: &str| rows.iter().find(|w| w.len() > 5 && w[0] == "link" && format!("{} {} {}", w[1], w[2], w[3]) == hop && w[4] == op).map(|w| w[5].parse::<u64>().unwrap());
+    let rows = link_rows(&r.stderr);
+    let row = |hop: &str, op: &str| calls(&rows, hop, op);
     let (sends, receives) = (row("tcpip -> host", "send"), row("tcpip -> host", "receive"));
     assert!(sends.is_some_and(|n| n >= 10) && receives.is_some_and(|n| n >= 10), "the stack calls the device itself:\n{}", r.stderr);
     assert_eq!((row("tcpip -> arp-log", "send"), row("tcpip -> arp-log", "receive")), (None, None), "nothing passes through arp-log:\n{}", r.stderr);
@@ -399,25 +417,12 @@ fn an_observing_filter_sees_only_what_it_watches_and_sits_in_no_path() {
 /// reach the device on the hop below.
 #[test]
 fn a_fault_filter_handles_only_its_frames_and_the_rest_go_past_it() {
-    let udp = || std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (a, b) = (udp(), udp());
-    let link = |app: &str, args: &str, local: u16, remote: u16, ip: &str, filters: &str| {
-        format!(
-            "[app]\ncomponent = \"{app}\"\nargs = {args}\n\n[devices.link]\nkind = \"net\"\nbackend = \"udp\"\nlocal = \"127.0.0.1:{local}\"\nremote = \"127.0.0.1:{remote}\"\n{filters}\n[stack]\nnet = \"link\"\nip = \"{ip}\"\n\n[limits]\ntimeout = \"40s\"\n"
-        )
-    };
     let fault = "filters = [{ component = \"net-fault\", config = { ethertypes = [0x0806], directions = [\"inbound\"], schedule = [\"drop@1\"] } }]\n";
-    let server = manifest("route-echo", &link("echo", r#"["7", "3"]"#, a, b, "10.0.2.1/24", fault));
-    let client = manifest("route-client", &link("netclient.wasm", r#"["10.0.2.1", "7", "routed", "3"]"#, b, a, "10.0.2.2/24", ""));
-    test_component(&client, "netclient", "netclient.wasm");
-    let echo = weft_cmd(&["run", "--stats", server.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    weft(&["run", client.to_str().unwrap()]).ok();
-    let r = finish(echo);
-    r.ok().stdout_has("echo: served 3 connections");
+    let r = udp_echo("routed", "10.0.2", fault);
     // The one fault: the first frame it handled, an inbound ARP request.
     r.stderr_has("dropped inbound frame #1 (42 bytes, ethertype 0x0806)").stderr_has("faults injected: net-fault 1");
-    let rows: Vec<Vec<&str>> = r.stderr.lines().skip_while(|l| !l.starts_with("weft: stats")).map(|l| l.split_whitespace().collect()).collect();
-    let row = |hop: &str, op: &str| rows.iter().find(|w| w.len() > 5 && w[0] == "link" && format!("{} {} {}", w[1], w[2], w[3]) == hop && w[4] == op).map(|w| w[5].parse::<u64>().unwrap());
+    let rows = link_rows(&r.stderr);
+    let row = |hop: &str, op: &str| calls(&rows, hop, op);
     assert_eq!(row("tcpip -> net-fault", "send"), None, "nothing sent reached net-fault:\n{}", r.stderr);
     let sends = row("net-fault -> host", "send").unwrap_or_else(|| panic!("no send below net-fault:\n{}", r.stderr));
     assert!(sends >= 10, "{}", r.stderr);
