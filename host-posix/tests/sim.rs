@@ -323,6 +323,38 @@ fn a_cluster_run_repeats_byte_for_byte_and_each_node_replays_alone() {
     assert_eq!(server.stdout, lines(&a, "server"));
 }
 
+/// A net observer changes nothing a simulated run does: `arp-log` on the
+/// echo server's link leaves both nodes' runs call for call and nanosecond
+/// for nanosecond as they were, but for its own log events — in a
+/// simulation it takes no clock reading (virtual time moves when read).
+#[test]
+fn a_net_observer_changes_nothing_a_simulated_cluster_does() {
+    let plain = cluster_example();
+    let watched = scratch("sim-cluster-arp");
+    for f in ["cluster.toml", "server.toml", "client.toml"] {
+        std::fs::copy(plain.join(f), watched.join(f)).unwrap();
+    }
+    let m = std::fs::read_to_string(watched.join("server.toml")).unwrap().replace("backend = \"sim\"\n", "backend = \"sim\"\nfilters = [{ component = \"arp-log\" }]\n");
+    assert!(m.contains("arp-log"));
+    std::fs::write(watched.join("server.toml"), m).unwrap();
+    let rec = |dir: &Path| weft(&["run", "--seed", "3", "--record", s(&dir.join("t")), s(dir)]);
+    let (a, b) = (rec(&plain), rec(&watched));
+    a.ok();
+    b.ok().stderr_has("who-has 10.0.0.2 tell 10.0.0.3");
+    assert_eq!(a.stdout, b.stdout);
+    let calls = |t: &Path| {
+        let show = weft(&["trace", "show", s(t)]);
+        show.ok();
+        let rows = show.stdout.lines().skip_while(|l| l.split_whitespace().next() != Some("#")).skip(1);
+        rows.filter(|l| !l.contains("[arp]")).map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>()
+    };
+    for node in ["server", "client"] {
+        let (ca, cb) = (calls(&plain.join(format!("t/{node}.trace"))), calls(&watched.join(format!("t/{node}.trace"))));
+        assert!(ca.len() > 50, "{ca:?}");
+        assert_eq!(ca, cb, "arp-log changed the {node}'s simulated run");
+    }
+}
+
 #[test]
 fn a_partitioned_link_fails_the_cluster_and_explore_keeps_each_nodes_trace() {
     let dir = cluster_example();

@@ -462,6 +462,7 @@ fn filter(r: &mut Reader<'_>) -> Result<Filter, BundleError> {
         name: r.string()?,
         origin: r.string()?,
         config: r.list(|r| Ok((r.string()?, r.string()?)))?,
+        observer: false,
     })
 }
 
@@ -577,9 +578,9 @@ mod tests {
     use alloc::vec;
 
     fn sample(code: &[u8]) -> Bundle<'_> {
-        let f = Filter { name: "block-fault".into(), config: vec![("drop-every".into(), "100".into())], origin: "weft.toml:9".into() };
-        let arp = Filter { name: "arp-log".into(), config: vec![], origin: "weft.toml:14".into() };
-        let tcpip = Filter { name: "tcpip".into(), config: vec![("ip".into(), "\"10.0.0.2/24\"".into())], origin: "weft.toml:17".into() };
+        let f = Filter { name: "block-fault".into(), config: vec![("drop-every".into(), "100".into())], origin: "weft.toml:9".into(), observer: false };
+        let arp = Filter { name: "arp-log".into(), config: vec![], origin: "weft.toml:14".into(), observer: false };
+        let tcpip = Filter { name: "tcpip".into(), config: vec![("ip".into(), "\"10.0.0.2/24\"".into())], origin: "weft.toml:17".into(), observer: false };
         Bundle {
             target: Target::BareMetal,
             debug: true,
@@ -591,7 +592,7 @@ mod tests {
                 clock_filters: vec![],
                 stack: Some(Stack { filter: tcpip, net: 0 }),
                 wasi: vec![("env".into(), "GREETING=hi".into()), ("preopen".into(), "/data=memory".into())],
-                parts: vec![Filter { name: "kv".into(), config: vec![("device".into(), "storage".into())], origin: "weft.toml:20".into() }],
+                parts: vec![Filter { name: "kv".into(), config: vec![("device".into(), "storage".into())], origin: "weft.toml:20".into(), observer: false }],
             },
             args: vec!["fill".into(), "10".into()],
             memory: 1 << 28,

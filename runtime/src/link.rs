@@ -105,6 +105,11 @@ pub struct Filter {
     pub config: Vec<(String, String)>,
     /// Where it was declared, for error messages (`weft.toml:14`).
     pub origin: String,
+    /// It only observes (`net-watch`, `block-watch`), as the planner found:
+    /// a simulation's `sim-seed`s number the other filters without it
+    /// (`crate::sim::configs`), so adding an observer draws no other
+    /// filter's numbers anew. Not in a bundle (the host computes configs).
+    pub observer: bool,
 }
 
 /// The host's leaf devices for one run.
@@ -1000,7 +1005,12 @@ fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     i.func_wrap("send", move |mut cx, (h, frames): (u32, WasmList<WasmList<u8>>)| {
         cx.data_mut().not_from_seen(me, "net.send")?;
         let Some(o) = cx.data().opened(me, HandleKind::Net, h) else { return Ok((Err(ErrorCode::NotFound),)) };
-        let lists = frames.iter(&mut cx)?.collect::<Result<Vec<WasmList<u8>>>>()?;
+        // Sized up front: `collect` from the lists' iterator (no size hint)
+        // grew it by doubling, 1 + log2 n allocations a batch.
+        let mut lists = Vec::with_capacity(frames.len());
+        for l in frames.iter(&mut cx)? {
+            lists.push(l?);
+        }
         Ok((net_send(&mut cx, me, o, &lists)?,))
     })?;
     i.func_wrap("receive", move |mut cx, (h, max): (u32, u32)| {

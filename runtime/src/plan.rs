@@ -101,7 +101,7 @@ impl Plan {
             parts: manifest
                 .components
                 .iter()
-                .map(|c| Filter { name: c.name.clone(), config: c.config.clone(), origin: format!("{}:{}", manifest.path.display(), c.line) })
+                .map(|c| Filter { name: c.name.clone(), config: c.config.clone(), origin: format!("{}:{}", manifest.path.display(), c.line), observer: false })
                 .collect(),
             ..Wiring::default()
         };
@@ -114,7 +114,7 @@ impl Plan {
                 match env.resolve(&mut r, &f.component, f.line, &key) {
                     Some(c) => {
                         check_filter(&mut r, dev, f, &c, engine, &key);
-                        chain.push(filter(&manifest, f, &c));
+                        chain.push(Filter { observer: observes(dev.kind, &c), ..filter(&manifest, f, &c) });
                         resolved.push(c);
                     }
                     None => missing = true,
@@ -138,6 +138,7 @@ impl Plan {
                             name: c.name.clone(),
                             config: spec.config.clone(),
                             origin: format!("{}:{}", manifest.path.display(), spec.line),
+                            observer: false,
                         };
                         let net = wiring.nets.iter().position(|d| d.role == *net).expect("validated by the manifest");
                         wiring.stack = Some(Stack { filter, net });
@@ -475,7 +476,7 @@ fn backend_text(b: &Backend) -> String {
 }
 
 fn filter(m: &Manifest, f: &FilterSpec, c: &Resolved) -> Filter {
-    Filter { name: c.name.clone(), config: f.config.clone(), origin: format!("{}:{}", m.path.display(), f.line) }
+    Filter { name: c.name.clone(), config: f.config.clone(), origin: format!("{}:{}", m.path.display(), f.line), observer: false }
 }
 
 fn display_name(s: &Source) -> String {

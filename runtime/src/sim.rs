@@ -3,7 +3,7 @@
 //! Under `[sim]` every source of nondeterminism a unikernel can reach is a
 //! leaf weft controls: the clock is [`VirtualClock`](crate::leaves::VirtualClock),
 //! random bytes are seeded, and every filter gets `sim-seed` — derived here
-//! from the simulation's seed and the filter's position — plus `sim-phase`
+//! from the simulation's seed and the filter's position (observers apart) — plus `sim-phase`
 //! in its config (the `filter.configure` contract). A swarm setting (a config
 //! key given as a range) is drawn here too, per seed, so `weft explore` tries
 //! a different point of the fault space on every run. The engine is
@@ -20,6 +20,8 @@ use crate::link::Wiring;
 pub const RANDOM_SALT: u64 = 0x7261_6e64_6f6d; // "random"
 /// Salt of the filters' seeds.
 const FILTER_SALT: u64 = 0x6669_6c74_6572; // "filter"
+/// Salt of the observers' seeds, numbered apart (`configs`).
+const OBSERVER_SALT: u64 = 0x6f62_7365_7276; // "observ"
 
 /// Mixes two words into a well-spread third (splitmix64's finaliser).
 pub fn mix(a: u64, b: u64) -> u64 {
@@ -29,7 +31,8 @@ pub fn mix(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The `sim-seed` of the filter at `index` (link order).
+/// The `sim-seed` of the filter at `index` (link order, observers not
+/// counted: see [`configs`]).
 pub fn filter_seed(seed: u64, index: usize) -> u64 {
     mix(mix(seed, FILTER_SALT), index as u64)
 }
@@ -102,21 +105,35 @@ pub fn array_items(v: &str) -> Option<Vec<String>> {
 
 /// Each filter's config for one simulated run, in link order: the wiring's,
 /// with swarm draws, `sim-seed`, `sim-phase` and any schedule.
+///
+/// `sim-seed` numbers the filters that change traffic apart from those that
+/// only observe (`Filter::observer`), so adding an observer to a simulated
+/// run leaves every other filter's seed, and so its draws, as they were.
 pub fn configs(wiring: &Wiring, d: &Draw) -> Vec<Vec<(String, String)>> {
+    let (mut filters, mut observers) = (0, 0);
     wiring
         .filters()
         .enumerate()
         .map(|(i, f)| {
+            // (the simulation's seed, or the observers' own, and the position among
+            // the filters that change traffic or among the observers)
+            let (base, k) = if f.observer {
+                observers += 1;
+                (mix(d.seed, OBSERVER_SALT), observers - 1)
+            } else {
+                filters += 1;
+                (d.seed, filters - 1)
+            };
             let mut c = f.config.clone();
             for s in d.swarm.get(i).into_iter().flatten() {
-                c.push((s.key.clone(), s.draw(d.seed, i)));
+                c.push((s.key.clone(), s.draw(base, k)));
             }
             let given = c.iter().find(|(k, _)| k == "schedule").and_then(|(_, v)| array_items(v));
             if let Some(sched) = d.schedules.get(i).cloned().flatten().or(given) {
                 c.retain(|(k, _)| k != "schedule");
                 c.push(("schedule".into(), format!("[{}]", tokens_for_phase(&sched, d.phase).join(", "))));
             }
-            c.push(("sim-seed".into(), filter_seed(d.seed, i).to_string()));
+            c.push(("sim-seed".into(), filter_seed(base, k).to_string()));
             c.push(("sim-phase".into(), d.phase.to_string()));
             c
         })

@@ -1,6 +1,25 @@
 //! [`observing_net_filter!`](crate::observing_net_filter): the whole of a `net` filter
 //! that only watches, like smoltcp's `Tracer` middleware.
 
+use alloc::string::String;
+
+use crate::Global;
+
+static SIMULATED: Global<bool> = Global::new(false);
+
+/// Whether the filter runs in a simulation (its `configure` was handed `sim-phase`,
+/// wit/filter.wit). A filter that only observes then takes no clock reading: virtual
+/// time moves when the clock is read, so a reading would change the run it watches
+/// (wit/watch.wit). `arp-log` stamps its events 0 there.
+pub fn simulated() -> bool {
+    SIMULATED.with(|s| *s)
+}
+
+/// Notes, from a filter's config, whether it runs in a simulation ([`simulated`]).
+pub fn note_simulation(config: &[(String, String)]) {
+    SIMULATED.with(|s| *s = config.iter().any(|(k, _)| k == "sim-phase"));
+}
+
 /// Defines the unit struct `$filter` as a complete `net-filter` component: it takes no
 /// configuration keys (but the simulation's `sim-seed` and `sim-phase`, which
 /// [`crate::Config`] accepts for every filter), passes every call through unchanged, and
@@ -23,6 +42,7 @@ macro_rules! observing_net_filter {
                 config: ::alloc::vec::Vec<(::alloc::string::String, ::alloc::string::String)>,
             ) -> Result<(), ::alloc::string::String> {
                 $crate::Config::new(&config, &[])?;
+                $crate::observe::note_simulation(&config);
                 Ok(())
             }
         }
