@@ -2,7 +2,7 @@
 //! bytes moved, errors returned, faults injected, and the time each call
 //! took through the hop and everything below it (p50, p99).
 //!
-//! The linker counts at the same place it forwards (`link.rs`), keyed by the
+//! The linker counts at the same place it forwards (`link/`), keyed by the
 //! consumer instance, the provider it called and the operation; names are
 //! resolved once, when a boot ends ([`Report`]), so the hot path does one
 //! cheap clock reading on each side (the TSC) and one map update. Times come
