@@ -91,6 +91,16 @@ fn with_dev<R>(dev: Handle, f: impl FnOnce(&mut Dev) -> R) -> Result<R, ErrorCod
     })
 }
 
+/// The time frames are held against: the clock's only with a `delay` (without one
+/// every frame is due at once, so no reading — a call to the host — is taken).
+fn hold_time(d: &Dev) -> u64 {
+    if d.faults.plan.delay_ns > 0 {
+        clock::monotonic_now()
+    } else {
+        0
+    }
+}
+
 fn emit(events: Vec<faults::Event>) {
     for e in events {
         log::append(TOPIC, &e.message, &e.fields);
@@ -145,7 +155,7 @@ impl NetGuest for NetFault {
                 }
             }
             Ok((
-                d.faults.pass(Dir::Out, frames, clock::monotonic_now(), usize::MAX),
+                d.faults.pass(Dir::Out, frames, hold_time(d), usize::MAX),
                 d.faults.plan.delay_ns > 0,
             ))
         })??;
@@ -174,8 +184,10 @@ impl NetGuest for NetFault {
     }
 
     fn receive(dev: Handle, max: u32) -> Result<Vec<Vec<u8>>, ErrorCode> {
-        let now = clock::monotonic_now();
-        let (ready, mend) = with_dev(dev, |d| (d.faults.due(Dir::In, now), d.mend))?;
+        let (now, ready, mend) = with_dev(dev, |d| {
+            let now = hold_time(d);
+            (now, d.faults.due(Dir::In, now), d.mend)
+        })?;
         let mut fresh = if ready < max as usize {
             net::receive(dev, max)?
         } else {
