@@ -11,13 +11,19 @@
 //!   and wasmtime copies the bytes guest to guest, once.
 //! - `open-hop`: one `open-stream` call, then n reads of one long-lived stream:
 //!   the stream's own cost once the per-read call is gone.
+//! - `alist-*`: `read-alist: async func(count) -> list<u8>`, the list shape
+//!   made async.
 //!
 //! `*-direct` answers the consumer's import on the host (no provider): the
-//! floor of each shape. Engines: `off` has `Config::concurrency_support(false)`
-//! (today's weft, as near as one binary gets: the feature is compiled in but
-//! off); `on` has it on. A store with any concurrent host function must be
-//! entered through `run_concurrent`/`call_concurrent` (wasmtime sets
-//! `async_required`), so `on/async` runs the list shape that way too.
+//! floor of each shape. Builds and engines: without the `cma` feature the
+//! bench is wasmtime as weft builds it (`no cma`, run by the `cma` build as a
+//! child per round when given `baseline=`); `off` has the feature compiled in
+//! and `Config::concurrency_support(false)`; `on` has it on. A store with any
+//! concurrent host function must be entered through `run_concurrent` +
+//! `call_concurrent` (wasmtime sets `async_required`), and there a synchronous
+//! host function cannot call another instance at all, so `on/async` has no
+//! list hop (see `Rig::new`).
+
 // Without `cma` only the list rows exist.
 #![cfg_attr(not(feature = "cma"), allow(dead_code))]
 
