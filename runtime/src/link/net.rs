@@ -80,9 +80,17 @@ pub(super) fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         let mut r = net_receive(&mut cx, me, o, max)?;
         // A router's own receive: what it does not handle waits, past it, for
         // the consumer above (`net_receive` on the hop above).
-        if let (Ok(frames), Some(Some(wants))) = (&mut r, cx.data().filters.get(me).map(|x| &x.net_route)) {
-            let (mine, other): (Vec<_>, Vec<_>) = core::mem::take(frames).into_iter().partition(|f| wants.wants(Direction::Inbound, f));
-            *frames = mine;
+        if let (Ok(frames), Some(Some(wants))) = (&mut r, cx.data().filters.get(me).map(|x| &x.net_route))
+            && !frames.iter().all(|f| wants.wants(Direction::Inbound, f))
+        {
+            // (No new list when the filter handles none of them: the common case.)
+            let other = if frames.iter().any(|f| wants.wants(Direction::Inbound, f)) {
+                let (mine, other): (Vec<_>, Vec<_>) = core::mem::take(frames).into_iter().partition(|f| wants.wants(Direction::Inbound, f));
+                *frames = mine;
+                other
+            } else {
+                core::mem::take(frames)
+            };
             let stash = &mut cx.data_mut().links[me].stash;
             let room = STASH.saturating_sub(stash.len());
             stash.extend(other.into_iter().take(room));
@@ -245,9 +253,11 @@ fn net_receive(cx: &mut StoreContextMut<'_, Host>, me: usize, o: Opened, max: u3
             if routes {
                 match &mut r {
                     Ok(frames) => {
-                        waiting.append(frames);
-                        take(cx, &mut waiting);
-                        *frames = waiting;
+                        if !waiting.is_empty() {
+                            waiting.append(frames);
+                            *frames = waiting;
+                        }
+                        take(cx, frames);
                     }
                     // The filter failed: what waited is still delivered.
                     Err(_) if !waiting.is_empty() => r = Ok(waiting),
