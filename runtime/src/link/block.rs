@@ -10,7 +10,7 @@ use super::*;
 #[inline]
 fn watch_start(cx: &mut StoreContextMut<'_, Host>, me: usize, p: Provider, op: BlockOp) -> Result<Option<u64>> {
     let host = cx.data_mut();
-    if host.links[me].watchers.is_empty() || !host.block_watched(me, p, op) {
+    if host.links[me].routes.watchers.is_empty() || !host.block_watched(me, p, op) {
         return Ok(None);
     }
     Ok(Some(host.watch_clock()?))
@@ -22,8 +22,8 @@ fn watch_start(cx: &mut StoreContextMut<'_, Host>, me: usize, p: Provider, op: B
 fn block_notify(cx: &mut StoreContextMut<'_, Host>, me: usize, p: Provider, t0: u64, mut call: BlockCall) -> Result<()> {
     let t1 = cx.data_mut().watch_clock()?;
     call.duration_ns = t1.saturating_sub(t0);
-    for i in 0..cx.data().links[me].watchers.len() {
-        let (q, w) = cx.data().links[me].watchers[i];
+    for i in 0..cx.data().links[me].routes.watchers.len() {
+        let (q, w) = cx.data().links[me].routes.watchers[i];
         let Some((interest, seen)) = cx.data().filters[w].block_watch else { continue };
         if q != p || !interest.wants(call.op) {
             continue;
@@ -47,7 +47,7 @@ pub(super) fn block_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         cx.data_mut().not_from_seen(me, "block.open")?;
         let host = cx.data();
         let t0 = host.stat_start();
-        let Some(&(_, p)) = host.links[me].blocks.iter().find(|(r, _)| *r == name) else {
+        let Some(&(_, p)) = host.links[me].routes.blocks.iter().find(|(r, _)| *r == name) else {
             return Ok((Err(ErrorCode::NotFound),));
         };
         let w0 = watch_start(&mut cx, me, p, BlockOp::Open)?;

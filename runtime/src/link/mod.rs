@@ -205,8 +205,10 @@ enum HandleKind {
     Net,
 }
 
-#[derive(Default)]
-struct Link {
+/// Where one instance's imports go: planned once per unikernel
+/// (`unikernel::Slot`) and copied into each run's `Link`.
+#[derive(Clone, Default)]
+struct Routes {
     blocks: Vec<(String, Provider)>,
     nets: Vec<(String, Provider)>,
     clock: Option<Provider>,
@@ -221,6 +223,12 @@ struct Link {
     /// or `Leaves::nets`), whose geometry its results are held to until it
     /// reports its own.
     device: usize,
+}
+
+/// One instance's links during a run: its routes, and what the run adds.
+#[derive(Default)]
+struct Link {
+    routes: Routes,
     handles: Vec<Opened>,
     /// A net filter that routes (`net-route`): frames it received from the
     /// device below but does not handle, waiting for the consumer above.
@@ -367,8 +375,8 @@ impl Host {
                 mine.or_else(|| provider.and_then(|f| list(&self.links[f]).first())).map(|(r, _)| r.clone())
             };
             let device = match iface {
-                Iface::Block => role(|l| &l.blocks),
-                Iface::Net => role(|l| &l.nets),
+                Iface::Block => role(|l| &l.routes.blocks),
+                Iface::Net => role(|l| &l.routes.nets),
                 Iface::Clock => Some("clock".into()),
                 Iface::Sockets => Some("sockets".into()),
                 Iface::Console => Some("console".into()),
@@ -448,7 +456,7 @@ impl Host {
     fn open_handle(&mut self, me: usize, kind: HandleKind, p: Provider, h: u32) -> u32 {
         let d = match p {
             Provider::Leaf(d) => d,
-            Provider::Filter(f) => self.links[f].device,
+            Provider::Filter(f) => self.links[f].routes.device,
         };
         let unit = match kind {
             HandleKind::Block => self.geometry[d].sector_size,
@@ -492,7 +500,7 @@ impl Host {
     /// Whether a filter observing `me`'s calls to `p` asked for `op`.
     fn block_watched(&self, me: usize, p: Provider, op: BlockOp) -> bool {
         self.links[me]
-            .watchers
+            .routes.watchers
             .iter()
             .any(|&(q, w)| q == p && self.filters[w].block_watch.as_ref().is_some_and(|(i, _)| i.wants(op)))
     }
@@ -639,7 +647,7 @@ fn observe(cx: &mut StoreContextMut<'_, Host>, w: usize, f: impl FnOnce(&mut Sto
 
 fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     let mut i = l.instance(names::CLOCK)?;
-    let provider = move |cx: &StoreContextMut<'_, Host>| cx.data().links[me].clock.unwrap_or(Provider::Leaf(0));
+    let provider = move |cx: &StoreContextMut<'_, Host>| cx.data().links[me].routes.clock.unwrap_or(Provider::Leaf(0));
     i.func_wrap("monotonic-now", move |mut cx, (): ()| {
         let p = provider(&cx);
         counted(&mut cx, me, p, Iface::Clock, Op::MONOTONIC_NOW, |_| (0, true), |cx| match p {
@@ -701,7 +709,7 @@ fn clock_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
 macro_rules! sockets_fn {
     ($i:ident, $me:ident, $op:literal, $name:literal, $field:ident, ($($arg:ident: $ty:ty),*), $args:expr, |$leaf:ident| $body:expr) => {
         $i.func_wrap($name, move |mut cx, ($($arg,)*): ($($ty,)*)| {
-            let p = cx.data().links[$me].sockets.unwrap_or(Provider::Leaf(0));
+            let p = cx.data().links[$me].routes.sockets.unwrap_or(Provider::Leaf(0));
             counted(&mut cx, $me, p, Iface::Sockets, Op::socket($op), |(r,): &(Result<_, SocketError>,)| (0, r.is_ok()), |cx| match p {
                 Provider::Filter(f) => {
                     let func = cx.data().socket_fns(f).$field;
@@ -734,7 +742,7 @@ fn sockets_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     sockets_fn!(i, me, 6, "udp-bind", udp_bind, (port: u16), [&port.to_le_bytes()], |s| s.udp_bind(port));
     sockets_fn!(i, me, 7, "udp-send-to", udp_send_to, (so: u32, data: Vec<u8>, to: Endpoint), [&so.to_le_bytes(), &data, &ep(to)], |s| s.udp_send_to(so, &data, to));
     sockets_fn!(i, me, 8, "udp-recv-from", udp_recv_from, (so: u32, max: u32), [&so.to_le_bytes(), &max.to_le_bytes()], |s| s.udp_recv_from(so, max));
-    i.func_wrap("close", move |mut cx, (so,): (u32,)| match cx.data().links[me].sockets {
+    i.func_wrap("close", move |mut cx, (so,): (u32,)| match cx.data().links[me].routes.sockets {
         Some(Provider::Filter(f)) => {
             let func = cx.data().socket_fns(f).close;
             call(&mut cx, f, func, (so,))
@@ -746,7 +754,7 @@ fn sockets_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     })?;
     // The host stack has no timers of its own to run: its readiness wakes
     // the leaf clock's wait instead. (No leaf is asked: nothing to record.)
-    i.func_wrap("next-deadline", move |mut cx, (): ()| match cx.data().links[me].sockets {
+    i.func_wrap("next-deadline", move |mut cx, (): ()| match cx.data().links[me].routes.sockets {
         Some(Provider::Filter(f)) => {
             let func = cx.data().socket_fns(f).next_deadline;
             call(&mut cx, f, func, ())

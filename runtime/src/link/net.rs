@@ -25,7 +25,7 @@ pub(super) fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
     i.func_wrap("open", move |mut cx, (name,): (String,)| {
         cx.data_mut().not_from_seen(me, "net.open")?;
         let t0 = cx.data().stat_start();
-        let Some(&(_, p)) = cx.data().links[me].nets.iter().find(|(r, _)| *r == name) else {
+        let Some(&(_, p)) = cx.data().links[me].routes.nets.iter().find(|(r, _)| *r == name) else {
             return Ok((Err(ErrorCode::NotFound),));
         };
         let r = match p {
@@ -101,7 +101,7 @@ pub(super) fn net_linker(l: &mut Linker<Host>, me: usize) -> Result<()> {
         "frame",
         move |mut cx, (at, direction, data): (u64, Direction, Vec<u8>)| {
             let host = cx.data_mut();
-            if let Some(c) = host.links[me].capture {
+            if let Some(c) = host.links[me].routes.capture {
                 host.tape.capture(&mut host.leaves, c, at, direction, &data)?;
             }
             Ok(())
@@ -176,7 +176,7 @@ fn net_send(cx: &mut StoreContextMut<'_, Host>, me: usize, o: Opened, lists: &[W
         }
     };
     if let Ok(sent) = r
-        && !cx.data().links[me].watchers.is_empty()
+        && !cx.data().links[me].routes.watchers.is_empty()
     {
         let frames = lists.iter().take(sent as usize).map(|l| l.as_le_slice(&*cx));
         let watched = watched(cx.data(), me, p, Direction::Outbound, frames);
@@ -269,7 +269,7 @@ fn net_receive(cx: &mut StoreContextMut<'_, Host>, me: usize, o: Opened, max: u3
     };
     if let Ok(frames) = &r
         && !frames.is_empty()
-        && !cx.data().links[me].watchers.is_empty()
+        && !cx.data().links[me].routes.watchers.is_empty()
     {
         let watched = watched(cx.data(), me, p, Direction::Inbound, frames.iter().map(Vec::as_slice));
         notify(cx, me, Direction::Inbound, watched)?;
@@ -291,7 +291,7 @@ fn watched<'a>(
     frames: impl Iterator<Item = &'a [u8]> + Clone,
 ) -> Vec<(usize, Vec<Vec<u8>>)> {
     let mut out = Vec::new();
-    for &(_, w) in host.links[me].watchers.iter().filter(|(q, _)| *q == p) {
+    for &(_, w) in host.links[me].routes.watchers.iter().filter(|(q, _)| *q == p) {
         if let Some((interest, _)) = &host.filters[w].watch {
             let picked = interest.pick(direction, frames.clone());
             if !picked.is_empty() {

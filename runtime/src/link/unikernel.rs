@@ -28,15 +28,7 @@ struct Slot {
     role: String,
     config: Vec<(String, String)>,
     origin: String,
-    blocks: Vec<(String, Provider)>,
-    nets: Vec<(String, Provider)>,
-    clock: Option<Provider>,
-    sockets: Option<Provider>,
-    capture: Option<usize>,
-    /// Observers of this consumer's calls (see `Link::watchers`).
-    watchers: Vec<(Provider, usize)>,
-    /// Block and net filters: their chain's leaf.
-    device: usize,
+    routes: Routes,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -111,19 +103,22 @@ impl Unikernel {
                     role: role.into(),
                     config: f.config.clone(),
                     origin: f.origin.clone(),
-                    clock: leaf_clock,
-                    device: leaf,
-                    watchers: if observer { Vec::new() } else { core::mem::take(&mut watchers) },
+                    routes: Routes {
+                        clock: leaf_clock,
+                        device: leaf,
+                        watchers: if observer { Vec::new() } else { core::mem::take(&mut watchers) },
+                        ..Routes::default()
+                    },
                     ..Slot::default()
                 };
                 match kind {
-                    FilterKind::Block => slot.blocks = alloc::vec![(role.into(), below)],
+                    FilterKind::Block => slot.routes.blocks = alloc::vec![(role.into(), below)],
                     FilterKind::Net => {
-                        slot.nets = alloc::vec![(role.into(), below)];
-                        slot.capture = Some(*captures);
+                        slot.routes.nets = alloc::vec![(role.into(), below)];
+                        slot.routes.capture = Some(*captures);
                         *captures += 1;
                     }
-                    _ => slot.clock = Some(below),
+                    _ => slot.routes.clock = Some(below),
                 }
                 plan.push(slot);
                 if observer {
@@ -165,9 +160,7 @@ impl Unikernel {
                     role: net.0.clone(),
                     config: stack.filter.config.clone(),
                     origin: stack.filter.origin.clone(),
-                    nets: alloc::vec![net.clone()],
-                    clock: leaf_clock,
-                    watchers: watchers.clone(),
+                    routes: Routes { nets: alloc::vec![net.clone()], clock: leaf_clock, watchers: watchers.clone(), ..Routes::default() },
                     ..Slot::default()
                 });
                 Some(Provider::Filter(plan.len() - 1))
@@ -176,10 +169,7 @@ impl Unikernel {
         };
         plan.push(Slot {
             name: format!("{} (app)", wiring.app),
-            blocks: app_blocks,
-            clock: Some(clock),
-            sockets,
-            watchers: app_watchers,
+            routes: Routes { blocks: app_blocks, clock: Some(clock), sockets, watchers: app_watchers, ..Routes::default() },
             ..Slot::default()
         });
         if filters.len() + 1 != plan.len() {
@@ -244,13 +234,7 @@ impl Unikernel {
             .plan
             .iter()
             .map(|s| Link {
-                blocks: s.blocks.clone(),
-                nets: s.nets.clone(),
-                clock: s.clock,
-                sockets: s.sockets,
-                capture: s.capture,
-                watchers: s.watchers.clone(),
-                device: s.device,
+                routes: s.routes.clone(),
                 handles: Vec::new(),
                 stash: VecDeque::new(),
             })
