@@ -428,6 +428,24 @@ fn a_fat_disk_keeps_a_programs_files_across_runs_and_mtools_reads_them() {
     assert_eq!(host_tool("mtype", &["-i", img, "::/new.txt"]), "second run");
 }
 
+/// The sequential benchmark's program, small: 1 MiB writes and reads of a 6 MiB
+/// file cross the adapter between the program and the `wasi` component as
+/// `list<u8>` (one `memory.copy` each, third_party/wasmtime-environ.patch). The
+/// program checks every byte it reads back; mtools reads the same bytes.
+#[test]
+fn megabyte_writes_and_reads_through_a_fat_disk_keep_every_byte() {
+    let dir = stock("wasi-fat-seq", &fat_manifest(r#"["fs", "seq:/data/big=6"]"#, ""));
+    let out = run(&dir);
+    out.ok().stdout_has("seq /data/big: 6 MiB, write ");
+    assert!(!out.stdout.contains("differs") && !out.stdout.contains("read back"), "{}", out.stdout);
+    let copy = dir.join("big.copy");
+    host_tool("mcopy", &["-n", "-i", dir.join("disk.img").to_str().unwrap(), "::/big", copy.to_str().unwrap()]);
+    let bytes = std::fs::read(&copy).unwrap();
+    assert_eq!(bytes.len(), 6 << 20);
+    let wrong = bytes.iter().enumerate().position(|(i, b)| *b != ((i % (1 << 20)) * 31 % 251) as u8);
+    assert_eq!(wrong, None, "the image's copy differs from what the program wrote");
+}
+
 #[test]
 fn an_image_made_by_mkfs_fat_and_mtools_is_read_and_changed() {
     let dir = stock("wasi-fat-mkfs", &fat_manifest(r#"["fs", "ls:/data", "read:/data/docs/readme.md", "put:/data/docs/reply.txt=from weft", "rm:/data/gone.txt"]"#, ""));
