@@ -22,12 +22,13 @@ pub struct FileBlock {
 
 impl FileBlock {
     /// Opens `path` inside `dir`, creating it zero-filled with `size` bytes
-    /// when it does not exist. An existing image keeps its size; one that is
-    /// not a whole number of sectors is refused untouched.
-    pub fn open(dir: &Dir, path: &Path, size: Option<u64>, read_only: bool, role: &str) -> Result<FileBlock> {
+    /// when it does not exist ([`size_new_image`]: sparse, or written whole
+    /// with `preallocate`). An existing image keeps its size; one that is not
+    /// a whole number of sectors is refused untouched.
+    pub fn open(dir: &Dir, path: &Path, size: Option<u64>, preallocate: bool, read_only: bool, role: &str) -> Result<FileBlock> {
         let shown = path.display();
         let file = match dir.open_with(path, OpenOptions::new().read(true).write(!read_only)) {
-            Ok(f) => f,
+            Ok(f) => f.into_std(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let Some(size) = size else {
                     bail!("device `{role}`: disk image {shown} does not exist; create it or add `size = \"16MiB\"` to [devices.{role}] so weft creates it");
@@ -37,8 +38,9 @@ impl FileBlock {
                 }
                 let f = dir
                     .open_with(path, OpenOptions::new().read(true).write(true).create_new(true))
-                    .with_context(|| format!("device `{role}`: creating disk image {shown}"))?;
-                if let Err(e) = f.set_len(size) {
+                    .with_context(|| format!("device `{role}`: creating disk image {shown}"))?
+                    .into_std();
+                if let Err(e) = size_new_image(&f, size, preallocate) {
                     // Leave nothing behind: the image did not exist before.
                     drop(f);
                     let _ = dir.remove_file(path);
@@ -48,7 +50,6 @@ impl FileBlock {
             }
             Err(e) => return Err(e).with_context(|| format!("device `{role}`: opening disk image {shown}")),
         };
-        let file = file.into_std();
         let meta = file.metadata().with_context(|| format!("device `{role}`: reading {shown}"))?;
         if !meta.is_file() {
             bail!("device `{role}`: {shown} is not a regular file");
@@ -82,6 +83,27 @@ impl BlockDevice for FileBlock {
     fn flush(&mut self) -> Result<(), ErrorCode> {
         self.file.sync_data().map_err(|_| ErrorCode::Io)
     }
+}
+
+/// Gives a new, empty disk image its `size`: sparse (`set_len`: the host file
+/// system allocates each block when it is first written, and a `flush` then also
+/// commits that allocation), or with `preallocate` every byte written as zeros
+/// and made durable, so writes during a run only overwrite (qemu-img's
+/// `preallocation=full`; `fallocate` would not do: its unwritten extents are
+/// converted on first write, at the same cost as a sparse block).
+pub fn size_new_image(f: &File, size: u64, preallocate: bool) -> std::io::Result<()> {
+    f.set_len(size)?;
+    if preallocate {
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = 0;
+        while at < size {
+            let n = (size - at).min(zeros.len() as u64) as usize;
+            f.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        f.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The system clock: `Instant` for monotonic time, `SystemTime` for wall.
@@ -177,7 +199,7 @@ mod tests {
     fn file_block_creates_reads_writes() {
         let (p, dir) = tmpdir();
         let _ = std::fs::remove_file(p.join("a.img"));
-        let mut b = FileBlock::open(&dir, Path::new("a.img"), Some(8192), false, "s").unwrap();
+        let mut b = FileBlock::open(&dir, Path::new("a.img"), Some(8192), false, false, "s").unwrap();
         assert_eq!(b.geometry().sector_count, 16);
         b.write(3, &[7u8; 1024]).unwrap();
         b.flush().unwrap();
@@ -185,7 +207,7 @@ mod tests {
         assert_eq!(b.read(5, 1).unwrap(), vec![0u8; 512]);
         drop(b);
         // Reopened: the size given now is ignored, the data is there.
-        let mut b = FileBlock::open(&dir, Path::new("a.img"), Some(4096), false, "s").unwrap();
+        let mut b = FileBlock::open(&dir, Path::new("a.img"), Some(4096), false, false, "s").unwrap();
         assert_eq!(b.geometry().sector_count, 16);
         assert_eq!(b.read(4, 1).unwrap(), vec![7u8; 512]);
     }
@@ -194,12 +216,12 @@ mod tests {
     fn file_block_refuses_bad_images_untouched() {
         let (p, dir) = tmpdir();
         std::fs::write(p.join("odd.img"), [1u8; 1000]).unwrap();
-        let e = FileBlock::open(&dir, Path::new("odd.img"), None, false, "s").err().unwrap().to_string();
+        let e = FileBlock::open(&dir, Path::new("odd.img"), None, false, false, "s").err().unwrap().to_string();
         assert!(e.contains("1000 bytes, not a whole number of 512-byte sectors"), "{e}");
         assert_eq!(std::fs::read(p.join("odd.img")).unwrap(), vec![1u8; 1000]);
-        let e = FileBlock::open(&dir, Path::new("none.img"), None, false, "s").err().unwrap().to_string();
+        let e = FileBlock::open(&dir, Path::new("none.img"), None, false, false, "s").err().unwrap().to_string();
         assert!(e.contains("does not exist; create it or add `size"), "{e}");
-        let e = FileBlock::open(&dir, Path::new("../x.img"), Some(512), false, "s").err().unwrap();
+        let e = FileBlock::open(&dir, Path::new("../x.img"), Some(512), false, false, "s").err().unwrap();
         assert!(format!("{e:#}").contains("outside") || format!("{e:#}").contains("escape"), "{e:#}");
     }
 }

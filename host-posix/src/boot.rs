@@ -163,8 +163,8 @@ fn bundle_from_plan(
             Backend::File { read_only, .. } | Backend::Memory { read_only, .. } if replay.is_some() => {
                 BlockBackend::Memory { size: 512, read_only: *read_only }
             }
-            Backend::File { path, size, read_only } => {
-                BlockBackend::File { path: path.display().to_string(), size: *size, read_only: *read_only }
+            Backend::File { path, size, read_only, preallocate } => {
+                BlockBackend::File { path: path.display().to_string(), size: *size, read_only: *read_only, preallocate: *preallocate }
             }
             Backend::Memory { size, read_only } => BlockBackend::Memory { size: *size, read_only: *read_only },
             other => unreachable!("validated: {other:?} is not a block backend"),
@@ -411,7 +411,7 @@ impl Drop for TempFile {
 
 /// A file disk image, checked (and created if the manifest gives a size)
 /// the way `FileBlock::open` does on Linux.
-fn disk_image(dir: &Path, role: &str, path: &str, size: Option<u64>, read_only: bool) -> Result<PathBuf> {
+fn disk_image(dir: &Path, role: &str, path: &str, size: Option<u64>, preallocate: bool, read_only: bool) -> Result<PathBuf> {
     let p = run::inside(dir, path, &format!("device `{role}`: disk image"))?;
     let shown = path;
     if !p.exists() {
@@ -430,7 +430,12 @@ fn disk_image(dir: &Path, role: &str, path: &str, size: Option<u64>, read_only: 
             .create_new(true)
             .open(&p)
             .map_err(|e| invalid(format!("error: device `{role}`: creating disk image {}: {e}", p.display())))?;
-        f.set_len(size)?;
+        if let Err(e) = crate::backends::size_new_image(&f, size, preallocate) {
+            // Leave nothing behind: the image did not exist before.
+            drop(f);
+            let _ = std::fs::remove_file(&p);
+            return Err(invalid(format!("error: device `{role}`: sizing disk image {} to {size} bytes: {e}", p.display())));
+        }
     }
     let meta = std::fs::metadata(&p)?;
     let len = meta.len();
@@ -529,8 +534,8 @@ pub fn qemu_command(kernel: &Path, bundle_file: &Path, bundle: &Bundle<'_>, opts
         c.arg("-append").arg(append.join(" "));
     }
     for (i, (d, b)) in bundle.wiring.blocks.iter().zip(&bundle.blocks).enumerate() {
-        if let BlockBackend::File { path, size, read_only } = b {
-            let img = disk_image(&dir, &d.role, path, *size, *read_only)?;
+        if let BlockBackend::File { path, size, read_only, preallocate } = b {
+            let img = disk_image(&dir, &d.role, path, *size, *preallocate, *read_only)?;
             let ro = if *read_only { ",readonly=on" } else { "" };
             c.arg("-drive").arg(format!("file={},format=raw,if=none,id=d{i},cache=writeback{ro}", qemu_escape(&img)));
             c.arg("-device").arg(format!("{blk},drive=d{i},serial={}", d.role));

@@ -238,9 +238,9 @@ pub fn leaves<'a>(plan: &Plan, dir: &'a Dir) -> Result<(Leaves, Created<'a>)> {
     let opened = (|| {
         for d in plan.block_devices() {
             let b: Box<dyn BlockDevice> = match &d.backend {
-                Backend::File { path, size, read_only } => {
+                Backend::File { path, size, read_only, preallocate } => {
                     let new = !dir.exists(path);
-                    let b = FileBlock::open(dir, path, *size, *read_only, &d.role).map_err(|e| invalid(format!("error: {}: {e:#}", at(plan, d, "path"))))?;
+                    let b = FileBlock::open(dir, path, *size, *preallocate, *read_only, &d.role).map_err(|e| invalid(format!("error: {}: {e:#}", at(plan, d, "path"))))?;
                     if new {
                         created.paths.push(path.clone());
                     }

@@ -55,7 +55,7 @@ impl World {
         let mut images = Vec::new();
         for d in plan.block_devices() {
             images.push(match &d.backend {
-                Backend::File { path, size, read_only } => {
+                Backend::File { path, size, read_only, .. } => {
                     let bytes: Arc<[u8]> = match dir.read(path) {
                         Ok(b) => b.into(),
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match size {

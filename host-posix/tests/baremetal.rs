@@ -82,6 +82,34 @@ fn kvstore_disk_written_on_bare_metal_reads_back_on_linux() {
     boot(&dir, &["--machine", "q35"]).ok().stdout_has("records 1000 valid 1000 lost 0 corrupt 0");
 }
 
+/// Bytes the host file system holds for `path` (a sparse file holds fewer than its length).
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// A file disk weft creates is sparse unless `preallocate = true`, which writes the
+/// whole image first (so a run's writes never allocate host blocks) — on Linux and
+/// for `weft boot` alike; `weft check` says which it will be.
+#[test]
+fn a_preallocated_disk_image_is_written_whole_when_created() {
+    let m = |pre: &str| format!("[app]\ncomponent = \"kvstore\"\nargs = [\"fill\", \"100\"]\n[devices.storage]\nkind = \"block\"\nbackend = \"file\"\npath = \"disk.img\"\nsize = \"8MiB\"\n{pre}\n");
+    let sparse = manifest("prealloc-sparse", &m(""));
+    weft(&["check", sparse.to_str().unwrap()]).ok().stdout_has("disk.img (8 MiB, zero-filled)");
+    run(&sparse).ok().stdout_has("wrote 100 verified 100");
+    assert!(allocated(&sparse.join("disk.img")) < 4 << 20, "a default image is sparse: {} bytes allocated", allocated(&sparse.join("disk.img")));
+    let linux = manifest("prealloc-linux", &m("preallocate = true"));
+    weft(&["check", linux.to_str().unwrap()]).ok().stdout_has("disk.img (8 MiB, zero-filled, preallocated)");
+    run(&linux).ok().stdout_has("wrote 100 verified 100");
+    assert!(allocated(&linux.join("disk.img")) >= 8 << 20, "{} bytes allocated", allocated(&linux.join("disk.img")));
+    let metal = manifest("prealloc-metal", &m("preallocate = true"));
+    boot(&metal, &[]).ok().stdout_has("wrote 100 verified 100");
+    assert!(allocated(&metal.join("disk.img")) >= 8 << 20, "{} bytes allocated", allocated(&metal.join("disk.img")));
+    // An image that exists is used as it is.
+    std::fs::write(linux.join("weft.toml"), m("preallocate = true").replace("\"fill\", \"100\"", "\"verify\"")).unwrap();
+    run(&linux).ok().stdout_has("records 100 valid 100");
+}
+
 #[test]
 fn faulty_disk_drops_the_same_writes() {
     let (metal, _) = same_as_linux("faulty-disk", &[]);

@@ -41,7 +41,7 @@ pub enum BlockBackend {
     /// A disk image on the host, attached as a virtio-blk drive whose serial
     /// is the device's role. `path` is as written in the manifest, relative
     /// to the manifest's folder.
-    File { path: String, size: Option<u64>, read_only: bool },
+    File { path: String, size: Option<u64>, read_only: bool, preallocate: bool },
     /// A zeroed disk in the kernel's memory, gone at exit.
     Memory { size: u64, read_only: bool },
 }
@@ -250,7 +250,7 @@ impl<'a> Bundle<'a> {
         let devices = r.list(|r| {
             let role = r.string()?;
             let backend = match r.u8()? {
-                0 => BlockBackend::File { path: r.string()?, size: r.option(|r| r.u64())?, read_only: r.bool()? },
+                0 => BlockBackend::File { path: r.string()?, size: r.option(|r| r.u64())?, read_only: r.bool()?, preallocate: r.bool()? },
                 1 => BlockBackend::Memory { size: r.u64()?, read_only: r.bool()? },
                 _ => return Err(BundleError::Malformed("block backend")),
             };
@@ -345,11 +345,12 @@ impl<'a> Bundle<'a> {
         for (d, b) in self.wiring.blocks.iter().zip(&self.blocks) {
             w.str(&d.role);
             match b {
-                BlockBackend::File { path, size, read_only } => {
+                BlockBackend::File { path, size, read_only, preallocate } => {
                     w.u8(0);
                     w.str(path);
                     w.option(*size);
                     w.u8(*read_only as u8);
+                    w.u8(*preallocate as u8);
                 }
                 BlockBackend::Memory { size, read_only } => {
                     w.u8(1);
@@ -597,7 +598,7 @@ mod tests {
             args: vec!["fill".into(), "10".into()],
             memory: 1 << 28,
             timeout: Some(2_000_000_000),
-            blocks: vec![BlockBackend::File { path: "disk.img".into(), size: Some(1 << 24), read_only: false }],
+            blocks: vec![BlockBackend::File { path: "disk.img".into(), size: Some(1 << 24), read_only: false, preallocate: true }],
             nets: vec![NetBackend {
                 link: NetLink::Udp { local: "127.0.0.1:5000".into(), remote: "127.0.0.1:5001".into() },
                 mac: [0x52, 0x54, 0, 1, 2, 3],

@@ -73,7 +73,10 @@ impl Cache {
     /// by the caller: a Python component is tens of MiB).
     pub fn key_of(engine: &Engine, target: Target, digest: &[u8; 32]) -> String {
         let mut h = Sha(Sha256::new());
-        h.0.update(b"weft-aot-v2");
+        // v3: adapters copy lists of numbers with `memory.copy` (the patched
+        // wasmtime-environ, Cargo.toml): code cached before would still load,
+        // with the old byte loops, so it is compiled again.
+        h.0.update(b"weft-aot-v3");
         h.0.update(digest);
         core::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
         core::hash::Hash::hash(&target, &mut h);

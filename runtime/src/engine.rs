@@ -34,10 +34,11 @@ impl Target {
     }
 }
 
-/// Bumped whenever a setting below changes for a bare-metal target, so a
-/// bundle built by an older `weft` is refused with a clear message before
-/// wasmtime's own (less friendly) compatibility check.
-pub const CONFIG_VERSION: u32 = 1;
+/// Bumped whenever a setting below changes for a bare-metal target, or the
+/// bundle's layout changes (2: a file disk's `preallocate`), so a bundle built
+/// by an older `weft` is refused with a clear message before wasmtime's own
+/// (less friendly) compatibility check or a misread field.
+pub const CONFIG_VERSION: u32 = 2;
 
 /// The x86 features bare-metal code is compiled for: what `-cpu max` offers
 /// under TCG (qemu64 lacks ssse3). The kernel checks them with cpuid.

@@ -96,8 +96,9 @@ pub struct AppSpec {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Backend {
-    /// A file-backed disk (`path` relative to the manifest's folder).
-    File { path: PathBuf, size: Option<u64>, read_only: bool },
+    /// A file-backed disk (`path` relative to the manifest's folder). An image
+    /// weft creates (missing, with `size`) is sparse unless `preallocate`.
+    File { path: PathBuf, size: Option<u64>, read_only: bool, preallocate: bool },
     /// A disk in memory, zeroed at start, gone at exit.
     Memory { size: u64, read_only: bool },
     System,
@@ -968,14 +969,15 @@ impl Manifest {
         };
         Some(match name {
             "file" => {
-                known.extend(["path", "size", "read-only"]);
+                known.extend(["path", "size", "read-only", "preallocate"]);
                 let Some(p) = get(dt, "path") else {
                     r.at_line(line, &format!("{prefix}.path"), "missing; the disk image file, relative to the manifest (created with `size` if missing)");
                     return None;
                 };
                 let s = string(r, p, &format!("{prefix}.path"))?;
                 let path = confined(r, p, &format!("{prefix}.path"), s)?;
-                Backend::File { path, size: sized(r), read_only: read_only(r) }
+                let preallocate = flag(r, dt, "preallocate", &format!("{prefix}.preallocate")).unwrap_or(false);
+                Backend::File { path, size: sized(r), read_only: read_only(r), preallocate }
             }
             "memory" => {
                 known.extend(["size", "read-only"]);
@@ -1148,6 +1150,18 @@ mod tests {
     }
 
     #[test]
+    fn preallocate_is_a_flag_of_file_disks() {
+        let disk = |extra: &str| format!("[app]\ncomponent = \"kvstore\"\n[devices.disk]\nkind = \"block\"\nbackend = \"file\"\npath = \"d.img\"\nsize = \"1MiB\"\n{extra}\n");
+        let m = parse(&disk("preallocate = true")).unwrap();
+        let d = m.devices.iter().find(|d| d.role == "disk").unwrap();
+        assert_eq!(d.backend, Backend::File { path: "d.img".into(), size: Some(1 << 20), read_only: false, preallocate: true });
+        let e = errors(&disk("preallocate = \"full\""));
+        assert!(e.contains("devices.disk.preallocate") && e.contains("expected true or false"), "{e}");
+        let e = errors("[app]\ncomponent = \"kvstore\"\n[devices.disk]\nkind = \"block\"\nbackend = \"memory\"\nsize = \"1MiB\"\npreallocate = true\n");
+        assert!(e.contains("preallocate"), "a memory disk has no image to preallocate: {e}");
+    }
+
+    #[test]
     fn full_example() {
         let m = parse(
             r#"
@@ -1180,7 +1194,7 @@ timeout = "30s"
         assert_eq!(m.app.args, ["fill", "1000"]);
         let s = &m.devices[1];
         assert_eq!(s.role, "storage");
-        assert_eq!(s.backend, Backend::File { path: "disk.img".into(), size: Some(16 << 20), read_only: false });
+        assert_eq!(s.backend, Backend::File { path: "disk.img".into(), size: Some(16 << 20), read_only: false, preallocate: false });
         assert_eq!(s.filters.len(), 2);
         assert_eq!(s.filters[0].config, [("drop-every".to_string(), "100".to_string())]);
         assert_eq!(s.filters[0].line, 12);

@@ -224,10 +224,11 @@ impl Plan {
                     let _ = writeln!(out, "  {:<9} {:<8}   {}: {}", "", "", c.name, cfg.join(", "));
                 }
             }
-            if let Backend::File { path, size, .. } = &d.backend {
+            if let Backend::File { path, size, preallocate, .. } = &d.backend {
                 if !exists(&m.dir.join(path)) {
                     let size = size.map_or("(no size given: the run will fail)".to_string(), format_size);
-                    creates.push(format!("{} ({size}, zero-filled)", path.display()));
+                    let how = if *preallocate { "zero-filled, preallocated" } else { "zero-filled" };
+                    creates.push(format!("{} ({size}, {how})", path.display()));
                 }
             }
         }
@@ -455,9 +456,10 @@ fn esc(s: &str) -> String {
 
 fn backend_text(b: &Backend) -> String {
     match b {
-        Backend::File { path, size, read_only } => {
+        Backend::File { path, size, read_only, preallocate } => {
             let size = size.map(|s| format!(", {}", format_size(s))).unwrap_or_default();
-            format!("file {:?}{size}{}", path.display().to_string(), if *read_only { ", read-only" } else { "" })
+            let pre = if *preallocate { ", preallocated" } else { "" };
+            format!("file {:?}{size}{pre}{}", path.display().to_string(), if *read_only { ", read-only" } else { "" })
         }
         Backend::Memory { size, read_only } => {
             format!("memory {}{}", format_size(*size), if *read_only { ", read-only" } else { "" })
