@@ -194,6 +194,65 @@ impl<'a, IO: ReadWriteSeek, TP, OCC> File<'a, IO, TP, OCC> {
         }
     }
 
+    /// Makes the file's cluster chain at least `upto` bytes long without changing its
+    /// size, and zeroes every byte of the chain from `zero_from` (at least the size) to
+    /// the chain's end: the clusters added are zeroed as they are allocated (added by
+    /// weft: once that is durable, the file can grow into it with its new size written
+    /// in the same flush as the data, since a crash between the two shows zeros, never
+    /// another file's old bytes). Returns the chain's length in bytes; an empty file
+    /// (no first cluster) is left alone (0). A full volume ends the chain early, and
+    /// the length reached is returned.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Io` will be returned if the underlying storage object returned an I/O error.
+    ///
+    /// # Panics
+    ///
+    /// Will panic if this is the root directory.
+    pub fn reserve(&mut self, zero_from: u64, upto: u64) -> Result<u64, Error<IO::Error>> {
+        let size = u64::from(self.size().expect("reserve: the root directory has no size"));
+        let Some(first) = self.first_cluster else {
+            return Ok(0);
+        };
+        let fs = self.fs;
+        let cs = u64::from(fs.cluster_size());
+        let zero_from = zero_from.max(size);
+        // The cluster holding byte `start`..`start + cs` of the file: zero its part
+        // from `zero_from` on.
+        let zero = |cluster: u32, start: u64| -> Result<(), Error<IO::Error>> {
+            if zero_from < start + cs {
+                let skip = zero_from.saturating_sub(start);
+                fs.write_zeros_at(fs.offset_from_cluster(cluster) + skip, cs - skip)?;
+            }
+            Ok(())
+        };
+        // Walk from the cluster the position is in when nothing before it is to be
+        // zeroed (writes at the end leave it there), else from the first.
+        let (mut cluster, mut start) = match self.current_cluster {
+            Some(c) if self.offset > 0 && zero_from >= u64::from(self.offset - 1) / cs * cs => {
+                (c, u64::from(self.offset - 1) / cs * cs)
+            }
+            _ => (first, 0),
+        };
+        zero(cluster, start)?;
+        for next in fs.cluster_iter(cluster) {
+            cluster = next?;
+            start += cs;
+            zero(cluster, start)?;
+        }
+        let mut end = start + cs;
+        while end < upto {
+            cluster = match fs.alloc_cluster(Some(cluster), true) {
+                Ok(c) => c,
+                Err(Error::NotEnoughSpace) => break,
+                Err(e) => return Err(e),
+            };
+            end += cs;
+        }
+        Ok(end)
+    }
+
     /// Get the extents of a file on disk.
     ///
     /// This returns an iterator over the byte ranges on-disk occupied by

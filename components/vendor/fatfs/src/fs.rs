@@ -459,6 +459,14 @@ impl<IO: Read + Write + Seek, TP, OCC> FileSystem<IO, TP, OCC> {
         self.bpb.cluster_size()
     }
 
+    /// Writes `len` zero bytes at byte `offset` of the volume (added by weft).
+    pub(crate) fn write_zeros_at(&self, offset: u64, len: u64) -> Result<(), Error<IO::Error>> {
+        let mut disk = self.disk.borrow_mut();
+        disk.seek(SeekFrom::Start(offset))?;
+        write_zeros(&mut *disk, len)?;
+        Ok(())
+    }
+
     pub(crate) fn offset_from_cluster(&self, cluster: u32) -> u64 {
         self.offset_from_sector(self.sector_from_cluster(cluster))
     }

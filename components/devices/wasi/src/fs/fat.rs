@@ -217,27 +217,47 @@ type FatFile<'a, S> = fatfs::File<'a, Io<S>, Clock, LossyOemCpConverter>;
 /// Files kept open at once; past this, a [`Tree::sync`] publishes them and they close.
 const OPEN_MAX: usize = 256;
 
+/// Zeroed clusters kept past the end of a file that grows in place (fatfs's
+/// `File::reserve`), so its next syncs need one device flush, not two.
+const RESERVE: u64 = 64 * 1024;
+
 /// A file kept open between calls: fatfs's handle, and its entry as the device has it.
 struct Open {
     handle: FileHandle,
     /// The size and first cluster the entry on the device has.
     published: (Option<u32>, Option<u32>),
+    /// Bytes `0..zeroed` of the file's cluster chain are durable, and past its size
+    /// they are zeros: its entry may grow up to here in the same flush as the data.
+    zeroed: u64,
 }
 
 impl Open {
     fn new(handle: FileHandle) -> Open {
         Open {
             published: (handle.size(), handle.first_cluster()),
+            zeroed: handle.size().map_or(0, u64::from),
             handle,
         }
     }
 
+    fn size(&self) -> u64 {
+        self.handle.size().map_or(0, u64::from)
+    }
+
     /// Whether writing the entry now could make it name bytes or clusters that are not
-    /// durable yet: the file grew, or got a (new) first cluster. A shorter entry names
-    /// less, and may be written at any time.
-    fn grows(&self) -> bool {
-        let (size, first) = (self.handle.size(), self.handle.first_cluster());
-        size > self.published.0 || (first.is_some() && first != self.published.1)
+    /// durable yet: the file got a (new) first cluster, or grew past what is durable
+    /// (its data, or zeroed clusters reserved past it). A shorter entry names less, and
+    /// may be written at any time.
+    fn needs_order(&self) -> bool {
+        let first = self.handle.first_cluster();
+        (first.is_some() && first != self.published.1) || (self.handle.size() > self.published.0 && self.size() > self.zeroed)
+    }
+
+    /// Whether the file grew since its entry was written, keeping its first cluster: a
+    /// file that grows across syncs (a database), which [`RESERVE`] is for.
+    fn grew_in_place(&self) -> bool {
+        let first = self.handle.first_cluster();
+        first.is_some() && first == self.published.1 && self.handle.size() > self.published.0
     }
 }
 
@@ -248,7 +268,11 @@ impl Open {
 /// and ordered by `sync`, so that a power cut never leaves an entry that names clusters
 /// the device does not have:
 /// - a file's new size and first cluster stay in its open handle until the data and
-///   clusters they name are flushed; then the entry is written and flushed;
+///   clusters they name are flushed; then the entry is written and flushed — unless it
+///   grows into zeroed clusters reserved past its end by an earlier sync ([`RESERVE`]):
+///   then data and entry share one flush, and a cut between them shows zeros;
+/// - reserved clusters are given back when the file leaves the open set or the run
+///   ends (a cut before leaves them on the chain past the size, which `fsck.fat` trims);
 /// - a removed entry's clusters stay allocated until the removal is flushed; then they
 ///   are freed, durable at the next sync (a cut before it leaks them, which `fsck.fat`
 ///   reclaims);
@@ -350,8 +374,18 @@ impl<S: Sectors> Tree<S> {
     /// a cut before it leaks them, which is harmless.
     pub fn sync(&self) -> Result<(), FatErr> {
         let mut open = self.open.borrow_mut();
-        if open.values().any(Open::grows) || !self.released.borrow().is_empty() {
+        if open.values().any(Open::needs_order) || !self.released.borrow().is_empty() {
             self.disk.flush().map_err(FatErr::Io)?;
+        }
+        // A file growing in place that is near the end of its zeroed clusters gets more,
+        // durable with this sync's last flush (the link to them may land or not: the
+        // entry does not name them yet).
+        let mut reserved = BTreeMap::new();
+        for (k, o) in open.iter_mut().filter(|(_, o)| o.grew_in_place() && o.zeroed < o.size() + RESERVE / 2) {
+            let mut f = self.fs.attach(o.handle.clone());
+            let r = f.reserve(o.zeroed, o.size() + RESERVE);
+            o.handle = f.detach();
+            reserved.insert(k.clone(), r.map_err(fat_err)?);
         }
         for o in open.values_mut().filter(|o| o.handle.entry_dirty()) {
             let mut f = self.fs.attach(o.handle.clone());
@@ -361,6 +395,9 @@ impl<S: Sectors> Tree<S> {
             o.published = (o.handle.size(), o.handle.first_cluster());
         }
         self.disk.flush().map_err(FatErr::Io)?;
+        for (k, o) in open.iter_mut() {
+            o.zeroed = reserved.get(k).copied().unwrap_or(o.zeroed).max(o.size());
+        }
         let released = core::mem::take(&mut *self.released.borrow_mut());
         for cut in released {
             self.fs.release(cut).map_err(fat_err)?;
@@ -368,10 +405,31 @@ impl<S: Sectors> Tree<S> {
         Ok(())
     }
 
-    /// The end of a run: [`Tree::sync`], then everything it left in the cache.
+    /// The end of a run: [`Tree::close_all`], then everything it left in the cache.
     pub fn close(&self) -> Result<(), FatErr> {
-        self.sync()?;
+        self.close_all()?;
         self.disk.flush().map_err(FatErr::Io)
+    }
+
+    /// Close every open file: their reserved clusters cut off (released by the sync, as
+    /// a removal's are), then a [`Tree::sync`].
+    fn close_all(&self) -> Result<(), FatErr> {
+        let cs = u64::from(self.fs.cluster_size());
+        for o in self.open.borrow_mut().values_mut() {
+            let size = o.size();
+            if size > 0 && o.zeroed > size.div_ceil(cs) * cs {
+                let mut f = self.fs.attach(o.handle.clone());
+                let r = f.seek(SeekFrom::Start(size)).map(|_| f.truncate_keeping_clusters());
+                o.handle = f.detach();
+                if let Some(cut) = r.map_err(fat_err)? {
+                    self.released.borrow_mut().push(cut);
+                }
+                o.zeroed = size;
+            }
+        }
+        self.sync()?;
+        self.open.borrow_mut().clear();
+        Ok(())
     }
 
     fn dir(&self, path: &str) -> Result<fatfs::Dir<'_, Io<S>, Clock, LossyOemCpConverter>, FatErr> {
@@ -428,8 +486,7 @@ impl<S: Sectors> Tree<S> {
             Some(o) => o,
             None => {
                 if self.open.borrow().len() >= OPEN_MAX {
-                    self.sync()?;
-                    self.open.borrow_mut().clear();
+                    self.close_all()?;
                 }
                 Open::new(self.fs.root_dir().open_file(path).map_err(fat_err)?.detach())
             }
@@ -438,7 +495,7 @@ impl<S: Sectors> Tree<S> {
         let mut file = self.fs.attach(open.handle);
         let r = f(&mut file, size);
         let handle = file.detach();
-        self.open.borrow_mut().insert(k, Open { handle, published: open.published });
+        self.open.borrow_mut().insert(k, Open { handle, ..open });
         r
     }
 
@@ -492,6 +549,10 @@ impl<S: Sectors> Tree<S> {
             Ok(None)
         })?;
         if let Some(cut) = cut {
+            // The cut takes the clusters reserved past the end too.
+            if let Some(o) = self.open.borrow_mut().get_mut(&key(path)) {
+                o.zeroed = o.zeroed.min(size);
+            }
             self.sync()?;
             self.fs.release(cut).map_err(fat_err)?;
         }
@@ -562,8 +623,7 @@ impl<S: Sectors> Tree<S> {
                 _ => {}
             }
         }
-        self.sync()?;
-        self.open.borrow_mut().clear();
+        self.close_all()?;
         if let Some(dst) = dst {
             if from_dir == to_dir && dst.name == src.name {
                 if src.name == to_name {
@@ -850,6 +910,77 @@ mod tests {
             }
         }
         assert!(cuts > 100, "{cuts} cuts");
+    }
+
+    /// A file that grows across syncs (a database) gets zeroed clusters reserved past its
+    /// end: its next syncs take one device flush instead of two, and a cut between its
+    /// data and its entry shows zeros there, never bytes an earlier file left in those
+    /// clusters. The reserve goes back at the end of the run.
+    #[test]
+    fn a_file_growing_in_place_syncs_with_one_flush_and_a_cut_shows_zeros() {
+        let log = Rc::new(Log { base: vec![0; 2 << 20], events: RefCell::new(Vec::new()) });
+        let (t, _) = Tree::open(log.clone(), 512, 4096, clock).unwrap();
+        // An earlier file fills the volume and leaves its bytes in every cluster the
+        // database gets later.
+        t.create_file("", "old").unwrap();
+        let mut at = 0;
+        while t.write("old", at, &[0xaa; 4096]).is_ok() {
+            at += 4096;
+        }
+        assert!(at > 1 << 20, "{at}");
+        t.sync().unwrap();
+        t.remove("", "old", false).unwrap();
+        t.sync().unwrap();
+        t.create_file("", "db").unwrap();
+        t.write("db", 0, &[1; 4096]).unwrap();
+        t.sync().unwrap();
+        let flushes = || log.events.borrow().iter().filter(|e| e.is_none()).count();
+        let mut per_sync = Vec::new();
+        let start = log.events.borrow().len();
+        for round in 1..=12u8 {
+            let before = flushes();
+            t.write("db", 4096 * u64::from(round), &[round + 1; 4096]).unwrap();
+            t.sync().unwrap();
+            per_sync.push(flushes() - before);
+        }
+        // The first growth orders data before entry and reserves; the reserve (64 KiB,
+        // renewed when half is used) keeps the rest at one flush.
+        assert_eq!(per_sync[0], 2, "{per_sync:?}");
+        assert!(per_sync[1..].iter().all(|n| *n == 1), "{per_sync:?}");
+        let events = log.events.borrow().clone();
+        let cut_points: Vec<usize> = (start..events.len()).filter(|i| events[*i].is_none()).collect();
+        let mut cuts = 0;
+        for (k, &f) in cut_points.iter().enumerate() {
+            let end = cut_points.get(k + 1).copied().unwrap_or(events.len());
+            let pending: Vec<&(u64, Vec<u8>)> = events[f + 1..end].iter().flatten().collect();
+            for mask in 0..1u64 << pending.len().min(10) {
+                let mut img = log.base.clone();
+                let kept = pending.iter().enumerate().filter(|(i, _)| mask >> i & 1 == 1).map(|(_, w)| *w);
+                for (at, data) in events[..=f].iter().flatten().chain(kept) {
+                    img[*at as usize * 512..][..data.len()].copy_from_slice(data);
+                }
+                let m = Mem::new(0);
+                *m.data.borrow_mut() = img;
+                let (t, _) = Tree::open(m.clone(), 512, 4096, clock).unwrap();
+                let e = t.lookup("", "db").unwrap().unwrap();
+                let (data, _) = t.read("db", 0, e.size).unwrap();
+                assert!(e.size >= 4096 * (k as u64 + 1), "cut after flush {k}: a synced size was lost ({})", e.size);
+                // Sector by sector (a cut may keep part of a write): the block's own
+                // bytes, or zeros.
+                for (i, sector) in data.chunks(512).enumerate() {
+                    let own = (i / 8) as u8 + 1;
+                    let ok = sector.iter().all(|b| *b == own) || sector.iter().all(|b| *b == 0);
+                    assert!(ok, "cut after flush {k} keeping {mask:#x}: sector {i} of db holds {:?}", &sector[..4]);
+                }
+                cuts += 1;
+            }
+        }
+        assert!(cuts > 50, "{cuts} cuts");
+        // The end of the run gives the reserve back: the chain ends with the data.
+        t.close().unwrap();
+        let mut f = t.fs.root_dir().open_file("db").unwrap();
+        let cs = u64::from(t.fs.cluster_size());
+        assert_eq!(f.extents().count() as u64, (13 * 4096u64).div_ceil(cs), "db's 13 blocks of 4 KiB in clusters of {cs}");
     }
 
     #[test]
