@@ -48,7 +48,10 @@ fn copy(from: &Path, to: &Path, files: &[PathBuf]) {
     for f in files {
         let dst = to.join(f);
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        std::fs::copy(from.join(f), dst).unwrap();
+        // libFuzzer's timer signal can interrupt the copy (EINTR): try again.
+        while let Err(e) = std::fs::copy(from.join(f), &dst) {
+            assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "copying {}: {e}", f.display());
+        }
     }
 }
 
