@@ -86,7 +86,19 @@ fn bad_input_is_exit_2_naming_the_flag_and_leaves_nothing() {
     weft(&["image", "create", "--from", s(&src), "-o", s(&img), "--size", "lots"]).code(2).stderr_has("`--size lots`");
     weft(&["image", "create", "--from", s(&src), "-o", s(&img), "--format", "zip"]).code(2).stderr_has("'--format <FORMAT>'");
     weft(&["image", "create", "--from", s(&src), "-o", s(&img), "--format", "tar", "--size", "1MiB"]).code(2).stderr_has("`--size` is for `--format fat`");
+    weft(&["image", "create", "--from", s(&src), "-o", s(&img), "--cluster-size", "3KiB"]).code(2).stderr_has("`--cluster-size 3KiB`: expected a power of two");
+    weft(&["image", "create", "--from", s(&src), "-o", s(&img), "--cluster-size", "64KiB"]).code(2).stderr_has("from `512` to `32KiB`");
+    weft(&["image", "create", "--from", s(&src), "-o", s(&img), "--format", "tar", "--cluster-size", "4KiB"]).code(2).stderr_has("`--cluster-size` is for `--format fat`");
+    // More clusters than FAT32 can count: named, not a panic (the image is sparse).
+    weft(&["image", "create", "--from", s(&src), "-o", s(&img), "--size", "1TiB", "--cluster-size", "512"]).code(2).stderr_has("`--cluster-size`: FAT cannot lay out `--size 1TiB` in clusters of 512 bytes");
     assert_eq!(listing(&dir), ["src"], "nothing left behind");
+    // A cluster size that fits is what the image gets (mtools' minfo reads it).
+    let big = dir.join("big.img");
+    weft(&["image", "create", "--from", s(&src), "-o", s(&big), "--size", "64MiB", "--cluster-size", "32KiB"]).ok();
+    let info = std::process::Command::new("minfo").args(["-i", s(&big), "::"]).env("MTOOLS_SKIP_CHECK", "1").output().unwrap();
+    assert!(String::from_utf8_lossy(&info.stdout).contains("cluster size: 64 sectors"), "{}", String::from_utf8_lossy(&info.stdout));
+    weft(&["image", "cat", s(&big), "data/blob.bin"]).ok();
+    std::fs::remove_file(&big).unwrap();
     // An existing image is kept unless --force.
     std::fs::write(&img, "keep me").unwrap();
     weft(&["image", "create", "--from", s(&src), "-o", s(&img)]).code(2).stderr_has("`-o").stderr_has("exists; `--force` replaces it");

@@ -51,6 +51,10 @@ fn check_geometry(sector: u32, count: u64) -> Result<u64, String> {
 /// Chunks a [`Disk`] keeps (4 MiB with 64 KiB chunks).
 pub const DISK_CHUNKS: usize = 64;
 
+/// A write of at least this many whole sectors into a chunk the cache does not hold
+/// goes straight to the device ([`Disk::write_at`]): a FAT cluster of 32 KiB or more.
+pub const WRITE_THROUGH: u64 = 32 * 1024;
+
 /// One cached chunk.
 struct Chunk {
     /// Last use (for LRU eviction).
@@ -244,6 +248,14 @@ impl<S: Sectors> Disk<S> {
             // Only a sector written in part needs its old bytes.
             let ss = self.sector as usize;
             let (first, last) = ((within / ss) as u64, ((within + n - 1) / ss) as u64);
+            // A large run of whole sectors in a chunk not cached goes to the device at
+            // once: the copy into the cache would be read only by its write-back, and
+            // anything the file system writes may reach the device early (fs/fat.rs).
+            if within.is_multiple_of(ss) && n.is_multiple_of(ss) && n as u64 >= WRITE_THROUGH && !self.cache.borrow().contains_key(&c) {
+                self.unflushed.set(true);
+                self.dev.write(c * self.per_chunk + (within / ss) as u64, &bytes[done..done + n])?;
+                continue;
+            }
             let mut partial = 0u128;
             if !within.is_multiple_of(ss) {
                 partial |= 1 << first;
@@ -472,6 +484,29 @@ mod tests {
         let img = ram.data.borrow();
         assert_eq!(img[..512 * 6], want[..]);
         assert_eq!(img[far as usize..][..512], [3u8; 512]);
+    }
+
+    #[test]
+    fn a_big_write_to_a_chunk_not_cached_goes_straight_to_the_device() {
+        let ram = ram(400);
+        let d = Disk::new(&ram, 512, 400).unwrap();
+        // 32 KiB of whole sectors in chunk 1, which the cache does not hold: sent now,
+        // not cached, nothing read.
+        let at = CHUNK + 512 * 4;
+        d.write_at(at, &vec![6u8; WRITE_THROUGH as usize]).unwrap();
+        assert_eq!((ram.reads.get(), ram.writes.get()), (0, 1));
+        assert!(!d.is_dirty());
+        assert_eq!(ram.data.borrow()[at as usize..][..WRITE_THROUGH as usize], vec![6u8; WRITE_THROUGH as usize][..]);
+        // Less than that, or into a chunk the cache holds, is cached as before.
+        d.write_at(512, &vec![1u8; WRITE_THROUGH as usize - 512]).unwrap();
+        d.write_at(0, &[2u8; 512]).unwrap();
+        d.write_at(2 * 512, &vec![3u8; WRITE_THROUGH as usize]).unwrap();
+        assert_eq!(ram.writes.get(), 1);
+        let mut buf = vec![0u8; 512 * 70];
+        d.read_at(0, &mut buf).unwrap();
+        assert_eq!((buf[0], buf[512], buf[1024], buf[512 * 65]), (2, 1, 3, 3));
+        d.flush().unwrap();
+        assert_eq!(ram.writes.get(), 2, "chunk 0's dirty sectors as one run");
     }
 
     #[test]
