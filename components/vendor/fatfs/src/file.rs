@@ -253,6 +253,53 @@ impl<'a, IO: ReadWriteSeek, TP, OCC> File<'a, IO, TP, OCC> {
         Ok(end)
     }
 
+    /// Where the bytes from the current position lie: their byte offset on the volume
+    /// and how many of them, up to `max` and the end of the file, follow without a gap
+    /// (in clusters numbered one after another); `None` at the end of the file (added by
+    /// weft: a caller can read a contiguous run from the device in one request). The
+    /// position does not move.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Io` will be returned if the underlying storage object returned an I/O error.
+    pub fn contiguous_run(&mut self, max: u64) -> Result<Option<(u64, u64)>, Error<IO::Error>> {
+        let size = u64::from(self.size().unwrap_or(0));
+        let offset = u64::from(self.offset);
+        if offset >= size || max == 0 {
+            return Ok(None);
+        }
+        let fs = self.fs;
+        let cs = u64::from(fs.cluster_size());
+        // Between clusters the position's cluster is the one before it (see `offset`).
+        let (cluster, within) = if offset % cs == 0 {
+            let next = match self.current_cluster {
+                None => self.first_cluster,
+                Some(c) => fs.cluster_iter(c).next().transpose()?,
+            };
+            match next {
+                Some(c) => (c, 0),
+                None => return Ok(None),
+            }
+        } else {
+            match self.current_cluster {
+                Some(c) => (c, offset % cs),
+                None => return Ok(None),
+            }
+        };
+        let want = max.min(size - offset);
+        let (mut last, mut len) = (cluster, cs - within);
+        while len < want {
+            match fs.cluster_iter(last).next().transpose()? {
+                Some(n) if n == last + 1 => {
+                    last = n;
+                    len += cs;
+                }
+                _ => break,
+            }
+        }
+        Ok(Some((fs.offset_from_cluster(cluster) + within, len.min(want))))
+    }
+
     /// Get the extents of a file on disk.
     ///
     /// This returns an iterator over the byte ranges on-disk occupied by

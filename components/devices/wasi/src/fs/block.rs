@@ -51,6 +51,10 @@ fn check_geometry(sector: u32, count: u64) -> Result<u64, String> {
 /// Chunks a [`Disk`] keeps (4 MiB with 64 KiB chunks).
 pub const DISK_CHUNKS: usize = 64;
 
+/// The most [`Disk::read_past_cache`] asks of the device at once: a `block.read`'s limit
+/// (docs/devices.md).
+pub const READ_PAST: u64 = 1 << 20;
+
 /// A write of at least this many whole sectors into a chunk the cache does not hold
 /// goes straight to the device ([`Disk::write_at`]): a FAT cluster of 32 KiB or more.
 pub const WRITE_THROUGH: u64 = 32 * 1024;
@@ -239,6 +243,29 @@ impl<S: Sectors> Disk<S> {
             buf[done..done + n].copy_from_slice(&ch.data[within..within + n]);
         }
         Ok(())
+    }
+
+    /// `len` bytes at `offset` in one `block.read`, past the cache — `None` (nothing
+    /// read) unless they are whole sectors, at most [`READ_PAST`], and the cache holds
+    /// no unsent write among them. For big reads of file data: the device's list is
+    /// the result, with no copy into the cache and out of it.
+    pub fn read_past_cache(&self, offset: u64, len: usize) -> Result<Option<Vec<u8>>, String> {
+        self.check_range(offset, len)?;
+        let (ss, n) = (self.sector, len as u64);
+        if len == 0 || n > READ_PAST || offset % ss != 0 || n % ss != 0 {
+            return Ok(None);
+        }
+        let chunk = self.chunk_bytes();
+        let (from, to) = (offset / chunk, (offset + n - 1) / chunk);
+        if self.cache.borrow().range(from..=to).any(|(_, ch)| ch.dirty != 0) {
+            return Ok(None);
+        }
+        let count = (n / ss) as u32;
+        let data = self.dev.read(offset / ss, count)?;
+        if data.len() != len {
+            return Err(format!("block.read of {count} sectors at sector {} returned {} bytes", offset / ss, data.len()));
+        }
+        Ok(Some(data))
     }
 
     /// Write `bytes` at `offset` into the cache: the sectors they touch become dirty.
@@ -507,6 +534,28 @@ mod tests {
         assert_eq!((buf[0], buf[512], buf[1024], buf[512 * 65]), (2, 1, 3, 3));
         d.flush().unwrap();
         assert_eq!(ram.writes.get(), 2, "chunk 0's dirty sectors as one run");
+    }
+
+    #[test]
+    fn a_big_read_past_the_cache_is_one_device_read_unless_it_holds_unsent_writes() {
+        let ram = ram(4096);
+        let d = Disk::new(&ram, 512, 4096).unwrap();
+        // 256 KiB across five chunks (one cached and clean): one `block.read`.
+        d.read_at(CHUNK, &mut [0u8; 10]).unwrap();
+        let (at, len) = (CHUNK / 2, 4 * CHUNK as usize);
+        assert_eq!(d.read_past_cache(at, len).unwrap(), Some(expect(at, len)));
+        assert_eq!(ram.reads.get(), 2);
+        // Not whole sectors, too big, or over an unsent write: nothing read.
+        assert_eq!(d.read_past_cache(at + 1, len).unwrap(), None);
+        assert_eq!(d.read_past_cache(0, READ_PAST as usize + 512).unwrap(), None);
+        d.write_at(3 * CHUNK, &[1u8; 512]).unwrap();
+        assert_eq!(d.read_past_cache(at, len).unwrap(), None);
+        assert_eq!(ram.reads.get(), 2, "nothing read: a whole sector written, no read past it");
+        // Once it is sent, the device has it.
+        d.flush().unwrap();
+        let got = d.read_past_cache(at, len).unwrap().unwrap();
+        assert_eq!(got[(3 * CHUNK - at) as usize], 1);
+        assert!(d.read_past_cache(4096 * 512 - 512, 1024).is_err(), "past the end of the device");
     }
 
     #[test]

@@ -217,6 +217,9 @@ type FatFile<'a, S> = fatfs::File<'a, Io<S>, Clock, LossyOemCpConverter>;
 /// Files kept open at once; past this, a [`Tree::sync`] publishes them and they close.
 const OPEN_MAX: usize = 256;
 
+/// Reads of at least this many bytes of a file try [`Disk::read_past_cache`].
+const BIG_READ: u64 = 64 * 1024;
+
 /// Zeroed clusters kept past the end of a file that grows in place (fatfs's
 /// `File::reserve`), so its next syncs need one device flush, not two.
 const RESERVE: u64 = 64 * 1024;
@@ -507,6 +510,16 @@ impl<S: Sectors> Tree<S> {
             }
             f.seek(SeekFrom::Start(offset)).map_err(fat_err)?;
             let n = len.min(size - offset) as usize;
+            // A big read of clusters that follow one another is one `block.read`, its
+            // list returned as it is (no copy through the cache, no buffer to clear).
+            if n as u64 >= BIG_READ
+                && let Some((at, run)) = f.contiguous_run(n as u64).map_err(fat_err)?
+                && run == n as u64
+                && let Some(data) = self.disk.read_past_cache(at, n).map_err(FatErr::Io)?
+            {
+                f.seek(SeekFrom::Start(offset + n as u64)).map_err(fat_err)?;
+                return Ok((data, offset + n as u64 >= size));
+            }
             let mut buf = vec![0u8; n];
             f.read_exact(&mut buf).map_err(fat_err)?;
             Ok((buf, offset + n as u64 >= size))
@@ -693,9 +706,10 @@ mod tests {
     use super::*;
     use core::cell::{Cell, RefCell};
 
-    /// A device in memory, counting writes and flushes.
+    /// A device in memory, counting reads, writes and flushes.
     struct Mem {
         data: RefCell<Vec<u8>>,
+        reads: Cell<u32>,
         writes: Cell<u32>,
         flushes: Cell<u32>,
     }
@@ -704,6 +718,7 @@ mod tests {
         fn new(bytes: usize) -> Rc<Mem> {
             Rc::new(Mem {
                 data: RefCell::new(vec![0; bytes]),
+                reads: Cell::new(0),
                 writes: Cell::new(0),
                 flushes: Cell::new(0),
             })
@@ -712,6 +727,7 @@ mod tests {
 
     impl Sectors for Rc<Mem> {
         fn read(&self, start: u64, count: u32) -> Result<Vec<u8>, String> {
+            self.reads.set(self.reads.get() + 1);
             let (a, b) = (start as usize * 512, (start as usize + count as usize) * 512);
             Ok(self.data.borrow()[a..b].to_vec())
         }
@@ -774,6 +790,30 @@ mod tests {
         assert_eq!(t.read("sub/A Long File Name.txt", 5, 3).unwrap(), (big[5..8].to_vec(), false));
         t.set_size("sub/A Long File Name.txt", 3).unwrap();
         assert_eq!(t.read("sub/A Long File Name.txt", 0, 10).unwrap(), (big[..3].to_vec(), true));
+    }
+
+    /// A big read of a file's consecutive clusters is one `block.read` past the cache,
+    /// with the same bytes as the cluster-by-cluster path; writes not yet synced are
+    /// read from the cache.
+    #[test]
+    fn big_reads_of_consecutive_clusters_go_past_the_cache() {
+        let m = Mem::new(8 << 20);
+        let (t, _) = open(&m);
+        t.create_file("", "big").unwrap();
+        let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 13 % 251) as u8).collect();
+        t.write("big", 0, &data).unwrap();
+        // Unsynced: the cache has it, and the read takes it from there.
+        assert_eq!(t.read("big", 4096, 256 * 1024).unwrap().0, data[4096..4096 + 256 * 1024]);
+        t.sync().unwrap();
+        let before = m.reads.get();
+        let (got, eof) = t.read("big", 4096, 256 * 1024).unwrap();
+        assert_eq!((got == data[4096..4096 + 256 * 1024], eof), (true, false));
+        assert_eq!(m.reads.get() - before, 1, "one block.read");
+        // The position moved past it: the next read follows on, to the end.
+        let (tail, eof) = t.read("big", 4096 + 256 * 1024, 1 << 20).unwrap();
+        assert_eq!((tail == data[4096 + 256 * 1024..], eof), (true, true));
+        // Small reads and reads not in whole sectors take the cache.
+        assert_eq!(t.read("big", 100, 70_000).unwrap().0, data[100..70_100]);
     }
 
     #[test]
