@@ -146,9 +146,9 @@ impl<S: Sectors> Disk<S> {
         Ok(())
     }
 
-    /// `n` sectors from `start` (at most a chunk), checked for length.
-    fn read_chunk(&self, start: u64, n: u64) -> Result<Vec<u8>, String> {
-        // n <= per_chunk <= CHUNK / 512: it fits in a u32.
+    /// `n` sectors from `start` (at most a chunk or [`READ_PAST`]), checked for length.
+    fn read_sectors(&self, start: u64, n: u64) -> Result<Vec<u8>, String> {
+        // n <= max(CHUNK, READ_PAST) / 512: it fits in a u32.
         let data = self.dev.read(start, n as u32)?;
         if data.len() as u64 != n * self.sector {
             return Err(format!(
@@ -200,7 +200,7 @@ impl<S: Sectors> Disk<S> {
             // only in whole sectors is never read.
             let (data, valid) = match need {
                 0 => (vec![0; (n * self.sector) as usize], 0),
-                _ => (self.read_chunk(start, n)?, sectors(0, n)),
+                _ => (self.read_sectors(start, n)?, sectors(0, n)),
             };
             cache.insert(c, Chunk { used: t, data, dirty: 0, valid });
         }
@@ -209,7 +209,7 @@ impl<S: Sectors> Disk<S> {
         if need & !ch.valid == 0 {
             return Ok(());
         }
-        let data = self.read_chunk(start, n)?;
+        let data = self.read_sectors(start, n)?;
         let ss = self.sector as usize;
         for i in 0..n as usize {
             if ch.valid & (1 << i) == 0 {
@@ -260,12 +260,7 @@ impl<S: Sectors> Disk<S> {
         if self.cache.borrow().range(from..=to).any(|(_, ch)| ch.dirty != 0) {
             return Ok(None);
         }
-        let count = (n / ss) as u32;
-        let data = self.dev.read(offset / ss, count)?;
-        if data.len() != len {
-            return Err(format!("block.read of {count} sectors at sector {} returned {} bytes", offset / ss, data.len()));
-        }
-        Ok(Some(data))
+        self.read_sectors(offset / ss, n / ss).map(Some)
     }
 
     /// Write `bytes` at `offset` into the cache: the sectors they touch become dirty.

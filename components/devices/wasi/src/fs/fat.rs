@@ -494,7 +494,7 @@ impl<S: Sectors> Tree<S> {
                 Open::new(self.fs.root_dir().open_file(path).map_err(fat_err)?.detach())
             }
         };
-        let size = open.handle.size().map_or(0, u64::from);
+        let size = open.size();
         let mut file = self.fs.attach(open.handle);
         let r = f(&mut file, size);
         let handle = file.detach();
@@ -870,6 +870,33 @@ mod tests {
         }
     }
 
+    /// The power cuts `log` could have had: after each of its flushes from event `from`
+    /// on, each `masks(k, n)` choice among the `n` writes before the next flush (bit
+    /// `i % 64` keeps write `i`) over everything up to the flush. `check(k, mask, tree)`
+    /// gets each such image remounted; returns how many there were.
+    fn each_cut(log: &Log, from: usize, masks: impl Fn(usize, usize) -> Vec<u64>, mut check: impl FnMut(usize, u64, Tree<Rc<Mem>>)) -> usize {
+        let events = log.events.borrow().clone();
+        let flushes: Vec<usize> = (from..events.len()).filter(|i| events[*i].is_none()).collect();
+        let mut cuts = 0;
+        for (k, &f) in flushes.iter().enumerate() {
+            let end = flushes.get(k + 1).copied().unwrap_or(events.len());
+            let pending: Vec<&(u64, Vec<u8>)> = events[f + 1..end].iter().flatten().collect();
+            for mask in masks(k, pending.len()) {
+                let mut img = log.base.clone();
+                let kept = pending.iter().enumerate().filter(|(i, _)| mask >> (i % 64) & 1 == 1).map(|(_, w)| *w);
+                for (at, data) in events[..=f].iter().flatten().chain(kept) {
+                    img[*at as usize * 512..][..data.len()].copy_from_slice(data);
+                }
+                let m = Mem::new(0);
+                *m.data.borrow_mut() = img;
+                let (t, _) = Tree::open(m, 512, log.base.len() as u64 / 512, clock).unwrap();
+                check(k, mask, t);
+                cuts += 1;
+            }
+        }
+        cuts
+    }
+
     /// Every file of a tree read whole: a chain shorter than its entry's size is an error.
     fn read_all(t: &Tree<Rc<Mem>>, dir: &str) -> Result<(), FatErr> {
         for e in t.list(dir)? {
@@ -914,41 +941,26 @@ mod tests {
         t.rename("", "db", "", "DB").unwrap();
         let names: Vec<String> = t.list("").unwrap().into_iter().map(|e| e.name).collect();
         assert_eq!(names, ["DB"]);
-        let events = log.events.borrow().clone();
-        let flushes: Vec<usize> = (0..events.len()).filter(|i| events[*i].is_none()).collect();
-        assert!(flushes.len() >= 12, "{} flushes", flushes.len());
-        let mut cuts = 0;
-        for (k, &f) in flushes.iter().enumerate() {
-            let end = flushes.get(k + 1).copied().unwrap_or(events.len());
-            let pending: Vec<&(u64, Vec<u8>)> = events[f + 1..end].iter().flatten().collect();
-            // Every subset when few, else 64 drawn ones (and none and all).
-            let n = pending.len();
-            let masks: Vec<u64> = if n <= 6 {
+        let flushes = log.events.borrow().iter().filter(|e| e.is_none()).count();
+        assert!(flushes >= 12, "{flushes} flushes");
+        // Every subset when few, else 64 drawn ones (and none and all).
+        let masks = |k: usize, n: usize| -> Vec<u64> {
+            if n <= 6 {
                 (0..1u64 << n).collect()
             } else {
                 let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ k as u64;
                 (0..64).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x }).chain([0, u64::MAX]).collect()
-            };
-            for mask in masks {
-                let mut img = log.base.clone();
-                let durable = events[..=f].iter().flatten();
-                let kept = pending.iter().enumerate().filter(|(i, _)| mask >> (i % 64) & 1 == 1).map(|(_, w)| *w);
-                for (at, data) in durable.chain(kept) {
-                    img[*at as usize * 512..][..data.len()].copy_from_slice(data);
-                }
-                let m = Mem::new(0);
-                *m.data.borrow_mut() = img;
-                let (t, _) = Tree::open(m.clone(), 512, 4096, clock).unwrap();
-                read_all(&t, "").unwrap_or_else(|e| panic!("cut after flush {k} keeping {mask:#x}: {e:?}"));
-                // Once synced, `db` is never lost; the rename over it leaves the old
-                // name or the new one (or both), never neither; the change of case,
-                // `db`, `DB` or the temporary name.
-                let names: Vec<String> = t.list("").unwrap().into_iter().map(|e| e.name).collect();
-                let kept = |n: &String| n.eq_ignore_ascii_case("db") || n == "next" || n == "db.weft-rename";
-                assert!(k == 0 || names.iter().any(kept), "cut after flush {k}: {names:?}");
-                cuts += 1;
             }
-        }
+        };
+        let cuts = each_cut(&log, 0, masks, |k, mask, t| {
+            read_all(&t, "").unwrap_or_else(|e| panic!("cut after flush {k} keeping {mask:#x}: {e:?}"));
+            // Once synced, `db` is never lost; the rename over it leaves the old
+            // name or the new one (or both), never neither; the change of case,
+            // `db`, `DB` or the temporary name.
+            let names: Vec<String> = t.list("").unwrap().into_iter().map(|e| e.name).collect();
+            let kept = |n: &String| n.eq_ignore_ascii_case("db") || n == "next" || n == "db.weft-rename";
+            assert!(k == 0 || names.iter().any(kept), "cut after flush {k}: {names:?}");
+        });
         assert!(cuts > 100, "{cuts} cuts");
     }
 
@@ -987,34 +999,19 @@ mod tests {
         // renewed when half is used) keeps the rest at one flush.
         assert_eq!(per_sync[0], 2, "{per_sync:?}");
         assert!(per_sync[1..].iter().all(|n| *n == 1), "{per_sync:?}");
-        let events = log.events.borrow().clone();
-        let cut_points: Vec<usize> = (start..events.len()).filter(|i| events[*i].is_none()).collect();
-        let mut cuts = 0;
-        for (k, &f) in cut_points.iter().enumerate() {
-            let end = cut_points.get(k + 1).copied().unwrap_or(events.len());
-            let pending: Vec<&(u64, Vec<u8>)> = events[f + 1..end].iter().flatten().collect();
-            for mask in 0..1u64 << pending.len().min(10) {
-                let mut img = log.base.clone();
-                let kept = pending.iter().enumerate().filter(|(i, _)| mask >> i & 1 == 1).map(|(_, w)| *w);
-                for (at, data) in events[..=f].iter().flatten().chain(kept) {
-                    img[*at as usize * 512..][..data.len()].copy_from_slice(data);
-                }
-                let m = Mem::new(0);
-                *m.data.borrow_mut() = img;
-                let (t, _) = Tree::open(m.clone(), 512, 4096, clock).unwrap();
-                let e = t.lookup("", "db").unwrap().unwrap();
-                let (data, _) = t.read("db", 0, e.size).unwrap();
-                assert!(e.size >= 4096 * (k as u64 + 1), "cut after flush {k}: a synced size was lost ({})", e.size);
-                // Sector by sector (a cut may keep part of a write): the block's own
-                // bytes, or zeros.
-                for (i, sector) in data.chunks(512).enumerate() {
-                    let own = (i / 8) as u8 + 1;
-                    let ok = sector.iter().all(|b| *b == own) || sector.iter().all(|b| *b == 0);
-                    assert!(ok, "cut after flush {k} keeping {mask:#x}: sector {i} of db holds {:?}", &sector[..4]);
-                }
-                cuts += 1;
+        // Every subset of the first ten writes after each flush.
+        let cuts = each_cut(&log, start, |_, n| (0..1u64 << n.min(10)).collect(), |k, mask, t| {
+            let e = t.lookup("", "db").unwrap().unwrap();
+            let (data, _) = t.read("db", 0, e.size).unwrap();
+            assert!(e.size >= 4096 * (k as u64 + 1), "cut after flush {k}: a synced size was lost ({})", e.size);
+            // Sector by sector (a cut may keep part of a write): the block's own
+            // bytes, or zeros.
+            for (i, sector) in data.chunks(512).enumerate() {
+                let own = (i / 8) as u8 + 1;
+                let ok = sector.iter().all(|b| *b == own) || sector.iter().all(|b| *b == 0);
+                assert!(ok, "cut after flush {k} keeping {mask:#x}: sector {i} of db holds {:?}", &sector[..4]);
             }
-        }
+        });
         assert!(cuts > 50, "{cuts} cuts");
         // The end of the run gives the reserve back: the chain ends with the data.
         t.close().unwrap();
